@@ -1,0 +1,99 @@
+import { Command, CommanderError } from 'commander';
+import { formatDiagnostic, UserError, EXIT_BAD_INPUT } from './diagnostics.js';
+import { DFWE_VERSION } from './version.js';
+import type { GlobalOptions } from './commands/common.js';
+
+const program = new Command();
+program
+  .name('dfwe')
+  .description('Declarative workflow DAG engine for weight-space ensembling experiments')
+  .version(DFWE_VERSION)
+  .option('-C, --workspace <dir>', 'workspace directory: paths in the pipeline are relative to it (default: current directory)')
+  .option('--cache <dir>', 'cache directory (default: $DFWE_CACHE or WORKSPACE/cache)')
+  .showSuggestionAfterError()
+  .exitOverride();
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+let exitCode = 0;
+
+program
+  .command('run')
+  .description('run the pipeline: nodes whose inputs changed, and what depends on them; everything else comes from the cache')
+  .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
+  .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
+  .option('-n, --dry-run', 'show what would run and why, run nothing')
+  .option('-f, --force <node>', 'run this node even if cached (repeatable)', collect)
+  .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
+  .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
+  .option('-v, --verbose', 'plain output, one line per node including cache hits')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { runCommand } = await import('./commands/run.js');
+    exitCode = await runCommand(pipeline, opts, globals());
+  });
+
+program
+  .command('status')
+  .description('each node: cached, or will run and why')
+  .argument('[pipeline]', 'pipeline file')
+  .option('--json', 'machine-readable output')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { statusCommand } = await import('./commands/status.js');
+    exitCode = statusCommand(pipeline, opts, globals());
+  });
+
+program
+  .command('why')
+  .description('which key component of NODE changed since its cached run (param, file, upstream, stage version)')
+  .argument('<node>', 'node id')
+  .argument('[pipeline]', 'pipeline file')
+  .action(async (node: string, pipeline: string | undefined) => {
+    const { whyCommand } = await import('./commands/why.js');
+    exitCode = whyCommand(node, pipeline, globals());
+  });
+
+program
+  .command('dag')
+  .description('print the graph')
+  .argument('[pipeline]', 'pipeline file')
+  .option('--format <format>', 'text, dot or mermaid', 'text')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { dagCommand } = await import('./commands/dag.js');
+    exitCode = dagCommand(pipeline, opts, globals());
+  });
+
+program
+  .command('show')
+  .description("a node's outputs, metrics, timings and log")
+  .argument('<node>', 'node id')
+  .argument('[pipeline]', 'pipeline file')
+  .option('--json', 'machine-readable output')
+  .option('--log', 'the whole log, not its last 20 lines')
+  .action(async (node: string, pipeline: string | undefined, opts) => {
+    const { showCommand } = await import('./commands/show.js');
+    exitCode = showCommand(node, pipeline, opts, globals());
+  });
+
+program
+  .command('exec')
+  .description('run one built-in stage from a serialised node spec (the engine and executors call this)')
+  .argument('<spec>', 'path of the node spec JSON')
+  .action(async (spec: string) => {
+    const { execCommand } = await import('./commands/exec.js');
+    exitCode = await execCommand(spec);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    exitCode = err.exitCode === 0 ? 0 : EXIT_BAD_INPUT;
+  } else if (err instanceof UserError) {
+    for (const d of err.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
+    exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`dfwe: internal error (a bug in dfwe, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+    exitCode = 70;
+  }
+}
+process.exitCode = exitCode;

@@ -1,0 +1,43 @@
+import { planAll } from '../plan.js';
+import { nodeOrError } from '../project.js';
+import { secondsOf } from '../report/reporter.js';
+import { open, type GlobalOptions } from './common.js';
+
+export function showCommand(id: string, pipeline: string | undefined, opts: { json?: boolean; log?: boolean }, g: GlobalOptions): number {
+  const project = open(pipeline, g);
+  const node = nodeOrError(project, id);
+  const decision = planAll(project).find((d) => d.id === id)!;
+  const attempt = project.store.readAttempt(project.workspace, id);
+  const record = decision.record ?? (attempt?.status === 'succeeded' ? project.store.readRecord(attempt.execKey) : undefined);
+  const logDigest = decision.record?.log ?? attempt?.log;
+  const log = logDigest && project.store.hasObject(logDigest) ? project.store.readObject(logDigest).toString('utf8') : undefined;
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ id, type: node.type, state: decision.state, reason: decision.reason, record: record ?? null, lastAttempt: attempt ?? null, log: log ?? null }, null, 2) + '\n');
+    return 0;
+  }
+  const out: string[] = [];
+  out.push(`${id}  (${node.type === 'cmd' ? 'command' : node.type})`);
+  out.push(`  state:    ${decision.state === 'run' ? `will run: ${decision.reason}` : decision.state}`);
+  if (node.command) out.push(`  command:  ${node.command}`);
+  if (record) {
+    out.push(`  key:      ${record.execKey}${decision.record ? '' : '  (last run; not the current key)'}`);
+    out.push(`  ran:      ${record.startedAt} on ${record.host}, ${secondsOf(record.durationMs)}`);
+    out.push('  outputs:');
+    for (const [name, o] of Object.entries(record.outputs)) {
+      out.push(`    ${name}: ${o.path}  (${o.kind}, ${o.size} bytes${o.files ? `, ${o.files.length} files` : ''}, ${o.digest.slice(0, 12)})`);
+    }
+    if (record.metrics) {
+      out.push('  metrics:');
+      for (const [k, v] of Object.entries(record.metrics)) out.push(`    ${k}: ${v}`);
+    }
+  } else out.push('  no cached result yet');
+  if (attempt && attempt.status === 'failed') out.push(`  last attempt failed at ${attempt.at}: ${attempt.error}`);
+  if (log !== undefined && log.trim() !== '') {
+    const lines = log.trimEnd().split('\n');
+    const shown = opts.log ? lines : lines.slice(-20);
+    out.push(`  log${opts.log || lines.length <= 20 ? '' : ` (last 20 of ${lines.length} lines; --log for all)`}:`);
+    for (const l of shown) out.push(`    | ${l}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  return 0;
+}

@@ -1,0 +1,19 @@
+/**
+ * Everything a built-in stage needs to run, serialised for `dfwe exec SPEC`: the same file runs
+ * unchanged under another executor or on another machine that sees the same paths.
+ */
+export interface NodeSpec {
+  format: 1;
+  nodeId: string;
+  type: string;
+  version: number;
+  params: Record<string, unknown>;
+  workspace: string;
+  /** Absolute output paths, by name. */
+  outs: Record<string, string>;
+  outKinds: Record<string, 'file' | 'dir' | 'any'>;
+  /** Where the stage writes its metrics (JSON), if it reports any. */
+  metricsPath: string;
+  /** ML runtime the engine keyed the node on; the stage must run on it. */
+  runtime?: Record<string, string>;
+}

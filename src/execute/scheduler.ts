@@ -1,0 +1,156 @@
+import { LeaseManager, type LeaseHolder } from '../cache/lease.js';
+import type { NodeDef } from '../pipeline/expand.js';
+import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
+import type { Project } from '../project.js';
+import { runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
+
+export interface SchedulerOptions {
+  jobs: number;
+  /** After a failure, keep starting nodes that do not depend on it. Default: stop starting new ones. */
+  keepGoing: boolean;
+  force: ReadonlySet<string>;
+  /** Capacity of each resource token (cpu defaults to jobs; gpu to the GPUs found; others 0). */
+  capacity: Record<string, number>;
+  runtime?: Record<string, string>;
+  signal: AbortSignal;
+  events: SchedulerEvents;
+}
+
+export interface SchedulerEvents {
+  started(id: string): void;
+  finished(id: string, outcome: Outcome | { status: 'skipped'; reason: string }): void;
+  waiting(id: string, holder: LeaseHolder): void;
+}
+
+export interface RunSummary {
+  ran: number;
+  cached: number;
+  restored: number;
+  failed: string[];
+  skipped: number;
+  interrupted: boolean;
+}
+
+/**
+ * Runs the graph: a node starts when all its upstreams succeeded and a job slot and its resource
+ * tokens are free. Cache hits complete inline (no process, no await), so a no-op run of 10,000
+ * nodes costs key computation and record reads only.
+ */
+export async function runGraph(project: Project, opts: SchedulerOptions): Promise<RunSummary> {
+  const { graph } = project;
+  const leases = new LeaseManager(project.store.locksDir);
+  project.store.cleanDeadStaging();
+  const ctx: RunContext = {
+    project, leases, force: opts.force, runtime: opts.runtime, signal: opts.signal,
+    onWait: (id, h) => opts.events.waiting(id, h),
+    onStart: (id) => opts.events.started(id),
+  };
+  const summary: RunSummary = { ran: 0, cached: 0, restored: 0, failed: [], skipped: 0, interrupted: false };
+  const infos = new Map<string, UpstreamInfo>();
+  const remaining = new Map(graph.order.map((n) => [n.id, graph.upstream.get(n.id)!.length]));
+  const position = new Map(graph.order.map((n, i) => [n.id, i]));
+  // Nodes whose upstreams are done wait in `toCheck` until keyed once; cache misses move to
+  // `toRun` (pipeline order) with their keys, so no node is keyed twice by the scheduler.
+  const toCheck: NodeDef[] = graph.order.filter((n) => remaining.get(n.id) === 0);
+  let checkHead = 0;
+  const toRun: { node: NodeDef; keys: NodeKeys }[] = [];
+  const inUse: Record<string, number> = {};
+  let running = 0;
+  let halted = false;
+  const done = new Set<string>();
+
+  const capacityOf = (r: string): number => (r === 'cpu' ? Math.max(opts.capacity.cpu ?? opts.jobs, 1) : opts.capacity[r] ?? 0);
+  for (const n of graph.order) {
+    for (const [r, amount] of Object.entries(n.resources)) {
+      if (amount > capacityOf(r)) throw new Error(`stage "${n.id}" needs ${r}: ${amount} but only ${capacityOf(r)} available (set --resource ${r}=N)`);
+    }
+  }
+
+  const skip = (id: string, reason: string): void => {
+    const stack = [id];
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      if (done.has(d)) continue;
+      done.add(d);
+      summary.skipped++;
+      opts.events.finished(d, { status: 'skipped', reason });
+      stack.push(...graph.downstream.get(d)!);
+    }
+  };
+
+  const complete = (node: NodeDef, outcome: Outcome): void => {
+    done.add(node.id);
+    opts.events.finished(node.id, outcome);
+    if (outcome.status === 'failed') {
+      summary.failed.push(node.id);
+      if (!opts.keepGoing) halted = true;
+      for (const d of graph.downstream.get(node.id)!) skip(d, `upstream ${node.id} failed`);
+      return;
+    }
+    if (outcome.status === 'cached') {
+      summary.cached++;
+      if (outcome.restored) summary.restored++;
+    } else summary.ran++;
+    infos.set(node.id, { planKey: outcome.record.planKey, outputs: outputDigests(outcome.record) });
+    for (const d of graph.downstream.get(node.id)!) {
+      const left = remaining.get(d)! - 1;
+      remaining.set(d, left);
+      if (left === 0 && !done.has(d)) toCheck.push(graph.byId.get(d)!);
+    }
+  };
+
+  const enqueueRun = (node: NodeDef, keys: NodeKeys): void => {
+    const p = position.get(node.id)!;
+    let i = toRun.length;
+    while (i > 0 && position.get(toRun[i - 1]!.node.id)! > p) i--;
+    toRun.splice(i, 0, { node, keys });
+  };
+
+  const fits = (n: NodeDef): boolean => Object.entries(n.resources).every(([r, amount]) => (inUse[r] ?? 0) + amount <= capacityOf(r));
+  const stopped = (): boolean => halted || opts.signal.aborted;
+
+  await new Promise<void>((resolveAll) => {
+    const pump = (): void => {
+      // Cache hits finish inline and may make more nodes ready: a loop, not recursion, so a
+      // 10,000-node chain of hits never deepens the stack.
+      while (!stopped() && checkHead < toCheck.length) {
+        const n = toCheck[checkHead++]!;
+        if (done.has(n.id)) continue;
+        let r;
+        try {
+          r = tryCached(ctx, n, infos);
+        } catch (err) {
+          complete(n, { status: 'failed', error: (err as Error).message, logTail: '' });
+          continue;
+        }
+        if (r.outcome) complete(n, r.outcome);
+        else enqueueRun(n, r.keys);
+      }
+      while (!stopped() && running < opts.jobs) {
+        const idx = toRun.findIndex((t) => fits(t.node));
+        if (idx < 0) break;
+        const { node, keys } = toRun.splice(idx, 1)[0]!;
+        running++;
+        for (const [r, a] of Object.entries(node.resources)) inUse[r] = (inUse[r] ?? 0) + a;
+        runNode(ctx, node, keys)
+          .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
+          .then((outcome) => {
+            running--;
+            for (const [r, a] of Object.entries(node.resources)) inUse[r]! -= a;
+            complete(node, outcome);
+            pump();
+          });
+      }
+      if (running === 0 && (stopped() || (toRun.length === 0 && checkHead >= toCheck.length))) {
+        if (opts.signal.aborted) summary.interrupted = true;
+        const reason = opts.signal.aborted ? 'interrupted' : 'not started: stopped after a failure (use --keep-going)';
+        for (const n of [...toCheck.slice(checkHead), ...toRun.map((t) => t.node)]) skip(n.id, reason);
+        for (const n of graph.order) if (!done.has(n.id)) skip(n.id, reason);
+        resolveAll();
+      }
+    };
+    pump();
+  });
+  leases.releaseAll();
+  return summary;
+}

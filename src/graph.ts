@@ -1,0 +1,160 @@
+import { UserError, type Diagnostic } from './diagnostics.js';
+import type { NodeDef } from './pipeline/expand.js';
+
+export interface Graph {
+  /** Nodes in a topological order (declaration order among equals). */
+  order: NodeDef[];
+  byId: Map<string, NodeDef>;
+  upstream: Map<string, string[]>;
+  downstream: Map<string, string[]>;
+  /** For each node, its deps that another node produces: dep path → producing node id. */
+  producedDeps: Map<string, Map<string, string>>;
+}
+
+export function buildGraph(nodes: NodeDef[]): Graph {
+  const diagnostics: Diagnostic[] = [];
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+
+  // Every path is written by one node only; nested outputs would make one overwrite the other.
+  const outs = new OutputIndex();
+  for (const n of nodes) {
+    for (const [out, path] of Object.entries(n.outs)) {
+      const clash = outs.overlapping(path);
+      if (clash) {
+        diagnostics.push({
+          message: `output "${path}" of stage "${n.id}" overlaps output "${clash.path}" of stage "${clash.id}": each path has one producer`,
+          location: n.loc.outs[out],
+        });
+      } else outs.add(path, n.id);
+    }
+  }
+
+  const upstream = new Map<string, string[]>();
+  const producedDeps = new Map<string, Map<string, string>>();
+  for (const n of nodes) {
+    const ups = new Set(n.refs);
+    const produced = new Map<string, string>();
+    n.deps.forEach((dep, i) => {
+      const owner = outs.containing(dep);
+      if (owner) {
+        produced.set(dep, owner.id);
+        ups.add(owner.id);
+        return;
+      }
+      const inside = outs.inside(dep);
+      if (inside) {
+        diagnostics.push({
+          message: `dependency "${dep}" of stage "${n.id}" contains "${inside.path}", an output of stage "${inside.id}": depend on that output itself`,
+          location: n.loc.deps[i],
+        });
+      }
+    });
+    upstream.set(n.id, [...ups]);
+    producedDeps.set(n.id, produced);
+  }
+  if (diagnostics.length > 0) throw new UserError(diagnostics);
+
+  const downstream = new Map<string, string[]>(nodes.map((n) => [n.id, []]));
+  for (const [id, ups] of upstream) for (const u of ups) downstream.get(u)!.push(id);
+
+  const cycle = findCycle(nodes, upstream);
+  if (cycle) {
+    const first = byId.get(cycle[0]!)!;
+    throw new UserError({
+      message: cycle.length === 2 ? `stage "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(' → ')}`,
+      location: first.loc.stage,
+      hint: 'a stage reads another stage\'s output through ${{ stages.NAME.outs.OUT }} or a dep path; remove one link of the cycle',
+    });
+  }
+
+  // Kahn's algorithm; the queue keeps declaration order so plans and logs read like the file.
+  const index = new Map(nodes.map((n, i) => [n.id, i]));
+  const pending = new Map(nodes.map((n) => [n.id, upstream.get(n.id)!.length]));
+  const ready = nodes.filter((n) => pending.get(n.id) === 0).map((n) => n.id);
+  const order: NodeDef[] = [];
+  while (ready.length > 0) {
+    ready.sort((a, b) => index.get(a)! - index.get(b)!);
+    const id = ready.shift()!;
+    order.push(byId.get(id)!);
+    for (const d of downstream.get(id)!) {
+      const left = pending.get(d)! - 1;
+      pending.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  return { order, byId, upstream, downstream, producedDeps };
+}
+
+interface Owner {
+  path: string;
+  id: string;
+}
+
+/** Output paths by owner, answering "which output contains / lies inside this path" in O(depth). */
+class OutputIndex {
+  private readonly exact = new Map<string, Owner>();
+  /** Every proper ancestor directory of an output → one output below it. */
+  private readonly ancestors = new Map<string, Owner>();
+
+  add(path: string, id: string): void {
+    const owner = { path, id };
+    this.exact.set(path, owner);
+    for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
+      const dir = path.slice(0, i);
+      if (!this.ancestors.has(dir)) this.ancestors.set(dir, owner);
+    }
+  }
+
+  /** The output that is `path` or one of its ancestors. */
+  containing(path: string): Owner | undefined {
+    for (let p = path; ; ) {
+      const o = this.exact.get(p);
+      if (o) return o;
+      const i = p.lastIndexOf('/');
+      if (i <= 0) return undefined;
+      p = p.slice(0, i);
+    }
+  }
+
+  /** An output strictly inside `path`. */
+  inside(path: string): Owner | undefined {
+    return this.ancestors.get(path);
+  }
+
+  overlapping(path: string): Owner | undefined {
+    return this.containing(path) ?? this.inside(path);
+  }
+}
+
+/** A cycle as a list of ids, first id repeated at the end; undefined when acyclic. Iterative:
+ * a 10,000-stage chain must not overflow the call stack. */
+function findCycle(nodes: NodeDef[], upstream: Map<string, string[]>): string[] | undefined {
+  const state = new Map<string, 1 | 2>(); // 1 = on the path, 2 = done
+  for (const root of nodes) {
+    if (state.has(root.id)) continue;
+    const path: string[] = [root.id];
+    const next: number[] = [0];
+    state.set(root.id, 1);
+    while (path.length > 0) {
+      const id = path[path.length - 1]!;
+      const ups = upstream.get(id) ?? [];
+      const i = next[next.length - 1]!;
+      if (i >= ups.length) {
+        state.set(id, 2);
+        path.pop();
+        next.pop();
+        continue;
+      }
+      next[next.length - 1] = i + 1;
+      const u = ups[i]!;
+      const s = state.get(u);
+      if (s === 1) return [...path.slice(path.indexOf(u)), u].reverse();
+      if (s === undefined) {
+        state.set(u, 1);
+        path.push(u);
+        next.push(0);
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,98 @@
+import type { NodeDef } from '../pipeline/expand.js';
+import { keyOf } from '../util/hash.js';
+
+/**
+ * Everything that decides whether a node's cached result can be reused. Each field says why it
+ * is here; a reader can audit in one screen what invalidates the cache. Nothing else is: not
+ * comments, key order, stage order, descriptions or resources.
+ */
+export interface Fingerprint {
+  /** Bumped when this layout changes, so an old record is never misread as a match. */
+  format: number;
+  /** The stage type ('cmd' or a built-in): different code, different result. */
+  type: string;
+  /** The built-in type's declared version: bumped when its results change for the same inputs. */
+  version: number;
+  /** The shell command after expression substitution: what actually runs. */
+  command?: string;
+  /** A built-in stage's resolved parameters (canonical JSON, so key order never matters). */
+  params: Record<string, unknown>;
+  /**
+   * The pipeline params the stage reads. Their values already reach the key through the command
+   * or `with`; listing them by name lets `dfwe why` say "param lr changed" rather than
+   * "command changed", and covers a param read only to name an output.
+   */
+  pipelineParams: Record<string, unknown>;
+  /** Extra environment of a command: it can change what the command does. */
+  env: Record<string, string>;
+  /** Content digest of each source file or directory the stage reads. */
+  deps: Record<string, string>;
+  /** Where outputs go: a node that writes elsewhere is a different node. */
+  outs: Record<string, string>;
+  /** ML runtime identity (backend, tfjs version, Node major) for stages whose numbers depend on it. */
+  runtime?: Record<string, string>;
+  /**
+   * Upstream nodes, by id: their plan keys in the plan key (computable before anything runs);
+   * digests of their outputs in the execution key (so an upstream that reran but produced the
+   * same bytes leaves this node cached: early cutoff).
+   */
+  upstream: Record<string, string>;
+}
+
+export const KEY_FORMAT = 1;
+
+export function fingerprint(
+  node: NodeDef,
+  deps: Record<string, string>,
+  upstream: Record<string, string>,
+  runtime: Record<string, string> | undefined,
+): Fingerprint {
+  return {
+    format: KEY_FORMAT,
+    type: node.type,
+    version: node.version,
+    command: node.command,
+    params: node.params,
+    pipelineParams: node.uses,
+    env: node.env,
+    deps,
+    outs: node.outs,
+    runtime: node.mlRuntime ? runtime : undefined,
+    upstream,
+  };
+}
+
+export function keyOfFingerprint(fp: Fingerprint): string {
+  return keyOf(fp);
+}
+
+export interface FingerprintChange {
+  what: string;
+  before?: string;
+  after?: string;
+}
+
+/** What differs between the fingerprint of the cached run and the current one, for `dfwe why`. */
+export function diffFingerprints(before: Fingerprint, after: Fingerprint): FingerprintChange[] {
+  const changes: FingerprintChange[] = [];
+  const show = (v: unknown): string | undefined => (v === undefined ? undefined : typeof v === 'string' ? v : JSON.stringify(v));
+  if (before.format !== after.format) changes.push({ what: 'key format (dfwe upgrade)', before: show(before.format), after: show(after.format) });
+  if (before.type !== after.type) changes.push({ what: 'stage type', before: before.type, after: after.type });
+  if (before.version !== after.version) changes.push({ what: `stage version of ${after.type}`, before: show(before.version), after: show(after.version) });
+  const mapDiff = (label: string, a: Record<string, unknown> = {}, b: Record<string, unknown> = {}): void => {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const x = show(a[k]);
+      const y = show(b[k]);
+      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) changes.push({ what: `${label} ${k}`, before: x, after: y });
+    }
+  };
+  mapDiff('param', before.pipelineParams, after.pipelineParams);
+  mapDiff('with', before.params, after.params);
+  if (before.command !== after.command) changes.push({ what: 'command', before: before.command, after: after.command });
+  mapDiff('env', before.env, after.env);
+  mapDiff('dep', before.deps, after.deps);
+  mapDiff('out', before.outs, after.outs);
+  mapDiff('runtime', before.runtime, after.runtime);
+  mapDiff('upstream', before.upstream, after.upstream);
+  return changes;
+}

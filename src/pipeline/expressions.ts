@@ -1,0 +1,136 @@
+import { Environment, parse } from '@marcbachmann/cel-js';
+
+/*
+ * `${{ … }}` holds a CEL expression (Common Expression Language), evaluated by a maintained
+ * library, never by `eval`. A string that is exactly one expression takes the expression's value
+ * (a list stays a list); otherwise each expression is rendered into the surrounding text.
+ */
+
+const PATTERN = /\$\{\{([\s\S]*?)\}\}/g;
+
+export interface ExpressionSpan {
+  /** Offset of `${{` in the string. */
+  start: number;
+  end: number;
+  /** Offset of the CEL text in the string. */
+  exprStart: number;
+  expr: string;
+}
+
+export class ExpressionError extends Error {
+  constructor(
+    message: string,
+    /** Offset within the string where the problem is. */
+    readonly offset: number,
+    readonly length = 1,
+  ) {
+    super(message);
+  }
+}
+
+export function findExpressions(text: string): ExpressionSpan[] {
+  const spans: ExpressionSpan[] = [];
+  for (const m of text.matchAll(PATTERN)) {
+    spans.push({ start: m.index, end: m.index + m[0].length, exprStart: m.index + 3, expr: m[1]! });
+  }
+  const unclosed = text.indexOf('${{', spans.length ? spans[spans.length - 1]!.end : 0);
+  if (unclosed >= 0) throw new ExpressionError('unclosed "${{": expected "}}"', unclosed, 3);
+  return spans;
+}
+
+export function hasExpression(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('${{');
+  if (Array.isArray(value)) return value.some(hasExpression);
+  if (value && typeof value === 'object') return Object.values(value).some(hasExpression);
+  return false;
+}
+
+let env: Environment | undefined;
+function environment(): Environment {
+  env ??= new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false });
+  return env;
+}
+
+type AstNode = { op: string; args: unknown; pos?: number; start?: number; end?: number };
+
+/** Names under `root` that an expression reads, e.g. root "stages" in `stages.base.outs.x` → base. */
+export function referencedMembers(expr: string, root: string): Set<string> {
+  const found = new Set<string>();
+  const walk = (n: unknown): void => {
+    if (Array.isArray(n)) return n.forEach(walk);
+    if (!n || typeof n !== 'object') return;
+    const node = n as AstNode;
+    if ((node.op === '.' || node.op === '[]') && Array.isArray(node.args)) {
+      const [obj, member] = node.args as [AstNode, unknown];
+      if (obj?.op === 'id' && obj.args === root) {
+        const name = typeof member === 'string' ? member : (member as AstNode)?.op === 'value' ? String((member as AstNode).args) : undefined;
+        if (name !== undefined) found.add(name);
+      }
+    }
+    walk(node.args);
+  };
+  try {
+    walk((parse(expr) as unknown as { ast: unknown }).ast);
+  } catch {
+    // syntax errors surface, located, when the expression is evaluated
+  }
+  return found;
+}
+
+/** Turn CEL values into plain JSON values: ints arrive as BigInt. */
+export function toPlain(v: unknown): unknown {
+  if (typeof v === 'bigint') {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error(`integer ${v} is too large`);
+    return Number(v);
+  }
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), toPlain(x)]));
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toPlain(x)]));
+  return v;
+}
+
+/** Values handed to CEL: numbers that are whole become ints so `params.n + 1` works. */
+export function toCel(v: unknown): unknown {
+  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+  if (Array.isArray(v)) return v.map(toCel);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)]));
+  return v;
+}
+
+export function evaluateExpression(expr: string, context: Record<string, unknown>, exprOffset: number): unknown {
+  try {
+    return toPlain(environment().evaluate(expr, context));
+  } catch (err) {
+    const e = err as Error & { node?: { pos?: number; start?: number; end?: number } };
+    const lead = expr.length - expr.trimStart().length;
+    const at = e.node?.start ?? e.node?.pos;
+    const offset = exprOffset + (at !== undefined ? at : lead);
+    const len = e.node?.end !== undefined && at !== undefined ? Math.max(1, e.node.end - at) : Math.max(1, expr.trim().length);
+    throw new ExpressionError(e.message.split('\n')[0]!, offset, len);
+  }
+}
+
+export function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return value.map(render).join(' ');
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** Resolve every expression in a string. Errors carry the offset within `text`. */
+export function interpolate(text: string, context: Record<string, unknown>): unknown {
+  const spans = findExpressions(text);
+  if (spans.length === 0) return text;
+  if (spans.length === 1 && spans[0]!.start === 0 && spans[0]!.end === text.length) {
+    return evaluateExpression(spans[0]!.expr, context, spans[0]!.exprStart);
+  }
+  let out = '';
+  let last = 0;
+  for (const s of spans) {
+    out += text.slice(last, s.start) + render(evaluateExpression(s.expr, context, s.exprStart));
+    last = s.end;
+  }
+  return out + text.slice(last);
+}

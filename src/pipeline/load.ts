@@ -1,0 +1,63 @@
+import { readFileSync, statSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import { UserError, type Diagnostic } from '../diagnostics.js';
+import { SourceFile } from './source.js';
+
+/** Files larger than this are refused: a pipeline is hand-written, not generated gigabytes. */
+export const MAX_PIPELINE_BYTES = 16 * 1024 * 1024;
+/** YAML alias expansion cap: refuses "billion laughs" documents. */
+const MAX_ALIAS_COUNT = 1000;
+
+export interface LoadedPipeline {
+  source: SourceFile;
+  data: unknown;
+}
+
+export function readPipelineText(path: string, displayPath: string): string {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    throw new UserError(`pipeline file not found: ${displayPath}`);
+  }
+  if (size > MAX_PIPELINE_BYTES) {
+    throw new UserError(`${displayPath}: pipeline file is ${size} bytes; the limit is ${MAX_PIPELINE_BYTES}`);
+  }
+  return readFileSync(path, 'utf8');
+}
+
+/** Parse YAML keeping positions; every syntax problem of the file is reported at once. */
+export function parsePipeline(text: string, displayPath: string): LoadedPipeline {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, keepSourceTokens: false });
+  const source = new SourceFile(displayPath, text, lineCounter, doc);
+  const diagnostics: Diagnostic[] = conflictMarkers(source);
+  if (diagnostics.length === 0) {
+    for (const err of doc.errors) {
+      const message = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      diagnostics.push({ message: `YAML: ${message}`, location: source.locAtOffset(err.pos[0], Math.max(1, err.pos[1] - err.pos[0])) });
+    }
+  }
+  if (diagnostics.length > 0) throw new UserError(diagnostics);
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    throw new UserError({ message: `YAML: ${(err as Error).message}`, location: source.locAtOffset(0) });
+  }
+  return { source, data };
+}
+
+/** Git merge-conflict markers parse as valid YAML scalars; catch them before they mislead. */
+function conflictMarkers(source: SourceFile): Diagnostic[] {
+  const found: Diagnostic[] = [];
+  source.lines.forEach((line, i) => {
+    if (/^(<{7}|={7}|>{7})( |$)/.test(line)) {
+      found.push({
+        message: 'merge-conflict marker: resolve the conflict before running',
+        location: { file: source.path, line: i + 1, col: 1, lineText: line, length: 7 },
+      });
+    }
+  });
+  return found;
+}

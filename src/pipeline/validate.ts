@@ -1,0 +1,106 @@
+import { createRequire } from 'node:module';
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { didYouMean, UserError, type Diagnostic } from '../diagnostics.js';
+import type { SourceFile } from './source.js';
+
+const require = createRequire(import.meta.url);
+const Ajv = AjvModule.default ?? AjvModule;
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+let pipelineValidator: ValidateFunction | undefined;
+
+export function pipelineSchema(): object {
+  return require('../../../schemas/pipeline.schema.json') as object;
+}
+
+/** Validate against schemas/pipeline.schema.json; all errors at once, located, with did-you-mean. */
+export function validatePipeline(data: unknown, source: SourceFile): void {
+  pipelineValidator ??= ajv.compile(pipelineSchema());
+  if (!pipelineValidator(data)) throw new UserError(schemaDiagnostics(pipelineValidator.errors ?? [], source, []));
+}
+
+const validators = new WeakMap<object, ValidateFunction>();
+
+/** Validate a value nested at `at` (e.g. a stage's `with`) against a stage type's own schema. */
+export function validateAt(schema: object, data: unknown, source: SourceFile, at: (string | number)[]): Diagnostic[] {
+  let validate = validators.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    validators.set(schema, validate);
+  }
+  return validate(data) ? [] : schemaDiagnostics(validate.errors ?? [], source, at);
+}
+
+function pointerToPath(pointer: string): string[] {
+  return pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function describe(path: string[]): string {
+  if (path.length === 0) return 'the pipeline';
+  if (path[0] === 'stages' && path.length >= 2) {
+    const rest = path.slice(2);
+    return rest.length === 0 ? `stage "${path[1]}"` : `"${rest.join('.')}" of stage "${path[1]}"`;
+  }
+  return `"${path.join('.')}"`;
+}
+
+function schemaDiagnostics(errors: ErrorObject[], source: SourceFile, at: (string | number)[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const path = [...at.map(String), ...pointerToPath(e.instancePath)];
+    let d: Diagnostic;
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const key = String(e.params.additionalProperty);
+        const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+        const guess = didYouMean(key, known);
+        d = {
+          message: `unknown key "${key}" in ${describe(path)}${guess ? `; did you mean "${guess}"?` : ''}`,
+          location: source.locateKey(path, key),
+          hint: guess ? undefined : known.length ? `allowed keys: ${known.join(', ')}` : undefined,
+        };
+        break;
+      }
+      case 'required':
+        d = { message: `${describe(path)} is missing required key "${String(e.params.missingProperty)}"`, location: source.locate(path) };
+        break;
+      case 'propertyNames':
+        continue; // reported by the 'pattern' error that accompanies it, located at the name
+      case 'pattern':
+        if (e.propertyName !== undefined) {
+          d = {
+            message: `invalid name "${e.propertyName}" in ${describe(path)}: names are letters, digits and _ (not starting with a digit) so that expressions can refer to them`,
+            location: source.locateKey(path, e.propertyName),
+          };
+        } else d = { message: `${describe(path)} must match ${String(e.params.pattern)}`, location: source.locate(path) };
+        break;
+      case 'enum': {
+        const allowed = (e.params.allowedValues as unknown[]).map(String);
+        const guess = didYouMean(String(e.data), allowed);
+        d = {
+          message: `${describe(path)}: "${String(e.data)}" is not one of ${allowed.join(', ')}${guess ? `; did you mean "${guess}"?` : ''}`,
+          location: source.locate(path),
+        };
+        break;
+      }
+      case 'const':
+        d = { message: `${describe(path)} must be ${JSON.stringify(e.params.allowedValue)}`, location: source.locate(path) };
+        break;
+      case 'type':
+        d = { message: `${describe(path)} must be ${String(e.params.type)}, not ${jsonType(e.data)}`, location: source.locate(path) };
+        break;
+      default:
+        d = { message: `${describe(path)} ${e.message ?? 'is invalid'}`, location: source.locate(path) };
+    }
+    const id = `${d.location?.line}:${d.location?.col}:${d.message}`;
+    if (!seen.has(id)) {
+      seen.add(id);
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' && Number.isInteger(v) ? 'integer' : typeof v;
+}

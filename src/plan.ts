@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import type { NodeRecord } from './cache/store.js';
+import { UserError, type Diagnostic } from './diagnostics.js';
+import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from './keys/fingerprint.js';
+import type { NodeDef } from './pipeline/expand.js';
+import type { Project } from './project.js';
+import { keyOf } from './util/hash.js';
+
+/** What is known of an upstream node when keying its consumers. */
+export interface UpstreamInfo {
+  planKey: string;
+  /** Digests of its outputs, once they exist (cached or just produced). */
+  outputs?: Record<string, string>;
+}
+
+export interface NodeKeys {
+  planKey: string;
+  /** Known when every upstream's outputs are known. */
+  execKey?: string;
+  execFingerprint?: Fingerprint;
+}
+
+export function outputDigests(record: NodeRecord): Record<string, string> {
+  return Object.fromEntries(Object.entries(record.outputs).map(([k, o]) => [k, o.digest]));
+}
+
+/** Digests of the node's source deps (not those another node produces). */
+export function sourceDepDigests(project: Project, node: NodeDef): Record<string, string> {
+  const produced = project.graph.producedDeps.get(node.id)!;
+  const deps: Record<string, string> = {};
+  for (const d of node.deps) {
+    if (produced.has(d)) continue;
+    const digest = project.digests.digest(join(project.workspace, d));
+    if (digest === undefined) throw new Error(`dependency "${d}" of "${node.id}" is missing`);
+    deps[d] = digest;
+  }
+  return deps;
+}
+
+export function computeKeys(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>, runtime?: Record<string, string>): NodeKeys {
+  const deps = sourceDepDigests(project, node);
+  const ups = project.graph.upstream.get(node.id)!;
+  const planUp: Record<string, string> = {};
+  const execUp: Record<string, string> = {};
+  let execKnown = true;
+  for (const u of ups) {
+    const info = upstream.get(u)!;
+    planUp[u] = info.planKey;
+    if (info.outputs) execUp[u] = keyOf(info.outputs);
+    else execKnown = false;
+  }
+  const planKey = keyOfFingerprint(fingerprint(node, deps, planUp, runtime));
+  if (!execKnown) return { planKey };
+  const execFingerprint = fingerprint(node, deps, execUp, runtime);
+  return { planKey, execKey: keyOfFingerprint(execFingerprint), execFingerprint };
+}
+
+/** Source deps that do not exist: an input error, reported before anything runs. */
+export function checkSourceDeps(project: Project): void {
+  const diagnostics: Diagnostic[] = [];
+  for (const node of project.graph.order) {
+    const produced = project.graph.producedDeps.get(node.id)!;
+    node.deps.forEach((d, i) => {
+      if (!produced.has(d) && project.digests.digest(join(project.workspace, d)) === undefined) {
+        diagnostics.push({ message: `dependency "${d}" of stage "${node.stage}" does not exist and no stage produces it`, location: node.loc.deps[i] });
+      }
+    });
+  }
+  if (diagnostics.length > 0) throw new UserError(diagnostics);
+}
+
+export type NodeState = 'cached' | 'run' | 'blocked';
+
+export interface Decision {
+  id: string;
+  state: NodeState;
+  reason: string;
+  planKey: string;
+  execKey?: string;
+  /** For cached nodes whose workspace copy is missing or different. */
+  restore?: boolean;
+  record?: NodeRecord;
+  /** What changed since the node's last run (when known). */
+  changes?: FingerprintChange[];
+}
+
+export interface PlanOptions {
+  force?: ReadonlySet<string>;
+  runtime?: Record<string, string>;
+}
+
+/** Decide, before anything runs, what each node will do and why. */
+export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
+  checkSourceDeps(project);
+  const infos = new Map<string, UpstreamInfo>();
+  const decisions: Decision[] = [];
+  const byId = new Map<string, Decision>();
+  for (const node of project.graph.order) {
+    const keys = computeKeys(project, node, infos, opts.runtime);
+    const info: UpstreamInfo = { planKey: keys.planKey };
+    let d: Decision;
+    const ups = project.graph.upstream.get(node.id)!;
+    const pendingUp = ups.filter((u) => byId.get(u)!.state !== 'cached');
+    if (keys.execKey === undefined) {
+      d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${pendingUp.join(', ')} will run (cached again if its outputs come out identical)` };
+    } else {
+      const record = project.store.readRecord(keys.execKey);
+      const complete = record !== undefined && project.store.recordIsComplete(record);
+      if (opts.force?.has(node.id)) {
+        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason: 'forced (--force)' };
+      } else if (record && complete) {
+        const restore = Object.entries(record.outputs).some(([, o]) => !project.store.isMaterialized(join(project.workspace, o.path), o));
+        d = { id: node.id, state: 'cached', planKey: keys.planKey, execKey: keys.execKey, record, restore, reason: restore ? 'cached; will restore its outputs into the workspace' : 'cached' };
+        info.outputs = outputDigests(record);
+      } else {
+        const last = project.store.readAttempt(project.workspace, node.id);
+        const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, keys.execFingerprint!) : undefined;
+        let reason: string;
+        if (record && !complete) reason = 'cached result is damaged or incomplete (an output was modified in place or removed from the cache); will recompute';
+        else if (!last) reason = 'never run';
+        else if (changes && changes.length > 0) reason = describeChanges(changes);
+        else if (last.status === 'failed') reason = 'last run failed';
+        else reason = 'no cached result for this key';
+        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason, changes };
+      }
+    }
+    infos.set(node.id, info);
+    byId.set(node.id, d);
+    decisions.push(d);
+  }
+  return decisions;
+}
+
+export function describeChanges(changes: FingerprintChange[]): string {
+  const head = changes.slice(0, 3).map((c) => `${c.what} changed`);
+  return head.join('; ') + (changes.length > 3 ? `; and ${changes.length - 3} more` : '');
+}

@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { registry } from '../stages/index.js';
+import { CacheStore } from './cache/store.js';
+import { UserError } from './diagnostics.js';
+import { buildGraph, type Graph } from './graph.js';
+import { FileDigests } from './keys/file-digests.js';
+import { expandPipeline, type NodeDef, type RawPipeline } from './pipeline/expand.js';
+import { parsePipeline, readPipelineText } from './pipeline/load.js';
+import { validatePipeline } from './pipeline/validate.js';
+import { digestBytes, keyOf } from './util/hash.js';
+import { writeFileAtomic } from './util/fsx.js';
+import { DFWE_VERSION } from './version.js';
+
+export interface ProjectOptions {
+  /** Pipeline file; default: dfwe.yaml in the workspace, else the embedded quickstart. */
+  pipeline?: string;
+  workspace: string;
+  cacheDir?: string;
+}
+
+export interface Project {
+  workspace: string;
+  pipelinePath: string;
+  /** The pipeline path as the user sees it, for messages. */
+  displayPath: string;
+  name: string;
+  nodes: NodeDef[];
+  graph: Graph;
+  store: CacheStore;
+  digests: FileDigests;
+  /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
+  saveState(): void;
+}
+
+export const EMBEDDED_QUICKSTART = fileURLToPath(new URL('../../pipelines/quickstart.yaml', import.meta.url));
+
+export function defaultJobs(): number {
+  return Math.max(1, cpus().length);
+}
+
+export function resolvePipelinePath(workspace: string, pipeline?: string): string {
+  if (pipeline) return resolve(workspace, pipeline);
+  const local = join(workspace, 'dfwe.yaml');
+  return existsSync(local) ? local : EMBEDDED_QUICKSTART;
+}
+
+export function cacheRoot(workspace: string, cacheDir?: string): string {
+  return resolve(workspace, cacheDir ?? process.env.DFWE_CACHE ?? 'cache');
+}
+
+export function openProject(opts: ProjectOptions): Project {
+  const workspace = resolve(opts.workspace);
+  const pipelinePath = resolvePipelinePath(workspace, opts.pipeline);
+  const rel = relative(workspace, pipelinePath);
+  const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
+  const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
+  const text = readPipelineText(pipelinePath, displayPath);
+  const { nodes, name, save } = expandCached(text, displayPath, store);
+  const graph = buildGraph(nodes);
+  const digests = new FileDigests(join(store.stateDir, 'file-digests.json'));
+  const saveState = (): void => {
+    save();
+    digests.save();
+  };
+  return { workspace, pipelinePath, displayPath, name, nodes, graph, store, digests, saveState };
+}
+
+/*
+ * Parsing and validating YAML is the slow part of a no-op (npm `yaml` needs ~1.8 s for 10,000
+ * entries), and its result depends only on the file's bytes, dfwe's version and the stage
+ * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
+ */
+function expandCached(text: string, displayPath: string, store: CacheStore): { nodes: NodeDef[]; name: string; save: () => void } {
+  const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
+  const memoKey = keyOf([DFWE_VERSION, stageVersions, displayPath, digestBytes(text)]);
+  const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
+  try {
+    return { ...(JSON.parse(readFileSync(memoPath, 'utf8')) as { nodes: NodeDef[]; name: string }), save: () => {} };
+  } catch {
+    // not memoised yet
+  }
+  const { source, data } = parsePipeline(text, displayPath);
+  validatePipeline(data, source);
+  const raw = data as RawPipeline;
+  const nodes = expandPipeline(raw, source, registry);
+  const result = { nodes, name: raw.name ?? displayPath };
+  const save = (): void => {
+    try {
+      writeFileAtomic(memoPath, JSON.stringify(result));
+    } catch {
+      // a read-only cache still runs; it only re-parses next time
+    }
+  };
+  return { ...result, save };
+}
+
+export function nodeOrError(project: Project, id: string): NodeDef {
+  const n = project.graph.byId.get(id);
+  if (!n) {
+    const ids = [...project.graph.byId.keys()];
+    const close = ids.filter((x) => x.startsWith(id) || x.includes(id)).slice(0, 5);
+    throw new UserError({ message: `no node "${id}" in ${project.displayPath}`, hint: close.length ? `did you mean: ${close.join(', ')}` : `nodes: ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''}` });
+  }
+  return n;
+}
+
+export function packageDir(): string {
+  return dirname(dirname(EMBEDDED_QUICKSTART));
+}

@@ -1,0 +1,37 @@
+/**
+ * A built-in stage type is one file under stages/: its parameter schema, its version, its
+ * outputs and its run function. Adding one touches that file and a line in stages/index.ts.
+ */
+
+export type OutputKind = 'file' | 'dir';
+
+export interface StageRunContext {
+  /** The stage's resolved `with`: expressions evaluated, paths relative to the workspace. */
+  params: Record<string, unknown>;
+  /** Absolute path of each declared output; the stage must write every one. */
+  outs: Record<string, string>;
+  workspace: string;
+  /** Resolve a workspace-relative path from params. */
+  resolve(path: string): string;
+  /** A line for the node's log (also shown as progress on a terminal). */
+  log(line: string): void;
+}
+
+export interface StageResult {
+  /** Numbers worth showing in `dfwe show` and reports. */
+  metrics?: Record<string, number>;
+}
+
+export interface StageType {
+  name: string;
+  /** Bump when the stage's results change for the same inputs: it is part of every key. */
+  version: number;
+  description: string;
+  /** JSON Schema of `with`. */
+  schema: object;
+  /** The outputs this stage writes, by name. */
+  outputs(params: Record<string, unknown>): Record<string, OutputKind>;
+  /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
+  mlRuntime?: boolean;
+  run(ctx: StageRunContext): Promise<StageResult | void>;
+}

@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dfwe, listFiles, workspace } from './helpers.js';
+
+interface Case {
+  name: string;
+  yaml: string;
+  /** Expected `dfwe.yaml:LINE:COL: error: MESSAGE` (message as a regexp source). */
+  at: [number, number];
+  message: RegExp;
+  files?: Record<string, string>;
+}
+
+const cases: Case[] = [
+  {
+    name: 'YAML syntax error',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: [echo, hi\n',
+    at: [5, 1],
+    message: /YAML: .*flow sequence/i,
+  },
+  {
+    name: 'unknown key with a did-you-mean',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo hi\n    ouuts: { f: x.txt }\n',
+    at: [5, 5],
+    message: /unknown key "ouuts" in stage "a"; did you mean "outs"\?/,
+  },
+  {
+    name: 'unknown top-level key',
+    yaml: 'version: 1\nparms: {}\nstages:\n  a:\n    cmd: echo hi\n',
+    at: [2, 1],
+    message: /unknown key "parms" in the pipeline; did you mean "params"\?/,
+  },
+  {
+    name: 'wrong type',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo hi\n    deps: data/in.txt\n',
+    at: [5, 11],
+    message: /"deps" of stage "a" must be array, not string/,
+  },
+  {
+    name: 'wrong version',
+    yaml: 'version: 2\nstages:\n  a:\n    cmd: echo hi\n',
+    at: [1, 10],
+    message: /"version" must be 1/,
+  },
+  {
+    name: 'unknown stage reference',
+    yaml: 'version: 1\nstages:\n  base:\n    cmd: echo hi > b.txt\n    outs: { f: b.txt }\n  next:\n    cmd: cat ${{ stages.bse.outs.f }}\n',
+    at: [7, 25],
+    message: /unknown stage "bse"; did you mean "base"\?/,
+  },
+  {
+    name: 'unknown param',
+    yaml: 'version: 1\nparams: { rate: 1 }\nstages:\n  a:\n    cmd: echo ${{ params.rat }}\n',
+    at: [5, 26],
+    message: /unknown param "rat"; did you mean "rate"\?/,
+  },
+  {
+    name: 'expression syntax error',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo ${{ 1 + }}\n',
+    at: [4, 23],
+    message: /expression: Unexpected token/,
+  },
+  {
+    name: 'dependency cycle',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: cat ${{ stages.b.outs.f }} > a.txt\n    outs: { f: a.txt }\n  b:\n    cmd: cat ${{ stages.a.outs.f }} > b.txt\n    outs: { f: b.txt }\n',
+    at: [3, 3],
+    message: /dependency cycle: a → b → a|dependency cycle: b → a → b/,
+  },
+  {
+    name: 'duplicate stage',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo 1\n  a:\n    cmd: echo 2\n',
+    at: [5, 3],
+    message: /YAML: Map keys must be unique/,
+  },
+  {
+    name: 'merge-conflict markers',
+    yaml: 'version: 1\nstages:\n<<<<<<< HEAD\n  a:\n    cmd: echo 1\n=======\n  a:\n    cmd: echo 2\n>>>>>>> branch\n',
+    at: [3, 1],
+    message: /merge-conflict marker/,
+  },
+  {
+    name: 'missing dep file',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: cat data/in.txt\n    deps: [data/in.txt]\n',
+    at: [5, 12],
+    message: /dependency "data\/in.txt" of stage "a" does not exist and no stage produces it/,
+  },
+  {
+    name: 'both cmd and uses',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo\n    uses: nothing\n',
+    at: [3, 3],
+    message: /needs exactly one of "cmd" \(a shell command\) or "uses"/,
+  },
+  {
+    name: 'unknown stage type',
+    yaml: 'version: 1\nstages:\n  a:\n    uses: no-such-stage\n',
+    at: [4, 11],
+    message: /unknown stage type "no-such-stage"/,
+  },
+  {
+    name: 'neither cmd nor uses',
+    yaml: 'version: 1\nstages:\n  a:\n    deps: []\n',
+    at: [3, 3],
+    message: /needs exactly one of "cmd"/,
+  },
+  {
+    name: 'output outside the workspace',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo hi > ../x.txt\n    outs: { f: ../x.txt }\n',
+    at: [5, 16],
+    message: /output "f" "..\/x.txt" is outside the workspace/,
+  },
+  {
+    name: 'two stages writing one path',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo 1 > x.txt\n    outs: { f: x.txt }\n  b:\n    cmd: echo 2 > x.txt\n    outs: { g: x.txt }\n',
+    at: [8, 16],
+    message: /output "x.txt" of stage "b" overlaps output "x.txt" of stage "a"/,
+  },
+  {
+    name: 'invalid stage name',
+    yaml: 'version: 1\nstages:\n  my-stage:\n    cmd: echo\n',
+    at: [3, 3],
+    message: /invalid name "my-stage"/,
+  },
+];
+
+for (const c of cases) {
+  test(`bad pipeline: ${c.name} → located error, exit 2, nothing written`, () => {
+    const ws = workspace({ 'dfwe.yaml': c.yaml, ...c.files });
+    const before = listFiles(ws);
+    for (const cmd of [['run'], ['status']]) {
+      const r = dfwe(ws, cmd);
+      assert.equal(r.code, 2, `${cmd[0]}: exit ${r.code}\n${r.stderr}`);
+      const m = /^dfwe\.yaml:(\d+):(\d+): error: (.*)$/m.exec(r.stderr);
+      assert.ok(m, `no located error in:\n${r.stderr}`);
+      assert.deepEqual([Number(m[1]), Number(m[2])], c.at, r.stderr);
+      assert.match(m[3]!, c.message);
+      assert.match(r.stderr, /\n\s+\d+ \| .*\n\s+\| *\^+/, 'snippet with a caret');
+      assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, 'no stack trace');
+      assert.deepEqual(listFiles(ws), before, 'nothing written');
+    }
+  });
+}
+
+test('all errors of a file are reported at once', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo\n    ouuts: {}\n  b:\n    cmd: 3\n    depz: []\n' });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 2);
+  assert.equal((r.stderr.match(/^dfwe\.yaml:\d+:\d+: error/gm) ?? []).length, 3, r.stderr);
+});
+
+test('a missing pipeline file and a bad flag are input errors too', () => {
+  const ws = workspace();
+  const r = dfwe(ws, ['run', 'nope.yaml']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /pipeline file not found: nope\.yaml/);
+  const j = dfwe(ws, ['run', '--jobs', 'zero']);
+  assert.equal(j.code, 2);
+  assert.match(j.stderr, /--jobs takes a whole number/);
+  const u = dfwe(ws, ['frobnicate']);
+  assert.equal(u.code, 2);
+});

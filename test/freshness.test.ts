@@ -1,0 +1,206 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfwe, ran, read, workspace, write } from './helpers.js';
+
+const PIPELINE = `version: 1
+name: t
+params:
+  n: 3
+  word: hi
+stages:
+  a:
+    cmd: mkdir -p out && seq \${{ params.n }} > out/a.txt
+    outs: { f: out/a.txt }
+  b:
+    cmd: sed 's/^/\${{ params.word }} /' \${{ stages.a.outs.f }} > out/b.txt
+    outs: { f: out/b.txt }
+  c:
+    cmd: wc -l < \${{ stages.a.outs.f }} > out/c.txt
+    outs: { f: out/c.txt }
+  d:
+    cmd: cat \${{ stages.b.outs.f }} \${{ stages.c.outs.f }} > out/d.txt
+    outs: { f: out/d.txt }
+`;
+
+test('first run runs everything; second run runs nothing', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  const r1 = dfwe(ws, ['run']);
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.deepEqual(ran(r1), ['a', 'b', 'c', 'd']);
+  assert.equal(read(ws, 'out/d.txt'), 'hi 1\nhi 2\nhi 3\n3\n');
+  const r2 = dfwe(ws, ['run']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.deepEqual(ran(r2), []);
+  assert.match(r2.stderr, /0 ran, 4 cached/);
+});
+
+test('editing one param reruns the stages that read it and their descendants only', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'dfwe.yaml', PIPELINE.replace('word: hi', 'word: yo'));
+  const status = JSON.parse(dfwe(ws, ['status', '--json']).stdout);
+  assert.deepEqual(status.nodes.map((n: { id: string; state: string }) => `${n.id}:${n.state}`), ['a:cached', 'b:run', 'c:cached', 'd:run']);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['b', 'd']);
+  assert.equal(read(ws, 'out/d.txt'), 'yo 1\nyo 2\nyo 3\n3\n');
+});
+
+test('an upstream that reruns with identical bytes leaves its descendants cached (early cutoff)', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  // Same output, different command: a reruns, b/c/d must not.
+  write(ws, 'dfwe.yaml', PIPELINE.replace('seq ${{ params.n }} > out/a.txt', 'seq 1 ${{ params.n }} > out/a.txt'));
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['a']);
+});
+
+test('comments and key order do not change any key', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const reordered = `# a comment
+name: t
+version: 1   # trailing comment
+stages:
+  d:
+    outs: { f: out/d.txt }
+    cmd: cat \${{ stages.b.outs.f }} \${{ stages.c.outs.f }} > out/d.txt
+  c:
+    outs: { f: out/c.txt }
+    cmd: wc -l < \${{ stages.a.outs.f }} > out/c.txt
+  b:
+    cmd: sed 's/^/\${{ params.word }} /' \${{ stages.a.outs.f }} > out/b.txt
+    outs:
+      f: out/b.txt
+  a:
+    # the source
+    cmd: mkdir -p out && seq \${{ params.n }} > out/a.txt
+    outs: { f: out/a.txt }
+params:
+  word: hi
+  n: 3
+`;
+  write(ws, 'dfwe.yaml', reordered);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), []);
+});
+
+test('a changed dep file reruns its consumer; a dep that another stage writes is an edge', () => {
+  const ws = workspace({
+    'data/in.txt': 'one\n',
+    'dfwe.yaml': `version: 1
+stages:
+  copy:
+    cmd: mkdir -p out && cp data/in.txt out/copy.txt
+    deps: [data/in.txt]
+    outs: { f: out/copy.txt }
+  upper:
+    cmd: tr a-z A-Z < out/copy.txt > out/upper.txt
+    deps: [out/copy.txt]
+    outs: { f: out/upper.txt }
+  other:
+    cmd: echo other > out/other.txt
+    outs: { f: out/other.txt }
+`,
+  });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.equal(read(ws, 'out/upper.txt'), 'ONE\n');
+  write(ws, 'data/in.txt', 'two\n');
+  const why = dfwe(ws, ['why', 'copy']);
+  assert.match(why.stdout, /dep data\/in\.txt changed/);
+  const r = dfwe(ws, ['run']);
+  assert.deepEqual(ran(r), ['copy', 'upper']);
+  assert.equal(read(ws, 'out/upper.txt'), 'TWO\n');
+});
+
+test('why names the param that changed, with before and after', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'dfwe.yaml', PIPELINE.replace('n: 3', 'n: 4'));
+  const r = dfwe(ws, ['why', 'a']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /a will run: param n changed/);
+  assert.match(r.stdout, /before: 3\n\s+now:\s+4/);
+  const d = dfwe(ws, ['why', 'd']);
+  assert.match(d.stdout, /d will run: upstream b, c will run/);
+  assert.match(d.stdout, /a will run: param n changed/);
+  const cached = dfwe(ws, ['why', 'a', '--cache', 'elsewhere']);
+  assert.match(cached.stdout, /a will run: never run/);
+});
+
+test('--force reruns one node; replaced workspace outputs are restored from the cache', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const f = dfwe(ws, ['run', '--force', 'b']);
+  assert.deepEqual(ran(f), ['b']);
+  rmSync(join(ws, 'out/d.txt'));
+  write(ws, 'out/d.txt', 'replaced by hand\n');
+  const r = dfwe(ws, ['run']);
+  assert.deepEqual(ran(r), []);
+  assert.match(r.stderr, /cached\s+d \(restored into the workspace\)/);
+  assert.equal(read(ws, 'out/d.txt'), 'hi 1\nhi 2\nhi 3\n3\n');
+});
+
+test('an output edited in place (as root, through the hardlink) is caught: quarantined and recomputed', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  // Root ignores the read-only bit, so this write reaches the cache object itself.
+  writeFileSync(join(ws, 'out/b.txt'), 'edited in place\n');
+  const status = JSON.parse(dfwe(ws, ['status', '--json']).stdout);
+  const b = status.nodes.find((n: { id: string }) => n.id === 'b');
+  assert.equal(b.state, 'run');
+  assert.match(b.reason, /modified in place/);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['b']);
+  assert.equal(read(ws, 'out/b.txt'), 'hi 1\nhi 2\nhi 3\n');
+  assert.equal(read(ws, 'out/d.txt'), 'hi 1\nhi 2\nhi 3\n3\n');
+  assert.equal(readdirSync(join(ws, 'cache/quarantine')).length, 1);
+});
+
+test('a failed node shows its log, blocks its descendants, and a fixed rerun resumes', () => {
+  const bad = PIPELINE.replace("wc -l < ${{ stages.a.outs.f }} > out/c.txt", 'echo boom-from-c >&2; exit 3');
+  const ws = workspace({ 'dfwe.yaml': bad });
+  const r = dfwe(ws, ['run', '--jobs', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /FAILED\s+c: command failed \(exit code 3\)/);
+  assert.match(r.stderr, /\| boom-from-c/);
+  assert.match(r.stderr, /skip\s+d: upstream c failed/);
+  const show = dfwe(ws, ['show', 'c']);
+  assert.match(show.stdout, /last attempt failed/);
+  assert.match(show.stdout, /boom-from-c/);
+  write(ws, 'dfwe.yaml', PIPELINE);
+  const r2 = dfwe(ws, ['run']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.deepEqual(ran(r2), ['c', 'd']);
+});
+
+test('without --keep-going a failure stops new work; with it independent branches finish', () => {
+  const p = `version: 1
+stages:
+  fail:
+    cmd: exit 1
+  later:
+    cmd: mkdir -p out && echo ok > out/later.txt
+    outs: { f: out/later.txt }
+`;
+  const ws = workspace({ 'dfwe.yaml': p });
+  const r = dfwe(ws, ['run', '--jobs', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /skip\s+later: not started/);
+  const k = dfwe(ws, ['run', '--jobs', '1', '--keep-going']);
+  assert.equal(k.code, 1);
+  assert.deepEqual(ran(k), ['fail', 'later']);
+  assert.equal(read(ws, 'out/later.txt'), 'ok\n');
+});
+
+test('a command that does not write a declared output fails with that output named', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  lazy:\n    cmd: "true"\n    outs: { model: out/model.bin }\n' });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /lazy: did not write its declared output "model" \(out\/model\.bin\)/);
+});
