@@ -39,7 +39,7 @@ program
   .option('--json', 'machine-readable output')
   .action(async (pipeline: string | undefined, opts) => {
     const { statusCommand } = await import('./commands/status.js');
-    exitCode = statusCommand(pipeline, opts, globals());
+    exitCode = await statusCommand(pipeline, opts, globals());
   });
 
 program
@@ -49,7 +49,7 @@ program
   .argument('[pipeline]', 'pipeline file')
   .action(async (node: string, pipeline: string | undefined) => {
     const { whyCommand } = await import('./commands/why.js');
-    exitCode = whyCommand(node, pipeline, globals());
+    exitCode = await whyCommand(node, pipeline, globals());
   });
 
 program
@@ -59,7 +59,7 @@ program
   .option('--format <format>', 'text, dot or mermaid', 'text')
   .action(async (pipeline: string | undefined, opts) => {
     const { dagCommand } = await import('./commands/dag.js');
-    exitCode = dagCommand(pipeline, opts, globals());
+    exitCode = await dagCommand(pipeline, opts, globals());
   });
 
 program
@@ -71,7 +71,7 @@ program
   .option('--log', 'the whole log, not its last 20 lines')
   .action(async (node: string, pipeline: string | undefined, opts) => {
     const { showCommand } = await import('./commands/show.js');
-    exitCode = showCommand(node, pipeline, opts, globals());
+    exitCode = await showCommand(node, pipeline, opts, globals());
   });
 
 program

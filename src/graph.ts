@@ -1,5 +1,6 @@
 import { UserError, type Diagnostic } from './diagnostics.js';
 import type { NodeDef } from './pipeline/expand.js';
+import { MinHeap } from './util/heap.js';
 
 export interface Graph {
   /** Nodes in a topological order (declaration order among equals). */
@@ -70,16 +71,16 @@ export function buildGraph(nodes: NodeDef[]): Graph {
   // Kahn's algorithm; the queue keeps declaration order so plans and logs read like the file.
   const index = new Map(nodes.map((n, i) => [n.id, i]));
   const pending = new Map(nodes.map((n) => [n.id, upstream.get(n.id)!.length]));
-  const ready = nodes.filter((n) => pending.get(n.id) === 0).map((n) => n.id);
+  const ready = new MinHeap();
+  nodes.forEach((n, i) => pending.get(n.id) === 0 && ready.push(i));
   const order: NodeDef[] = [];
-  while (ready.length > 0) {
-    ready.sort((a, b) => index.get(a)! - index.get(b)!);
-    const id = ready.shift()!;
-    order.push(byId.get(id)!);
-    for (const d of downstream.get(id)!) {
+  for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
+    const node = nodes[i]!;
+    order.push(node);
+    for (const d of downstream.get(node.id)!) {
       const left = pending.get(d)! - 1;
       pending.set(d, left);
-      if (left === 0) ready.push(d);
+      if (left === 0) ready.push(index.get(d)!);
     }
   }
   return { order, byId, upstream, downstream, producedDeps };

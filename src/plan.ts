@@ -105,11 +105,12 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
       d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${pendingUp.join(', ')} will run (cached again if its outputs come out identical)` };
     } else {
       const record = project.store.readRecord(keys.execKey);
-      const complete = record !== undefined && project.store.recordIsComplete(record);
+      const check = record ? project.store.checkRecord(record, project.workspace) : undefined;
+      const complete = check?.usable ?? false;
       if (opts.force?.has(node.id)) {
         d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason: 'forced (--force)' };
       } else if (record && complete) {
-        const restore = Object.entries(record.outputs).some(([, o]) => !project.store.isMaterialized(join(project.workspace, o.path), o));
+        const restore = check!.restore;
         d = { id: node.id, state: 'cached', planKey: keys.planKey, execKey: keys.execKey, record, restore, reason: restore ? 'cached; will restore its outputs into the workspace' : 'cached' };
         info.outputs = outputDigests(record);
       } else {

@@ -7,9 +7,8 @@ import { CacheStore } from './cache/store.js';
 import { UserError } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
 import { FileDigests } from './keys/file-digests.js';
-import { expandPipeline, type NodeDef, type RawPipeline } from './pipeline/expand.js';
-import { parsePipeline, readPipelineText } from './pipeline/load.js';
-import { validatePipeline } from './pipeline/validate.js';
+import type { NodeDef, RawPipeline } from './pipeline/expand.js';
+import { readPipelineText } from './pipeline/read.js';
 import { digestBytes, keyOf } from './util/hash.js';
 import { writeFileAtomic } from './util/fsx.js';
 import { DFWE_VERSION } from './version.js';
@@ -51,14 +50,14 @@ export function cacheRoot(workspace: string, cacheDir?: string): string {
   return resolve(workspace, cacheDir ?? process.env.DFWE_CACHE ?? 'cache');
 }
 
-export function openProject(opts: ProjectOptions): Project {
+export async function openProject(opts: ProjectOptions): Promise<Project> {
   const workspace = resolve(opts.workspace);
   const pipelinePath = resolvePipelinePath(workspace, opts.pipeline);
   const rel = relative(workspace, pipelinePath);
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, save } = expandCached(text, displayPath, store);
+  const { nodes, name, save } = await expandCached(text, displayPath, store);
   const graph = buildGraph(nodes);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.json'));
   const saveState = (): void => {
@@ -73,7 +72,7 @@ export function openProject(opts: ProjectOptions): Project {
  * entries), and its result depends only on the file's bytes, dfwe's version and the stage
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
-function expandCached(text: string, displayPath: string, store: CacheStore): { nodes: NodeDef[]; name: string; save: () => void } {
+async function expandCached(text: string, displayPath: string, store: CacheStore): Promise<{ nodes: NodeDef[]; name: string; save: () => void }> {
   const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
   const memoKey = keyOf([DFWE_VERSION, stageVersions, displayPath, digestBytes(text)]);
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
@@ -82,6 +81,12 @@ function expandCached(text: string, displayPath: string, store: CacheStore): { n
   } catch {
     // not memoised yet
   }
+  // Loaded only when needed: a memoised pipeline never pays for the parser and the validator.
+  const [{ parsePipeline }, { validatePipeline }, { expandPipeline }] = await Promise.all([
+    import('./pipeline/load.js'),
+    import('./pipeline/validate.js'),
+    import('./pipeline/expand.js'),
+  ]);
   const { source, data } = parsePipeline(text, displayPath);
   validatePipeline(data, source);
   const raw = data as RawPipeline;
@@ -89,7 +94,7 @@ function expandCached(text: string, displayPath: string, store: CacheStore): { n
   const result = { nodes, name: raw.name ?? displayPath };
   const save = (): void => {
     try {
-      writeFileAtomic(memoPath, JSON.stringify(result));
+      writeFileAtomic(memoPath, JSON.stringify(result), { durable: false });
     } catch {
       // a read-only cache still runs; it only re-parses next time
     }

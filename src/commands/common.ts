@@ -7,7 +7,7 @@ export interface GlobalOptions {
   cache?: string;
 }
 
-export function open(pipeline: string | undefined, g: GlobalOptions): Project {
+export function open(pipeline: string | undefined, g: GlobalOptions): Promise<Project> {
   return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache });
 }
 

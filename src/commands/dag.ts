@@ -1,8 +1,8 @@
 import { UserError } from '../diagnostics.js';
 import { open, type GlobalOptions } from './common.js';
 
-export function dagCommand(pipeline: string | undefined, opts: { format?: string }, g: GlobalOptions): number {
-  const project = open(pipeline, g);
+export async function dagCommand(pipeline: string | undefined, opts: { format?: string }, g: GlobalOptions): Promise<number> {
+  const project = await open(pipeline, g);
   const { graph } = project;
   const format = opts.format ?? 'text';
   const edges: [string, string][] = [];

@@ -18,7 +18,7 @@ export interface RunOptions {
 
 export async function runCommand(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions): Promise<number> {
   const t0 = performance.now();
-  const project = open(pipeline, g);
+  const project = await open(pipeline, g);
   const force = new Set(opts.force ?? []);
   for (const id of force) nodeOrError(project, id);
   const jobs = opts.jobs ? positiveInt(opts.jobs, '--jobs') : defaultJobs();

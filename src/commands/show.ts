@@ -3,8 +3,8 @@ import { nodeOrError } from '../project.js';
 import { secondsOf } from '../report/reporter.js';
 import { open, type GlobalOptions } from './common.js';
 
-export function showCommand(id: string, pipeline: string | undefined, opts: { json?: boolean; log?: boolean }, g: GlobalOptions): number {
-  const project = open(pipeline, g);
+export async function showCommand(id: string, pipeline: string | undefined, opts: { json?: boolean; log?: boolean }, g: GlobalOptions): Promise<number> {
+  const project = await open(pipeline, g);
   const node = nodeOrError(project, id);
   const decision = planAll(project).find((d) => d.id === id)!;
   const attempt = project.store.readAttempt(project.workspace, id);

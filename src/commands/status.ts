@@ -2,8 +2,8 @@ import { planAll, type Decision } from '../plan.js';
 import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 
-export function statusCommand(pipeline: string | undefined, opts: { json?: boolean }, g: GlobalOptions): number {
-  const project = open(pipeline, g);
+export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean }, g: GlobalOptions): Promise<number> {
+  const project = await open(pipeline, g);
   const decisions = planAll(project);
   project.saveState();
   printStatus(project, decisions, opts.json ?? false);

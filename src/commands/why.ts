@@ -2,8 +2,8 @@ import { planAll, type Decision } from '../plan.js';
 import { nodeOrError } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 
-export function whyCommand(id: string, pipeline: string | undefined, g: GlobalOptions): number {
-  const project = open(pipeline, g);
+export async function whyCommand(id: string, pipeline: string | undefined, g: GlobalOptions): Promise<number> {
+  const project = await open(pipeline, g);
   nodeOrError(project, id);
   const decisions = new Map(planAll(project).map((d) => [d.id, d]));
   project.saveState();

@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -19,8 +18,12 @@ export type Outcome =
   | { status: 'ran'; record: NodeRecord }
   | { status: 'failed'; error: string; logTail: string; exitCode?: number | null };
 
+let nodeCounter = 0;
+
 export interface RunContext {
   project: Project;
+  /** This run's staging directory (cache/tmp/run-PID-…). */
+  staging: string;
   leases: LeaseManager;
   force: ReadonlySet<string>;
   runtime?: Record<string, string>;
@@ -29,35 +32,24 @@ export interface RunContext {
   onStart?: (id: string) => void;
 }
 
-function restore(project: Project, record: NodeRecord): boolean {
-  let restored = false;
-  for (const o of Object.values(record.outputs)) {
-    const abs = join(project.workspace, o.path);
-    if (!project.store.isMaterialized(abs, o)) {
-      project.store.materialize(abs, o);
-      restored = true;
-    }
+/** Serve a cached result: the record, with its outputs restored into the workspace if needed. */
+function serveCached(project: Project, execKey: string): Outcome | undefined {
+  const record = project.store.readRecord(execKey);
+  if (!record) return undefined;
+  const check = project.store.checkRecord(record, project.workspace);
+  if (!check.usable) {
+    project.store.quarantineModified(record);
+    return undefined;
   }
-  return restored;
-}
-
-/** A usable record for this key: present, and every object it names still there, unmodified. */
-function cachedRecord(project: Project, execKey: string): NodeRecord | undefined {
-  const r = project.store.readRecord(execKey);
-  if (!r) return undefined;
-  if (project.store.recordIsComplete(r)) return r;
-  project.store.quarantineModified(r);
-  return undefined;
+  if (check.restore) for (const o of Object.values(record.outputs)) project.store.materialize(join(project.workspace, o.path), o);
+  return { status: 'cached', record, restored: check.restore };
 }
 
 /** Cache lookup without side effects beyond restoring outputs; undefined when the node must run. */
 export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys } {
   const keys = computeKeys(ctx.project, node, upstream, ctx.runtime);
-  if (!ctx.force.has(node.id)) {
-    const record = cachedRecord(ctx.project, keys.execKey!);
-    if (record) return { outcome: { status: 'cached', record, restored: restore(ctx.project, record) }, keys };
-  }
-  return { keys };
+  const outcome = ctx.force.has(node.id) ? undefined : serveCached(ctx.project, keys.execKey!);
+  return { outcome, keys };
 }
 
 /** Run a node that missed the cache (keys from tryCached). */
@@ -66,15 +58,17 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): P
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
 
-  // One lease for the key (no two runs execute it twice) and one per workspace output path (no
-  // two versions of a node write the same file at once). Sorted, so runs never deadlock.
-  const names = [`key-${execKey}`, ...Object.values(node.outs).map((p) => `out-${keyOf([project.workspace, p])}`)].sort();
+  // A lease per workspace output path: no two runs execute this node at once, and no two
+  // versions of it write the same file at once. A node without outputs leases its key. Sorted,
+  // so runs never deadlock.
+  const outs = Object.values(node.outs);
+  const names = outs.length > 0 ? outs.map((p) => `out-${keyOf([project.workspace, p])}`).sort() : [`key-${execKey}`];
   const held: Lease[] = [];
   try {
     for (const n of names) held.push(await ctx.leases.acquire(n, node.id, (h) => ctx.onWait?.(node.id, h), ctx.signal));
     if (!ctx.force.has(node.id)) {
-      const record = cachedRecord(project, execKey); // another run may have finished it while we waited
-      if (record) return { status: 'cached', record, restored: restore(project, record) };
+      const cached = serveCached(project, execKey); // another run may have finished it while we waited
+      if (cached) return cached;
     }
     ctx.onStart?.(node.id);
     return await execute(ctx, node, planKey, execKey, execFingerprint!, (pgid) => held.forEach((l) => l.setGroup(pgid)));
@@ -86,17 +80,22 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): P
 async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, onSpawn: (pgid: number) => void): Promise<Outcome> {
   const { project } = ctx;
   const { store, workspace } = project;
-  const staging = join(store.tmpDir, `${node.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}-${process.pid}-${randomBytes(4).toString('hex')}`);
-  mkdirSync(staging, { recursive: true });
-  const logPath = join(staging, 'log');
+  // Node files live in the run's staging directory, named by a per-run counter: no directory is
+  // created or removed per node.
+  const stem = join(ctx.staging, String(nodeCounter++));
+  const logPath = `${stem}.log`;
+  const specPath = `${stem}.spec.json`;
+  const metricsPath = `${stem}.metrics.json`;
   const startedAt = new Date();
   const t0 = performance.now();
+  // Most trivial stages print nothing: an empty log is not worth an object.
+  const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? store.putBlob(path) : undefined);
   const fail = (error: string, exitCode?: number | null): Outcome => {
     let log: string | undefined;
     let logTail = '';
     if (existsSync(logPath)) {
       logTail = tail(readFileSync(logPath, 'utf8'), 20);
-      log = store.putBlob(logPath);
+      log = storeLog(logPath);
     }
     store.writeAttempt(workspace, {
       nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0,
@@ -118,15 +117,15 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const logFile = { file: logPath, append: true } as const;
       const common = { cwd: workspace, stdin: 'ignore', stdout: logFile, stderr: logFile, reject: false, detached: true } as const;
       const env = { ...process.env, ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace };
+      // The env above is complete: execa need not merge process.env again for every node.
       if (node.type === 'cmd') {
         child = execa(node.command!, { ...common, shell: '/bin/sh', env });
       } else {
         const spec: NodeSpec = {
           format: 1, nodeId: node.id, type: node.type, version: node.version, params: node.params, workspace,
           outs: Object.fromEntries(Object.entries(node.outs).map(([k, p]) => [k, join(workspace, p)])),
-          outKinds: node.outKinds, metricsPath: join(staging, 'metrics.json'), runtime: ctx.runtime,
+          outKinds: node.outKinds, metricsPath, runtime: ctx.runtime,
         };
-        const specPath = join(staging, 'spec.json');
         writeFileSync(specPath, JSON.stringify(spec));
         child = execa(process.execPath, [CLI, 'exec', specPath], { ...common, env });
       }
@@ -162,9 +161,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       if ((kind === 'file' && !st.isFile()) || (kind === 'dir' && !st.isDirectory())) return fail(`output "${name}" (${p}) should be a ${kind}`, 0);
       outputs[name] = store.ingestOutput(abs, p);
     }
-    const metricsPath = join(staging, 'metrics.json');
     const metrics = existsSync(metricsPath) ? (JSON.parse(readFileSync(metricsPath, 'utf8')) as Record<string, number>) : undefined;
-    const log = store.putBlob(logPath);
+    const log = storeLog(logPath);
     const durationMs = performance.now() - t0;
     const record: NodeRecord = {
       format: 1, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
@@ -176,7 +174,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   } catch (err) {
     return fail(`dfwe could not run it: ${(err as Error).message}`);
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    for (const p of [logPath, specPath, metricsPath]) rmSync(p, { force: true });
   }
 }
 

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { LeaseManager, type LeaseHolder } from '../cache/lease.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
@@ -40,8 +41,9 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   const { graph } = project;
   const leases = new LeaseManager(project.store.locksDir);
   project.store.cleanDeadStaging();
+  const staging = project.store.runStaging();
   const ctx: RunContext = {
-    project, leases, force: opts.force, runtime: opts.runtime, signal: opts.signal,
+    project, leases, staging, force: opts.force, runtime: opts.runtime, signal: opts.signal,
     onWait: (id, h) => opts.events.waiting(id, h),
     onStart: (id) => opts.events.started(id),
   };
@@ -152,5 +154,6 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     pump();
   });
   leases.releaseAll();
+  rmSync(staging, { recursive: true, force: true });
   return summary;
 }

@@ -76,7 +76,7 @@ export class FileDigests {
 
   save(): void {
     if (this.memoPath && this.dirty) {
-      writeFileAtomic(this.memoPath, JSON.stringify(this.entries));
+      writeFileAtomic(this.memoPath, JSON.stringify(this.entries), { durable: false });
       this.dirty = false;
     }
   }

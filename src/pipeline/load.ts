@@ -1,29 +1,13 @@
-import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import { SourceFile } from './source.js';
 
-/** Files larger than this are refused: a pipeline is hand-written, not generated gigabytes. */
-export const MAX_PIPELINE_BYTES = 16 * 1024 * 1024;
 /** YAML alias expansion cap: refuses "billion laughs" documents. */
 const MAX_ALIAS_COUNT = 1000;
 
 export interface LoadedPipeline {
   source: SourceFile;
   data: unknown;
-}
-
-export function readPipelineText(path: string, displayPath: string): string {
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch {
-    throw new UserError(`pipeline file not found: ${displayPath}`);
-  }
-  if (size > MAX_PIPELINE_BYTES) {
-    throw new UserError(`${displayPath}: pipeline file is ${size} bytes; the limit is ${MAX_PIPELINE_BYTES}`);
-  }
-  return readFileSync(path, 'utf8');
 }
 
 /** Parse YAML keeping positions; every syntax problem of the file is reported at once. */

@@ -1,19 +1,34 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
+let counter = 0;
 
+/** A temp name beside `target`, unique across processes (pid) and within one (counter). */
 export function tmpName(target: string): string {
-  return `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${target}.tmp-${process.pid}-${(counter++).toString(36)}`;
 }
 
-/** write-temp + fsync + rename: readers see the old file or the whole new one, never a part. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
+/**
+ * write-temp + rename: readers see the old file or the whole new one, never a part, whatever
+ * happens to this process. `durable` adds an fsync before the rename, so that after a power
+ * loss the file is not a renamed empty one; advisory files (memos, last-attempt pointers) skip
+ * it, since a damaged one is read as absent.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: { durable?: boolean } = {}): void {
+  try {
+    writeTemp(path, data, opts.durable ?? true);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(path), { recursive: true });
+    writeTemp(path, data, opts.durable ?? true);
+  }
+}
+
+function writeTemp(path: string, data: string | Uint8Array, durable: boolean): void {
   const tmp = tmpName(path);
-  const fd = openSync(tmp, 'w', mode);
+  const fd = openSync(tmp, 'w', 0o644);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
 import xxhash from '@node-rs/xxhash';
 import { canonicalJson } from './canonical.js';
 
@@ -28,7 +28,8 @@ export function digestBytes(data: Uint8Array | string): string {
   return hex64(a.digest()) + hex64(b.digest());
 }
 
-export function digestFile(path: string): string {
+/** Digest of a file's content; with `sync`, also fsync it through the same descriptor. */
+export function digestFile(path: string, sync = false): string {
   chunkBuffer ??= Buffer.allocUnsafe(CHUNK);
   const a = xxhash.xxh3.Xxh3.withSeed(SEED_A);
   const b = xxhash.xxh3.Xxh3.withSeed(SEED_B);
@@ -40,6 +41,7 @@ export function digestFile(path: string): string {
       a.update(view);
       b.update(view);
     }
+    if (sync) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -1,0 +1,25 @@
+import { benchEngine } from './engine.js';
+import { benchHash } from './hash.js';
+import { writeResult } from './util.js';
+
+/** `npm run bench [-- NAME…]`: every benchmark, or the named ones. JSON in bench/results/. */
+const all: Record<string, () => Promise<unknown> | unknown> = {
+  hash: () => benchHash(Number(process.env.DFWE_BENCH_HASH_MIB ?? 512)),
+  engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '100,1000,10000').split(',').map(Number)),
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = wanted.filter((w) => !(w in all));
+if (unknown.length) {
+  process.stderr.write(`unknown benchmark ${unknown.join(', ')}; have: ${Object.keys(all).join(', ')}\n`);
+  process.exit(2);
+}
+const summary: Record<string, unknown> = {};
+for (const name of wanted.length ? wanted : Object.keys(all)) {
+  const t = performance.now();
+  const result = await all[name]!();
+  const path = writeResult(name, { date: new Date().toISOString(), seconds: Number(((performance.now() - t) / 1000).toFixed(1)), ...(result as object) });
+  summary[name] = result;
+  process.stderr.write(`${name}: wrote ${path}\n`);
+}
+process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

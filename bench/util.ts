@@ -1,0 +1,54 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/dfwe.js', import.meta.url));
+export const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+export function timeSync(fn: () => void): number {
+  const t = performance.now();
+  fn();
+  return performance.now() - t;
+}
+
+/** Run the CLI; returns wall milliseconds (process start to exit, as a user sees it). */
+export function dfweTimed(cwd: string, args: string[]): { ms: number; code: number; stderr: string } {
+  const t = performance.now();
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const ms = performance.now() - t;
+  if (r.status !== 0) throw new Error(`dfwe ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
+  return { ms, code: r.status ?? -1, stderr: r.stderr };
+}
+
+/** Median of `n` timings of fn. */
+export function median(n: number, fn: () => number): number {
+  const xs = Array.from({ length: n }, fn).sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
+}
+
+/** Spawn `/bin/sh -c cmd` for each command, `jobs` at a time: the work without any engine. */
+export async function spawnPool(cmds: string[], cwd: string, jobs: number): Promise<number> {
+  const t = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < cmds.length) {
+      const cmd = cmds[next++]!;
+      await new Promise<void>((res, rej) => {
+        const c = spawn('/bin/sh', ['-c', cmd], { cwd, stdio: 'ignore' });
+        c.on('exit', (code) => (code === 0 ? res() : rej(new Error(`${cmd}: exit ${code}`))));
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  return performance.now() - t;
+}
+
+export function writeResult(name: string, data: unknown): string {
+  const path = join(RESULTS, `${name}.json`);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(data, null, 2) + '\n');
+  return path;
+}
+
+export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
