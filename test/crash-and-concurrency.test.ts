@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { outputLeaseName } from '../src/cache/lease.js';
 import { dfwe, dfweAsync, listFiles, ran, read, waitFor, workspace } from './helpers.js';
 
 /** Every record in the cache parses and names only objects that exist; no temp file is visible. */
@@ -71,19 +72,16 @@ test('four runs at once on one workspace: all finish, each node executes exactly
 
 test('a lease held by a dead process is broken automatically; a live one is waited for and named', async () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: mkdir -p out && echo a > out/a\n    outs: { f: out/a }\n' });
-  const plan = JSON.parse(dfwe(ws, ['status', '--json']).stdout);
-  const key = plan.nodes[0].execKey;
   mkdirSync(join(ws, 'cache/locks'), { recursive: true });
-  // pid 2^22 + 1 is above Linux's pid_max default range: no such process.
-  writeFileSync(join(ws, 'cache/locks', `key-${key}.lock`), JSON.stringify({ pid: 4194305, host: hostname(), since: 'then', what: 'a' }));
+  // pid 2^22 + 1 is above Linux's largest pid_max: no such process.
+  writeFileSync(join(ws, 'cache/locks', `${outputLeaseName(ws, 'out/a')}.lock`), JSON.stringify({ pid: 4194305, host: hostname(), since: 'then', what: 'a' }));
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(ran(r), ['a']);
 
   // A live holder: this test process. The run waits, says who holds it, and goes on once released.
   const ws2 = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: mkdir -p out && echo a > out/a\n    outs: { f: out/a }\n' });
-  const key2 = JSON.parse(dfwe(ws2, ['status', '--json']).stdout).nodes[0].execKey;
-  const lock = join(ws2, 'cache/locks', `key-${key2}.lock`);
+  const lock = join(ws2, 'cache/locks', `${outputLeaseName(ws2, 'out/a')}.lock`);
   mkdirSync(join(ws2, 'cache/locks'), { recursive: true });
   writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: 'now', what: 'a' }));
   const waiting = dfweAsync(ws2, ['run']);

@@ -2,6 +2,7 @@ import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, renameSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { keyOf } from '../util/hash.js';
 
 /*
  * Per-key leases: a lock file per node key, created with O_EXCL, holding who owns it. Two runs
@@ -13,6 +14,11 @@ import { randomBytes } from 'node:crypto';
 
 const HEARTBEAT_MS = 10_000;
 const STALE_MS = 60_000;
+
+/** The lease that guards a workspace output path (and so the node that writes it). */
+export function outputLeaseName(workspace: string, relPath: string): string {
+  return `out-${keyOf([workspace, relPath])}`;
+}
 
 export interface LeaseHolder {
   pid: number;

@@ -2,13 +2,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { LeaseManager, type Lease, type LeaseHolder } from '../cache/lease.js';
+import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager } from '../cache/lease.js';
 import { localHost, type NodeRecord, type OutputEntry } from '../cache/store.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { computeKeys, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
-import { keyOf } from '../util/hash.js';
 import type { NodeSpec } from './node-spec.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -62,7 +61,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): P
   // versions of it write the same file at once. A node without outputs leases its key. Sorted,
   // so runs never deadlock.
   const outs = Object.values(node.outs);
-  const names = outs.length > 0 ? outs.map((p) => `out-${keyOf([project.workspace, p])}`).sort() : [`key-${execKey}`];
+  const names = outs.length > 0 ? outs.map((p) => outputLeaseName(project.workspace, p)).sort() : [`key-${execKey}`];
   const held: Lease[] = [];
   try {
     for (const n of names) held.push(await ctx.leases.acquire(n, node.id, (h) => ctx.onWait?.(node.id, h), ctx.signal));
