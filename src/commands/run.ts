@@ -1,4 +1,4 @@
-import { runGraph } from '../execute/scheduler.js';
+import { checkCapacity, runGraph } from '../execute/scheduler.js';
 import { checkSourceDeps, planAll } from '../plan.js';
 import { defaultJobs, nodeOrError } from '../project.js';
 import { ListrReporter } from '../report/listr-reporter.js';
@@ -23,6 +23,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   for (const id of force) nodeOrError(project, id);
   const jobs = opts.jobs ? positiveInt(opts.jobs, '--jobs') : defaultJobs();
   const capacity = { cpu: jobs, gpu: detectGpus(), ...parseResources(opts.resource) };
+  checkCapacity(project, capacity, jobs);
 
   if (opts.dryRun) {
     const decisions = planAll(project, { force });

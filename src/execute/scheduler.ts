@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { UserError, type Diagnostic } from '../diagnostics.js';
 import { LeaseManager, type LeaseHolder } from '../cache/lease.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
@@ -32,6 +33,28 @@ export interface RunSummary {
   interrupted: boolean;
 }
 
+function capacityFor(capacity: Record<string, number>, jobs: number, r: string): number {
+  return r === 'cpu' ? Math.max(capacity.cpu ?? jobs, 1) : capacity[r] ?? 0;
+}
+
+/** Every node's resources fit this run's capacity; else located input errors (nothing written). */
+export function checkCapacity(project: Project, capacity: Record<string, number>, jobs: number): void {
+  const capacityOf = (r: string): number => capacityFor(capacity, jobs, r);
+  const unfit: Diagnostic[] = [];
+  for (const n of project.graph.order) {
+    for (const [r, amount] of Object.entries(n.resources)) {
+      if (amount > capacityOf(r)) {
+        unfit.push({
+          message: `stage "${n.id}" needs ${r}: ${amount}, but this run has ${capacityOf(r)}`,
+          location: n.loc.stage,
+          hint: r === 'cpu' ? 'raise --jobs' : r === 'gpu' ? 'no GPU is visible here; run where one is, or set --resource gpu=N' : `set --resource ${r}=N`,
+        });
+      }
+    }
+  }
+  if (unfit.length > 0) throw new UserError(unfit);
+}
+
 /**
  * Runs the graph: a node starts when all its upstreams succeeded and a job slot and its resource
  * tokens are free. Cache hits complete inline (no process, no await), so a no-op run of 10,000
@@ -39,6 +62,8 @@ export interface RunSummary {
  */
 export async function runGraph(project: Project, opts: SchedulerOptions): Promise<RunSummary> {
   const { graph } = project;
+  checkCapacity(project, opts.capacity, opts.jobs);
+  const capacityOf = (r: string): number => capacityFor(opts.capacity, opts.jobs, r);
   const leases = new LeaseManager(project.store.locksDir);
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
@@ -61,12 +86,6 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   let halted = false;
   const done = new Set<string>();
 
-  const capacityOf = (r: string): number => (r === 'cpu' ? Math.max(opts.capacity.cpu ?? opts.jobs, 1) : opts.capacity[r] ?? 0);
-  for (const n of graph.order) {
-    for (const [r, amount] of Object.entries(n.resources)) {
-      if (amount > capacityOf(r)) throw new Error(`stage "${n.id}" needs ${r}: ${amount} but only ${capacityOf(r)} available (set --resource ${r}=N)`);
-    }
-  }
 
   const skip = (id: string, reason: string): void => {
     const stack = [id];

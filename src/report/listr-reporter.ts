@@ -20,6 +20,7 @@ export class ListrReporter implements Reporter {
   private listr?: Promise<unknown>;
   private counter?: { done: number; total: number; task?: Task; finish?: () => void };
   private readonly failures: string[] = [];
+  private readonly running = new Set<string>();
 
   begin(expected: string[]): void {
     if (expected.length === 0) return;
@@ -42,8 +43,10 @@ export class ListrReporter implements Reporter {
         title: id,
         task: (_ctx: unknown, task: Task) => {
           this.tasks.set(id, task);
+          task.output = this.running.has(id) ? 'running' : 'waiting for upstream';
           return new Promise<void>((resolve, reject) => {
             this.waiters.set(id, (f) => {
+              this.waiters.delete(id); // settled once: end() only reaches tasks never finished
               if (f.status === 'failed') reject(new Error(`${f.error}${f.logTail ? '\n' + indent(f.logTail) : ''}`));
               else if (f.status === 'skipped') {
                 task.skip(`${id}: ${f.reason}`);
@@ -65,6 +68,7 @@ export class ListrReporter implements Reporter {
   }
 
   started(id: string): void {
+    this.running.add(id); // listr may not have started this task's function yet
     const t = this.tasks.get(id);
     if (t) t.output = 'running';
   }

@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfwe, listFiles, ran, read, workspace } from './helpers.js';
+
+const TWO = `version: 1
+stages:
+  make:
+    cmd: mkdir -p out && echo made && echo data > out/x.txt
+    outs: { f: out/x.txt }
+  use:
+    cmd: wc -c < \${{ stages.make.outs.f }} > out/n.txt
+    outs: { n: out/n.txt }
+`;
+
+test('--dry-run shows the plan and runs nothing', () => {
+  const ws = workspace({ 'dfwe.yaml': TWO });
+  const r = dfwe(ws, ['run', '--dry-run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 nodes: 0 cached, 2 will run/);
+  assert.match(r.stdout, /will run\s+make\s+never run/);
+  assert.match(r.stdout, /will run\s+use\s+upstream make will run/);
+  assert.equal(existsSync(join(ws, 'out')), false);
+  assert.deepEqual(listFiles(join(ws, 'cache/records')), []);
+});
+
+test('status --json gives counts and a reason per node', () => {
+  const ws = workspace({ 'dfwe.yaml': TWO });
+  dfwe(ws, ['run']);
+  const s = JSON.parse(dfwe(ws, ['status', '--json']).stdout);
+  assert.deepEqual(s.counts, { cached: 2, run: 0, blocked: 0 });
+  assert.equal(s.nodes[0].id, 'make');
+  assert.match(s.nodes[0].execKey, /^[0-9a-f]{32}$/);
+});
+
+test('dag prints text, dot and mermaid', () => {
+  const ws = workspace({ 'dfwe.yaml': TWO });
+  assert.equal(dfwe(ws, ['dag']).stdout, 'make\nuse  ← make\n');
+  assert.match(dfwe(ws, ['dag', '--format', 'dot']).stdout, /digraph dfwe \{[\s\S]*"make" -> "use";[\s\S]*\}/);
+  assert.match(dfwe(ws, ['dag', '--format', 'mermaid']).stdout, /flowchart LR\n {2}n0\["make"\]\n {2}n1\["use"\]\n {2}n0 --> n1/);
+  const bad = dfwe(ws, ['dag', '--format', 'png']);
+  assert.equal(bad.code, 2);
+});
+
+test('show gives outputs, timings and the log', () => {
+  const ws = workspace({ 'dfwe.yaml': TWO });
+  dfwe(ws, ['run']);
+  const r = dfwe(ws, ['show', 'make']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /state:\s+cached/);
+  assert.match(r.stdout, /f: out\/x\.txt\s+\(file, 5 bytes, [0-9a-f]{12}\)/);
+  assert.match(r.stdout, /\| made/);
+  const j = JSON.parse(dfwe(ws, ['show', 'make', '--json']).stdout);
+  assert.equal(j.record.outputs.f.size, 5);
+  const missing = dfwe(ws, ['show', 'mak']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no node "mak".*\n.*did you mean: make/);
+});
+
+test('resource tokens: a GPU stage without a GPU is a located error; cpu tokens serialise heavy stages', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  train:\n    cmd: "true"\n    resources: { gpu: 1 }\n' });
+  const r = dfwe(ws, ['run'], { CUDA_VISIBLE_DEVICES: '' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /dfwe\.yaml:3:3: error: stage "train" needs gpu: 1, but this run has 0/);
+  assert.deepEqual(listFiles(ws), ['dfwe.yaml']);
+  assert.equal(dfwe(ws, ['run', '--resource', 'gpu=1'], { CUDA_VISIBLE_DEVICES: '' }).code, 0);
+
+  // Two stages that each take both cpu tokens of a --jobs 2 run never overlap.
+  const heavy = (n: string): string => `  ${n}:\n    cmd: mkdir -p out && date +%s%N > out/${n}.start && sleep 0.3 && date +%s%N > out/${n}.end\n    outs: { s: out/${n}.start, e: out/${n}.end }\n    resources: { cpu: 2 }\n`;
+  const ws2 = workspace({ 'dfwe.yaml': `version: 1\nstages:\n${heavy('h1')}${heavy('h2')}` });
+  const r2 = dfwe(ws2, ['run', '--jobs', '2']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.deepEqual(ran(r2), ['h1', 'h2']);
+  const t = (f: string): bigint => BigInt(read(ws2, f).trim());
+  const [a, b] = t('out/h1.start') < t('out/h2.start') ? ['h1', 'h2'] : ['h2', 'h1'];
+  assert.ok(t(`out/${a}.end`) <= t(`out/${b}.start`), 'the two cpu: 2 stages overlapped');
+});
