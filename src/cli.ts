@@ -75,6 +75,14 @@ program
   });
 
 program
+  .command('schema')
+  .description('print the JSON Schema of pipeline files (built-in stage types included)')
+  .action(async () => {
+    const [{ pipelineSchema }, { registry }] = await Promise.all([import('./pipeline/schema.js'), import('../stages/index.js')]);
+    process.stdout.write(JSON.stringify(pipelineSchema(registry), null, 2) + '\n');
+  });
+
+program
   .command('exec')
   .description('run one built-in stage from a serialised node spec (the engine and executors call this)')
   .argument('<spec>', 'path of the node spec JSON')

@@ -26,7 +26,9 @@ export class UserError extends Error {
   readonly diagnostics: Diagnostic[];
   readonly exitCode: number;
   constructor(diagnostics: Diagnostic[] | Diagnostic | string, exitCode = EXIT_BAD_INPUT) {
-    const list = typeof diagnostics === 'string' ? [{ message: diagnostics }] : Array.isArray(diagnostics) ? diagnostics : [diagnostics];
+    const given = typeof diagnostics === 'string' ? [{ message: diagnostics }] : Array.isArray(diagnostics) ? diagnostics : [diagnostics];
+    // In file order: a reader fixes them top to bottom.
+    const list = [...given].sort((a, b) => (a.location?.file ?? '').localeCompare(b.location?.file ?? '') || (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.col ?? 0) - (b.location?.col ?? 0));
     super(list.map((d) => d.message).join('\n'));
     this.diagnostics = list;
     this.exitCode = exitCode;

@@ -86,7 +86,7 @@ const cases: Case[] = [
   },
   {
     name: 'both cmd and uses',
-    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo\n    uses: nothing\n',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo\n    uses: prepare-data\n',
     at: [3, 3],
     message: /needs exactly one of "cmd" \(a shell command\) or "uses"/,
   },
@@ -94,7 +94,7 @@ const cases: Case[] = [
     name: 'unknown stage type',
     yaml: 'version: 1\nstages:\n  a:\n    uses: no-such-stage\n',
     at: [4, 11],
-    message: /unknown stage type "no-such-stage"/,
+    message: /"uses" of stage "a": "no-such-stage" is not one of prepare-data/,
   },
   {
     name: 'neither cmd nor uses',

@@ -3,7 +3,6 @@ import type { StageType } from '../stage-type.js';
 import { ExpressionError, hasExpression, interpolate, referencedMembers, toCel, findExpressions } from './expressions.js';
 import { normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
-import { validateAt } from './validate.js';
 
 /** One node of the graph, fully resolved: no expressions left, paths normalised. */
 export interface NodeDef {
@@ -151,7 +150,6 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     if (type) {
       let declared: Record<string, 'file' | 'dir'> = {};
       const withValue = st.with ?? {};
-      diagnostics.push(...validateAt(type.schema, withValue, source, [...at, 'with']));
       try {
         declared = type.outputs(withValue);
       } catch {

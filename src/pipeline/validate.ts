@@ -1,33 +1,17 @@
-import { createRequire } from 'node:module';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { registry } from '../../stages/index.js';
 import { didYouMean, UserError, type Diagnostic } from '../diagnostics.js';
+import { pipelineSchema } from './schema.js';
 import type { SourceFile } from './source.js';
 
-const require = createRequire(import.meta.url);
 const Ajv = AjvModule.default ?? AjvModule;
-const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
 let pipelineValidator: ValidateFunction | undefined;
 
-export function pipelineSchema(): object {
-  return require('../../../schemas/pipeline.schema.json') as object;
-}
-
-/** Validate against schemas/pipeline.schema.json; all errors at once, located, with did-you-mean. */
+/** Validate against the pipeline schema (built-in stages' `with` included); all errors at once,
+ * located, with did-you-mean. */
 export function validatePipeline(data: unknown, source: SourceFile): void {
-  pipelineValidator ??= ajv.compile(pipelineSchema());
+  pipelineValidator ??= new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema(registry));
   if (!pipelineValidator(data)) throw new UserError(schemaDiagnostics(pipelineValidator.errors ?? [], source, []));
-}
-
-const validators = new WeakMap<object, ValidateFunction>();
-
-/** Validate a value nested at `at` (e.g. a stage's `with`) against a stage type's own schema. */
-export function validateAt(schema: object, data: unknown, source: SourceFile, at: (string | number)[]): Diagnostic[] {
-  let validate = validators.get(schema);
-  if (!validate) {
-    validate = ajv.compile(schema);
-    validators.set(schema, validate);
-  }
-  return validate(data) ? [] : schemaDiagnostics(validate.errors ?? [], source, at);
 }
 
 function pointerToPath(pointer: string): string[] {
@@ -66,6 +50,8 @@ function schemaDiagnostics(errors: ErrorObject[], source: SourceFile, at: (strin
         break;
       case 'propertyNames':
         continue; // reported by the 'pattern' error that accompanies it, located at the name
+      case 'if':
+        continue; // "must match then": the errors inside `then` say what is wrong
       case 'pattern':
         if (e.propertyName !== undefined) {
           d = {

@@ -1,0 +1,122 @@
+/**
+ * The pipeline schema, written out to schemas/pipeline.schema.json by `npm run schema` (a test
+ * keeps the two equal). Built-in stage types contribute the `uses` enum and, through if/then,
+ * the schema of their `with`, so editors complete both.
+ */
+import type { StageType } from '../stage-type.js';
+
+const BASE = {
+  $schema: "http://json-schema.org/draft-07/schema#",
+  "$id": "https://github.com/dfwe/dfwe/schemas/pipeline.schema.json",
+  "title": "dfwe pipeline",
+  "description": "A dfwe pipeline: named stages that become content-hashed nodes. Values may hold ${{ \u2026 }} CEL expressions over `params` and upstream outputs (`stages.NAME.outs.OUT`); a reference to another stage creates an edge.",
+  "type": "object",
+  "additionalProperties": false,
+  "required": [
+    "version",
+    "stages"
+  ],
+  "properties": {
+    "version": {
+      "description": "Pipeline format version. Only 1 exists.",
+      "const": 1
+    },
+    "name": {
+      "description": "A short name for the pipeline, shown in reports.",
+      "type": "string"
+    },
+    "description": {
+      "description": "Free text for humans; ignored by the engine and never part of a key.",
+      "type": "string"
+    },
+    "params": {
+      "description": "Named values that stages read as ${{ params.NAME }}. Only the params a stage actually reads are part of its key, so editing one param reruns only the stages that use it.",
+      "type": "object"
+    },
+    "stages": {
+      "description": "The stages, by name. A name must be a CEL identifier (letters, digits, underscore) because expressions refer to it as `stages.NAME`. Order does not matter: edges come from references.",
+      "type": "object",
+      "minProperties": 1,
+      "propertyNames": {
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
+      },
+      "additionalProperties": {
+        "$ref": "#/definitions/stage"
+      }
+    }
+  },
+  "definitions": {
+    "stage": {
+      "description": "One unit of work. Exactly one of `cmd` (a shell command) or `uses` (a built-in stage type).",
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "description": {
+          "description": "Free text for humans; never part of a key.",
+          "type": "string"
+        },
+        "cmd": {
+          "description": "A shell command (/bin/sh -c), run with the workspace as working directory. It must write every path declared in `outs`. Its text after expression substitution is part of the key.",
+          "type": "string",
+          "minLength": 1
+        },
+        "uses": {
+          "description": "A built-in stage type; its parameters go in `with`. Built-in stages run in their own process through `dfwe exec`.",
+          "type": "string",
+          "minLength": 1
+        },
+        "with": {
+          "description": "Parameters of the built-in stage type named by `uses`, checked against that type's own schema.",
+          "type": "object"
+        },
+        "deps": {
+          "description": "Files or directories this stage reads, relative to the workspace. Their content digests are part of the key. A path that another stage declares in `outs` (or lies inside one) makes that stage upstream.",
+          "type": "array",
+          "items": {
+            "type": "string",
+            "minLength": 1
+          }
+        },
+        "outs": {
+          "description": "What the stage writes, as NAME: PATH (relative to the workspace). Outputs are stored in the cache by content and materialised read-only at PATH. Downstream stages refer to them as ${{ stages.THIS.outs.NAME }}. For `uses` stages the type declares the names; PATH overrides the default out/STAGE/NAME.",
+          "type": "object",
+          "additionalProperties": {
+            "type": "string",
+            "minLength": 1
+          }
+        },
+        "env": {
+          "description": "Extra environment variables for the command. Part of the key.",
+          "type": "object",
+          "additionalProperties": {
+            "type": [
+              "string",
+              "number",
+              "boolean"
+            ]
+          }
+        },
+        "resources": {
+          "description": "Resource tokens the stage holds while it runs, e.g. {cpu: 1, gpu: 1}. Capacities: cpu = --jobs, gpu = detected GPUs, others set with --resource NAME=N. Not part of the key.",
+          "type": "object",
+          "additionalProperties": {
+            "type": "integer",
+            "minimum": 0
+          }
+        }
+      }
+    }
+  }
+} as const;
+
+export function pipelineSchema(registry: ReadonlyMap<string, StageType>): Record<string, unknown> {
+  const schema = structuredClone(BASE) as unknown as { definitions: { stage: Record<string, unknown> & { properties: { uses: Record<string, unknown> } } } };
+  const types = [...registry.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const stage = schema.definitions.stage;
+  stage.properties.uses = { ...stage.properties.uses, enum: types.map((t) => t.name) };
+  stage.allOf = types.map((t) => ({
+    if: { properties: { uses: { const: t.name } }, required: ['uses'] },
+    then: { properties: { with: { description: t.description, ...t.schema } } },
+  }));
+  return schema as unknown as Record<string, unknown>;
+}
