@@ -10,6 +10,7 @@ program
   .version(DFWE_VERSION)
   .option('-C, --workspace <dir>', 'workspace directory: paths in the pipeline are relative to it (default: current directory)')
   .option('--cache <dir>', 'cache directory (default: $DFWE_CACHE or WORKSPACE/cache)')
+  .option('--only <var=value>', 'keep only the sweep members whose variable has this value, e.g. target=emotion (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
   .showSuggestionAfterError()
   .exitOverride();
 
@@ -40,6 +41,16 @@ program
   .action(async (pipeline: string | undefined, opts) => {
     const { statusCommand } = await import('./commands/status.js');
     exitCode = await statusCommand(pipeline, opts, globals());
+  });
+
+program
+  .command('expand')
+  .description('list the nodes a pipeline expands to, and how many sweep members share each')
+  .argument('[pipeline]', 'pipeline file')
+  .option('--json', 'machine-readable output')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { expandCommand } = await import('./commands/expand.js');
+    exitCode = await expandCommand(pipeline, opts, globals());
   });
 
 program

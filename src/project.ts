@@ -18,6 +18,8 @@ export interface ProjectOptions {
   pipeline?: string;
   workspace: string;
   cacheDir?: string;
+  /** Keep only these sweep members (`--only var=value`). */
+  only?: Record<string, string>;
 }
 
 export interface Project {
@@ -27,6 +29,9 @@ export interface Project {
   displayPath: string;
   name: string;
   nodes: NodeDef[];
+  /** Sweep members expanded, and stage instances before identical ones were merged. */
+  members: number;
+  instances: number;
   graph: Graph;
   store: CacheStore;
   digests: FileDigests;
@@ -57,14 +62,14 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, save } = await expandCached(text, displayPath, store);
+  const { nodes, name, members, instances, save } = await expandCached(text, displayPath, store, opts.only ?? {});
   const graph = buildGraph(nodes);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.json'));
   const saveState = (): void => {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, graph, store, digests, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, saveState };
 }
 
 /*
@@ -72,12 +77,19 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * entries), and its result depends only on the file's bytes, dfwe's version and the stage
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
-async function expandCached(text: string, displayPath: string, store: CacheStore): Promise<{ nodes: NodeDef[]; name: string; save: () => void }> {
+interface Expanded {
+  nodes: NodeDef[];
+  name: string;
+  members: number;
+  instances: number;
+}
+
+async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>): Promise<Expanded & { save: () => void }> {
   const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
-  const memoKey = keyOf([DFWE_VERSION, stageVersions, displayPath, digestBytes(text)]);
+  const memoKey = keyOf([DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only]);
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
   try {
-    return { ...(JSON.parse(readFileSync(memoPath, 'utf8')) as { nodes: NodeDef[]; name: string }), save: () => {} };
+    return { ...(JSON.parse(readFileSync(memoPath, 'utf8')) as Expanded), save: () => {} };
   } catch {
     // not memoised yet
   }
@@ -90,8 +102,8 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   const { source, data } = parsePipeline(text, displayPath);
   validatePipeline(data, source);
   const raw = data as RawPipeline;
-  const nodes = expandPipeline(raw, source, registry);
-  const result = { nodes, name: raw.name ?? displayPath };
+  const { nodes, members, instances } = expandPipeline(raw, source, registry, { only });
+  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(result), { durable: false });

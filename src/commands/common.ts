@@ -5,10 +5,21 @@ import { openProject, type Project } from '../project.js';
 export interface GlobalOptions {
   workspace?: string;
   cache?: string;
+  only?: string[];
+}
+
+export function parseOnly(specs: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of specs) {
+    const m = /^([A-Za-z_]\w*)=(.*)$/.exec(s);
+    if (!m) throw new UserError(`--only takes VARIABLE=VALUE (e.g. target=emotion, sources=a+b+c), not "${s}"`);
+    out[m[1]!] = m[2]!;
+  }
+  return out;
 }
 
 export function open(pipeline: string | undefined, g: GlobalOptions): Promise<Project> {
-  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache });
+  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only) });
 }
 
 /** GPUs visible to this machine: NVIDIA device nodes, unless CUDA_VISIBLE_DEVICES narrows them. */

@@ -1,14 +1,20 @@
 import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../diagnostics.js';
 import type { StageType } from '../stage-type.js';
-import { ExpressionError, hasExpression, interpolate, referencedMembers, toCel, findExpressions } from './expressions.js';
+import { canonicalJson } from '../util/canonical.js';
+import { ExpressionError, findExpressions, hasExpression, interpolate, referencedMembers, toCel } from './expressions.js';
 import { normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
 
 /** One node of the graph, fully resolved: no expressions left, paths normalised. */
 export interface NodeDef {
+  /** `stage` alone, or `stage[var=value,…]` with the variables the node depends on. */
   id: string;
   /** The stage name in the pipeline file. */
   stage: string;
+  /** Sweep and foreach variables this node depends on, with their (canonical) values. */
+  vars: Record<string, unknown>;
+  /** How many sweep members need this node (a shared node runs once for all of them). */
+  members: number;
   /** 'cmd' for shell commands, else the built-in stage type. */
   type: string;
   version: number;
@@ -31,8 +37,9 @@ interface RawStage {
   cmd?: string;
   uses?: string;
   with?: Record<string, unknown>;
+  foreach?: Record<string, unknown>;
   deps?: string[];
-  outs?: Record<string, string>;
+  outs?: Record<string, string | null>;
   env?: Record<string, string | number | boolean>;
   resources?: Record<string, number>;
 }
@@ -41,7 +48,58 @@ export interface RawPipeline {
   version: 1;
   name?: string;
   params?: Record<string, unknown>;
+  sweep?: Record<string, unknown>;
   stages: Record<string, RawStage>;
+}
+
+export interface ExpandOptions {
+  /** Keep only sweep members whose variable shows this value (`--only target=emotion`). */
+  only?: Record<string, string>;
+}
+
+export interface Expansion {
+  nodes: NodeDef[];
+  /** Sweep members expanded (1 without a sweep). */
+  members: number;
+  /** Stage instances before identical ones were merged. */
+  instances: number;
+}
+
+/** Names that expressions use for other things; a sweep or foreach variable cannot take them. */
+const RESERVED = new Set(['params', 'stages', 'outs', 'true', 'false', 'null', 'in']);
+
+/*
+ * Values of sweep and foreach variables are canonical: a list of plain values is a set (sorted,
+ * without repeats), so {emotion, qa} is one value however it was built, and the expert trained on
+ * it is one node whichever sweep member asks for it.
+ */
+export function canonicalValue(v: unknown): unknown {
+  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) {
+    const seen = new Map<string, unknown>();
+    for (const x of v) seen.set(JSON.stringify(x), x);
+    return [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, x]) => x);
+  }
+  return v;
+}
+
+/** A value as it appears in node ids and `--only`: `emotion`, `emotion+qa`, `3`. */
+export function showValue(v: unknown): string {
+  if (typeof v === 'string') return /^[\w.@-]+$/.test(v) ? v : JSON.stringify(v);
+  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) return v.map(showValue).join('+');
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+}
+
+function nodeId(stage: string, vars: Record<string, unknown>): string {
+  const keys = Object.keys(vars).sort();
+  return keys.length ? `${stage}[${keys.map((k) => `${k}=${showValue(vars[k])}`).join(',')}]` : stage;
+}
+
+/** Default output path: out/STAGE/OUT, or out/STAGE/var=value,…/OUT in a sweep. */
+function defaultOutPath(stage: string, vars: Record<string, unknown>, out: string): string {
+  const keys = Object.keys(vars).sort();
+  if (keys.length === 0) return `out/${stage}/${out}`;
+  const dir = keys.map((k) => `${k}=${showValue(vars[k])}`).join(',').replace(/[/\\\0]/g, '_').replace(/"/g, '');
+  return `out/${stage}/${dir}/${out}`;
 }
 
 /** Where a string value sits in the file, so an error at an offset inside it can be located. */
@@ -60,156 +118,291 @@ function locateInString(source: SourceFile, path: (string | number)[], value: st
   return source.locAtOffset(range[0] + Math.max(0, at), length);
 }
 
-export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: ReadonlyMap<string, StageType>): NodeDef[] {
+function exprsOf(v: unknown): string[] {
+  if (typeof v === 'string') {
+    try {
+      return findExpressions(v).map((s) => s.expr);
+    } catch {
+      return [];
+    }
+  }
+  if (Array.isArray(v)) return v.flatMap(exprsOf);
+  if (v && typeof v === 'object') return Object.values(v).flatMap(exprsOf);
+  return [];
+}
+
+interface StagePlan {
+  name: string;
+  raw: RawStage;
+  type?: StageType;
+  foreachVars: string[];
+  /** Stages named in this stage's expressions. */
+  refs: string[];
+}
+
+interface Instance {
+  node: NodeDef;
+  /** Its foreach variables' values. */
+  foreach: Record<string, unknown>;
+  /** The variables (of its member and foreach) its identity depends on. */
+  identity: Set<string>;
+}
+
+/** Per member: the instances of each stage, and which variables each stage's foreach domain read. */
+interface MemberState {
+  binding: Record<string, unknown>;
+  instances: Map<string, Instance[]>;
+  domainReads: Map<string, Set<string>>;
+}
+
+const OUT_MARK = '\u0001dfwe-out:';
+
+export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: ReadonlyMap<string, StageType>, opts: ExpandOptions = {}): Expansion {
   const diagnostics: Diagnostic[] = [];
   const params = raw.params ?? {};
-  const stageNames = Object.keys(raw.stages);
   const celParams = toCel(params);
+  const stageNames = Object.keys(raw.stages);
+  const sweepVars = Object.keys(raw.sweep ?? {});
+  const reported = new Set<string>();
+  const report = (d: Diagnostic): void => {
+    const k = `${d.location?.line}:${d.location?.col}:${d.message}`;
+    if (!reported.has(k)) {
+      reported.add(k);
+      diagnostics.push(d);
+    }
+  };
 
-  // Resolves every expression inside `value` (at data path `path`), collecting located errors.
-  const resolve = (value: unknown, path: (string | number)[], context: Record<string, unknown>): unknown => {
+  // Resolves every expression inside `value` (at data path `path`) against `context`, reporting
+  // located errors; undefined when an expression failed.
+  const resolve = (value: unknown, path: (string | number)[], context: object, bound: ReadonlySet<string>): unknown => {
     if (typeof value === 'string') {
       if (!value.includes('${{')) return value;
       try {
         for (const span of findExpressions(value)) {
-          for (const name of referencedMembers(span.expr, 'stages')) {
-            if (!(name in raw.stages)) {
-              const guess = didYouMean(name, stageNames);
-              const at = value.indexOf(name, span.exprStart);
-              throw new ExpressionError(`unknown stage "${name}"${guess ? `; did you mean "${guess}"?` : ''}`, at, name.length);
-            }
-          }
-          for (const name of referencedMembers(span.expr, 'params')) {
-            if (!(name in params)) {
-              const guess = didYouMean(name, Object.keys(params));
-              const at = value.indexOf(name, span.exprStart);
-              throw new ExpressionError(`unknown param "${name}"${guess ? `; did you mean "${guess}"?` : ''}`, at, name.length);
+          for (const [root, known, what] of [['stages', stageNames, 'stage'], ['params', Object.keys(params), 'param']] as const) {
+            for (const name of referencedMembers(span.expr, root)) {
+              if (!known.includes(name)) {
+                const guess = didYouMean(name, known);
+                throw new ExpressionError(`unknown ${what} "${name}"${guess ? `; did you mean "${guess}"?` : ''}`, value.indexOf(name, span.exprStart), name.length);
+              }
             }
           }
         }
         return interpolate(value, context);
       } catch (err) {
         if (!(err instanceof ExpressionError)) throw err;
-        diagnostics.push({ message: `expression: ${err.message}`, location: locateInString(source, path, value, err.offset, err.length) });
-        return value;
+        let message = err.message;
+        const unknownVar = /^Unknown variable: (\w+)/.exec(message);
+        if (unknownVar) {
+          const guess = didYouMean(unknownVar[1]!, [...bound]);
+          message = `unknown variable "${unknownVar[1]}"${guess ? `; did you mean "${guess}"?` : ''} (in scope: params, stages${bound.size ? `, ${[...bound].join(', ')}` : ''})`;
+        }
+        report({ message: `expression: ${message}`, location: locateInString(source, path, value, err.offset, err.length) });
+        return undefined;
       }
     }
-    if (Array.isArray(value)) return value.map((v, i) => resolve(v, [...path, i], context));
+    if (Array.isArray(value)) return value.map((v, i) => resolve(v, [...path, i], context, bound));
     if (value && typeof value === 'object') {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, [...path, k], context)]));
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, [...path, k], context, bound)]));
     }
     return value;
   };
 
   const normPath = (p: unknown, path: (string | number)[], what: string): string | undefined => {
     if (typeof p !== 'string') {
-      diagnostics.push({ message: `${what} must be a path string, not ${JSON.stringify(p)}`, location: source.locate(path) });
+      if (p !== undefined) report({ message: `${what} must be a path string, not ${JSON.stringify(p)}`, location: source.locate(path) });
       return undefined;
     }
     const n = normalizeWorkspacePath(p);
     if (n === undefined) {
-      diagnostics.push({ message: `${what} "${p}" is outside the workspace: paths are relative to the workspace and stay inside it`, location: source.locate(path) });
+      report({ message: `${what} "${p}" is outside the workspace: paths are relative to the workspace and stay inside it`, location: source.locate(path) });
     }
     return n;
   };
 
-  // Pass 1: each stage's type, outputs and their paths (outs may use params, never other stages).
-  const stageTypes = new Map<string, StageType | undefined>();
-  const outsByStage = new Map<string, Record<string, string>>();
-  const outKindsByStage = new Map<string, Record<string, 'file' | 'dir' | 'any'>>();
+  const checkVarName = (name: string, path: (string | number)[]): boolean => {
+    if (RESERVED.has(name)) {
+      report({ message: `"${name}" cannot name a variable: expressions use it for something else`, location: source.locateKey(path, name) });
+      return false;
+    }
+    return true;
+  };
+
+  // The stages: type, foreach variables, and the stages each refers to.
+  const plans = new Map<string, StagePlan>();
   for (const [name, st] of Object.entries(raw.stages)) {
     const at = ['stages', name];
     const hasCmd = st.cmd !== undefined;
     const hasUses = st.uses !== undefined;
     if (hasCmd === hasUses) {
-      diagnostics.push({ message: `stage "${name}" needs exactly one of "cmd" (a shell command) or "uses" (a built-in stage type)`, location: source.locateKey(['stages'], name) });
+      report({ message: `stage "${name}" needs exactly one of "cmd" (a shell command) or "uses" (a built-in stage type)`, location: source.locateKey(['stages'], name) });
       continue;
     }
     if (hasCmd && st.with !== undefined) {
-      diagnostics.push({ message: `stage "${name}": "with" holds parameters of a built-in stage type ("uses"); a "cmd" stage puts values into its command`, location: source.locateKey(at, 'with') });
+      report({ message: `stage "${name}": "with" holds parameters of a built-in stage type ("uses"); a "cmd" stage puts values into its command`, location: source.locateKey(at, 'with') });
     }
     const type = hasUses ? registry.get(st.uses!) : undefined;
     if (hasUses && !type) {
       const guess = didYouMean(st.uses!, registry.keys());
-      diagnostics.push({ message: `unknown stage type "${st.uses}"${guess ? `; did you mean "${guess}"?` : ''}`, location: source.locate([...at, 'uses']) });
+      report({ message: `unknown stage type "${st.uses}"${guess ? `; did you mean "${guess}"?` : ''}`, location: source.locate([...at, 'uses']) });
       continue;
     }
-    stageTypes.set(name, type);
-    const outs: Record<string, string> = {};
-    const kinds: Record<string, 'file' | 'dir' | 'any'> = {};
-    const outsContext = { params: celParams };
+    const foreachVars = Object.keys(st.foreach ?? {});
+    for (const v of foreachVars) {
+      checkVarName(v, [...at, 'foreach']);
+      if (sweepVars.includes(v)) report({ message: `foreach variable "${v}" of stage "${name}" hides the sweep variable of that name`, location: source.locateKey([...at, 'foreach'], v) });
+    }
     for (const [o, p] of Object.entries(st.outs ?? {})) {
-      if (hasExpression(p) && findExpressionsSafe(String(p)).some((e) => referencedMembers(e, 'stages').size > 0)) {
-        diagnostics.push({ message: `outs of stage "${name}" may use params but not other stages' outputs`, location: source.locate([...at, 'outs', o]) });
-        continue;
+      if (hasExpression(p) && exprsOf(p).some((e) => referencedMembers(e, 'stages').size > 0)) {
+        report({ message: `outs of stage "${name}" may use params and variables but not other stages' outputs`, location: source.locate([...at, 'outs', o]) });
       }
-      const n = normPath(resolve(p, [...at, 'outs', o], outsContext), [...at, 'outs', o], `output "${o}"`);
-      if (n !== undefined) outs[o] = n;
-      kinds[o] = 'any';
     }
     if (type) {
-      let declared: Record<string, 'file' | 'dir'> = {};
-      const withValue = st.with ?? {};
+      let declared: Record<string, unknown> = {};
       try {
-        declared = type.outputs(withValue);
+        declared = type.outputs(st.with ?? {});
       } catch {
         declared = {};
       }
-      for (const o of Object.keys(outs)) {
+      for (const o of Object.keys(st.outs ?? {})) {
         if (!(o in declared)) {
           const guess = didYouMean(o, Object.keys(declared));
-          diagnostics.push({
+          report({
             message: `stage type "${type.name}" has no output "${o}"${guess ? `; did you mean "${guess}"?` : ''}`,
             location: source.locateKey([...at, 'outs'], o),
             hint: `its outputs: ${Object.keys(declared).join(', ')}`,
           });
         }
       }
-      for (const [o, kind] of Object.entries(declared)) {
-        outs[o] ??= `out/${name}/${o}`;
-        kinds[o] = kind;
-      }
-    } else if (hasCmd && Object.keys(outs).length === 0 && st.outs === undefined) {
-      // A command with no outputs is allowed (e.g. a check); it reruns only when its inputs change.
     }
-    outsByStage.set(name, outs);
-    outKindsByStage.set(name, kinds);
+    const refs = new Set<string>();
+    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.foreach])) referencedMembers(e, 'stages').forEach((r) => refs.add(r));
+    plans.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages) });
   }
+  for (const v of sweepVars) checkVarName(v, ['sweep']);
+  if (diagnostics.length > 0) throw new UserError(diagnostics);
 
-  const context = {
-    params: celParams,
-    stages: Object.fromEntries([...outsByStage].map(([n, outs]) => [n, { outs }])),
+  // Stages in an order where every stage comes after those it refers to.
+  const stageOrder = orderStages(plans, source);
+
+  const nodes = new Map<string, NodeDef>();
+  const contents = new Map<string, string>();
+  let instances = 0;
+  let members = 0;
+
+  const expandMember = (binding: Record<string, unknown>): void => {
+    members++;
+    const state: MemberState = { binding, instances: new Map(), domainReads: new Map() };
+    for (const plan of stageOrder) expandStage(plan, state);
   };
 
-  // Pass 2: everything else, with upstream outputs in scope.
-  const nodes: NodeDef[] = [];
-  for (const [name, st] of Object.entries(raw.stages)) {
-    if (!stageTypes.has(name)) continue;
-    const at = ['stages', name];
-    const type = stageTypes.get(name);
-    const refs = new Set<string>();
-    const usedParams = new Set<string>();
-    const collectRefs = (v: unknown): void => {
-      if (typeof v === 'string') {
-        for (const e of findExpressionsSafe(v)) {
-          referencedMembers(e, 'stages').forEach((r) => refs.add(r));
-          referencedMembers(e, 'params').forEach((r) => usedParams.add(r));
-        }
-      }
-      else if (Array.isArray(v)) v.forEach(collectRefs);
-      else if (v && typeof v === 'object') Object.values(v).forEach(collectRefs);
-    };
-    collectRefs([st.cmd, st.with, st.deps, st.env, st.outs]);
-
-    const command = st.cmd !== undefined ? resolve(st.cmd, [...at, 'cmd'], context) : undefined;
-    const withValue = (resolve(st.with ?? {}, [...at, 'with'], context) ?? {}) as Record<string, unknown>;
-    const env = Object.fromEntries(
-      Object.entries((resolve(st.env ?? {}, [...at, 'env'], context) ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)]),
+  // A context whose reads are recorded: the variables an instance depends on are those its
+  // expressions actually read, so `size(tasks) > 1 ? target : tasks[0]` needs `target` only
+  // for multi-task sets.
+  const makeContext = (state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Instance[], outs?: Record<string, string>): object => {
+    const celBound = new Map(Object.entries(bound).map(([k, v]) => [k, toCel(v)]));
+    const stages = new Proxy(
+      {},
+      {
+        get: (_t, key) => {
+          if (typeof key !== 'string' || !plans.has(key)) return undefined;
+          return stageView(key, state, bound, reads, refs);
+        },
+        has: (_t, key) => typeof key === 'string' && plans.has(key),
+        // cel-js checks own properties before reading a map key
+        getOwnPropertyDescriptor: (_t, key) =>
+          typeof key === 'string' && plans.has(key) ? { enumerable: true, configurable: true, value: stageView(key, state, bound, reads, refs) } : undefined,
+      },
     );
+    return new Proxy(
+      {},
+      {
+        get: (_t, key) => {
+          if (key === 'params') return celParams;
+          if (key === 'stages') return stages;
+          if (key === 'outs' && outs) return outs;
+          if (typeof key === 'string' && celBound.has(key)) {
+            reads.add(key);
+            return celBound.get(key);
+          }
+          return undefined;
+        },
+        has: (_t, key) => key === 'params' || key === 'stages' || (key === 'outs' && !!outs) || (typeof key === 'string' && celBound.has(key)),
+      },
+    );
+  };
+
+  // `stages.X` seen from an instance: the instances of X that agree with it on shared foreach
+  // variables. One instance gives its outputs; several (X fans out over a variable the reader
+  // does not bind) give, for each output, the list of paths in X's foreach order.
+  const stageView = (name: string, state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Instance[]): unknown => {
+    const plan = plans.get(name)!;
+    const all = state.instances.get(name) ?? [];
+    const shared = plan.foreachVars.filter((v) => v in bound);
+    shared.forEach((v) => reads.add(v));
+    const matching = all.filter((x) => shared.every((v) => canonicalJson(x.foreach[v]) === canonicalJson(bound[v])));
+    for (const x of matching) {
+      refs.push(x);
+      for (const v of x.identity) if (v in bound) reads.add(v);
+    }
+    if (shared.length === plan.foreachVars.length) return matching[0] ? { outs: matching[0].node.outs } : undefined;
+    state.domainReads.get(name)?.forEach((v) => v in bound && reads.add(v));
+    const outNames = matching[0] ? Object.keys(matching[0].node.outs) : [];
+    return { outs: Object.fromEntries(outNames.map((o) => [o, matching.map((x) => x.node.outs[o]!)])) };
+  };
+
+  const expandStage = (plan: StagePlan, state: MemberState): void => {
+    const at = ['stages', plan.name];
+    // The foreach domains, in order; each may read the member's and earlier foreach variables.
+    let combos: Record<string, unknown>[] = [{}];
+    const domainReads = new Set<string>();
+    for (const v of plan.foreachVars) {
+      const next: Record<string, unknown>[] = [];
+      for (const c of combos) {
+        const bound = { ...state.binding, ...c };
+        const domain = domainOf(plan.raw.foreach![v], [...at, 'foreach', v], makeContext(state, bound, domainReads, []), new Set(Object.keys(bound)), `foreach variable "${v}" of stage "${plan.name}"`);
+        for (const value of domain) next.push({ ...c, [v]: value });
+      }
+      combos = next;
+    }
+    state.domainReads.set(plan.name, domainReads);
+    const list: Instance[] = [];
+    for (const combo of combos) {
+      const inst = expandInstance(plan, state, combo, at);
+      if (inst) list.push(inst);
+    }
+    state.instances.set(plan.name, list);
+  };
+
+  const expandInstance = (plan: StagePlan, state: MemberState, foreach: Record<string, unknown>, at: string[]): Instance | undefined => {
+    instances++;
+    const st = plan.raw;
+    const bound = { ...state.binding, ...foreach };
+    const boundNames = new Set(Object.keys(bound));
+    const reads = new Set<string>();
+    const refs: Instance[] = [];
+    const before = diagnostics.length;
+
+    // Outputs the user placed, then the stage type's defaults (which need the node id, so
+    // commands see them as markers until the id is known).
+    const explicitOuts: Record<string, string> = {};
+    for (const [o, p] of Object.entries(st.outs ?? {})) {
+      if (p === null) continue; // the default path
+      const n = normPath(resolve(p, [...at, 'outs', o], makeContext(state, bound, reads, []), boundNames), [...at, 'outs', o], `output "${o}"`);
+      if (n !== undefined) explicitOuts[o] = n;
+    }
+    const declared: Record<string, 'file' | 'dir'> = plan.type ? plan.type.outputs(st.with ?? {}) : {};
+    const outNames = [...new Set([...Object.keys(st.outs ?? {}), ...Object.keys(declared)])];
+    const outsView = Object.fromEntries(outNames.map((o) => [o, explicitOuts[o] ?? `${OUT_MARK}${o}\u0001`]));
+    const context = makeContext(state, bound, reads, refs, outsView);
+
+    const command = st.cmd !== undefined ? resolve(st.cmd, [...at, 'cmd'], context, boundNames) : undefined;
+    const withValue = (resolve(st.with ?? {}, [...at, 'with'], context, boundNames) ?? {}) as Record<string, unknown>;
+    const env = Object.fromEntries(Object.entries((resolve(st.env ?? {}, [...at, 'env'], context, boundNames) ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
     const deps: string[] = [];
     const depLocs: SourceLocation[] = [];
     (st.deps ?? []).forEach((d, i) => {
-      const resolved = resolve(d, [...at, 'deps', i], context);
+      const resolved = resolve(d, [...at, 'deps', i], context, boundNames);
       for (const one of Array.isArray(resolved) ? resolved : [resolved]) {
         const n = normPath(one, [...at, 'deps', i], 'dependency');
         if (n !== undefined && !deps.includes(n)) {
@@ -218,33 +411,135 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
         }
       }
     });
-    const outLocs = Object.fromEntries(Object.keys(outsByStage.get(name)!).map((o) => [o, source.locate([...at, 'outs', o])]));
-    nodes.push({
-      id: name,
-      stage: name,
-      type: type ? type.name : 'cmd',
-      version: type ? type.version : 1,
-      command: typeof command === 'string' ? command : command === undefined ? undefined : String(command),
-      params: type ? withValue : {},
+    if (diagnostics.length > before) return undefined;
+
+    // Identity: the variables read, directly or through the instances referred to.
+    const vars: Record<string, unknown> = {};
+    for (const v of [...reads].sort()) if (v in bound) vars[v] = bound[v];
+    const id = nodeId(plan.name, vars);
+    const outs: Record<string, string> = {};
+    const outKinds: Record<string, 'file' | 'dir' | 'any'> = {};
+    for (const o of outNames) {
+      outs[o] = explicitOuts[o] ?? defaultOutPath(plan.name, vars, o);
+      outKinds[o] = declared[o] ?? 'any';
+    }
+    const fill = (v: unknown): unknown =>
+      typeof v === 'string'
+        ? v.includes(OUT_MARK) ? v.replace(/\u0001dfwe-out:([^\u0001]*)\u0001/g, (_m, o: string) => outs[o] ?? '') : v
+        : Array.isArray(v) ? v.map(fill) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v;
+
+    const usedParams = new Set<string>();
+    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.outs, st.foreach])) referencedMembers(e, 'params').forEach((p) => usedParams.add(p));
+    const node: NodeDef = {
+      id,
+      stage: plan.name,
+      vars,
+      members: 1,
+      type: plan.type ? plan.type.name : 'cmd',
+      version: plan.type ? plan.type.version : 1,
+      command: command === undefined ? undefined : String(fill(command)),
+      params: plan.type ? (fill(withValue) as Record<string, unknown>) : {},
       uses: Object.fromEntries([...usedParams].filter((p) => p in params).sort().map((p) => [p, params[p]])),
-      env,
-      deps,
-      outs: outsByStage.get(name)!,
-      outKinds: outKindsByStage.get(name)!,
+      env: fill(env) as Record<string, string>,
+      deps: deps.map((d) => String(fill(d))),
+      outs,
+      outKinds,
       resources: st.resources ?? {},
-      refs: [...refs].filter((r) => r in raw.stages),
-      mlRuntime: type?.mlRuntime ?? false,
-      loc: { stage: source.locateKey(['stages'], name), deps: depLocs, outs: outLocs },
-    });
+      refs: [...new Set(refs.map((r) => r.node.id))],
+      mlRuntime: plan.type?.mlRuntime ?? false,
+      loc: { stage: source.locateKey(['stages'], plan.name), deps: depLocs, outs: Object.fromEntries(Object.keys(st.outs ?? {}).map((o) => [o, source.locate([...at, 'outs', o])])) },
+    };
+    for (const o of outNames) node.loc.outs[o] ??= node.loc.stage;
+
+    // Identical instances from different members are one node.
+    const content = canonicalJson({ ...node, members: 0, loc: null });
+    const existing = nodes.get(id);
+    if (existing) {
+      if (contents.get(id) !== content) {
+        report({ message: `stage "${plan.name}" gives two different nodes the id ${id}: a value it depends on is not among the variables it reads`, location: node.loc.stage });
+        return undefined;
+      }
+      existing.members++;
+      return { node: existing, foreach, identity: new Set(Object.keys(vars)) };
+    }
+    nodes.set(id, node);
+    contents.set(id, content);
+    return { node, foreach, identity: new Set(Object.keys(vars)) };
+  };
+
+  const domainOf = (value: unknown, path: (string | number)[], context: object, bound: ReadonlySet<string>, what: string): unknown[] => {
+    const v = typeof value === 'string' ? resolve(value, path, context, bound) : value;
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) {
+      report({ message: `${what} must be a list (its values), not ${JSON.stringify(v)}`, location: source.locate(path) });
+      return [];
+    }
+    return v.map(canonicalValue);
+  };
+
+  // Sweep members: every assignment of the sweep variables, in order; a variable's values may
+  // depend on earlier ones (`sources: ${{ combinations(…, 3) }}` after `target`).
+  const only = opts.only ?? {};
+  for (const k of Object.keys(only)) {
+    if (!sweepVars.includes(k)) {
+      const guess = didYouMean(k, sweepVars);
+      throw new UserError(`--only ${k}=…: "${k}" is not a sweep variable${guess ? `; did you mean "${guess}"?` : ''}${sweepVars.length ? ` (sweep variables: ${sweepVars.join(', ')})` : ' (this pipeline has no sweep)'}`);
+    }
   }
+  const assign = (i: number, binding: Record<string, unknown>): void => {
+    if (i === sweepVars.length) {
+      expandMember(binding);
+      return;
+    }
+    const v = sweepVars[i]!;
+    const bound = new Set(Object.keys(binding));
+    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map() }, binding, new Set(), []), bound, `sweep variable "${v}"`);
+    for (const value of domain) {
+      if (v in only && showValue(value) !== only[v]) continue;
+      assign(i + 1, { ...binding, [v]: value });
+    }
+  };
+  assign(0, {});
   if (diagnostics.length > 0) throw new UserError(diagnostics);
-  return nodes;
+  return { nodes: [...nodes.values()], members, instances };
 }
 
-function findExpressionsSafe(v: string): string[] {
-  try {
-    return findExpressions(v).map((s) => s.expr);
-  } catch {
-    return [];
+/** Stages after the stages they refer to; a cycle is an error that spells it out. */
+function orderStages(plans: Map<string, StagePlan>, source: SourceFile): StagePlan[] {
+  const order: StagePlan[] = [];
+  const state = new Map<string, 1 | 2>();
+  for (const start of plans.keys()) {
+    if (state.has(start)) continue;
+    const path: string[] = [start];
+    const next: number[] = [0];
+    state.set(start, 1);
+    while (path.length > 0) {
+      const name = path[path.length - 1]!;
+      const refs = plans.get(name)!.refs.filter((r) => plans.has(r));
+      const i = next[next.length - 1]!;
+      if (i >= refs.length) {
+        state.set(name, 2);
+        order.push(plans.get(name)!);
+        path.pop();
+        next.pop();
+        continue;
+      }
+      next[next.length - 1] = i + 1;
+      const r = refs[i]!;
+      if (state.get(r) === 1) {
+        const cycle = [...path.slice(path.indexOf(r)), r].reverse();
+        throw new UserError({
+          message: cycle.length === 2 ? `stage "${r}" depends on itself` : `dependency cycle: ${cycle.join(' → ')}`,
+          location: source.locateKey(['stages'], cycle[0]!),
+          hint: "a stage reads another stage's output through ${{ stages.NAME.outs.OUT }} or a dep path; remove one link of the cycle",
+        });
+      }
+      if (!state.has(r)) {
+        state.set(r, 1);
+        path.push(r);
+        next.push(0);
+      }
+    }
   }
+  return order;
 }

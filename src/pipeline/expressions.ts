@@ -45,10 +45,49 @@ export function hasExpression(value: unknown): boolean {
   return false;
 }
 
+/** k-element subsets of a list, in the list's order (for sweeps over source-task sets). */
+export function combinations<T>(xs: readonly T[], k: number): T[][] {
+  const out: T[][] = [];
+  const pick = (start: number, chosen: T[]): void => {
+    if (chosen.length === k) {
+      out.push(chosen);
+      return;
+    }
+    for (let i = start; i <= xs.length - (k - chosen.length); i++) pick(i + 1, [...chosen, xs[i]!]);
+  };
+  if (k >= 0 && k <= xs.length) pick(0, []);
+  return out;
+}
+
+/** Functions that sweeps need beyond CEL's own map/filter/exists/all/size. */
+export const FUNCTIONS = [
+  { signature: 'combinations(list, int): list', description: 'all k-element subsets of a list, e.g. combinations(tasks, 3)' },
+  { signature: 'sorted(list): list', description: 'the list sorted (strings and numbers)' },
+  { signature: 'unique(list): list', description: 'the list without repeated elements, first occurrence kept' },
+  { signature: 'range(int): list', description: '[0, 1, …, n-1]' },
+] as const;
+
 let env: Environment | undefined;
 function environment(): Environment {
-  env ??= new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false });
+  if (!env) {
+    const sortKey = (x: unknown): string => (typeof x === 'bigint' || typeof x === 'number' ? String(x).padStart(24, '0') : String(x));
+    env = new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
+      .registerFunction('combinations(list, int): list', (xs: unknown[], k: bigint) => combinations(xs, Number(k)))
+      .registerFunction('sorted(list): list', (xs: unknown[]) => [...xs].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0)))
+      .registerFunction('unique(list): list', (xs: unknown[]) => xs.filter((x, i) => xs.findIndex((y) => JSON.stringify(toPlain(y)) === JSON.stringify(toPlain(x))) === i))
+      .registerFunction('range(int): list', (n: bigint) => Array.from({ length: Number(n) }, (_, i) => BigInt(i)));
+  }
   return env;
+}
+
+const parsed = new Map<string, (ctx: unknown) => unknown>();
+function compiled(expr: string): (ctx: unknown) => unknown {
+  let f = parsed.get(expr);
+  if (!f) {
+    f = environment().parse(expr) as unknown as (ctx: unknown) => unknown;
+    parsed.set(expr, f);
+  }
+  return f;
 }
 
 type AstNode = { op: string; args: unknown; pos?: number; start?: number; end?: number };
@@ -98,9 +137,9 @@ export function toCel(v: unknown): unknown {
   return v;
 }
 
-export function evaluateExpression(expr: string, context: Record<string, unknown>, exprOffset: number): unknown {
+export function evaluateExpression(expr: string, context: object, exprOffset: number): unknown {
   try {
-    return toPlain(environment().evaluate(expr, context));
+    return toPlain(compiled(expr)(context));
   } catch (err) {
     const e = err as Error & { node?: { pos?: number; start?: number; end?: number } };
     const lead = expr.length - expr.trimStart().length;
@@ -120,7 +159,7 @@ export function render(value: unknown): string {
 }
 
 /** Resolve every expression in a string. Errors carry the offset within `text`. */
-export function interpolate(text: string, context: Record<string, unknown>): unknown {
+export function interpolate(text: string, context: object): unknown {
   const spans = findExpressions(text);
   if (spans.length === 0) return text;
   if (spans.length === 1 && spans[0]!.start === 0 && spans[0]!.end === text.length) {

@@ -19,7 +19,10 @@ export function parsePipeline(text: string, displayPath: string): LoadedPipeline
   if (diagnostics.length === 0) {
     for (const err of doc.errors) {
       const message = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      diagnostics.push({ message: `YAML: ${message}`, location: source.locAtOffset(err.pos[0], Math.max(1, err.pos[1] - err.pos[0])) });
+      const location = source.locAtOffset(err.pos[0], Math.max(1, err.pos[1] - err.pos[0]));
+      // `${{ … }}` inside { } or [ ], or an expression holding ": ", is YAML syntax unless quoted.
+      const hint = location.lineText?.includes('${{') ? 'quote a value that holds ${{ … }} inside { } or [ ] or contains ": ", e.g. k: "${{ a ? b : c }}"' : undefined;
+      diagnostics.push({ message: `YAML: ${message}`, location, hint });
     }
   }
   if (diagnostics.length > 0) throw new UserError(diagnostics);

@@ -9,7 +9,7 @@ const BASE = {
   $schema: "http://json-schema.org/draft-07/schema#",
   "$id": "https://github.com/dfwe/dfwe/schemas/pipeline.schema.json",
   "title": "dfwe pipeline",
-  "description": "A dfwe pipeline: named stages that become content-hashed nodes. Values may hold ${{ \u2026 }} CEL expressions over `params` and upstream outputs (`stages.NAME.outs.OUT`); a reference to another stage creates an edge.",
+  "description": "A dfwe pipeline: named stages that become content-hashed nodes. Values may hold ${{ \u2026 }} CEL expressions over `params`, sweep and foreach variables, the stage's own `outs`, and upstream outputs (`stages.NAME.outs.OUT`); a reference to another stage creates an edge. Functions beyond CEL's own: combinations(list, k), sorted(list), unique(list), range(n).",
   "type": "object",
   "additionalProperties": false,
   "required": [
@@ -32,6 +32,16 @@ const BASE = {
     "params": {
       "description": "Named values that stages read as ${{ params.NAME }}. Only the params a stage actually reads are part of its key, so editing one param reruns only the stages that use it.",
       "type": "object"
+    },
+    "sweep": {
+      "description": "Sweep variables, in order: the pipeline's stages are expanded once per assignment (a sweep member). A value is a list, or an expression giving a list that may read params and earlier variables, e.g. `sources: ${{ combinations(params.tasks.filter(t, t != target), 3) }}`. Expressions see the variables by name. A list value (such as a set of tasks) is a set: sorted, without repeats. Nodes that come out identical in several members run once.",
+      "type": "object",
+      "propertyNames": {
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
+      },
+      "additionalProperties": {
+        "type": ["array", "string"]
+      }
     },
     "stages": {
       "description": "The stages, by name. A name must be a CEL identifier (letters, digits, underscore) because expressions refer to it as `stages.NAME`. Order does not matter: edges come from references.",
@@ -69,6 +79,16 @@ const BASE = {
           "description": "Parameters of the built-in stage type named by `uses`, checked against that type's own schema.",
           "type": "object"
         },
+        "foreach": {
+          "description": "Fan-out inside a sweep member: one node per value of each variable (all combinations, in order), e.g. `tasks: ${{ [[target], [target] + sources] + sources.map(s, [s]) }}`. Another stage that binds the same variable reads the matching node; one that does not reads a list of all of them. A node's id names only the variables it actually reads, e.g. expert[tasks=emotion+qa].",
+          "type": "object",
+          "propertyNames": {
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
+          },
+          "additionalProperties": {
+            "type": ["array", "string"]
+          }
+        },
         "deps": {
           "description": "Files or directories this stage reads, relative to the workspace. Their content digests are part of the key. A path that another stage declares in `outs` (or lies inside one) makes that stage upstream.",
           "type": "array",
@@ -78,10 +98,10 @@ const BASE = {
           }
         },
         "outs": {
-          "description": "What the stage writes, as NAME: PATH (relative to the workspace). Outputs are stored in the cache by content and materialised read-only at PATH. Downstream stages refer to them as ${{ stages.THIS.outs.NAME }}. For `uses` stages the type declares the names; PATH overrides the default out/STAGE/NAME.",
+          "description": "What the stage writes, as NAME: PATH (relative to the workspace). Outputs are stored in the cache by content and materialised read-only at PATH. Downstream stages refer to them as ${{ stages.THIS.outs.NAME }}, the stage itself as ${{ outs.NAME }}. A null PATH (`NAME: ~`) takes the default out/STAGE/NAME (out/STAGE/VARS/NAME in a sweep). For `uses` stages the type declares the names and PATH overrides the default.",
           "type": "object",
           "additionalProperties": {
-            "type": "string",
+            "type": ["string", "null"],
             "minLength": 1
           }
         },

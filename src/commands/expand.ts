@@ -1,0 +1,27 @@
+import type { Project } from '../project.js';
+import { open, type GlobalOptions } from './common.js';
+
+export function expansionSummary(p: Project): string {
+  const shared = p.instances - p.nodes.length;
+  return `${p.members} member${p.members === 1 ? '' : 's'}, ${p.instances} stage instances → ${p.nodes.length} nodes (${shared} shared)`;
+}
+
+export async function expandCommand(pipeline: string | undefined, opts: { json?: boolean }, g: GlobalOptions): Promise<number> {
+  const project = await open(pipeline, g);
+  const { graph } = project;
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({
+      pipeline: project.displayPath, members: project.members, instances: project.instances,
+      nodes: graph.order.map((n) => ({ id: n.id, stage: n.stage, vars: n.vars, members: n.members })),
+    }, null, 2) + '\n');
+    return 0;
+  }
+  const byStage = new Map<string, number>();
+  for (const n of graph.order) byStage.set(n.stage, (byStage.get(n.stage) ?? 0) + 1);
+  const lines = [`${project.name} (${project.displayPath}): ${expansionSummary(project)}`];
+  lines.push(`  per stage: ${[...byStage].map(([s, c]) => `${s} ${c}`).join(', ')}`);
+  const width = Math.min(60, Math.max(...graph.order.map((n) => n.id.length)));
+  for (const n of graph.order) lines.push(`  ${n.id.padEnd(width)}  ${n.members > 1 ? `shared by ${n.members} members` : ''}`.trimEnd());
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
