@@ -1,11 +1,13 @@
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
+import { benchSweep } from './sweep.js';
 import { writeResult } from './util.js';
 
 /** `npm run bench [-- NAME…]`: every benchmark, or the named ones. JSON in bench/results/. */
 const all: Record<string, () => Promise<unknown> | unknown> = {
   hash: () => benchHash(Number(process.env.DFWE_BENCH_HASH_MIB ?? 512)),
   engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '100,1000,10000').split(',').map(Number)),
+  sweep: () => benchSweep(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -13,12 +13,12 @@ export function timeSync(fn: () => void): number {
 }
 
 /** Run the CLI; returns wall milliseconds (process start to exit, as a user sees it). */
-export function dfweTimed(cwd: string, args: string[]): { ms: number; code: number; stderr: string } {
+export function dfweTimed(cwd: string, args: string[]): { ms: number; code: number; stdout: string; stderr: string } {
   const t = performance.now();
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
   const ms = performance.now() - t;
   if (r.status !== 0) throw new Error(`dfwe ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
-  return { ms, code: r.status ?? -1, stderr: r.stderr };
+  return { ms, code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Median of `n` timings of fn. */

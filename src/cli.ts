@@ -34,6 +34,19 @@ program
   });
 
 program
+  .command('watch')
+  .description('run, then run again whenever the pipeline file or a dependency changes')
+  .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
+  .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
+  .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
+  .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
+  .option('-v, --verbose', 'one line per node including cache hits')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { watchCommand } = await import('./commands/watch.js');
+    exitCode = await watchCommand(pipeline, opts, globals());
+  });
+
+program
   .command('status')
   .description('each node: cached, or will run and why')
   .argument('[pipeline]', 'pipeline file')

@@ -29,6 +29,15 @@ export function read(dir: string, path: string): string {
   return readFileSync(join(dir, path), 'utf8');
 }
 
+/** The file's text, or '' while it does not exist (an output is removed while its stage reruns). */
+export function readNow(dir: string, path: string): string {
+  try {
+    return readFileSync(join(dir, path), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 const baseEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
   delete env.DFWE_CACHE;

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dfwe, dfweAsync, read, readNow, waitFor, workspace, write } from './helpers.js';
+
+const P = (word: string, n: number, slow = 0): string => `version: 1
+params: { word: ${word}, n: ${n} }
+stages:
+  a:
+    cmd: mkdir -p out && cat data/in.txt > out/a && sleep ${slow}
+    deps: [data/in.txt]
+    outs: { f: out/a }
+  b:
+    cmd: echo \${{ params.word }} | cat \${{ stages.a.outs.f }} - > out/b
+    outs: { f: out/b }
+  c:
+    cmd: seq \${{ params.n }} | cat \${{ stages.a.outs.f }} - > out/c
+    outs: { f: out/c }
+`;
+
+/** When each node last ran, from its node record. */
+function lastRuns(ws: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const id of ['a', 'b', 'c']) out[id] = JSON.parse(dfwe(ws, ['show', id, '--json']).stdout).lastAttempt?.at;
+  return out;
+}
+
+test('watch: an edit reruns only the affected nodes; a bad edit is reported and watching goes on', async () => {
+  const ws = workspace({ 'dfwe.yaml': P('hi', 2), 'data/in.txt': 'x\n' });
+  const w = dfweAsync(ws, ['watch']);
+  const rounds = (): number => (w.output().match(/dfwe watch: watching/g) ?? []).length;
+  try {
+    await waitFor(() => rounds() >= 1, 20_000, 'the first run');
+    const before = lastRuns(ws);
+    assert.ok(before.a && before.b && before.c);
+
+    write(ws, 'dfwe.yaml', P('yo', 2));
+    await waitFor(() => rounds() >= 2, 20_000, 'the run after the edit');
+    const after = lastRuns(ws);
+    assert.equal(after.a, before.a, 'a did not rerun');
+    assert.equal(after.c, before.c, 'c did not rerun');
+    assert.notEqual(after.b, before.b, 'b reran');
+    assert.equal(read(ws, 'out/b'), 'x\nyo\n');
+
+    write(ws, 'dfwe.yaml', P('yo', 2).replace('stages:', 'stages:\n  broken: [\n'));
+    await waitFor(() => /fix the pipeline; still watching/.test(w.output()), 20_000, 'the error report');
+    assert.match(w.output(), /dfwe\.yaml:\d+:\d+: error: YAML/);
+    assert.equal(w.child.exitCode, null, 'still running');
+
+    write(ws, 'dfwe.yaml', P('yo', 3));
+    await waitFor(() => readNow(ws, 'out/c') === 'x\n1\n2\n3\n', 20_000, 'c to rerun after the fix');
+    const fixed = lastRuns(ws);
+    assert.equal(fixed.a, before.a);
+    assert.equal(fixed.b, after.b);
+
+    write(ws, 'data/in.txt', 'y\n');
+    await waitFor(() => readNow(ws, 'out/b') === 'y\nyo\n' && readNow(ws, 'out/c') === 'y\n1\n2\n3\n', 20_000, 'a dep change to flow through');
+  } finally {
+    w.child.kill('SIGINT');
+    const r = await w.done;
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test('watch: an edit during a run does not interrupt it; one more run picks it up', async () => {
+  const ws = workspace({ 'dfwe.yaml': P('hi', 2, 0), 'data/in.txt': 'x\n' });
+  const w = dfweAsync(ws, ['watch']);
+  try {
+    await waitFor(() => /dfwe watch: watching/.test(w.output()), 20_000, 'the first run');
+    write(ws, 'dfwe.yaml', P('hi', 2, 1.5)); // a reruns and takes 1.5 s
+    await waitFor(() => /run\s+a\n/.test(w.output().split('round 1')[1] ?? ''), 20_000, 'a to start');
+    write(ws, 'data/in.txt', 'z\n'); // lands while a runs
+    await waitFor(() => /changed during the run; running again/.test(w.output()), 20_000, 'the queued run');
+    await waitFor(() => readNow(ws, 'out/b') === 'z\nhi\n', 20_000, 'the edit to take effect');
+    assert.doesNotMatch(w.output(), /interrupted/);
+  } finally {
+    w.child.kill('SIGINT');
+    await w.done;
+  }
+});
