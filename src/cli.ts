@@ -99,6 +99,36 @@ program
   });
 
 program
+  .command('gc')
+  .description('remove cached results that no given pipeline (default: the current one) and no pin reaches')
+  .argument('[pipelines...]', 'every pipeline that uses this cache (default: ./dfwe.yaml, else the quickstart)')
+  .option('-n, --dry-run', 'say what would be removed and how many bytes it frees; remove nothing')
+  .action(async (pipelines: string[], opts) => {
+    const { gcCommand } = await import('./commands/maintenance.js');
+    exitCode = await gcCommand(pipelines, opts, globals());
+  });
+
+program
+  .command('verify')
+  .description('re-hash every cached object; quarantine corrupt ones (their nodes run again); exit 1 if any')
+  .action(async () => {
+    const { verifyCommand } = await import('./commands/maintenance.js');
+    exitCode = await verifyCommand(globals());
+  });
+
+program
+  .command('pin')
+  .description("keep a pipeline's current results through gc, under a name")
+  .argument('[name]', 'the pin')
+  .argument('[pipeline]', 'pipeline file')
+  .option('--list', 'list the pins')
+  .option('--remove', 'remove the pin NAME')
+  .action(async (name: string | undefined, pipeline: string | undefined, opts) => {
+    const { pinCommand } = await import('./commands/maintenance.js');
+    exitCode = await pinCommand(name, pipeline, opts, globals());
+  });
+
+program
   .command('schema')
   .description('print the JSON Schema of pipeline files (built-in stage types included)')
   .action(async () => {

@@ -118,7 +118,7 @@ export class LeaseManager {
     return this.holder(name) ?? { pid: -1, host: '?', since: '?', what };
   }
 
-  private isStale(p: string, h: LeaseHolder): boolean {
+  isStale(p: string, h: LeaseHolder): boolean {
     if (h.host === hostname() && !alive(h.pid)) return true;
     try {
       return Date.now() - statSync(p).mtimeMs > STALE_MS;

@@ -26,7 +26,7 @@ import { fsyncPath, tmpName, writeFileAtomic } from '../util/fsx.js';
  * also sets the shared inode's mtime to "now", so one stat shows the object is no longer what
  * was stored. Such an object is quarantined and the node that made it runs again.
  */
-const SEAL_MS = Date.UTC(2000, 0, 1);
+export const SEAL_MS = Date.UTC(2000, 0, 1);
 
 export interface OutputFile {
   path: string;

@@ -1,0 +1,140 @@
+import { lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { digestFile } from '../util/hash.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import { SEAL_MS, type CacheStore, type NodeRecord } from './store.js';
+
+/** Files below a directory with their sizes (missing directory: none). */
+function walk(dir: string, out: { path: string; size: number }[] = []): { path: string; size: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const p = join(dir, n);
+    const st = lstatSync(p);
+    if (st.isDirectory()) walk(p, out);
+    else out.push({ path: p, size: st.size });
+  }
+  return out;
+}
+
+export interface Pin {
+  name: string;
+  pipeline: string;
+  at: string;
+  records: string[];
+}
+
+export function pinsDir(store: CacheStore): string {
+  return join(store.root, 'pins');
+}
+
+export function readPins(store: CacheStore): Pin[] {
+  let names: string[];
+  try {
+    names = readdirSync(pinsDir(store)).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  return names.map((n) => JSON.parse(readFileSync(join(pinsDir(store), n), 'utf8')) as Pin);
+}
+
+export function writePin(store: CacheStore, pin: Pin): void {
+  writeFileAtomic(join(pinsDir(store), `${pin.name}.json`), JSON.stringify(pin, null, 2));
+}
+
+export function removePin(store: CacheStore, name: string): boolean {
+  const p = join(pinsDir(store), `${name}.json`);
+  try {
+    statSync(p);
+  } catch {
+    return false;
+  }
+  rmSync(p);
+  return true;
+}
+
+export function objectsOf(record: NodeRecord): string[] {
+  const out: string[] = [];
+  for (const o of Object.values(record.outputs)) {
+    if (o.kind === 'file') out.push(o.digest);
+    else out.push(...o.files!.map((f) => f.digest));
+  }
+  if (record.log) out.push(record.log);
+  return out;
+}
+
+export interface GcPlan {
+  records: { path: string; size: number }[];
+  objects: { path: string; size: number }[];
+  other: { path: string; size: number }[];
+  bytes: number;
+  keptRecords: number;
+  keptObjects: number;
+}
+
+/**
+ * What gc removes: every record not in `liveRecords`, every object no live record names (logs
+ * included), quarantined objects and leftover temp files. Live attempts' logs are kept too.
+ */
+export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects: Set<string>): GcPlan {
+  const liveObjects = new Set(extraObjects);
+  const records: GcPlan['records'] = [];
+  let keptRecords = 0;
+  for (const f of walk(store.recordsDir)) {
+    const key = /([0-9a-f]{32})\.json$/.exec(f.path)?.[1];
+    if (key && liveRecords.has(key)) {
+      const r = store.readRecord(key);
+      if (r) {
+        objectsOf(r).forEach((d) => liveObjects.add(d));
+        keptRecords++;
+        continue;
+      }
+    }
+    records.push(f);
+  }
+  const objects: GcPlan['objects'] = [];
+  let keptObjects = 0;
+  for (const f of walk(store.objectsDir)) {
+    const name = f.path.slice(f.path.lastIndexOf('/') + 1);
+    if (liveObjects.has(name)) keptObjects++;
+    else objects.push(f);
+  }
+  const other = [...walk(store.quarantineDir), ...walk(store.tmpDir).filter((f) => !/\/run-\d+-/.test(f.path))];
+  const bytes = [...records, ...objects, ...other].reduce((a, f) => a + f.size, 0);
+  return { records, objects, other, bytes, keptRecords, keptObjects };
+}
+
+export function applyGc(plan: GcPlan): void {
+  for (const f of [...plan.records, ...plan.objects, ...plan.other]) rmSync(f.path, { force: true });
+}
+
+export interface VerifyReport {
+  objects: number;
+  bytes: number;
+  corrupt: string[];
+  resealed: number;
+}
+
+/** Re-hash every object: a wrong digest is quarantined (its node recomputes on the next run). */
+export function verifyObjects(store: CacheStore): VerifyReport {
+  const report: VerifyReport = { objects: 0, bytes: 0, corrupt: [], resealed: 0 };
+  for (const f of walk(store.objectsDir)) {
+    const name = f.path.slice(f.path.lastIndexOf('/') + 1);
+    if (!/^[0-9a-f]{32}$/.test(name)) continue; // a temp file of a commit in progress
+    report.objects++;
+    report.bytes += f.size;
+    if (digestFile(f.path) !== name) {
+      store.quarantine(name);
+      report.corrupt.push(name);
+    } else if (statSync(f.path).mtimeMs !== SEAL_MS) {
+      // Intact content whose seal moved (touched): seal it again rather than throw it away.
+      utimesSync(f.path, SEAL_MS / 1000, SEAL_MS / 1000);
+      report.resealed++;
+    }
+  }
+  return report;
+}

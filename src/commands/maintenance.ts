@@ -1,0 +1,103 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { LeaseManager } from '../cache/lease.js';
+import { applyGc, planGc, readPins, removePin, verifyObjects, writePin } from '../cache/maintenance.js';
+import { UserError } from '../diagnostics.js';
+import { planAll } from '../plan.js';
+import type { Project } from '../project.js';
+import { open, type GlobalOptions } from './common.js';
+
+function mib(bytes: number): string {
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+/** Results a pipeline reaches now: its cached nodes' records, and each node's last run. */
+function reached(project: Project): { records: Set<string>; objects: Set<string> } {
+  const records = new Set<string>();
+  const objects = new Set<string>();
+  for (const d of planAll(project)) if (d.state === 'cached' && d.execKey) records.add(d.execKey);
+  for (const n of project.graph.order) {
+    const a = project.store.readAttempt(project.workspace, n.id);
+    if (a?.status === 'succeeded') records.add(a.execKey);
+    if (a?.log) objects.add(a.log);
+  }
+  return { records, objects };
+}
+
+function refuseWhileRunning(project: Project): void {
+  const leases = new LeaseManager(project.store.locksDir);
+  let names: string[] = [];
+  try {
+    names = readdirSync(project.store.locksDir).filter((n) => n.endsWith('.lock'));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const h = leases.holder(n.slice(0, -'.lock'.length));
+    if (h && !leases.isStale(join(project.store.locksDir, n), h)) {
+      throw new UserError(`a run is in progress (pid ${h.pid} on ${h.host} is running ${h.what}): gc would race its commits; try again when it ends`);
+    }
+  }
+}
+
+export async function gcCommand(pipelines: string[], opts: { dryRun?: boolean }, g: GlobalOptions): Promise<number> {
+  if (g.only?.length) throw new UserError('gc considers whole pipelines: --only would make the rest of a sweep look unreachable');
+  const projects = await Promise.all((pipelines.length ? pipelines : [undefined]).map((p) => open(p, g)));
+  const store = projects[0]!.store;
+  if (projects.some((p) => p.store.root !== store.root)) throw new UserError('gc: the pipelines use different caches');
+  refuseWhileRunning(projects[0]!);
+  const liveRecords = new Set<string>();
+  const liveObjects = new Set<string>();
+  for (const p of projects) {
+    const r = reached(p);
+    r.records.forEach((k) => liveRecords.add(k));
+    r.objects.forEach((d) => liveObjects.add(d));
+  }
+  const pins = readPins(store);
+  for (const pin of pins) pin.records.forEach((k) => liveRecords.add(k));
+  const plan = planGc(store, liveRecords, liveObjects);
+  const verb = opts.dryRun ? 'would remove' : 'removed';
+  if (!opts.dryRun) {
+    applyGc(plan);
+    store.cleanDeadStaging();
+  }
+  process.stdout.write(
+    `dfwe gc: ${verb} ${plan.records.length} records, ${plan.objects.length} objects and ${plan.other.length} other files: ${mib(plan.bytes)} (${plan.bytes} bytes)\n` +
+      `  kept ${plan.keptRecords} records and ${plan.keptObjects} objects reached by ${projects.map((p) => p.displayPath).join(', ')}${pins.length ? ` and ${pins.length} pin${pins.length === 1 ? '' : 's'} (${pins.map((p) => p.name).join(', ')})` : ''}\n`,
+  );
+  return 0;
+}
+
+export async function verifyCommand(g: GlobalOptions): Promise<number> {
+  const { cacheRoot } = await import('../project.js');
+  const { CacheStore } = await import('../cache/store.js');
+  const store = new CacheStore(cacheRoot(g.workspace ?? process.cwd(), g.cache));
+  const t0 = performance.now();
+  const r = verifyObjects(store);
+  const secs = (performance.now() - t0) / 1000;
+  process.stdout.write(`dfwe verify: ${r.objects} objects, ${mib(r.bytes)} re-hashed in ${secs.toFixed(2)}s: ${r.corrupt.length} corrupt${r.resealed ? `, ${r.resealed} resealed` : ''}\n`);
+  for (const d of r.corrupt) process.stdout.write(`  quarantined ${d}: its content no longer matches its name; the nodes that made it will run again\n`);
+  return r.corrupt.length ? 1 : 0;
+}
+
+export async function pinCommand(name: string | undefined, pipeline: string | undefined, opts: { list?: boolean; remove?: boolean }, g: GlobalOptions): Promise<number> {
+  const { cacheRoot } = await import('../project.js');
+  const { CacheStore } = await import('../cache/store.js');
+  const store = new CacheStore(cacheRoot(g.workspace ?? process.cwd(), g.cache));
+  if (opts.list || name === undefined) {
+    const pins = readPins(store);
+    process.stdout.write(pins.length ? pins.map((p) => `${p.name}  ${p.records.length} results of ${p.pipeline}, pinned ${p.at}`).join('\n') + '\n' : 'no pins\n');
+    return 0;
+  }
+  if (!/^[\w.-]+$/.test(name)) throw new UserError(`a pin name is letters, digits, "_", "." and "-", not "${name}"`);
+  if (opts.remove) {
+    if (!removePin(store, name)) throw new UserError(`no pin "${name}"`);
+    process.stdout.write(`unpinned ${name}\n`);
+    return 0;
+  }
+  const project = await open(pipeline, g);
+  const records = planAll(project).filter((d) => d.state === 'cached' && d.execKey).map((d) => d.execKey!);
+  writePin(store, { name, pipeline: project.displayPath, at: new Date().toISOString(), records });
+  process.stdout.write(`pinned ${name}: ${records.length} cached results of ${project.displayPath}; gc keeps them until \`dfwe pin --remove ${name}\`\n`);
+  return 0;
+}
