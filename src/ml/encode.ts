@@ -1,0 +1,129 @@
+import type { Dialogue, Example, Span } from './data/types.js';
+import { CLS, HIDDEN, id, PAD, SEP, tokenize, TURN, type Vocab } from './vocab.js';
+
+/*
+ * An example as fixed-length arrays. Every position carries its token, the speaker of its turn,
+ * and three flags: in the focus turn; the token occurs in the item; the turn's speaker is named
+ * in the item. One encoder reads them all, and each task kind pools what it needs: the focus
+ * turn (emotion, who speaks), the named character's turns (personality), each candidate's
+ * turns (reading comprehension), or every position (span extraction).
+ */
+
+export interface Encoded {
+  tokens: Int32Array;
+  speakers: Int32Array;
+  focus: Float32Array;
+  itemMatch: Float32Array;
+  speakerMatch: Float32Array;
+  /** 1 where a token of a dialogue turn sits (spans may only start and end there). */
+  dialogueMask: Float32Array;
+  /** Per position: turn index and token index in the turn's text, or -1. */
+  turnOf: Int32Array;
+  wordOf: Int32Array;
+  /** For choice tasks: per candidate, 1 where its turns are. */
+  candidateMasks: Float32Array[];
+}
+
+export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encoded {
+  const itemTokens = tokenize(e.item ?? '');
+  const itemSet = new Set(itemTokens);
+  const turnTokens = d.turns.map((t) => t.text.split(' ').flatMap((w, wi) => tokenize(w).map((tok) => ({ tok, wi }))));
+  const speakerTok = d.turns.map((t) => tokenize(t.speaker).join('_'));
+  const head = [CLS, ...itemTokens.map((t) => id(v, t)), SEP];
+  const budget = Math.max(0, maxLen - head.length);
+  const cost = (i: number): number => 2 + turnTokens[i]!.length;
+
+  // Which turns fit: grow a window around the turn the example is about.
+  const anchor = anchorTurn(e, d, turnTokens, itemSet);
+  let lo = anchor;
+  let hi = anchor;
+  let used = d.turns.length ? cost(anchor) : 0;
+  while (true) {
+    const canLeft = lo > 0 && used + cost(lo - 1) <= budget;
+    const canRight = hi < d.turns.length - 1 && used + cost(hi + 1) <= budget;
+    if (!canLeft && !canRight) break;
+    if (canRight && (hi - anchor <= anchor - lo || !canLeft)) used += cost(++hi);
+    else used += cost(--lo);
+  }
+
+  const n = maxLen;
+  const out: Encoded = {
+    tokens: new Int32Array(n), speakers: new Int32Array(n), focus: new Float32Array(n), itemMatch: new Float32Array(n),
+    speakerMatch: new Float32Array(n), dialogueMask: new Float32Array(n), turnOf: new Int32Array(n).fill(-1), wordOf: new Int32Array(n).fill(-1),
+    candidateMasks: [],
+  };
+  let p = 0;
+  for (const t of head) if (p < n) out.tokens[p++] = t;
+  const candTokens = (e.candidates ?? []).map((c) => tokenize(c).join('_'));
+  out.candidateMasks = candTokens.map(() => new Float32Array(n));
+  for (let ti = lo; ti <= hi && d.turns.length; ti++) {
+    const hidden = e.hideSpeaker && ti === e.focus;
+    const spk = hidden ? HIDDEN : id(v, speakerTok[ti]!);
+    const isFocus = ti === e.focus ? 1 : 0;
+    const named = !hidden && itemSet.has(speakerTok[ti]!) ? 1 : 0;
+    const place = (tok: number, word: number, inText: boolean): void => {
+      if (p >= n) return;
+      out.tokens[p] = tok;
+      out.speakers[p] = spk;
+      out.focus[p] = isFocus;
+      out.speakerMatch[p] = named;
+      if (inText) {
+        out.dialogueMask[p] = 1;
+        out.turnOf[p] = ti;
+        out.wordOf[p] = word;
+        out.itemMatch[p] = itemSet.has(v.tokens[tok] ?? '') ? 1 : 0;
+      }
+      candTokens.forEach((c, ci) => {
+        if (!hidden && c === speakerTok[ti]) out.candidateMasks[ci]![p] = 1;
+      });
+      p++;
+    };
+    place(TURN, -1, false);
+    place(spk, -1, false);
+    for (const { tok, wi } of turnTokens[ti]!) place(id(v, tok), wi, true);
+  }
+  for (; p < n; p++) out.tokens[p] = PAD;
+  return out;
+}
+
+function anchorTurn(e: Example, d: Dialogue, turns: { tok: string }[][], itemSet: Set<string>): number {
+  if (d.turns.length === 0) return 0;
+  if (e.focus !== undefined) return Math.min(e.focus, d.turns.length - 1);
+  // Never the gold answer's turn: that would leak the label into test inputs.
+  let best = 0;
+  let bestHits = -1;
+  turns.forEach((toks, i) => {
+    const hits = toks.filter((t) => itemSet.has(t.tok)).length;
+    if (hits > bestHits) {
+      best = i;
+      bestHits = hits;
+    }
+  });
+  return best;
+}
+
+/** The gold span as positions in the encoding (first gold span that survived truncation). */
+export function spanPositions(enc: Encoded, spans: Span[]): [number, number] | undefined {
+  for (const s of spans) {
+    let start = -1;
+    let end = -1;
+    for (let p = 0; p < enc.turnOf.length; p++) {
+      if (enc.turnOf[p] !== s.turn) continue;
+      const w = enc.wordOf[p]!;
+      if (w >= s.start && w <= s.end) {
+        if (start < 0) start = p;
+        end = p;
+      }
+    }
+    if (start >= 0) return [start, end];
+  }
+  return undefined;
+}
+
+/** The text a predicted span covers, as the dialogue's own words. */
+export function spanText(enc: Encoded, d: Dialogue, start: number, end: number): string {
+  const turn = enc.turnOf[start]!;
+  if (turn < 0 || enc.turnOf[end] !== turn) return '';
+  const words = d.turns[turn]!.text.split(' ');
+  return words.slice(enc.wordOf[start]!, enc.wordOf[end]! + 1).join(' ');
+}
