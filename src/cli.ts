@@ -10,6 +10,7 @@ program
   .version(DFWE_VERSION)
   .option('-C, --workspace <dir>', 'workspace directory: paths in the pipeline are relative to it (default: current directory)')
   .option('--cache <dir>', 'cache directory (default: $DFWE_CACHE or WORKSPACE/cache)')
+  .option('--backend <name>', 'ML backend: auto, tensorflow-gpu, tensorflow, wasm or cpu (default: the pipeline\'s runtime.backend, else auto)')
   .option('--only <var=value>', 'keep only the sweep members whose variable has this value, e.g. target=emotion (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
   .showSuggestionAfterError()
   .exitOverride();

@@ -86,7 +86,6 @@ export interface Decision {
 
 export interface PlanOptions {
   force?: ReadonlySet<string>;
-  runtime?: Record<string, string>;
 }
 
 /** Decide, before anything runs, what each node will do and why. */
@@ -96,7 +95,7 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
   const decisions: Decision[] = [];
   const byId = new Map<string, Decision>();
   for (const node of project.graph.order) {
-    const keys = computeKeys(project, node, infos, opts.runtime);
+    const keys = computeKeys(project, node, infos, project.runtime);
     const info: UpstreamInfo = { planKey: keys.planKey };
     let d: Decision;
     const ups = project.graph.upstream.get(node.id)!;

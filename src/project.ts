@@ -12,6 +12,7 @@ import { readPipelineText } from './pipeline/read.js';
 import { digestBytes, keyOf } from './util/hash.js';
 import { writeFileAtomic } from './util/fsx.js';
 import { DFWE_VERSION } from './version.js';
+import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
 
 export interface ProjectOptions {
   /** Pipeline file; default: dfwe.yaml in the workspace, else the embedded quickstart. */
@@ -20,6 +21,8 @@ export interface ProjectOptions {
   cacheDir?: string;
   /** Keep only these sweep members (`--only var=value`). */
   only?: Record<string, string>;
+  /** ML backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu. */
+  backend?: string;
 }
 
 export interface Project {
@@ -35,6 +38,8 @@ export interface Project {
   graph: Graph;
   store: CacheStore;
   digests: FileDigests;
+  /** The ML runtime identity that ML stages run on and are keyed by. */
+  runtime: Record<string, string>;
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
 }
@@ -62,14 +67,20 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, members, instances, save } = await expandCached(text, displayPath, store, opts.only ?? {});
+  const { nodes, name, members, instances, backend, save } = await expandCached(text, displayPath, store, opts.only ?? {});
+  let runtime: Record<string, string>;
+  try {
+    runtime = runtimeIdentity(chooseBackend(opts.backend ?? backend));
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
   const graph = buildGraph(nodes);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.json'));
   const saveState = (): void => {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, saveState };
 }
 
 /*
@@ -82,6 +93,8 @@ interface Expanded {
   name: string;
   members: number;
   instances: number;
+  /** The pipeline's `runtime.backend`, if it sets one. */
+  backend?: string;
 }
 
 async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>): Promise<Expanded & { save: () => void }> {
@@ -103,7 +116,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   validatePipeline(data, source);
   const raw = data as RawPipeline;
   const { nodes, members, instances } = expandPipeline(raw, source, registry, { only });
-  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances };
+  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(result), { durable: false });

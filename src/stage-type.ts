@@ -15,6 +15,8 @@ export interface StageRunContext {
   resolve(path: string): string;
   /** A line for the node's log (also shown as progress on a terminal). */
   log(line: string): void;
+  /** The ML runtime the engine keyed this node on (backend, tfjs version, Node major). */
+  runtime?: Record<string, string>;
 }
 
 export interface StageResult {

@@ -1,7 +1,17 @@
 import type { StageType } from '../src/stage-type.js';
+import { evaluate } from './evaluate.js';
+import { finetune } from './finetune.js';
+import { initModel } from './init-model.js';
 import { prepareData } from './prepare-data.js';
+import { trainExpert } from './train-expert.js';
+import { vocab } from './vocab.js';
 
 /** Built-in stage types by name: one file each in this folder, one line each here. */
 export const registry: ReadonlyMap<string, StageType> = new Map<string, StageType>([
   [prepareData.name, prepareData],
+  [vocab.name, vocab],
+  [initModel.name, initModel],
+  [trainExpert.name, trainExpert],
+  [finetune.name, finetune],
+  [evaluate.name, evaluate],
 ]);

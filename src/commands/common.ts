@@ -6,6 +6,7 @@ export interface GlobalOptions {
   workspace?: string;
   cache?: string;
   only?: string[];
+  backend?: string;
 }
 
 export function parseOnly(specs: string[] = []): Record<string, string> {
@@ -19,7 +20,7 @@ export function parseOnly(specs: string[] = []): Record<string, string> {
 }
 
 export function open(pipeline: string | undefined, g: GlobalOptions): Promise<Project> {
-  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only) });
+  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), backend: g.backend });
 }
 
 /** GPUs visible to this machine: NVIDIA device nodes, unless CUDA_VISIBLE_DEVICES narrows them. */

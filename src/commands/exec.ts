@@ -23,6 +23,7 @@ export async function execCommand(specPath: string): Promise<number> {
     workspace: spec.workspace,
     resolve: (p) => resolve(spec.workspace, p),
     log: (line) => process.stdout.write(line + '\n'),
+    runtime: spec.runtime,
   });
   if (result?.metrics) writeFileSync(spec.metricsPath, JSON.stringify(result.metrics));
   return 0;

@@ -61,7 +61,7 @@ export async function executeRun(project: Project, opts: RunOptions, reporter: R
   const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkSourceDeps(project), []);
   project.saveState();
   await reporter.begin(expected);
-  const summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, signal, events: reporter });
+  const summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, runtime: project.runtime, signal, events: reporter });
   project.saveState();
   await reporter.end(summary, (performance.now() - t0) / 1000);
   return summary;

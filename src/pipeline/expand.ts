@@ -49,6 +49,7 @@ export interface RawPipeline {
   name?: string;
   params?: Record<string, unknown>;
   sweep?: Record<string, unknown>;
+  runtime?: { backend?: string };
   stages: Record<string, RawStage>;
 }
 

@@ -33,6 +33,17 @@ const BASE = {
       "description": "Named values that stages read as ${{ params.NAME }}. Only the params a stage actually reads are part of its key, so editing one param reruns only the stages that use it.",
       "type": "object"
     },
+    "runtime": {
+      "description": "Where ML stages run. The runtime (backend, tfjs version, Node major) is part of ML stages' keys: numbers are bit-identical only within one.",
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "backend": {
+          "description": "auto (default): tensorflow-gpu when @tensorflow/tfjs-node-gpu is installed and a GPU is visible, else tensorflow when @tensorflow/tfjs-node is installed, else wasm. `--backend` overrides it.",
+          "enum": ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"]
+        }
+      }
+    },
     "sweep": {
       "description": "Sweep variables, in order: the pipeline's stages are expanded once per assignment (a sweep member). A value is a list, or an expression giving a list that may read params and earlier variables, e.g. `sources: ${{ combinations(params.tasks.filter(t, t != target), 3) }}`. Expressions see the variables by name. A list value (such as a set of tasks) is a set: sorted, without repeats. Nodes that come out identical in several members run once.",
       "type": "object",

@@ -1,0 +1,48 @@
+import { initEncoder, type EncoderKind, type ModelConfig } from '../src/ml/model.js';
+import { PATH, vocabulary } from '../src/ml/stage-support.js';
+import { saveModel } from '../src/ml/train.js';
+import type { StageType } from '../src/stage-type.js';
+
+/**
+ * The base model every DFWE model starts from: a seeded encoder (heads come later, per task).
+ * Its weights come from dfwe's own generator, so they are the same bytes on every backend.
+ */
+export const initModel: StageType = {
+  name: 'init-model',
+  version: 1,
+  description: 'A seeded base model (encoder only) that every expert and finetune starts from',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['vocab'],
+    properties: {
+      vocab: { ...PATH, description: 'The vocabulary (output of vocab)' },
+      encoder: { enum: ['cnn', 'bow'], default: 'cnn', description: 'cnn: a convolution over tokens (default); bow: per-token dense layer' },
+      embed_dim: { type: 'integer', minimum: 4, default: 64 },
+      hidden: { type: 'integer', minimum: 4, default: 96 },
+      kernel: { type: 'integer', minimum: 1, default: 3, description: 'cnn window width' },
+      max_len: { type: 'integer', minimum: 16, default: 128, description: 'Tokens per example; longer dialogues are cut around the turn asked about' },
+      seed: { type: 'integer', default: 0 },
+    },
+  },
+  outputs: () => ({ model: 'dir' }),
+  async run(ctx) {
+    const { vocab, digest } = vocabulary(ctx);
+    const p = ctx.params;
+    const cfg: ModelConfig = {
+      encoder: (p.encoder as EncoderKind | undefined) ?? 'cnn',
+      vocabSize: vocab.tokens.length,
+      embedDim: Number(p.embed_dim ?? 64),
+      hidden: Number(p.hidden ?? 96),
+      kernel: Number(p.kernel ?? 3),
+      maxLen: Number(p.max_len ?? 128),
+      seed: Number(p.seed ?? 0),
+      tasks: {},
+    };
+    const weights = initEncoder(cfg);
+    saveModel(ctx.outs.model!, { cfg, weights, vocab: digest });
+    const params = [...weights.values()].reduce((a, t) => a + t.data.length, 0);
+    ctx.log(`${cfg.encoder} encoder, ${params} parameters`);
+    return { metrics: { parameters: params } };
+  },
+};

@@ -1,0 +1,27 @@
+import { buildVocab } from '../src/ml/vocab.js';
+import { dataset, PATH, writeVocab } from '../src/ml/stage-support.js';
+import type { StageType } from '../src/stage-type.js';
+
+/** The vocabulary of a dataset's training text: one node, shared by every model that uses it. */
+export const vocab: StageType = {
+  name: 'vocab',
+  version: 1,
+  description: 'Build the vocabulary (speakers, then words by frequency) from a dataset\'s training text',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['data'],
+    properties: {
+      data: { ...PATH, description: 'The dataset (output of prepare-data)' },
+      max_size: { type: 'integer', minimum: 16, default: 8000, description: 'At most this many tokens' },
+      min_count: { type: 'integer', minimum: 1, default: 1, description: 'Words seen fewer times are [UNK]' },
+    },
+  },
+  outputs: () => ({ vocab: 'file' }),
+  async run(ctx) {
+    const v = buildVocab(dataset(ctx), Number(ctx.params.max_size ?? 8000), Number(ctx.params.min_count ?? 1));
+    writeVocab(ctx.outs.vocab!, v);
+    ctx.log(`${v.tokens.length} tokens`);
+    return { metrics: { tokens: v.tokens.length } };
+  },
+};
