@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { NodeRecord } from './cache/store.js';
 import { UserError, type Diagnostic } from './diagnostics.js';
 import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from './keys/fingerprint.js';
@@ -34,6 +34,11 @@ export function sourceDepDigests(project: Project, node: NodeDef): Record<string
     if (digest === undefined) throw new Error(`dependency "${d}" of "${node.id}" is missing`);
     deps[d] = digest;
   }
+  for (const p of node.inputs) {
+    const digest = project.digests.digest(resolve(project.workspace, p));
+    if (digest === undefined) throw new Error(`input "${p}" of "${node.id}" is missing`);
+    deps[`input:${p}`] = digest;
+  }
   return deps;
 }
 
@@ -65,6 +70,13 @@ export function checkSourceDeps(project: Project): void {
         diagnostics.push({ message: `dependency "${d}" of stage "${node.stage}" does not exist and no stage produces it`, location: node.loc.deps[i] });
       }
     });
+  }
+  for (const node of project.graph.order) {
+    for (const p of node.inputs) {
+      if (project.digests.digest(resolve(project.workspace, p)) === undefined) {
+        diagnostics.push({ message: `stage "${node.stage}" reads "${p}", which does not exist`, location: node.loc.stage });
+      }
+    }
   }
   if (diagnostics.length > 0) throw new UserError(diagnostics);
 }

@@ -33,6 +33,12 @@ export interface StageType {
   schema: object;
   /** The outputs this stage writes, by name. */
   outputs(params: Record<string, unknown>): Record<string, OutputKind>;
+  /**
+   * Files or directories the stage reads through its parameters (a dataset's path): their
+   * content digests join the key, as `deps` do, and `watch` watches them. Relative paths are
+   * relative to the workspace; absolute ones may lie outside it.
+   */
+  inputs?(params: Record<string, unknown>): string[];
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
   run(ctx: StageRunContext): Promise<StageResult | void>;

@@ -1,48 +1,112 @@
-import { generateSynthetic, SYNTHETIC_TASKS } from '../src/ml/data/synthetic.js';
+import { join } from 'node:path';
 import { writeDataset } from '../src/ml/data/dataset-io.js';
+import { FETA_FEW_SHOT, FRIENDS_TASKS } from '../src/ml/data/friends.js';
+import { generateSynthetic, SYNTHETIC_TASKS } from '../src/ml/data/synthetic.js';
+import { loadTlidb } from '../src/ml/data/tlidb.js';
+import type { Dialogue, Example, Split, TaskInfo } from '../src/ml/data/types.js';
+import { Rng } from '../src/ml/random.js';
 import type { StageType } from '../src/stage-type.js';
 
 interface Params {
-  source: 'synthetic';
+  source: 'synthetic' | 'friends' | 'tlidb';
+  path?: string;
   seed?: number;
   scenes?: number;
   train?: number;
   dev?: number;
   test?: number;
   train_per_task?: Record<string, number>;
+  few_shot?: boolean;
   tasks?: string[];
 }
 
-/** Builds a dataset directory (dataset.json, dialogues.jsonl, TASK.SPLIT.jsonl) from a source. */
+const ALL_TASKS = [...SYNTHETIC_TASKS.map((t) => t.name), ...Object.keys(FRIENDS_TASKS)];
+
+/**
+ * Builds a dataset directory (dataset.json, dialogues.jsonl, TASK.SPLIT.jsonl): the generated
+ * synthetic corpus, the Friends datasets in their public formats, or TLiDB's unified JSON.
+ */
 export const prepareData: StageType = {
   name: 'prepare-data',
-  version: 1,
-  description: 'Build a multi-task dialogue dataset: the generated synthetic corpus',
+  version: 2,
+  description: 'Build a multi-task dialogue dataset: synthetic, the Friends files, or TLiDB unified JSON',
   schema: {
     type: 'object',
     additionalProperties: false,
     required: ['source'],
     properties: {
-      source: { enum: ['synthetic'], description: 'synthetic: a generated corpus, deterministic from `seed` (no download)' },
-      seed: { type: 'integer', description: 'Seed of the synthetic corpus', default: 0 },
+      source: { enum: ['synthetic', 'friends', 'tlidb'], description: 'synthetic: generated from `seed` (no download); friends: the public Friends files under `path`; tlidb: TLiDB_Friends.json at `path`' },
+      path: { type: 'string', minLength: 1, description: 'friends: the folder holding emory_emotion_recognition/, meld_emotion_recognition/, …; tlidb: the TLiDB_Friends.json file. Its content is part of the key' },
+      seed: { type: 'integer', description: 'Seed of the synthetic corpus and of few-shot sampling', default: 0 },
       scenes: { type: 'integer', minimum: 10, description: 'Synthetic scenes to generate (split 70/15/15 by scene)', default: 1500 },
-      train: { type: 'integer', minimum: 0, description: 'Training examples per task', default: 400 },
-      dev: { type: 'integer', minimum: 0, description: 'Dev examples per task', default: 200 },
-      test: { type: 'integer', minimum: 0, description: 'Test examples per task', default: 400 },
+      train: { type: 'integer', minimum: 0, description: 'Training examples per task (synthetic default 400; friends: the few-shot size)' },
+      dev: { type: 'integer', minimum: 0, description: 'Dev examples per task (synthetic default 200; friends: the few-shot size)' },
+      test: { type: 'integer', minimum: 0, description: 'Test examples per task (synthetic default 400; friends: all)' },
       train_per_task: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, description: 'Training examples for particular tasks (few-shot targets)' },
-      tasks: { type: 'array', items: { enum: SYNTHETIC_TASKS.map((t) => t.name) }, description: 'Only these tasks (default: all)' },
+      few_shot: { type: 'boolean', default: true, description: "friends/tlidb: sample FETA's few-shot train/dev sizes (emory 863/207, RC 950/208, char-ID 1692/387, QA 835/197, PD 55/15, RE 530/130, MELD 999/111)" },
+      tasks: { type: 'array', items: { enum: ALL_TASKS }, description: 'Only these tasks (default: all of the source)' },
     },
   },
   outputs: () => ({ data: 'dir' }),
+  inputs: (params) => (params.source !== 'synthetic' && typeof params.path === 'string' ? [params.path] : []),
   async run(ctx) {
     const p = ctx.params as unknown as Params;
-    const sizes = { train: p.train ?? 400, dev: p.dev ?? 200, test: p.test ?? 400 };
-    const { tasks, dialogues, examples } = generateSynthetic({
-      seed: p.seed ?? 0, scenes: p.scenes ?? 1500, sizes, trainPerTask: p.train_per_task, tasks: p.tasks,
-    });
-    const manifest = writeDataset(ctx.outs.data!, 'synthetic', tasks, dialogues, examples, { seed: p.seed ?? 0, scenes: p.scenes ?? 1500, sizes, train_per_task: p.train_per_task ?? {} });
+    let tasks: TaskInfo[];
+    let dialogues: Dialogue[];
+    let examples: Record<string, Record<Split, Example[]>>;
+    if (p.source === 'synthetic') {
+      const sizes = { train: p.train ?? 400, dev: p.dev ?? 200, test: p.test ?? 400 };
+      ({ tasks, dialogues, examples } = generateSynthetic({ seed: p.seed ?? 0, scenes: p.scenes ?? 1500, sizes, trainPerTask: p.train_per_task, tasks: p.tasks }));
+    } else {
+      if (!p.path) throw new Error(`source ${p.source} needs "path"`);
+      const path = ctx.resolve(p.path);
+      if (p.source === 'friends') {
+        const names = p.tasks ?? Object.keys(FRIENDS_TASKS);
+        const loaded = names.map((n) => {
+          if (!FRIENDS_TASKS[n]) throw new Error(`"${n}" is not a Friends task; they are ${Object.keys(FRIENDS_TASKS).join(', ')}`);
+          // Sources share scene ids with different turns (Emory's CSV keeps only utterances with
+          // video): each task's dialogues get the task's own namespace.
+          const l = FRIENDS_TASKS[n]!.load(path);
+          const ns = (id: string): string => `${n}/${id}`;
+          return {
+            info: l.info,
+            dialogues: l.dialogues.map((d) => ({ ...d, id: ns(d.id) })),
+            splits: Object.fromEntries(Object.entries(l.splits).map(([k, xs]) => [k, xs.map((e) => ({ ...e, dialogue: ns(e.dialogue) }))])) as Record<Split, Example[]>,
+          };
+        });
+        tasks = loaded.map((l) => l.info);
+        dialogues = loaded.flatMap((l) => l.dialogues);
+        examples = Object.fromEntries(loaded.map((l) => [l.info.name, l.splits]));
+      } else {
+        const t = loadTlidb(path, p.tasks, String(p.seed ?? 0));
+        tasks = t.tasks;
+        dialogues = t.dialogues;
+        examples = t.splits;
+      }
+      // Few-shot: seeded samples of FETA's sizes (or the sizes given) from the train and dev pools.
+      for (const info of tasks) {
+        const [fsTrain, fsDev] = FETA_FEW_SHOT[info.name] ?? [Infinity, Infinity];
+        const want: Record<Split, number> = {
+          train: p.train_per_task?.[info.name] ?? p.train ?? (p.few_shot === false ? Infinity : fsTrain),
+          dev: p.dev ?? (p.few_shot === false ? Infinity : fsDev),
+          test: p.test ?? Infinity,
+        };
+        for (const split of ['train', 'dev', 'test'] as Split[]) {
+          const pool = examples[info.name]![split];
+          if (pool.length > want[split]) examples[info.name]![split] = new Rng(`${p.seed ?? 0}:few-shot:${info.name}:${split}`).sample(pool, want[split]);
+        }
+      }
+      dialogues = dedupe(dialogues);
+    }
+    const manifest = writeDataset(ctx.outs.data!, p.source, tasks, dialogues, examples, { ...p, path: p.path ? join(p.path) : undefined });
     for (const [task, c] of Object.entries(manifest.counts)) ctx.log(`${task}: ${c.train} train, ${c.dev} dev, ${c.test} test`);
     ctx.log(`${manifest.dialogues} dialogues`);
     return { metrics: { dialogues: manifest.dialogues } };
   },
 };
+
+function dedupe(ds: Dialogue[]): Dialogue[] {
+  const seen = new Map<string, Dialogue>();
+  for (const d of ds) if (!seen.has(d.id)) seen.set(d.id, d);
+  return [...seen.values()];
+}

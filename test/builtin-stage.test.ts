@@ -47,7 +47,7 @@ test("a built-in stage's parameters are checked against its schema, located, wit
   assert.equal(r.code, 2, r.stderr);
   const located = r.stderr.split('\n').filter((l) => l.startsWith('dfwe.yaml:'));
   assert.deepEqual(located, [
-    'dfwe.yaml:5:21: error: "with.source" of stage "data": "synthetc" is not one of synthetic; did you mean "synthetic"?',
+    'dfwe.yaml:5:21: error: "with.source" of stage "data": "synthetc" is not one of synthetic, friends, tlidb; did you mean "synthetic"?',
     'dfwe.yaml:5:31: error: unknown key "seeed" in "with" of stage "data"; did you mean "seed"?',
     'dfwe.yaml:5:49: error: "with.scenes" of stage "data" must be integer, not string',
   ]);
@@ -61,7 +61,7 @@ test("a built-in stage's parameters are checked against its schema, located, wit
 test('dfwe exec runs a node spec by hand: the contract other executors rely on', () => {
   const ws = workspace();
   const spec = {
-    format: 1, nodeId: 'data', type: 'prepare-data', version: 1, workspace: ws,
+    format: 1, nodeId: 'data', type: 'prepare-data', version: 2, workspace: ws,
     params: { source: 'synthetic', seed: 1, scenes: 50, train: 5, dev: 5, test: 5, tasks: ['topic'] },
     outs: { data: join(ws, 'ds') }, outKinds: { data: 'dir' }, metricsPath: join(ws, 'metrics.json'),
   };

@@ -29,6 +29,11 @@ export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encod
   const itemSet = new Set(itemTokens);
   const turnTokens = d.turns.map((t) => t.text.split(' ').flatMap((w, wi) => tokenize(w).map((tok) => ({ tok, wi }))));
   const speakerTok = d.turns.map((t) => tokenize(t.speaker).join('_'));
+  // A speaker is named in the item when every word of the name is there ("joey tribbiani").
+  const speakerNamed = d.turns.map((t) => {
+    const words = tokenize(t.speaker);
+    return words.length > 0 && words.every((w) => itemSet.has(w));
+  });
   const head = [CLS, ...itemTokens.map((t) => id(v, t)), SEP];
   const budget = Math.max(0, maxLen - head.length);
   const cost = (i: number): number => 2 + turnTokens[i]!.length;
@@ -60,7 +65,7 @@ export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encod
     const hidden = e.hideSpeaker && ti === e.focus;
     const spk = hidden ? HIDDEN : id(v, speakerTok[ti]!);
     const isFocus = ti === e.focus ? 1 : 0;
-    const named = !hidden && itemSet.has(speakerTok[ti]!) ? 1 : 0;
+    const named = !hidden && speakerNamed[ti] ? 1 : 0;
     const place = (tok: number, word: number, inText: boolean): void => {
       if (p >= n) return;
       out.tokens[p] = tok;

@@ -39,7 +39,10 @@ export function buildVocab(ds: Dataset, maxSize: number, minCount: number): Voca
     if (seen.has(d.id)) return;
     seen.add(d.id);
     for (const t of d.turns) {
-      for (const s of tokenize(t.speaker)) speakers.add(s);
+      // A speaker is one token ("joey_tribbiani"), as encode() writes it, and its words are words.
+      const words = tokenize(t.speaker);
+      if (words.length) speakers.add(words.join('_'));
+      for (const w of words) counts.set(w, (counts.get(w) ?? 0) + 1);
       for (const w of tokenize(t.text)) counts.set(w, (counts.get(w) ?? 0) + 1);
     }
   };

@@ -24,6 +24,8 @@ export interface NodeDef {
   uses: Record<string, unknown>;
   env: Record<string, string>;
   deps: string[];
+  /** Paths a built-in stage reads through its parameters (see StageType.inputs). */
+  inputs: string[];
   outs: Record<string, string>;
   outKinds: Record<string, 'file' | 'dir' | 'any'>;
   resources: Record<string, number>;
@@ -443,6 +445,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       uses: Object.fromEntries([...usedParams].filter((p) => p in params).sort().map((p) => [p, params[p]])),
       env: fill(env) as Record<string, string>,
       deps: deps.map((d) => String(fill(d))),
+      inputs: plan.type?.inputs ? plan.type.inputs(fill(withValue) as Record<string, unknown>) : [],
       outs,
       outKinds,
       resources: st.resources ?? {},

@@ -1,0 +1,415 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { UserError } from '../../diagnostics.js';
+import { jsonErrorOffset } from '../../util/json-error.js';
+import { Rng } from '../random.js';
+import type { Dialogue, Example, Span, Split, TaskInfo } from './types.js';
+
+/*
+ * Loaders for the FETA-Friends tasks in their original public formats (see
+ * shared/data/friends/README.md): Emory emotion (CSV + JSON), MELD (CSV), character
+ * identification, reading comprehension, FriendsQA (JSON), personality (CSV with HTML) and
+ * DialogRE (JSON). Where a task has no train file, its dev file is split by scene into train
+ * and dev (80/20, seeded); personality has one file, split by scene 70/15/15. A malformed file
+ * is an error that names the file and the place in it.
+ */
+
+export class DataError extends UserError {}
+
+function fail(file: string, where: string, what: string): never {
+  throw new DataError(`${file}${where ? `: ${where}` : ''}: ${what}`);
+}
+
+export function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    fail(file, '', 'cannot be read (is the data path right?)');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const at = jsonErrorOffset(text);
+    if (at >= 0) {
+      const before = text.slice(0, at);
+      const line = before.split('\n').length;
+      const col = at - before.lastIndexOf('\n');
+      throw new DataError(`${file}:${line}:${col}: not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+    }
+    fail(file, '', `not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+export function readCsv(file: string): Record<string, string>[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    fail(file, '', 'cannot be read (is the data path right?)');
+  }
+  try {
+    return parseCsv(text, { columns: true, bom: true, skip_empty_lines: true }) as Record<string, string>[];
+  } catch (err) {
+    const e = err as Error & { lines?: number };
+    throw new DataError(`${file}${e.lines ? `:${e.lines}` : ''}: not valid CSV: ${e.message}`);
+  }
+}
+
+function need<T>(file: string, where: string, obj: unknown, key: string, check: (v: unknown) => boolean, what: string): T {
+  const v = obj && typeof obj === 'object' ? (obj as Record<string, unknown>)[key] : undefined;
+  if (!check(v)) fail(file, where, `"${key}" should be ${what}, found ${v === undefined ? 'nothing' : JSON.stringify(v).slice(0, 60)}`);
+  return v as T;
+}
+const isStr = (v: unknown): boolean => typeof v === 'string';
+const isArr = (v: unknown): boolean => Array.isArray(v);
+const isInt = (v: unknown): boolean => Number.isInteger(v);
+
+export interface TaskData {
+  info: TaskInfo;
+  dialogues: Dialogue[];
+  splits: Record<Split, Example[]>;
+  /** Scene of each example's dialogue, to split by scene. */
+  sceneOf?: Map<string, string>;
+}
+
+const pad = (n: string | number, w: number): string => String(n).padStart(w, '0');
+
+/** The seven FETA-Friends tasks, their files, labels and metrics. */
+export const FRIENDS_TASKS: Record<string, { info: TaskInfo; load: (dir: string) => TaskData }> = {};
+
+function register(info: TaskInfo, load: (dir: string, info: TaskInfo) => TaskData): void {
+  FRIENDS_TASKS[info.name] = { info, load: (dir) => load(dir, info) };
+}
+
+// ---- 1. Emory emotion recognition -----------------------------------------------------------
+const EMORY = ['joyful', 'mad', 'neutral', 'peaceful', 'powerful', 'sad', 'scared'];
+
+function emoryJson(file: string, task: string, labels: string[]): { dialogues: Dialogue[]; examples: Example[] } {
+  const raw = readJson(file);
+  const seasons = Array.isArray(raw) ? raw : [raw];
+  const dialogues: Dialogue[] = [];
+  const examples: Example[] = [];
+  seasons.forEach((season, si) => {
+    need<unknown[]>(file, `[${si}]`, season, 'episodes', isArr, 'a list').forEach((ep, ei) => {
+      need<unknown[]>(file, `episodes[${ei}]`, ep, 'scenes', isArr, 'a list').forEach((sc, ci) => {
+        const where = `episodes[${ei}].scenes[${ci}]`;
+        const id = need<string>(file, where, sc, 'scene_id', isStr, 'a string');
+        const utts = need<Record<string, unknown>[]>(file, where, sc, 'utterances', isArr, 'a list');
+        const turns = utts.map((u, ui) => ({
+          speaker: need<string[]>(file, `${where}.utterances[${ui}]`, u, 'speakers', isArr, 'a list').join(' '),
+          text: need<string>(file, `${where}.utterances[${ui}]`, u, 'transcript', isStr, 'a string'),
+        }));
+        dialogues.push({ id, turns });
+        utts.forEach((u, ui) => {
+          const label = labels.indexOf(String(u.emotion ?? '').toLowerCase());
+          if (label < 0) fail(file, `${where}.utterances[${ui}]`, `unknown emotion ${JSON.stringify(u.emotion)}`);
+          examples.push({ id: `${task}-${String(u.utterance_id ?? `${id}_${ui}`)}`, dialogue: id, focus: ui, label });
+        });
+      });
+    });
+  });
+  return { dialogues, examples };
+}
+
+/** The multimodal EmoryNLP CSV: rows grouped into scenes by season, episode and scene. */
+function emoryCsv(file: string, task: string): { dialogues: Dialogue[]; examples: Example[] } {
+  const rows = readCsv(file);
+  const scenes = new Map<string, { u: number; speaker: string; text: string; emotion: string; line: number }[]>();
+  rows.forEach((r, i) => {
+    for (const k of ['Utterance', 'Speaker', 'Emotion', 'Scene_ID', 'Utterance_ID', 'Season', 'Episode']) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
+    const id = `s${pad(r.Season!, 2)}_e${pad(r.Episode!, 2)}_c${pad(r.Scene_ID!, 2)}`;
+    // Speaker is a Python list literal: ['Monica Geller'] (names may hold apostrophes).
+    const names = [...r.Speaker!.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? m[2] ?? '');
+    const list = scenes.get(id) ?? [];
+    list.push({ u: Number(r.Utterance_ID), speaker: names.join(' '), text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
+    scenes.set(id, list);
+  });
+  const dialogues: Dialogue[] = [];
+  const examples: Example[] = [];
+  for (const [id, list] of scenes) {
+    list.sort((a, b) => a.u - b.u);
+    dialogues.push({ id, turns: list.map((x) => ({ speaker: x.speaker, text: x.text })) });
+    list.forEach((x, ti) => {
+      const label = EMORY.indexOf(x.emotion);
+      if (label < 0) fail(file, `row ${x.line}`, `unknown emotion "${x.emotion}"`);
+      examples.push({ id: `${task}-${id}_u${pad(x.u, 3)}`, dialogue: id, focus: ti, label });
+    });
+  }
+  return { dialogues, examples };
+}
+
+register(
+  { name: 'emory_emotion_recognition', kind: 'single', labels: EMORY, metrics: ['f1_micro', 'f1_weighted'], description: 'EmoryNLP emotion of an utterance (7 classes)' },
+  (dir, info) => {
+    const d = join(dir, 'emory_emotion_recognition');
+    const train = emoryCsv(join(d, 'emorynlp_train_final.csv'), info.name);
+    const dev = emoryJson(join(d, 'emotion-detection-dev.json'), info.name, EMORY);
+    const test = emoryJson(join(d, 'emotion-detection-tst.json'), info.name, EMORY);
+    return { info, dialogues: [...train.dialogues, ...dev.dialogues, ...test.dialogues], splits: { train: train.examples, dev: dev.examples, test: test.examples } };
+  },
+);
+
+// ---- 2. MELD emotion recognition --------------------------------------------------------------
+const MELD = ['anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise'];
+register(
+  { name: 'MELD_emotion_recognition', kind: 'single', labels: MELD, metrics: ['f1_micro', 'f1_weighted'], description: 'MELD emotion of an utterance (7 classes)' },
+  (dir, info) => {
+    const dialogues: Dialogue[] = [];
+    const splits = { train: [], dev: [], test: [] } as Record<Split, Example[]>;
+    for (const [split, name] of [['train', 'train_sent_emo.csv'], ['dev', 'dev_sent_emo.csv'], ['test', 'test_sent_emo.csv']] as const) {
+      const file = join(dir, 'meld_emotion_recognition', name);
+      const byDialogue = new Map<string, { u: number; speaker: string; text: string; emotion: string; line: number }[]>();
+      readCsv(file).forEach((r, i) => {
+        for (const k of ['Utterance', 'Speaker', 'Emotion', 'Dialogue_ID', 'Utterance_ID']) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
+        const id = `meld-${split}-${r.Dialogue_ID}`;
+        const list = byDialogue.get(id) ?? [];
+        list.push({ u: Number(r.Utterance_ID), speaker: r.Speaker!, text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
+        byDialogue.set(id, list);
+      });
+      for (const [id, list] of byDialogue) {
+        list.sort((a, b) => a.u - b.u);
+        dialogues.push({ id, turns: list.map((x) => ({ speaker: x.speaker, text: x.text })) });
+        list.forEach((x, ti) => {
+          const label = MELD.indexOf(x.emotion);
+          if (label < 0) fail(file, `row ${x.line}`, `unknown emotion "${x.emotion}"`);
+          splits[split].push({ id: `${info.name}-${id}-${x.u}`, dialogue: id, focus: ti, label });
+        });
+      }
+    }
+    return { info, dialogues, splits };
+  },
+);
+
+// ---- 3. Character identification ------------------------------------------------------------
+const CHARACTERS = ['chandler', 'joey', 'monica', 'phoebe', 'rachel', 'ross', 'other'];
+const MAIN_CAST: Record<string, string> = {
+  'Chandler Bing': 'chandler', 'Joey Tribbiani': 'joey', 'Monica Geller': 'monica', 'Phoebe Buffay': 'phoebe', 'Rachel Green': 'rachel', 'Ross Geller': 'ross',
+};
+
+function charIdFile(file: string, task: string): { dialogues: Dialogue[]; examples: Example[] } {
+  const raw = readJson(file);
+  const seasons = Array.isArray(raw) ? raw : [raw];
+  const dialogues: Dialogue[] = [];
+  const examples: Example[] = [];
+  for (const season of seasons) {
+    need<unknown[]>(file, '', season, 'episodes', isArr, 'a list').forEach((ep, ei) => {
+      need<unknown[]>(file, `episodes[${ei}]`, ep, 'scenes', isArr, 'a list').forEach((sc, ci) => {
+        const where = `episodes[${ei}].scenes[${ci}]`;
+        const id = need<string>(file, where, sc, 'scene_id', isStr, 'a string');
+        const utts = need<Record<string, unknown>[]>(file, where, sc, 'utterances', isArr, 'a list');
+        dialogues.push({ id, turns: utts.map((u) => ({ speaker: ((u.speakers as string[] | undefined) ?? []).join(' '), text: String(u.transcript ?? '') })) });
+        utts.forEach((u, ui) => {
+          const w = `${where}.utterances[${ui}]`;
+          const tokens = need<string[][]>(file, w, u, 'tokens', isArr, 'a list of sentences');
+          const mentions = (u.character_entities as unknown[][] | undefined) ?? [];
+          mentions.forEach((sentence, si) => {
+            (sentence as unknown[][]).forEach((m, mi) => {
+              if (!Array.isArray(m) || !isInt(m[0]) || !isInt(m[1]) || typeof m[2] !== 'string') fail(file, `${w}.character_entities[${si}][${mi}]`, 'a mention is [begin, end, entity, …]');
+              const text = (tokens[si] ?? []).slice(m[0] as number, m[1] as number).join(' ');
+              const label = CHARACTERS.indexOf(MAIN_CAST[m[2] as string] ?? 'other');
+              examples.push({ id: `${task}-${String(u.utterance_id)}-${si}-${mi}`, dialogue: id, focus: ui, item: text, label });
+            });
+          });
+        });
+      });
+    });
+  }
+  return { dialogues, examples };
+}
+
+register(
+  { name: 'character_identification', kind: 'single', labels: CHARACTERS, metrics: ['f1_micro', 'f1_macro'], description: 'which character a mention refers to (6 main + other)' },
+  (dir, info) => {
+    const d = join(dir, 'character_identification');
+    const dev = charIdFile(join(d, 'character-identification-dev.json'), info.name);
+    const test = charIdFile(join(d, 'character-identification-tst.json'), info.name);
+    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { ...splitByScene(dev.examples, (e) => e.dialogue, `${info.name}`), test: test.examples } };
+  },
+);
+
+// ---- 4. Reading comprehension -----------------------------------------------------------------
+function rcFile(file: string, task: string, split: string): { dialogues: Dialogue[]; examples: Example[]; scene: Map<string, string> } {
+  const raw = readJson(file);
+  if (!Array.isArray(raw)) fail(file, '', 'should be a list of queries');
+  const dialogues: Dialogue[] = [];
+  const examples: Example[] = [];
+  const scene = new Map<string, string>();
+  raw.forEach((q, i) => {
+    const where = `[${i}]`;
+    const sceneId = need<string>(file, where, q, 'scene_id', isStr, 'a string');
+    const query = need<string>(file, where, q, 'query', isStr, 'a string');
+    const answer = need<string>(file, where, q, 'answer', isStr, 'an entity id');
+    const utts = need<{ speakers?: string; tokens?: string }[]>(file, where, q, 'utterances', isArr, 'a list');
+    const id = `rc-${split}-${i}`;
+    const turns = utts.map((u) => ({ speaker: u.speakers ?? '', text: u.tokens ?? '' }));
+    const entities = new Set<string>();
+    for (const t of turns) {
+      if (t.speaker) entities.add(t.speaker);
+      for (const m of t.text.matchAll(/@ent\d+/g)) entities.add(m[0]);
+    }
+    const candidates = [...entities].sort();
+    const label = candidates.indexOf(answer);
+    if (label < 0) fail(file, where, `answer ${answer} does not appear in the dialogue`);
+    dialogues.push({ id, turns });
+    scene.set(id, sceneId);
+    examples.push({ id: `${task}-${split}-${i}`, dialogue: id, item: query, candidates, label });
+  });
+  return { dialogues, examples, scene };
+}
+
+register(
+  { name: 'reading_comprehension', kind: 'choice', metrics: ['exact_match'], description: 'which entity fills @placeholder in a plot sentence' },
+  (dir, info) => {
+    const d = join(dir, 'reading_comprehension');
+    const dev = rcFile(join(d, 'reading-comprehension-dev.json'), info.name, 'dev');
+    const test = rcFile(join(d, 'reading-comprehension-tst.json'), info.name, 'test');
+    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { ...splitByScene(dev.examples, (e) => dev.scene.get(e.dialogue)!, info.name), test: test.examples } };
+  },
+);
+
+// ---- 5. FriendsQA -----------------------------------------------------------------------------
+function qaFile(file: string, task: string): { dialogues: Dialogue[]; examples: Example[] } {
+  const raw = readJson(file);
+  const data = need<Record<string, unknown>[]>(file, '', raw, 'data', isArr, 'a list');
+  const dialogues: Dialogue[] = [];
+  const examples: Example[] = [];
+  data.forEach((doc, di) => {
+    const title = need<string>(file, `data[${di}]`, doc, 'title', isStr, 'a scene id');
+    need<Record<string, unknown>[]>(file, `data[${di}]`, doc, 'paragraphs', isArr, 'a list').forEach((par, pi) => {
+      const where = `data[${di}].paragraphs[${pi}]`;
+      // The key is literally "utterances:" (with a colon) in the public files.
+      const utts = (par['utterances:'] ?? par.utterances) as { uid: number; speakers: string[]; utterance: string }[] | undefined;
+      if (!Array.isArray(utts)) fail(file, where, 'missing "utterances:"');
+      const id = `${title}#${pi}`;
+      const turnOf = new Map(utts.map((u, i) => [u.uid, i]));
+      dialogues.push({ id, turns: utts.map((u) => ({ speaker: (u.speakers ?? []).join(' '), text: u.utterance ?? '' })) });
+      need<Record<string, unknown>[]>(file, where, par, 'qas', isArr, 'a list').forEach((qa, qi) => {
+        const answers = need<Record<string, unknown>[]>(file, `${where}.qas[${qi}]`, qa, 'answers', isArr, 'a list');
+        // Speaker answers (is_speaker) name a speaker, not a span of the text: they are left out.
+        const spans: Span[] = answers
+          .filter((a) => !a.is_speaker && turnOf.has(a.utterance_id as number))
+          .map((a) => ({ turn: turnOf.get(a.utterance_id as number)!, start: a.inner_start as number, end: a.inner_end as number }));
+        if (spans.length) examples.push({ id: `${task}-${String(qa.id ?? `${id}-${qi}`)}`, dialogue: id, item: String(qa.question ?? ''), label: spans });
+      });
+    });
+  });
+  return { dialogues, examples };
+}
+
+register(
+  { name: 'question_answering', kind: 'span', metrics: ['exact_match', 'token_f1'], description: 'FriendsQA: the span of the dialogue that answers a question' },
+  (dir, info) => {
+    const d = join(dir, 'question_answering');
+    const dev = qaFile(join(d, 'friendsqa_dev.json'), info.name);
+    const test = qaFile(join(d, 'friendsqa_tst.json'), info.name);
+    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { ...splitByScene(dev.examples, (e) => e.dialogue.split('#')[0]!, info.name), test: test.examples } };
+  },
+);
+
+// ---- 6. Personality detection -----------------------------------------------------------------
+const TRAITS = ['aggreeable', 'conscientious', 'extroverted', 'open', 'neurotic'];
+const TRAIT_COLUMNS = ['cAGR', 'cCON', 'cEXT', 'cOPN', 'cNEU'];
+
+/** FriendsPersona text: "<b>sSS_eEE_cCC(k) for NAME</b><br><br><b>Speaker</b>: line<br><br>…" */
+export function personaTurns(html: string): { speaker: string; text: string }[] {
+  const strip = (s: string): string => s.replace(/<[^>]+>/g, '').replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").trim();
+  return html
+    .split(/<br\s*\/?>\s*<br\s*\/?>/i)
+    .slice(1)
+    .map((seg) => {
+      const m = /^\s*<b>(.*?)<\/b>\s*:\s*([\s\S]*)$/i.exec(seg);
+      return m ? { speaker: strip(m[1]!), text: strip(m[2]!) } : { speaker: '', text: strip(seg) };
+    })
+    .filter((t) => t.text !== '');
+}
+
+register(
+  { name: 'personality_detection', kind: 'multi', labels: TRAITS, metrics: ['label_accuracy'], description: 'Big-Five traits of the focus character (accuracy over trait instances)' },
+  (dir, info) => {
+    const file = join(dir, 'personality_detection', 'friends-personality.csv');
+    const dialogues: Dialogue[] = [];
+    const examples: Example[] = [];
+    const scene = new Map<string, string>();
+    readCsv(file).forEach((r, i) => {
+      for (const k of ['scene_id', 'text', 'character', ...TRAIT_COLUMNS]) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
+      const id = `pd-${i}`;
+      dialogues.push({ id, turns: personaTurns(r.text!) });
+      scene.set(id, `s${r.scene_id}`); // scene ids here lack the leading "s"
+      examples.push({ id: `${info.name}-${i}`, dialogue: id, item: r.character!, label: TRAIT_COLUMNS.flatMap((c, k) => (r[c] === '1' ? [k] : [])) });
+    });
+    return { info, dialogues, splits: splitByScene(examples, (e) => scene.get(e.dialogue)!, info.name, [0.7, 0.15]) };
+  },
+);
+
+// ---- 7. Relation extraction (DialogRE v2) -------------------------------------------------------
+const RELATIONS = [
+  'per:positive_impression', 'per:negative_impression', 'per:acquaintance', 'per:alumni', 'per:boss', 'per:subordinate', 'per:client', 'per:dates',
+  'per:friends', 'per:girl/boyfriend', 'per:neighbor', 'per:roommate', 'per:children', 'per:other_family', 'per:parents', 'per:siblings', 'per:spouse',
+  'per:place_of_residence', 'per:place_of_birth', 'per:visited_place', 'per:origin', 'per:employee_or_member_of', 'per:schools_attended', 'per:works',
+  'per:age', 'per:date_of_birth', 'per:major', 'per:place_of_work', 'per:title', 'per:alternate_names', 'per:pet', 'gpe:residents_of_place',
+  'gpe:births_in_place', 'gpe:visitors_of_place', 'org:employees_or_members', 'org:students', 'unanswerable',
+];
+register(
+  // As FETA scores it: classes 0–34 without place_of_birth (18), alternate_names (29), births_in_place (33).
+  { name: 'relation_extraction', kind: 'multi', labels: RELATIONS, unscored: [18, 29, 33, 35, 36], metrics: ['multilabel_f1_micro'], description: 'DialogRE: relations between two arguments (multi-label)' },
+  (dir, info) => {
+    const dialogues: Dialogue[] = [];
+    const splits = { train: [], dev: [], test: [] } as Record<Split, Example[]>;
+    for (const split of ['train', 'dev', 'test'] as const) {
+      const file = join(dir, 'relation_extraction', 'data_v2_en', `${split}.json`);
+      const raw = readJson(file);
+      if (!Array.isArray(raw)) fail(file, '', 'should be a list of [turns, pairs]');
+      raw.forEach((entry, i) => {
+        if (!Array.isArray(entry) || !Array.isArray(entry[0]) || !Array.isArray(entry[1])) fail(file, `[${i}]`, 'an entry is [turns, pairs]');
+        const id = `re-${split}-${i}`;
+        dialogues.push({
+          id,
+          turns: (entry[0] as string[]).map((t) => {
+            const m = /^([^:]{1,40}):\s*([\s\S]*)$/.exec(t);
+            return m ? { speaker: m[1]!, text: m[2]! } : { speaker: '', text: t };
+          }),
+        });
+        (entry[1] as Record<string, unknown>[]).forEach((pair, pi) => {
+          const where = `[${i}][1][${pi}]`;
+          const x = need<string>(file, where, pair, 'x', isStr, 'a string');
+          const y = need<string>(file, where, pair, 'y', isStr, 'a string');
+          const rid = need<number[]>(file, where, pair, 'rid', isArr, 'a list of relation ids');
+          splits[split].push({ id: `${info.name}-${split}-${i}-${pi}`, dialogue: id, item: `${x} ; ${y}`, label: [...new Set(rid.map((r) => r - 1))].sort((a, b) => a - b) });
+        });
+      });
+    }
+    return { info, dialogues, splits };
+  },
+);
+
+/**
+ * Split examples by scene: no scene in two splits. `fractions` are train and dev; with two
+ * splits only (the other file is the test set) dev takes the rest.
+ */
+function splitByScene(examples: Example[], sceneOf: (e: Example) => string, seed: string, fractions: [number, number] = [0.8, 0.2]): Record<Split, Example[]> {
+  const scenes = [...new Set(examples.map(sceneOf))].sort();
+  new Rng(`friends-split:${seed}`).shuffle(scenes);
+  const cut1 = Math.round(scenes.length * fractions[0]);
+  const cut2 = Math.round(scenes.length * (fractions[0] + fractions[1]));
+  const where = new Map(scenes.map((s, i) => [s, i < cut1 ? 'train' : i < cut2 ? 'dev' : 'test'] as const));
+  const out: Record<Split, Example[]> = { train: [], dev: [], test: [] };
+  for (const e of examples) out[where.get(sceneOf(e))!].push(e);
+  return out;
+}
+
+/** FETA's few-shot (10%) train/dev sizes, from TLiDB's scripts; MELD's is 10% of its train set. */
+export const FETA_FEW_SHOT: Record<string, [number, number]> = {
+  emory_emotion_recognition: [863, 207],
+  reading_comprehension: [950, 208],
+  character_identification: [1692, 387],
+  question_answering: [835, 197],
+  personality_detection: [55, 15],
+  relation_extraction: [530, 130],
+  MELD_emotion_recognition: [999, 111],
+};
+
+export function friendsAvailable(dir: string): boolean {
+  return existsSync(join(dir, 'emory_emotion_recognition'));
+}
