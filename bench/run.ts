@@ -1,5 +1,6 @@
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
+import { benchMl } from './ml.js';
 import { benchSweep } from './sweep.js';
 import { writeResult } from './util.js';
 
@@ -8,6 +9,7 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   hash: () => benchHash(Number(process.env.DFWE_BENCH_HASH_MIB ?? 512)),
   engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '100,1000,10000').split(',').map(Number)),
   sweep: () => benchSweep(),
+  ml: () => benchMl(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
