@@ -17,7 +17,9 @@ export const initModel: StageType = {
     required: ['vocab'],
     properties: {
       vocab: { ...PATH, description: 'The vocabulary (output of vocab)' },
-      encoder: { enum: ['cnn', 'bow'], default: 'cnn', description: 'cnn: a convolution over tokens (default); bow: per-token dense layer' },
+      encoder: { enum: ['cnn', 'bow', 'transformer'], default: 'cnn', description: 'cnn: a convolution over tokens (default); bow: a per-token dense layer; transformer: self-attention layers, for the GPU backend (slow on wasm)' },
+      layers: { type: 'integer', minimum: 1, default: 2, description: 'transformer layers' },
+      heads: { type: 'integer', minimum: 1, default: 4, description: 'transformer attention heads (divide hidden)' },
       embed_dim: { type: 'integer', minimum: 4, default: 64 },
       hidden: { type: 'integer', minimum: 4, default: 96 },
       kernel: { type: 'integer', minimum: 1, default: 3, description: 'cnn window width' },
@@ -36,9 +38,11 @@ export const initModel: StageType = {
       hidden: Number(p.hidden ?? 96),
       kernel: Number(p.kernel ?? 3),
       maxLen: Number(p.max_len ?? 128),
+      ...(p.encoder === 'transformer' ? { layers: Number(p.layers ?? 2), heads: Number(p.heads ?? 4) } : {}),
       seed: Number(p.seed ?? 0),
       tasks: {},
     };
+    if (cfg.encoder === 'transformer' && cfg.hidden % (cfg.heads ?? 4) !== 0) throw new Error(`hidden (${cfg.hidden}) must be a multiple of heads (${cfg.heads})`);
     const weights = initEncoder(cfg);
     saveModel(ctx.outs.model!, { cfg, weights, vocab: digest });
     const params = [...weights.values()].reduce((a, t) => a + t.data.length, 0);

@@ -74,6 +74,32 @@ test('a model trained on the synthetic corpus beats the majority class on every 
   }
 });
 
+test('the transformer encoder (for GPU users) trains, and its gradients on wasm match cpu', async () => {
+  const tf = await loadTf('wasm');
+  const ds = readDataset(smallDataset(64));
+  const vocab = buildVocab(ds, 500, 1);
+  const cfg: ModelConfig = { encoder: 'transformer', vocabSize: vocab.tokens.length, embedDim: 8, hidden: 16, kernel: 1, layers: 1, heads: 2, maxLen: 32, seed: 1, tasks: {} };
+  const m = { cfg, weights: initEncoder(cfg), vocab: '' };
+  ensureHeads(m, [ds.manifest.tasks.sentiment!]);
+  const grads = async (backend: string): Promise<Float32Array[]> => {
+    await tf.setBackend(backend);
+    const vars = toVars(tf, m.weights);
+    const exs = ds.examples('sentiment', 'train').slice(0, 4);
+    const batch = makeBatch(tf, exs.map((e) => encode(e, ds.dialogues.get(e.dialogue)!, vocab, cfg.maxLen)), cfg.maxLen);
+    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(forward(tf, cfg, vars, 'sentiment', batch)[0]!, tf.tensor2d([[1, -2, 3]]))) as never);
+    const out = Object.keys(g).sort().map((k) => Float32Array.from(g[k]!.dataSync() as Float32Array));
+    disposeBatch(batch);
+    vars.forEach((x) => x.dispose());
+    return out;
+  };
+  const w = await grads('wasm');
+  const c = await grads('cpu');
+  await tf.setBackend('wasm');
+  w.forEach((g, i) => g.forEach((x, j) => assert.ok(Math.abs(x - c[i]![j]!) <= 1e-4 * Math.max(1, Math.abs(c[i]![j]!)), `gradient ${i}[${j}]: ${x} vs ${c[i]![j]}`)));
+  const r = train(tf, m, ds, vocab, { tasks: ['sentiment'], epochs: 3, lr: 0.01, batchSize: 16, seed: 0, mixing: 'size', temperature: 1, patience: 3 }, () => {});
+  assert.ok(r.history[2]!.loss < r.history[0]!.loss, `loss did not fall: ${r.history.map((h) => h.loss.toFixed(3)).join(' ')}`);
+});
+
 test('a head the model lacks is initialised deterministically from seed and task', () => {
   const cfg: ModelConfig = { encoder: 'bow', vocabSize: 10, embedDim: 4, hidden: 6, kernel: 1, maxLen: 16, seed: 9, tasks: { emotion: { kind: 'single', labels: ['a', 'b'] } } };
   assert.deepEqual(initHead(cfg, 'emotion'), initHead(cfg, 'emotion'));

@@ -29,6 +29,8 @@ export interface RunContext {
   signal: AbortSignal;
   onWait?: (id: string, holder: LeaseHolder) => void;
   onStart?: (id: string) => void;
+  /** A line a built-in stage printed (epoch, loss), for the progress display. */
+  onProgress?: (id: string, line: string) => void;
 }
 
 /** Serve a cached result: the record, with its outputs restored into the workspace if needed. */
@@ -126,16 +128,21 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
           outKinds: node.outKinds, metricsPath, runtime: ctx.runtime,
         };
         writeFileSync(specPath, JSON.stringify(spec));
-        child = execa(process.execPath, [CLI, 'exec', specPath], { ...common, env });
+        // stdout goes to the log and, line by line, to the progress display.
+        child = execa(process.execPath, [CLI, 'exec', specPath], { ...common, env, stdout: ['pipe', logFile], buffer: false });
       }
     }
     const pgid = child.pid;
     if (pgid !== undefined) onSpawn(pgid);
+    const lines = node.type === 'cmd' ? undefined : (async () => {
+      for await (const line of child.iterable()) ctx.onProgress?.(node.id, String(line));
+    })().catch(() => undefined);
     const stop = (): void => killGroup(pgid, 'SIGTERM');
     ctx.signal.addEventListener('abort', stop, { once: true });
     let result;
     try {
       result = await child;
+      await lines;
     } finally {
       ctx.signal.removeEventListener('abort', stop);
     }

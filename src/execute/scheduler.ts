@@ -22,6 +22,8 @@ export interface SchedulerEvents {
   started(id: string): void;
   finished(id: string, outcome: Outcome | { status: 'skipped'; reason: string }): void;
   waiting(id: string, holder: LeaseHolder): void;
+  /** A progress line of a running node (a built-in stage's epoch and loss). */
+  progress(id: string, line: string): void;
 }
 
 export interface RunSummary {
@@ -71,6 +73,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     project, leases, staging, force: opts.force, runtime: opts.runtime, signal: opts.signal,
     onWait: (id, h) => opts.events.waiting(id, h),
     onStart: (id) => opts.events.started(id),
+    onProgress: (id, line) => opts.events.progress(id, line),
   };
   const summary: RunSummary = { ran: 0, cached: 0, restored: 0, failed: [], skipped: 0, interrupted: false };
   const infos = new Map<string, UpstreamInfo>();

@@ -14,7 +14,8 @@ import type { Tf } from './tf.js';
  * k shifted matmuls rather than conv1d, whose filter gradient wasm lacks.
  */
 
-export type EncoderKind = 'bow' | 'cnn';
+/** bow and cnn run well on CPU (wasm); transformer is for the GPU backend (its batched matmuls are slow on wasm). */
+export type EncoderKind = 'bow' | 'cnn' | 'transformer';
 
 export interface ModelConfig {
   encoder: EncoderKind;
@@ -22,6 +23,9 @@ export interface ModelConfig {
   embedDim: number;
   hidden: number;
   kernel: number;
+  /** transformer: layers and attention heads. */
+  layers?: number;
+  heads?: number;
   maxLen: number;
   seed: number;
   /** Tasks with a head: name → kind, classes. */
@@ -52,6 +56,23 @@ export function initEncoder(cfg: ModelConfig): Weights {
   // Each tap sees embedDim inputs; together they see embedDim × taps.
   for (let j = 0; j < taps; j++) put(`encoder.w${j}`, [cfg.embedDim, cfg.hidden], glorot(rng, [cfg.embedDim, cfg.hidden], cfg.embedDim * taps));
   put('encoder.b', [cfg.hidden], new Float32Array(cfg.hidden));
+  if (cfg.encoder === 'transformer') {
+    const h = cfg.hidden;
+    const pos = new Float32Array(cfg.maxLen * h);
+    for (let i = 0; i < pos.length; i++) pos[i] = rng.normal() * 0.02;
+    put('encoder.pos', [cfg.maxLen, h], pos);
+    for (let l = 0; l < (cfg.layers ?? 2); l++) {
+      for (const k of ['q', 'k', 'v', 'o']) put(`encoder.l${l}.${k}`, [h, h]);
+      put(`encoder.l${l}.ff1`, [h, 2 * h]);
+      put(`encoder.l${l}.ff1b`, [2 * h], new Float32Array(2 * h));
+      put(`encoder.l${l}.ff2`, [2 * h, h]);
+      put(`encoder.l${l}.ff2b`, [h], new Float32Array(h));
+      for (const n of ['ln1', 'ln2']) {
+        put(`encoder.l${l}.${n}g`, [h], new Float32Array(h).fill(1));
+        put(`encoder.l${l}.${n}b`, [h], new Float32Array(h));
+      }
+    }
+  }
   return w;
 }
 
@@ -164,6 +185,7 @@ function encodeTokens(tf: Tf, cfg: ModelConfig, v: Vars, batch: Batch): { tokens
     }
   }
   h = tf.relu(tf.add(h, v.get('encoder.b')!)) as TF.Tensor2D;
+  if (cfg.encoder === 'transformer') h = transformerLayers(tf, cfg, v, h, batch, b, l);
   const h3 = tf.mul(tf.reshape(h, [b, l, cfg.hidden]), batch.valid);
   const meanOver = (mask: TF.Tensor3D): TF.Tensor2D => tf.div(tf.sum(tf.mul(h3, mask), 1), tf.maximum(tf.sum(mask, 1), 1)) as TF.Tensor2D;
   const pooled = tf.concat([tf.max(h3, 1) as TF.Tensor2D, meanOver(batch.focus), meanOver(batch.speakerMatch)], 1);
@@ -171,6 +193,34 @@ function encodeTokens(tf: Tf, cfg: ModelConfig, v: Vars, batch: Batch): { tokens
 }
 
 const NEG = -1e9;
+
+function layerNorm(tf: Tf, x: TF.Tensor2D, g: TF.Tensor, beta: TF.Tensor): TF.Tensor2D {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), g), beta) as TF.Tensor2D;
+}
+
+/** Post-norm transformer layers over [B·L, H] token features, attention masked to real tokens. */
+function transformerLayers(tf: Tf, cfg: ModelConfig, v: Vars, x0: TF.Tensor2D, batch: Batch, b: number, l: number): TF.Tensor2D {
+  const h = cfg.hidden;
+  const heads = cfg.heads ?? 4;
+  const dh = h / heads;
+  let x = tf.add(x0, tf.reshape(tf.tile(tf.expandDims(v.get('encoder.pos')!, 0), [b, 1, 1]), [b * l, h])) as TF.Tensor2D;
+  // Keys that are padding get -1e9 before the softmax: [B, 1, 1, L].
+  const keyMask = tf.reshape(tf.mul(tf.sub(1, tf.reshape(batch.valid, [b, l])), NEG), [b, 1, 1, l]);
+  const split = (t: TF.Tensor2D): TF.Tensor4D => tf.transpose(tf.reshape(t, [b, l, heads, dh]), [0, 2, 1, 3]);
+  for (let layer = 0; layer < (cfg.layers ?? 2); layer++) {
+    const p = (k: string): TF.Variable => v.get(`encoder.l${layer}.${k}`)!;
+    const q = split(tf.matMul(x, p('q')));
+    const k = split(tf.matMul(x, p('k')));
+    const val = split(tf.matMul(x, p('v')));
+    const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(dh)), keyMask);
+    const ctx = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), val), [0, 2, 1, 3]), [b * l, h]);
+    x = layerNorm(tf, tf.add(x, tf.matMul(ctx, p('o'))) as TF.Tensor2D, p('ln1g'), p('ln1b'));
+    const ff = tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, p('ff1')), p('ff1b'))), p('ff2')), p('ff2b'));
+    x = layerNorm(tf, tf.add(x, ff) as TF.Tensor2D, p('ln2g'), p('ln2b'));
+  }
+  return x;
+}
 
 /** The head's raw output: class logits [B, C], candidate scores [B, C], or start/end logits [B, L] each. */
 export function forward(tf: Tf, cfg: ModelConfig, v: Vars, task: string, batch: Batch): TF.Tensor[] {

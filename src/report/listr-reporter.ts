@@ -73,6 +73,12 @@ export class ListrReporter implements Reporter {
     if (t) t.output = 'running';
   }
 
+  progress(id: string, line: string): void {
+    const t = this.tasks.get(id);
+    if (t) t.output = line;
+    else if (this.counter?.task) this.counter.task.output = `${id}: ${line}`;
+  }
+
   waiting(id: string, h: LeaseHolder): void {
     const t = this.tasks.get(id);
     if (t) t.output = `waiting for pid ${h.pid} on ${h.host}`;

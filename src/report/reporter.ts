@@ -41,6 +41,10 @@ export class PlainReporter implements Reporter {
     this.out(`wait    ${id}: another run holds it (pid ${h.pid} on ${h.host}, since ${h.since})`);
   }
 
+  progress(id: string, line: string): void {
+    this.out(`        ${id}: ${line}`);
+  }
+
   finished(id: string, o: Finished): void {
     switch (o.status) {
       case 'ran':
