@@ -68,6 +68,16 @@ program
   });
 
 program
+  .command('metrics')
+  .description("the pipeline's report: per task, baseline, method (DFWE) and delta, as in the paper's Table 2")
+  .argument('[pipeline]', 'pipeline file')
+  .option('--json', 'machine-readable output, every pair included')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { metricsCommand } = await import('./commands/metrics.js');
+    exitCode = await metricsCommand(pipeline, opts, globals());
+  });
+
+program
   .command('why')
   .description('which key component of NODE changed since its cached run (param, file, upstream, stage version)')
   .argument('<node>', 'node id')

@@ -40,6 +40,8 @@ export interface Project {
   digests: FileDigests;
   /** The ML runtime identity that ML stages run on and are keyed by. */
   runtime: Record<string, string>;
+  /** What `dfwe metrics` compares, if the pipeline says. */
+  report?: { baseline: string; method: string };
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
 }
@@ -67,7 +69,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, members, instances, backend, save } = await expandCached(text, displayPath, store, opts.only ?? {});
+  const { nodes, name, members, instances, backend, report, save } = await expandCached(text, displayPath, store, opts.only ?? {});
   let runtime: Record<string, string>;
   try {
     runtime = runtimeIdentity(chooseBackend(opts.backend ?? backend));
@@ -80,7 +82,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, report, saveState };
 }
 
 /*
@@ -88,6 +90,9 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * entries), and its result depends only on the file's bytes, dfwe's version and the stage
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
+/** Bumped whenever what expansion records changes, so an older memo is never read. */
+const EXPANSION_FORMAT = 3;
+
 interface Expanded {
   nodes: NodeDef[];
   name: string;
@@ -95,11 +100,13 @@ interface Expanded {
   instances: number;
   /** The pipeline's `runtime.backend`, if it sets one. */
   backend?: string;
+  /** The pipeline's `report` section (what `dfwe metrics` compares). */
+  report?: { baseline: string; method: string };
 }
 
 async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>): Promise<Expanded & { save: () => void }> {
   const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
-  const memoKey = keyOf([DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only]);
+  const memoKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only]);
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
   try {
     return { ...(JSON.parse(readFileSync(memoPath, 'utf8')) as Expanded), save: () => {} };
@@ -116,7 +123,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   validatePipeline(data, source);
   const raw = data as RawPipeline;
   const { nodes, members, instances } = expandPipeline(raw, source, registry, { only });
-  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend };
+  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(result), { durable: false });

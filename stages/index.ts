@@ -2,6 +2,7 @@ import type { StageType } from '../src/stage-type.js';
 import { evaluate } from './evaluate.js';
 import { finetune } from './finetune.js';
 import { initModel } from './init-model.js';
+import { interpolate } from './interpolate.js';
 import { prepareData } from './prepare-data.js';
 import { trainExpert } from './train-expert.js';
 import { vocab } from './vocab.js';
@@ -13,5 +14,6 @@ export const registry: ReadonlyMap<string, StageType> = new Map<string, StageTyp
   [initModel.name, initModel],
   [trainExpert.name, trainExpert],
   [finetune.name, finetune],
+  [interpolate.name, interpolate],
   [evaluate.name, evaluate],
 ]);

@@ -43,6 +43,11 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   try {
     const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0);
     if (summary.interrupted) return 130;
+    if (project.report && summary.failed.length === 0) {
+      // A pipeline that says what to compare ends with the comparison.
+      const { comparePairs, formatTable, taskRows } = await import('../report/metrics-table.js');
+      process.stdout.write(formatTable(taskRows(comparePairs(project))) + '\n');
+    }
     return summary.failed.length > 0 ? EXIT_FAILED : 0;
   } finally {
     process.off('SIGINT', onSignal);

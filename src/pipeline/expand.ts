@@ -4,6 +4,7 @@ import { canonicalJson } from '../util/canonical.js';
 import { ExpressionError, findExpressions, hasExpression, interpolate, referencedMembers, toCel } from './expressions.js';
 import { normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
+import { validateResolved } from './validate.js';
 
 /** One node of the graph, fully resolved: no expressions left, paths normalised. */
 export interface NodeDef {
@@ -52,6 +53,7 @@ export interface RawPipeline {
   params?: Record<string, unknown>;
   sweep?: Record<string, unknown>;
   runtime?: { backend?: string };
+  report?: { baseline: string; method: string };
   stages: Record<string, RawStage>;
 }
 
@@ -414,6 +416,9 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
         }
       }
     });
+    if (plan.type && diagnostics.length === before) {
+      for (const d of validateResolved(plan.type.schema, withValue, source, [...at, 'with'])) report(d);
+    }
     if (diagnostics.length > before) return undefined;
 
     // Identity: the variables read, directly or through the instances referred to.

@@ -44,6 +44,16 @@ const BASE = {
         }
       }
     },
+    "report": {
+      "description": "What `dfwe metrics` compares: the evaluate stage of the baseline and of the method. Each method node is paired with the baseline node that agrees with it on their shared variables; the table reports the task, baseline, method and delta (per target: best and mean over a sweep's source sets).",
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["baseline", "method"],
+      "properties": {
+        "baseline": { "type": "string", "description": "The baseline's evaluate stage" },
+        "method": { "type": "string", "description": "The method's evaluate stage" }
+      }
+    },
     "sweep": {
       "description": "Sweep variables, in order: the pipeline's stages are expanded once per assignment (a sweep member). A value is a list, or an expression giving a list that may read params and earlier variables, e.g. `sources: ${{ combinations(params.tasks.filter(t, t != target), 3) }}`. Expressions see the variables by name. A list value (such as a set of tasks) is a set: sorted, without repeats. Nodes that come out identical in several members run once.",
       "type": "object",
@@ -140,6 +150,16 @@ const BASE = {
   }
 } as const;
 
+/** A `${{ … }}` string: its value is known only after expansion, where it is checked. */
+export const EXPRESSION_STRING = { type: 'string', pattern: '^\\s*\\$\\{\\{[\\s\\S]*\\}\\}\\s*$', description: 'a ${{ … }} expression, checked once evaluated' };
+
+/** Each property of a `with` schema may also be an expression (checked again once resolved). */
+function allowExpressions(schema: object): object {
+  const s = schema as { properties?: Record<string, object> };
+  if (!s.properties) return schema;
+  return { ...schema, properties: Object.fromEntries(Object.entries(s.properties).map(([k, p]) => [k, { anyOf: [p, EXPRESSION_STRING] }])) };
+}
+
 export function pipelineSchema(registry: ReadonlyMap<string, StageType>): Record<string, unknown> {
   const schema = structuredClone(BASE) as unknown as { definitions: { stage: Record<string, unknown> & { properties: { uses: Record<string, unknown> } } } };
   const types = [...registry.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -147,7 +167,7 @@ export function pipelineSchema(registry: ReadonlyMap<string, StageType>): Record
   stage.properties.uses = { ...stage.properties.uses, enum: types.map((t) => t.name) };
   stage.allOf = types.map((t) => ({
     if: { properties: { uses: { const: t.name } }, required: ['uses'] },
-    then: { properties: { with: { description: t.description, ...t.schema } } },
+    then: { properties: { with: { description: t.description, ...allowExpressions(t.schema) } } },
   }));
   return schema as unknown as Record<string, unknown>;
 }

@@ -14,6 +14,19 @@ export function validatePipeline(data: unknown, source: SourceFile): void {
   if (!pipelineValidator(data)) throw new UserError(schemaDiagnostics(pipelineValidator.errors ?? [], source, []));
 }
 
+const resolvedValidators = new WeakMap<object, ValidateFunction>();
+
+/** Check a built-in stage's `with` once its expressions are evaluated; errors point at the key. */
+export function validateResolved(schema: object, value: unknown, source: SourceFile, at: (string | number)[]): Diagnostic[] {
+  let validate = resolvedValidators.get(schema);
+  if (!validate) {
+    validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(schema);
+    resolvedValidators.set(schema, validate);
+  }
+  if (validate(value)) return [];
+  return schemaDiagnostics(validate.errors ?? [], source, at).map((d) => ({ ...d, message: `${d.message} (after evaluating its expressions)` }));
+}
+
 function pointerToPath(pointer: string): string[] {
   return pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
@@ -31,6 +44,8 @@ function schemaDiagnostics(errors: ErrorObject[], source: SourceFile, at: (strin
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
+    // The expression alternative of a with-property: its failure is noise beside the type's.
+    if (/\/anyOf\/1\//.test(e.schemaPath)) continue;
     const path = [...at.map(String), ...pointerToPath(e.instancePath)];
     let d: Diagnostic;
     switch (e.keyword) {
@@ -52,6 +67,8 @@ function schemaDiagnostics(errors: ErrorObject[], source: SourceFile, at: (strin
         continue; // reported by the 'pattern' error that accompanies it, located at the name
       case 'if':
         continue; // "must match then": the errors inside `then` say what is wrong
+      case 'anyOf':
+        continue; // a with-property that is neither its type nor an expression: its type's error says it
       case 'pattern':
         if (e.propertyName !== undefined) {
           d = {

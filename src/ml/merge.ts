@@ -1,0 +1,59 @@
+import type { NamedTensor } from './safetensors.js';
+import type { Weights } from './model.js';
+
+/**
+ * θ(α) = Σ αᵢ θᵢ, tensor by tensor, into buffers allocated once: each evaluation of a search
+ * reuses them, so merging never holds k scaled copies of the model. Models must agree on every
+ * tensor merged (names and shapes); anything else is an error that names the model and tensor.
+ */
+export class Merger {
+  private readonly names: string[];
+  private readonly out: Weights;
+
+  constructor(
+    private readonly models: Weights[],
+    /** Which tensors to merge (e.g. the encoder and the target's head). */
+    select: (name: string) => boolean,
+    labels: string[] = models.map((_, i) => `model ${i + 1}`),
+  ) {
+    if (models.length === 0) throw new Error('interpolate needs at least one model');
+    this.names = [...models[0]!.keys()].filter(select).sort();
+    models.forEach((m, i) => {
+      for (const name of this.names) {
+        const t = m.get(name);
+        const ref = models[0]!.get(name)!;
+        if (!t) throw new Error(`${labels[i]} has no tensor "${name}": interpolated models must share one architecture`);
+        if (t.shape.join('x') !== ref.shape.join('x')) throw new Error(`${labels[i]}: tensor "${name}" has shape [${t.shape}], ${labels[0]} has [${ref.shape}]`);
+      }
+      const extra = [...m.keys()].filter(select).filter((n) => !this.names.includes(n));
+      if (extra.length) throw new Error(`${labels[i]} has tensors ${labels[0]} lacks (${extra.slice(0, 3).join(', ')}): interpolated models must share one architecture`);
+    });
+    this.out = new Map(this.names.map((n) => [n, { shape: models[0]!.get(n)!.shape, data: new Float32Array(models[0]!.get(n)!.data.length) }]));
+  }
+
+  /** The merged weights for α (views of the reused buffers: copy before keeping them). */
+  merge(alpha: number[]): Weights {
+    if (alpha.length !== this.models.length) throw new Error(`α has ${alpha.length} weights for ${this.models.length} models`);
+    const k = this.models.length;
+    for (const name of this.names) {
+      const dst = this.out.get(name)!.data;
+      const srcs = this.models.map((m) => m.get(name)!.data);
+      // Each element is summed in double precision and rounded to float32 once, so merging
+      // identical models gives back their exact bytes.
+      for (let i = 0; i < dst.length; i++) {
+        let sum = 0;
+        for (let j = 0; j < k; j++) sum += alpha[j]! * srcs[j]![i]!;
+        dst[i] = sum;
+      }
+    }
+    return this.out;
+  }
+
+  copy(): Weights {
+    return new Map([...this.out].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) } as NamedTensor]));
+  }
+
+  get tensorNames(): string[] {
+    return this.names;
+  }
+}

@@ -1,0 +1,88 @@
+import { planAll } from '../plan.js';
+import type { Project } from '../project.js';
+import type { NodeDef } from '../pipeline/expand.js';
+
+/*
+ * The comparison the paper's Table 2 makes: per task, the baseline's test score, the method's,
+ * and the delta. Each method node is paired with the baseline node that agrees with it on their
+ * shared variables. In a sweep a task has several method nodes (one per source set): the table
+ * gives the best and the mean delta, and `--json` every pair.
+ */
+
+export interface Pair {
+  task: string;
+  method: string;
+  baseline?: string;
+  vars: Record<string, unknown>;
+  methodScore?: number;
+  baselineScore?: number;
+  delta?: number;
+}
+
+export interface TaskRow {
+  task: string;
+  baseline?: number;
+  /** The best method score over the task's pairs (the only one without a sweep). */
+  method?: number;
+  delta?: number;
+  meanDelta?: number;
+  pairs: number;
+}
+
+function scoreOf(metrics: Record<string, number> | undefined, task: string): number | undefined {
+  return metrics?.[`${task}.score`];
+}
+
+export function comparePairs(project: Project): Pair[] {
+  const report = project.report!;
+  const decisions = new Map(planAll(project).map((d) => [d.id, d]));
+  const nodes = project.graph.order;
+  const baselines = nodes.filter((n) => n.stage === report.baseline);
+  const agree = (a: NodeDef, b: NodeDef): boolean => Object.keys(a.vars).every((k) => !(k in b.vars) || JSON.stringify(a.vars[k]) === JSON.stringify(b.vars[k]));
+  return nodes
+    .filter((n) => n.stage === report.method)
+    .map((m) => {
+      const task = String((m.params.tasks as string[] | undefined)?.[0] ?? '');
+      const b = baselines.find((x) => agree(x, m) && (x.params.tasks as string[] | undefined)?.[0] === task);
+      const methodScore = scoreOf(decisions.get(m.id)?.record?.metrics, task);
+      const baselineScore = b ? scoreOf(decisions.get(b.id)?.record?.metrics, task) : undefined;
+      return {
+        task, method: m.id, baseline: b?.id, vars: m.vars, methodScore, baselineScore,
+        delta: methodScore !== undefined && baselineScore !== undefined ? methodScore - baselineScore : undefined,
+      };
+    });
+}
+
+export function taskRows(pairs: Pair[]): TaskRow[] {
+  const byTask = new Map<string, Pair[]>();
+  for (const p of pairs) byTask.set(p.task, [...(byTask.get(p.task) ?? []), p]);
+  return [...byTask].map(([task, ps]) => {
+    const done = ps.filter((p) => p.delta !== undefined);
+    const best = done.reduce<Pair | undefined>((a, p) => (!a || p.methodScore! > a.methodScore! ? p : a), undefined);
+    return {
+      task,
+      baseline: ps.find((p) => p.baselineScore !== undefined)?.baselineScore,
+      method: best?.methodScore,
+      delta: best?.delta,
+      meanDelta: done.length ? done.reduce((a, p) => a + p.delta!, 0) / done.length : undefined,
+      pairs: ps.length,
+    };
+  });
+}
+
+const f = (x: number | undefined, sign = false): string => (x === undefined ? '—' : `${sign && x > 0 ? '+' : ''}${x.toFixed(2)}`);
+
+export function formatTable(rows: TaskRow[], methodName = 'DFWE'): string {
+  const sweep = rows.some((r) => r.pairs > 1);
+  const head = sweep ? ['task', 'baseline', `${methodName} (best)`, 'delta (best)', 'delta (mean)', 'source sets'] : ['task', 'baseline', methodName, 'delta'];
+  const body = rows.map((r) => (sweep ? [r.task, f(r.baseline), f(r.method), f(r.delta, true), f(r.meanDelta, true), String(r.pairs)] : [r.task, f(r.baseline), f(r.method), f(r.delta, true)]));
+  const done = rows.filter((r) => r.delta !== undefined);
+  if (rows.length > 1 && done.length) {
+    const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const line = ['average', f(avg(done.map((r) => r.baseline!))), f(avg(done.map((r) => r.method!))), f(avg(done.map((r) => r.delta!)), true)];
+    body.push(sweep ? [...line, f(avg(done.map((r) => r.meanDelta!)), true), ''] : line);
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const row = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [row(head), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(row)].join('\n');
+}
