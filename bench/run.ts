@@ -1,3 +1,4 @@
+import { benchDfwe } from './dfwe.js';
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
 import { benchMl } from './ml.js';
@@ -10,6 +11,7 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '100,1000,10000').split(',').map(Number)),
   sweep: () => benchSweep(),
   ml: () => benchMl(),
+  dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

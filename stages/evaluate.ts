@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { dataset, PATH, tfFor, vocabulary } from '../src/ml/stage-support.js';
+import { dataset, MODEL_INPUTS, tfFor, vocabulary } from '../src/ml/stage-support.js';
 import { evaluate as evaluateTask, loadModel, toVars } from '../src/ml/train.js';
 import type { StageType } from '../src/stage-type.js';
 
@@ -14,9 +14,8 @@ export const evaluate: StageType = {
     additionalProperties: false,
     required: ['data', 'vocab', 'model', 'tasks'],
     properties: {
-      data: { ...PATH, description: 'The dataset' },
-      vocab: { ...PATH, description: 'The vocabulary' },
-      model: { ...PATH, description: 'The model' },
+      ...MODEL_INPUTS,
+      model: { type: 'string', minLength: 1, description: 'The model to score' },
       tasks: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'Tasks to score (the model needs a head for each)' },
       split: { enum: ['dev', 'test'], default: 'test' },
     },

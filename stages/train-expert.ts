@@ -1,5 +1,4 @@
-import { dataset, PATH, TRAIN_PARAMS, tfFor, vocabulary, type TrainParams } from '../src/ml/stage-support.js';
-import { loadModel, saveModel, train } from '../src/ml/train.js';
+import { MODEL_INPUTS, TRAIN_PARAMS, trainStage } from '../src/ml/stage-support.js';
 import type { StageType } from '../src/stage-type.js';
 
 /**
@@ -16,9 +15,7 @@ export const trainExpert: StageType = {
     additionalProperties: false,
     required: ['data', 'vocab', 'model', 'tasks'],
     properties: {
-      data: { ...PATH, description: 'The dataset' },
-      vocab: { ...PATH, description: 'The vocabulary' },
-      model: { ...PATH, description: 'The model to start from (init-model)' },
+      ...MODEL_INPUTS,
       tasks: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'Tasks to train on' },
       target: { type: 'string', description: "Stop early on this task's dev score (keeps the best epoch)" },
       mixing: { enum: ['size', 'temperature'], default: 'size', description: 'How batches of several tasks mix' },
@@ -27,20 +24,8 @@ export const trainExpert: StageType = {
     },
   },
   outputs: () => ({ model: 'dir' }),
-  async run(ctx) {
-    const tf = await tfFor(ctx);
-    const ds = dataset(ctx);
-    const { vocab, digest } = vocabulary(ctx);
-    const m = loadModel(ctx.resolve(String(ctx.params.model)));
-    const p = ctx.params as unknown as TrainParams & { tasks: string[]; target?: string; mixing?: 'size' | 'temperature'; temperature?: number };
-    for (const t of [...p.tasks, ...(p.target ? [p.target] : [])]) {
-      if (!ds.manifest.tasks[t]) throw new Error(`task "${t}" is not in the dataset; it has ${Object.keys(ds.manifest.tasks).join(', ')}`);
-    }
-    const r = train(tf, m, ds, vocab, {
-      tasks: p.tasks, target: p.target, epochs: p.epochs ?? 5, lr: p.lr ?? 0.01, batchSize: p.batch_size ?? 32, seed: p.seed ?? 0,
-      mixing: p.mixing ?? 'size', temperature: p.temperature ?? 2, patience: p.patience ?? 2, maxTrain: p.max_train,
-    }, ctx.log);
-    saveModel(ctx.outs.model!, { cfg: m.cfg, weights: r.weights, vocab: digest, history: r.history });
-    return { metrics: { epochs: r.history.length, ...(r.best ? { dev_score: r.best.score, dev_loss: r.best.loss } : {}) } };
+  run: (ctx) => {
+    const p = ctx.params as { tasks: string[]; target?: string; mixing?: 'size' | 'temperature'; temperature?: number };
+    return trainStage(ctx, { tasks: p.tasks, target: p.target, mixing: p.mixing ?? 'size', temperature: p.temperature ?? 2 });
   },
 };

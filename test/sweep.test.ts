@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, ran, workspace, write } from './helpers.js';
+import { dfwe, ran, REPO, workspace, write } from './helpers.js';
 
 /** The DFWE shape with trivial commands: n+2 experts per member, finetunes, one merge. */
 function dfweShape(tasks: string[]): string {
@@ -117,4 +117,15 @@ test('sweep and foreach errors are located', () => {
   assert.match(e.stderr, /dfwe\.yaml:7:28: error: expression: unknown variable "nn"; did you mean "n"\?/);
   const clash = workspace({ 'dfwe.yaml': 'version: 1\nsweep:\n  n: [1, 2]\nstages:\n  a:\n    cmd: echo ${{ n }} > x.txt\n    outs: { f: x.txt }\n' });
   assert.match(dfwe(clash, ['run']).stderr, /output "x.txt" of stage "a\[n=2\]" overlaps output "x.txt" of stage "a\[n=1\]"/);
+});
+
+test('pipelines/sweep.yaml: 140 members share one dataset, vocabulary and base, and 147 experts', () => {
+  const ws = workspace();
+  const x = JSON.parse(dfwe(ws, ['expand', '--json', join(REPO, 'pipelines/sweep.yaml')]).stdout) as Expanded;
+  assert.equal(x.members, 140);
+  const count = (stage: string): number => x.nodes.filter((n) => n.stage === stage).length;
+  assert.deepEqual(['data', 'vocab', 'base', 'expert', 'finetune', 'interpolate', 'baseline', 'test_dfwe'].map(count), [1, 1, 1, 147, 189, 140, 7, 140]);
+  const m = dfwe(ws, ['metrics', join(REPO, 'pipelines/sweep.yaml')]);
+  assert.match(m.stdout, /\| task +\| baseline \| DFWE \(best\) \| delta \(best\) \| delta \(mean\) \| source sets \|/);
+  assert.match(m.stdout, /\(140 of 140 comparisons not run yet: dfwe run\)/);
 });

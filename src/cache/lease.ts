@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { keyOf } from '../util/hash.js';
+import { processAlive } from '../util/process.js';
 
 /*
  * Per-key leases: a lock file per node key, created with O_EXCL, holding who owns it. Two runs
@@ -33,15 +34,6 @@ export interface Lease {
   release(): void;
   /** Record the process group of the stage, so a run that breaks this lease can stop it. */
   setGroup(pgid: number): void;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class LeaseManager {
@@ -119,7 +111,7 @@ export class LeaseManager {
   }
 
   isStale(p: string, h: LeaseHolder): boolean {
-    if (h.host === hostname() && !alive(h.pid)) return true;
+    if (h.host === hostname() && !processAlive(h.pid)) return true;
     try {
       return Date.now() - statSync(p).mtimeMs > STALE_MS;
     } catch {

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { digestBytes, digestFile, keyOf } from '../util/hash.js';
 import { fsyncPath, tmpName, writeFileAtomic } from '../util/fsx.js';
+import { processAlive } from '../util/process.js';
 
 /*
  * The cache directory:
@@ -334,15 +335,6 @@ export class CacheStore {
 
 export function localHost(): string {
   return hostname();
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function lstatSafe(p: string): Stats | undefined {

@@ -34,19 +34,31 @@ export class Merger {
   /** The merged weights for α (views of the reused buffers: copy before keeping them). */
   merge(alpha: number[]): Weights {
     if (alpha.length !== this.models.length) throw new Error(`α has ${alpha.length} weights for ${this.models.length} models`);
-    const k = this.models.length;
     for (const name of this.names) {
       const dst = this.out.get(name)!.data;
-      const srcs = this.models.map((m) => m.get(name)!.data);
-      // Each element is summed in double precision and rounded to float32 once, so merging
-      // identical models gives back their exact bytes.
-      for (let i = 0; i < dst.length; i++) {
-        let sum = 0;
-        for (let j = 0; j < k; j++) sum += alpha[j]! * srcs[j]![i]!;
-        dst[i] = sum;
+      // Sums in double precision, rounded to float32 once, so merging identical models gives
+      // back their exact bytes. One streaming pass per model over a reused accumulator: the
+      // JIT turns these plain loops into fast code, where a per-element loop over models is not.
+      const acc = this.accumulator(dst.length);
+      const first = this.models[0]!.get(name)!.data;
+      const a0 = alpha[0]!;
+      for (let i = 0; i < dst.length; i++) acc[i] = a0 * first[i]!;
+      for (let j = 1; j < this.models.length; j++) {
+        const aj = alpha[j]!;
+        if (aj === 0) continue;
+        const src = this.models[j]!.get(name)!.data;
+        for (let i = 0; i < dst.length; i++) acc[i]! += aj * src[i]!;
       }
+      for (let i = 0; i < dst.length; i++) dst[i] = acc[i]!;
     }
     return this.out;
+  }
+
+  private acc = new Float64Array(0);
+
+  private accumulator(n: number): Float64Array {
+    if (this.acc.length < n) this.acc = new Float64Array(n);
+    return this.acc.subarray(0, n);
   }
 
   copy(): Weights {

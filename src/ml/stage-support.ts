@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readDataset, type Dataset } from './data/dataset-io.js';
-import type { StageRunContext } from '../stage-type.js';
+import type { StageResult, StageRunContext } from '../stage-type.js';
+import { loadModel, saveModel, train } from './train.js';
 import { chooseBackend, type BackendName } from './runtime.js';
 import { loadTf, type Tf } from './tf.js';
 import { digestBytes } from '../util/hash.js';
@@ -27,6 +28,33 @@ export function writeVocab(path: string, v: Vocab): void {
 }
 
 export const PATH = { type: 'string', minLength: 1 } as const;
+
+/** The inputs every model stage reads: the dataset, its vocabulary, and a model. */
+export const MODEL_INPUTS = {
+  data: { ...PATH, description: 'The dataset (prepare-data)' },
+  vocab: { ...PATH, description: 'The vocabulary (vocab)' },
+  model: { ...PATH, description: 'The model to start from' },
+} as const;
+
+/**
+ * train-expert and finetune: load the inputs, check the tasks exist, train, save the model,
+ * and report the epochs and the best dev score.
+ */
+export async function trainStage(ctx: StageRunContext, opts: { tasks: string[]; target?: string; mixing: 'size' | 'temperature'; temperature: number }): Promise<StageResult> {
+  const tf = await tfFor(ctx);
+  const ds = dataset(ctx);
+  const { vocab, digest } = vocabulary(ctx);
+  const m = loadModel(ctx.resolve(String(ctx.params.model)));
+  for (const t of [...opts.tasks, ...(opts.target ? [opts.target] : [])]) {
+    if (!ds.manifest.tasks[t]) throw new Error(`task "${t}" is not in the dataset; it has ${Object.keys(ds.manifest.tasks).join(', ')}`);
+  }
+  const p = ctx.params as TrainParams;
+  const r = train(tf, m, ds, vocab, {
+    ...opts, epochs: p.epochs ?? 5, lr: p.lr ?? 0.01, batchSize: p.batch_size ?? 32, seed: p.seed ?? 0, patience: p.patience ?? 2, maxTrain: p.max_train,
+  }, ctx.log);
+  saveModel(ctx.outs.model!, { cfg: m.cfg, weights: r.weights, vocab: digest, history: r.history });
+  return { metrics: { epochs: r.history.length, ...(r.best ? { dev_score: r.best.score, dev_loss: r.best.loss } : {}) } };
+}
 
 /** Training parameters common to train-expert and finetune, with their defaults. */
 export const TRAIN_PARAMS = {
