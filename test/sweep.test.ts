@@ -129,3 +129,13 @@ test('pipelines/sweep.yaml: 140 members share one dataset, vocabulary and base, 
   assert.match(m.stdout, /\| task +\| baseline \| DFWE \(best\) \| delta \(best\) \| delta \(mean\) \| source sets \|/);
   assert.match(m.stdout, /\(140 of 140 comparisons not run yet: dfwe run\)/);
 });
+
+test('pipelines/friends.yaml: 7 targets with hand-chosen sources share single-task experts', () => {
+  const ws = workspace();
+  const x = JSON.parse(dfwe(ws, ['expand', '--json', join(REPO, 'pipelines/friends.yaml')]).stdout) as Expanded;
+  assert.equal(x.members, 7);
+  const experts = x.nodes.filter((n) => n.stage === 'expert');
+  assert.equal(experts.length, 14, 'one expert per single task (shared), one per {t} ∪ S');
+  assert.equal(x.nodes.find((n) => n.id === 'expert[tasks=character_identification]')!.members, 6);
+  assert.equal(x.nodes.filter((n) => n.stage === 'finetune').length, 35);
+});
