@@ -136,6 +136,7 @@ test('pipelines/friends.yaml: 7 targets with hand-chosen sources share single-ta
   assert.equal(x.members, 7);
   const experts = x.nodes.filter((n) => n.stage === 'expert');
   assert.equal(experts.length, 14, 'one expert per single task (shared), one per {t} ∪ S');
-  assert.equal(x.nodes.find((n) => n.id === 'expert[tasks=character_identification]')!.members, 6);
+  // Its own target, and a source for the six others.
+  assert.equal(x.nodes.find((n) => n.id === 'expert[tasks=character_identification]')!.members, 7);
   assert.equal(x.nodes.filter((n) => n.stage === 'finetune').length, 35);
 });
