@@ -158,3 +158,18 @@ test('a missing pipeline file and a bad flag are input errors too', () => {
   const u = dfwe(ws, ['frobnicate']);
   assert.equal(u.code, 2);
 });
+
+test('a YAML alias bomb and an oversized file are refused quickly, with exit 2 and nothing written', () => {
+  const lines = ['version: 1', 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+  const ws = workspace({ 'bomb.yaml': lines.join('\n') + '\nstages:\n  s:\n    cmd: echo\n', 'big.yaml': `version: 1\n# ${'x'.repeat(17 * 1024 * 1024)}\nstages: {}\n` });
+  const t0 = Date.now();
+  const bomb = dfwe(ws, ['run', 'bomb.yaml']);
+  assert.equal(bomb.code, 2);
+  assert.match(bomb.stderr, /bomb\.yaml:1:1: error: YAML: Excessive alias count/);
+  assert.ok(Date.now() - t0 < 10_000);
+  const big = dfwe(ws, ['run', 'big.yaml']);
+  assert.equal(big.code, 2);
+  assert.match(big.stderr, /big\.yaml: pipeline file is \d+ bytes; the limit is 16777216/);
+  assert.deepEqual(listFiles(ws), ['big.yaml', 'bomb.yaml']);
+});
