@@ -140,3 +140,10 @@ test('pipelines/friends.yaml: 7 targets with hand-chosen sources share single-ta
   assert.equal(x.nodes.find((n) => n.id === 'expert[tasks=character_identification]')!.members, 7);
   assert.equal(x.nodes.filter((n) => n.stage === 'finetune').length, 35);
 });
+
+test('pipelines/friends-sweep.yaml: every 3-subset of sources for each of the 7 Friends targets', () => {
+  const ws = workspace();
+  const x = JSON.parse(dfwe(ws, ['expand', '--json', join(REPO, 'pipelines/friends-sweep.yaml')]).stdout) as Expanded;
+  assert.equal(x.members, 140);
+  assert.equal(x.nodes.filter((n) => n.stage === 'expert').length, 147);
+});
