@@ -3,6 +3,14 @@ import { formatDiagnostic, UserError, EXIT_BAD_INPUT } from './diagnostics.js';
 import { DFWE_VERSION } from './version.js';
 import type { GlobalOptions } from './commands/common.js';
 
+// `dfwe expand | head` closes the pipe early: that ends the output, not with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 const program = new Command();
 program
   .name('dfwe')
