@@ -86,30 +86,35 @@ function register(info: TaskInfo, load: (dir: string, info: TaskInfo) => TaskDat
 // ---- 1. Emory emotion recognition -----------------------------------------------------------
 const EMORY = ['joyful', 'mad', 'neutral', 'peaceful', 'powerful', 'sad', 'scared'];
 
-function emoryJson(file: string, task: string, labels: string[]): { dialogues: Dialogue[]; examples: Example[] } {
+/** The Character Mining layout (seasons → episodes → scenes → utterances), scene by scene. */
+function* characterMiningScenes(file: string): Generator<{ where: string; id: string; utts: Record<string, unknown>[] }> {
   const raw = readJson(file);
   const seasons = Array.isArray(raw) ? raw : [raw];
+  for (const [si, season] of seasons.entries()) {
+    for (const [ei, ep] of need<unknown[]>(file, `[${si}]`, season, 'episodes', isArr, 'a list').entries()) {
+      for (const [ci, sc] of need<unknown[]>(file, `episodes[${ei}]`, ep, 'scenes', isArr, 'a list').entries()) {
+        const where = `episodes[${ei}].scenes[${ci}]`;
+        yield { where, id: need<string>(file, where, sc, 'scene_id', isStr, 'a string'), utts: need<Record<string, unknown>[]>(file, where, sc, 'utterances', isArr, 'a list') };
+      }
+    }
+  }
+}
+
+function emoryJson(file: string, task: string, labels: string[]): { dialogues: Dialogue[]; examples: Example[] } {
   const dialogues: Dialogue[] = [];
   const examples: Example[] = [];
-  seasons.forEach((season, si) => {
-    need<unknown[]>(file, `[${si}]`, season, 'episodes', isArr, 'a list').forEach((ep, ei) => {
-      need<unknown[]>(file, `episodes[${ei}]`, ep, 'scenes', isArr, 'a list').forEach((sc, ci) => {
-        const where = `episodes[${ei}].scenes[${ci}]`;
-        const id = need<string>(file, where, sc, 'scene_id', isStr, 'a string');
-        const utts = need<Record<string, unknown>[]>(file, where, sc, 'utterances', isArr, 'a list');
-        const turns = utts.map((u, ui) => ({
-          speaker: need<string[]>(file, `${where}.utterances[${ui}]`, u, 'speakers', isArr, 'a list').join(' '),
-          text: need<string>(file, `${where}.utterances[${ui}]`, u, 'transcript', isStr, 'a string'),
-        }));
-        dialogues.push({ id, turns });
-        utts.forEach((u, ui) => {
-          const label = labels.indexOf(String(u.emotion ?? '').toLowerCase());
-          if (label < 0) fail(file, `${where}.utterances[${ui}]`, `unknown emotion ${JSON.stringify(u.emotion)}`);
-          examples.push({ id: `${task}-${String(u.utterance_id ?? `${id}_${ui}`)}`, dialogue: id, focus: ui, label });
-        });
-      });
+  for (const { where, id, utts } of characterMiningScenes(file)) {
+    const turns = utts.map((u, ui) => ({
+      speaker: need<string[]>(file, `${where}.utterances[${ui}]`, u, 'speakers', isArr, 'a list').join(' '),
+      text: need<string>(file, `${where}.utterances[${ui}]`, u, 'transcript', isStr, 'a string'),
+    }));
+    dialogues.push({ id, turns });
+    utts.forEach((u, ui) => {
+      const label = labels.indexOf(String(u.emotion ?? '').toLowerCase());
+      if (label < 0) fail(file, `${where}.utterances[${ui}]`, `unknown emotion ${JSON.stringify(u.emotion)}`);
+      examples.push({ id: `${task}-${String(u.utterance_id ?? `${id}_${ui}`)}`, dialogue: id, focus: ui, label });
     });
-  });
+  }
   return { dialogues, examples };
 }
 
@@ -189,29 +194,20 @@ const MAIN_CAST: Record<string, string> = {
 };
 
 function charIdFile(file: string, task: string): { dialogues: Dialogue[]; examples: Example[] } {
-  const raw = readJson(file);
-  const seasons = Array.isArray(raw) ? raw : [raw];
   const dialogues: Dialogue[] = [];
   const examples: Example[] = [];
-  for (const season of seasons) {
-    need<unknown[]>(file, '', season, 'episodes', isArr, 'a list').forEach((ep, ei) => {
-      need<unknown[]>(file, `episodes[${ei}]`, ep, 'scenes', isArr, 'a list').forEach((sc, ci) => {
-        const where = `episodes[${ei}].scenes[${ci}]`;
-        const id = need<string>(file, where, sc, 'scene_id', isStr, 'a string');
-        const utts = need<Record<string, unknown>[]>(file, where, sc, 'utterances', isArr, 'a list');
-        dialogues.push({ id, turns: utts.map((u) => ({ speaker: ((u.speakers as string[] | undefined) ?? []).join(' '), text: String(u.transcript ?? '') })) });
-        utts.forEach((u, ui) => {
-          const w = `${where}.utterances[${ui}]`;
-          const tokens = need<string[][]>(file, w, u, 'tokens', isArr, 'a list of sentences');
-          const mentions = (u.character_entities as unknown[][] | undefined) ?? [];
-          mentions.forEach((sentence, si) => {
-            (sentence as unknown[][]).forEach((m, mi) => {
-              if (!Array.isArray(m) || !isInt(m[0]) || !isInt(m[1]) || typeof m[2] !== 'string') fail(file, `${w}.character_entities[${si}][${mi}]`, 'a mention is [begin, end, entity, …]');
-              const text = (tokens[si] ?? []).slice(m[0] as number, m[1] as number).join(' ');
-              const label = CHARACTERS.indexOf(MAIN_CAST[m[2] as string] ?? 'other');
-              examples.push({ id: `${task}-${String(u.utterance_id)}-${si}-${mi}`, dialogue: id, focus: ui, item: text, label });
-            });
-          });
+  for (const { where, id, utts } of characterMiningScenes(file)) {
+    dialogues.push({ id, turns: utts.map((u) => ({ speaker: ((u.speakers as string[] | undefined) ?? []).join(' '), text: String(u.transcript ?? '') })) });
+    utts.forEach((u, ui) => {
+      const w = `${where}.utterances[${ui}]`;
+      const tokens = need<string[][]>(file, w, u, 'tokens', isArr, 'a list of sentences');
+      const mentions = (u.character_entities as unknown[][] | undefined) ?? [];
+      mentions.forEach((sentence, si) => {
+        (sentence as unknown[][]).forEach((m, mi) => {
+          if (!Array.isArray(m) || !isInt(m[0]) || !isInt(m[1]) || typeof m[2] !== 'string') fail(file, `${w}.character_entities[${si}][${mi}]`, 'a mention is [begin, end, entity, …]');
+          const text = (tokens[si] ?? []).slice(m[0] as number, m[1] as number).join(' ');
+          const label = CHARACTERS.indexOf(MAIN_CAST[m[2] as string] ?? 'other');
+          examples.push({ id: `${task}-${String(u.utterance_id)}-${si}-${mi}`, dialogue: id, focus: ui, item: text, label });
         });
       });
     });
