@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument } from 'yaml';
+import { isCollection, LineCounter, parseDocument, visit } from 'yaml';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import { SourceFile } from './source.js';
 
@@ -25,6 +25,15 @@ export function parsePipeline(text: string, displayPath: string): LoadedPipeline
       diagnostics.push({ message: `YAML: ${message}`, location, hint });
     }
   }
+  // A key that is itself a list or map ({ a }: x) has no meaning here; yaml would only warn.
+  visit(doc, {
+    Pair(_key, pair) {
+      if (isCollection(pair.key)) {
+        const range = (pair.key as { range?: [number, number, number] }).range;
+        diagnostics.push({ message: 'a key must be a plain name, not a list or map', location: source.locAtOffset(range?.[0] ?? 0, Math.max(1, (range?.[1] ?? 1) - (range?.[0] ?? 0))) });
+      }
+    },
+  });
   if (diagnostics.length > 0) throw new UserError(diagnostics);
   let data: unknown;
   try {
