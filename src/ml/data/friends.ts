@@ -118,31 +118,53 @@ function emoryJson(file: string, task: string, labels: string[]): { dialogues: D
   return { dialogues, examples };
 }
 
-/** The multimodal EmoryNLP CSV: rows grouped into scenes by season, episode and scene. */
-function emoryCsv(file: string, task: string): { dialogues: Dialogue[]; examples: Example[] } {
-  const rows = readCsv(file);
-  const scenes = new Map<string, { u: number; speaker: string; text: string; emotion: string; line: number }[]>();
-  rows.forEach((r, i) => {
-    for (const k of ['Utterance', 'Speaker', 'Emotion', 'Scene_ID', 'Utterance_ID', 'Season', 'Episode']) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
-    const id = `s${pad(r.Season!, 2)}_e${pad(r.Episode!, 2)}_c${pad(r.Scene_ID!, 2)}`;
-    // Speaker is a Python list literal: ['Monica Geller'] (names may hold apostrophes).
-    const names = [...r.Speaker!.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? m[2] ?? '');
-    const list = scenes.get(id) ?? [];
-    list.push({ u: Number(r.Utterance_ID), speaker: names.join(' '), text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
-    scenes.set(id, list);
+/**
+ * An utterance-per-row emotion CSV (EmoryNLP's multimodal release, MELD): rows grouped into
+ * dialogues in utterance order, one example per row.
+ */
+function emotionCsv(
+  file: string,
+  columns: string[],
+  labels: string[],
+  rowOf: (r: Record<string, string>) => { dialogue: string; u: number; speaker: string },
+  exampleId: (dialogue: string, u: number) => string,
+): { dialogues: Dialogue[]; examples: Example[] } {
+  const byDialogue = new Map<string, { u: number; speaker: string; text: string; emotion: string; line: number }[]>();
+  readCsv(file).forEach((r, i) => {
+    for (const k of ['Utterance', 'Emotion', ...columns]) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
+    const { dialogue, u, speaker } = rowOf(r);
+    const list = byDialogue.get(dialogue) ?? [];
+    list.push({ u, speaker, text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
+    byDialogue.set(dialogue, list);
   });
   const dialogues: Dialogue[] = [];
   const examples: Example[] = [];
-  for (const [id, list] of scenes) {
-    list.sort((a, b) => a.u - b.u);
+  for (const [id, list] of byDialogue) {
+    list.sort((x, y) => x.u - y.u);
     dialogues.push({ id, turns: list.map((x) => ({ speaker: x.speaker, text: x.text })) });
     list.forEach((x, ti) => {
-      const label = EMORY.indexOf(x.emotion);
+      const label = labels.indexOf(x.emotion);
       if (label < 0) fail(file, `row ${x.line}`, `unknown emotion "${x.emotion}"`);
-      examples.push({ id: `${task}-${id}_u${pad(x.u, 3)}`, dialogue: id, focus: ti, label });
+      examples.push({ id: exampleId(id, x.u), dialogue: id, focus: ti, label });
     });
   }
   return { dialogues, examples };
+}
+
+/** The multimodal EmoryNLP CSV: scenes from season, episode and scene numbers. */
+function emoryCsv(file: string, task: string): { dialogues: Dialogue[]; examples: Example[] } {
+  return emotionCsv(
+    file,
+    ['Speaker', 'Scene_ID', 'Utterance_ID', 'Season', 'Episode'],
+    EMORY,
+    (r) => ({
+      dialogue: `s${pad(r.Season!, 2)}_e${pad(r.Episode!, 2)}_c${pad(r.Scene_ID!, 2)}`,
+      u: Number(r.Utterance_ID),
+      // Speaker is a Python list literal: ['Monica Geller'] (names may hold apostrophes).
+      speaker: [...r.Speaker!.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? m[2] ?? '').join(' '),
+    }),
+    (id, u) => `${task}-${id}_u${pad(u, 3)}`,
+  );
 }
 
 register(
@@ -164,24 +186,15 @@ register(
     const dialogues: Dialogue[] = [];
     const splits = { train: [], dev: [], test: [] } as Record<Split, Example[]>;
     for (const [split, name] of [['train', 'train_sent_emo.csv'], ['dev', 'dev_sent_emo.csv'], ['test', 'test_sent_emo.csv']] as const) {
-      const file = join(dir, 'meld_emotion_recognition', name);
-      const byDialogue = new Map<string, { u: number; speaker: string; text: string; emotion: string; line: number }[]>();
-      readCsv(file).forEach((r, i) => {
-        for (const k of ['Utterance', 'Speaker', 'Emotion', 'Dialogue_ID', 'Utterance_ID']) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
-        const id = `meld-${split}-${r.Dialogue_ID}`;
-        const list = byDialogue.get(id) ?? [];
-        list.push({ u: Number(r.Utterance_ID), speaker: r.Speaker!, text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
-        byDialogue.set(id, list);
-      });
-      for (const [id, list] of byDialogue) {
-        list.sort((a, b) => a.u - b.u);
-        dialogues.push({ id, turns: list.map((x) => ({ speaker: x.speaker, text: x.text })) });
-        list.forEach((x, ti) => {
-          const label = MELD.indexOf(x.emotion);
-          if (label < 0) fail(file, `row ${x.line}`, `unknown emotion "${x.emotion}"`);
-          splits[split].push({ id: `${info.name}-${id}-${x.u}`, dialogue: id, focus: ti, label });
-        });
-      }
+      const r = emotionCsv(
+        join(dir, 'meld_emotion_recognition', name),
+        ['Speaker', 'Dialogue_ID', 'Utterance_ID'],
+        MELD,
+        (row) => ({ dialogue: `meld-${split}-${row.Dialogue_ID}`, u: Number(row.Utterance_ID), speaker: row.Speaker! }),
+        (id, u) => `${info.name}-${id}-${u}`,
+      );
+      dialogues.push(...r.dialogues);
+      splits[split] = r.examples;
     }
     return { info, dialogues, splits };
   },
