@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { Merger } from '../src/ml/merge.js';
 import { search, type OptimizerName } from '../src/ml/simplex-search.js';
 import { dataset, PATH, tfFor, vocabulary } from '../src/ml/stage-support.js';
-import { evaluate, loadModel, saveModel, toVars } from '../src/ml/train.js';
+import { evaluate, loadModel, prepare, saveModel, toVars } from '../src/ml/train.js';
 import type { StageType } from '../src/stage-type.js';
 
 /**
@@ -46,8 +46,9 @@ export const interpolate: StageType = {
     const merger = new Merger(models.map((m) => m.weights), wanted, p.models);
     const cfg = { ...models[0]!.cfg, tasks: { [p.task]: models[0]!.cfg.tasks[p.task]! } };
     const vars = toVars(tf, merger.merge(models.map((_, i) => (i === 0 ? 1 : 0))));
-    const dev = ds.examples(p.task, 'dev');
-    ctx.log(`${models.length} models, ${merger.tensorNames.length} tensors; ${p.optimizer ?? 'nelder-mead'} on ${p.task} dev (${dev.length} examples)`);
+    // Encoded once: every evaluation of the search scores the same dev examples.
+    const dev = prepare(ds, vocab, p.task, 'dev', cfg.maxLen);
+    ctx.log(`${models.length} models, ${merger.tensorNames.length} tensors; ${p.optimizer ?? 'nelder-mead'} on ${p.task} dev (${dev.examples.length} examples)`);
     const result = search(models.length, p.optimizer ?? 'nelder-mead', (alpha) => {
       const w = merger.merge(alpha);
       for (const [name, t] of w) {
@@ -55,7 +56,7 @@ export const interpolate: StageType = {
         vars.get(name)!.assign(value);
         value.dispose();
       }
-      const r = evaluate(tf, cfg, vars, ds, vocab, p.task, 'dev');
+      const r = evaluate(tf, cfg, vars, ds, vocab, p.task, 'dev', 64, dev);
       ctx.log(`α=[${alpha.map((a) => a.toFixed(3)).join(', ')}]  dev ${r.score.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
       return { score: r.score, loss: r.loss };
     }, { iterations: p.iterations ?? 40, maxEvals: p.max_evals ?? 100, step: p.step ?? 2, seed: p.seed ?? 0 });

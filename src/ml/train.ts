@@ -56,13 +56,14 @@ export function fromVars(v: Vars): Weights {
   return new Map([...v].map(([k, t]) => [k, { shape: t.shape, data: Float32Array.from(t.dataSync() as Float32Array) }]));
 }
 
-interface Prepared {
+export interface Prepared {
   task: TaskInfo;
   examples: Example[];
   encs: Encoded[];
 }
 
-function prepare(ds: Dataset, vocab: Vocab, task: string, split: Split, maxLen: number, limit?: number): Prepared {
+/** A task's examples of one split, encoded once (evaluation reuses them across calls). */
+export function prepare(ds: Dataset, vocab: Vocab, task: string, split: Split, maxLen: number, limit?: number): Prepared {
   const info = ds.manifest.tasks[task]!;
   let examples = ds.examples(task, split);
   if (limit !== undefined) examples = examples.slice(0, limit);
