@@ -12,7 +12,7 @@ import type { StageType } from '../src/stage-type.js';
  */
 export const interpolate: StageType = {
   name: 'interpolate',
-  version: 1,
+  version: 2,
   description: "Interpolate finetuned models' weights with α chosen on the target's dev score",
   mlRuntime: true,
   schema: {

@@ -28,7 +28,7 @@ const ALL_TASKS = [...SYNTHETIC_TASKS.map((t) => t.name), ...Object.keys(FRIENDS
  */
 export const prepareData: StageType = {
   name: 'prepare-data',
-  version: 2,
+  version: 3,
   description: 'Build a multi-task dialogue dataset: synthetic, the Friends files, or TLiDB unified JSON',
   schema: {
     type: 'object',

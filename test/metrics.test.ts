@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classification, multilabel, normalizeAnswer, score, spans, tokenF1 } from '../src/ml/metrics.js';
+import { multiLabels } from '../src/ml/train.js';
+import { FRIENDS_TASKS } from '../src/ml/data/friends.js';
 
 const close = (a: number, b: number): void => assert.ok(Math.abs(a - b) < 1e-9, `${a} ≉ ${b}`);
 
@@ -23,6 +25,16 @@ test('multi-label micro F1 skips unscored classes; label accuracy counts every p
   const u = multilabel([[0, 2], [1]], [[0, 1], [1, 2]], 3, [2]);
   // class 2 unscored: tp 2, fp 1 (1@ex1), fn 0 → 4/5
   close(u.multilabel_f1_micro, 4 / 5);
+});
+
+test('multi-label decoding keeps the top class only for tasks where every example has a label', () => {
+  const logits = Float32Array.from([-2, -0.5, -1]);
+  assert.deepEqual(multiLabels(logits, false), []);
+  assert.deepEqual(multiLabels(logits, true), [1]);
+  assert.deepEqual(multiLabels(Float32Array.from([0.3, -1, 2]), true), [0, 2]);
+  // DialogRE gives every argument pair a relation ("unanswerable" included); personality traits may all be absent.
+  assert.equal(FRIENDS_TASKS.relation_extraction!.info.atLeastOne, true);
+  assert.equal(FRIENDS_TASKS.personality_detection!.info.atLeastOne, undefined);
 });
 
 test('span exact match and token F1 take the best gold answer, after normalisation', () => {

@@ -139,7 +139,7 @@ export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars, ds: Dataset, voca
     const width = outs[0]!.shape[1]!;
     idx.forEach((ex, r) => {
       const row = (k: number): Float32Array => data[k]!.subarray(r * width, (r + 1) * width);
-      if (info.kind === 'multi') preds.push([...row(0)].flatMap((x, c) => (x > 0 ? [c] : [])));
+      if (info.kind === 'multi') preds.push(multiLabels(row(0), info.atLeastOne === true));
       else if (info.kind === 'span') preds.push(bestSpan(encs[ex]!, ds, examples[ex]!, row(0), row(1)));
       else preds.push(argmax(row(0)));
     });
@@ -156,6 +156,12 @@ export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars, ds: Dataset, voca
   }
   if (info.kind === 'choice') metrics.accuracy = metrics.exact_match;
   return { task, metrics, score: score(metrics, info.metrics), loss: lossN ? lossSum / lossN : NaN, examples: examples.length };
+}
+
+/** Classes whose logit passes 0 (p > 0.5); with `atLeastOne`, the top class when none does. */
+export function multiLabels(logits: Float32Array, atLeastOne: boolean): number[] {
+  const on = [...logits].flatMap((x, c) => (x > 0 ? [c] : []));
+  return on.length || !atLeastOne ? on : [argmax(logits)];
 }
 
 function argmax(xs: Float32Array): number {

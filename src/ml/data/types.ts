@@ -23,6 +23,11 @@ export interface TaskInfo {
   labels?: string[];
   /** Classes that are not scored (TLiDB leaves some relation types out). */
   unscored?: number[];
+  /**
+   * Multi-label tasks whose every example has a label (DialogRE counts "unanswerable" as one):
+   * decoding keeps the top class when no class passes 0.5, rather than predicting nothing.
+   */
+  atLeastOne?: boolean;
   /** The task's score is the mean of these, × 100. */
   metrics: MetricName[];
   description: string;
