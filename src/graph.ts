@@ -10,6 +10,8 @@ export interface Graph {
   downstream: Map<string, string[]>;
   /** For each node, its deps that another node produces: dep path → producing node id. */
   producedDeps: Map<string, Map<string, string>>;
+  /** For each node, the outputs it reads of each upstream node (its key covers only these). */
+  consumes: Map<string, Map<string, string[]>>;
 }
 
 export function buildGraph(nodes: NodeDef[]): Graph {
@@ -32,14 +34,18 @@ export function buildGraph(nodes: NodeDef[]): Graph {
 
   const upstream = new Map<string, string[]>();
   const producedDeps = new Map<string, Map<string, string>>();
+  const consumes = new Map<string, Map<string, string[]>>();
   for (const n of nodes) {
     const ups = new Set(n.refs);
     const produced = new Map<string, string>();
+    const read = new Map(Object.entries(n.refOuts).map(([id, o]) => [id, new Set(o)]));
     n.deps.forEach((dep, i) => {
       const owner = outs.containing(dep);
       if (owner) {
         produced.set(dep, owner.id);
         ups.add(owner.id);
+        const name = Object.entries(byId.get(owner.id)!.outs).find(([, p]) => p === owner.path)![0];
+        (read.get(owner.id) ?? read.set(owner.id, new Set()).get(owner.id)!).add(name);
         return;
       }
       const inside = outs.inside(dep);
@@ -52,6 +58,7 @@ export function buildGraph(nodes: NodeDef[]): Graph {
     });
     upstream.set(n.id, [...ups]);
     producedDeps.set(n.id, produced);
+    consumes.set(n.id, new Map([...ups].map((u) => [u, [...(read.get(u) ?? [])].sort()])));
   }
   if (diagnostics.length > 0) throw new UserError(diagnostics);
 
@@ -83,7 +90,7 @@ export function buildGraph(nodes: NodeDef[]): Graph {
       if (left === 0) ready.push(index.get(d)!);
     }
   }
-  return { order, byId, upstream, downstream, producedDeps };
+  return { order, byId, upstream, downstream, producedDeps, consumes };
 }
 
 interface Owner {

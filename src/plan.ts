@@ -45,19 +45,25 @@ export function sourceDepDigests(project: Project, node: NodeDef): Record<string
 export function computeKeys(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>, runtime?: Record<string, string>): NodeKeys {
   const deps = sourceDepDigests(project, node);
   const ups = project.graph.upstream.get(node.id)!;
+  const consumes = project.graph.consumes.get(node.id)!;
   const planUp: Record<string, string> = {};
   const execUp: Record<string, string> = {};
   let execKnown = true;
   for (const u of ups) {
     const info = upstream.get(u)!;
     planUp[u] = info.planKey;
-    if (info.outputs) execUp[u] = keyOf(info.outputs);
+    // Only the outputs this node reads: early cutoff per output, not per upstream node.
+    if (info.outputs) execUp[u] = keyOf(pick(info.outputs, consumes.get(u)!));
     else execKnown = false;
   }
   const planKey = keyOfFingerprint(fingerprint(node, deps, planUp, runtime));
   if (!execKnown) return { planKey };
   const execFingerprint = fingerprint(node, deps, execUp, runtime);
   return { planKey, execKey: keyOfFingerprint(execFingerprint), execFingerprint };
+}
+
+function pick(outputs: Record<string, string>, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.filter((n) => n in outputs).map((n) => [n, outputs[n]!]));
 }
 
 /** Source deps that do not exist: an input error, reported before anything runs. */

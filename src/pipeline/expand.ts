@@ -30,10 +30,25 @@ export interface NodeDef {
   outs: Record<string, string>;
   outKinds: Record<string, 'file' | 'dir' | 'any'>;
   resources: Record<string, number>;
+  /** sbatch settings under `--executor slurm`: the pipeline's, then the stage's. Not part of the key. */
+  slurm: SlurmOptions;
   /** Upstream node ids named in expressions. */
   refs: string[];
+  /**
+   * The outputs of each referenced node that expressions read: the node's key covers only
+   * these, so an upstream output it never reads (a log, timings) cannot make it rerun.
+   */
+  refOuts: Record<string, string[]>;
   mlRuntime: boolean;
   loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation> };
+}
+
+/** Where and how long a node's Slurm job runs; `options` are passed to sbatch as they are. */
+export interface SlurmOptions {
+  partition?: string;
+  time?: string;
+  mem?: string;
+  options?: string[];
 }
 
 interface RawStage {
@@ -45,6 +60,7 @@ interface RawStage {
   outs?: Record<string, string | null>;
   env?: Record<string, string | number | boolean>;
   resources?: Record<string, number>;
+  slurm?: SlurmOptions;
 }
 
 export interface RawPipeline {
@@ -54,6 +70,8 @@ export interface RawPipeline {
   sweep?: Record<string, unknown>;
   runtime?: { backend?: string };
   report?: { baseline: string; method: string };
+  executor?: 'local' | 'slurm';
+  slurm?: SlurmOptions;
   stages: Record<string, RawStage>;
 }
 
@@ -68,6 +86,21 @@ export interface Expansion {
   members: number;
   /** Stage instances before identical ones were merged. */
   instances: number;
+}
+
+function outputsRead(refs: Refs): Record<string, string[]> {
+  const byNode = new Map<string, Set<string>>();
+  for (const [x, outs] of refs) {
+    const set = byNode.get(x.node.id) ?? byNode.set(x.node.id, new Set()).get(x.node.id)!;
+    outs.forEach((o) => set.add(o));
+  }
+  return Object.fromEntries([...byNode].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, outs]) => [id, [...outs].sort()]));
+}
+
+/** A stage's Slurm settings override the pipeline's one by one; sbatch options add up. */
+function mergeSlurm(pipeline: SlurmOptions = {}, stage: SlurmOptions = {}): SlurmOptions {
+  const options = [...(pipeline.options ?? []), ...(stage.options ?? [])];
+  return { ...pipeline, ...stage, ...(options.length ? { options } : {}) };
 }
 
 /** Names that expressions use for other things; a sweep or foreach variable cannot take them. */
@@ -151,6 +184,21 @@ interface Instance {
   foreach: Record<string, unknown>;
   /** The variables (of its member and foreach) its identity depends on. */
   identity: Set<string>;
+}
+
+/** Instances an expression referred to, with the outputs it read of each. */
+type Refs = Map<Instance, Set<string>>;
+
+/** An instance's outputs, noting each one an expression reads (cel-js looks up own properties). */
+function watchOuts<T extends object>(outs: T, onRead: (name: string) => void): T {
+  const note = (t: object, k: string | symbol): void => {
+    if (typeof k === 'string' && Object.hasOwn(t, k)) onRead(k);
+  };
+  return new Proxy(outs, {
+    get: (t, k) => (note(t, k), Reflect.get(t, k)),
+    getOwnPropertyDescriptor: (t, k) => (note(t, k), Reflect.getOwnPropertyDescriptor(t, k)),
+    ownKeys: (t) => (Object.keys(t).forEach((k) => onRead(k)), Reflect.ownKeys(t)),
+  });
 }
 
 /** Per member: the instances of each stage, and which variables each stage's foreach domain read. */
@@ -304,7 +352,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
   // A context whose reads are recorded: the variables an instance depends on are those its
   // expressions actually read, so `size(tasks) > 1 ? target : tasks[0]` needs `target` only
   // for multi-task sets.
-  const makeContext = (state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Instance[], outs?: Record<string, string>): object => {
+  const makeContext = (state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Refs, outs?: Record<string, string>): object => {
     const celBound = new Map(Object.entries(bound).map(([k, v]) => [k, toCel(v)]));
     const stages = new Proxy(
       {},
@@ -340,20 +388,21 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
   // `stages.X` seen from an instance: the instances of X that agree with it on shared foreach
   // variables. One instance gives its outputs; several (X fans out over a variable the reader
   // does not bind) give, for each output, the list of paths in X's foreach order.
-  const stageView = (name: string, state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Instance[]): unknown => {
+  const stageView = (name: string, state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Refs): unknown => {
     const plan = plans.get(name)!;
     const all = state.instances.get(name) ?? [];
     const shared = plan.foreachVars.filter((v) => v in bound);
     shared.forEach((v) => reads.add(v));
     const matching = all.filter((x) => shared.every((v) => canonicalJson(x.foreach[v]) === canonicalJson(bound[v])));
     for (const x of matching) {
-      refs.push(x);
+      if (!refs.has(x)) refs.set(x, new Set());
       for (const v of x.identity) if (v in bound) reads.add(v);
     }
-    if (shared.length === plan.foreachVars.length) return matching[0] ? { outs: matching[0].node.outs } : undefined;
+    const read = (o: string): void => matching.forEach((x) => refs.get(x)!.add(o));
+    if (shared.length === plan.foreachVars.length) return matching[0] ? { outs: watchOuts(matching[0].node.outs, read) } : undefined;
     state.domainReads.get(name)?.forEach((v) => v in bound && reads.add(v));
     const outNames = matching[0] ? Object.keys(matching[0].node.outs) : [];
-    return { outs: Object.fromEntries(outNames.map((o) => [o, matching.map((x) => x.node.outs[o]!)])) };
+    return { outs: watchOuts(Object.fromEntries(outNames.map((o) => [o, matching.map((x) => x.node.outs[o]!)])), read) };
   };
 
   const expandStage = (plan: StagePlan, state: MemberState): void => {
@@ -365,7 +414,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       const next: Record<string, unknown>[] = [];
       for (const c of combos) {
         const bound = { ...state.binding, ...c };
-        const domain = domainOf(plan.raw.foreach![v], [...at, 'foreach', v], makeContext(state, bound, domainReads, []), new Set(Object.keys(bound)), `foreach variable "${v}" of stage "${plan.name}"`);
+        const domain = domainOf(plan.raw.foreach![v], [...at, 'foreach', v], makeContext(state, bound, domainReads, new Map()), new Set(Object.keys(bound)), `foreach variable "${v}" of stage "${plan.name}"`);
         for (const value of domain) next.push({ ...c, [v]: value });
       }
       combos = next;
@@ -385,7 +434,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     const bound = { ...state.binding, ...foreach };
     const boundNames = new Set(Object.keys(bound));
     const reads = new Set<string>();
-    const refs: Instance[] = [];
+    const refs: Refs = new Map();
     const before = diagnostics.length;
 
     // Outputs the user placed, then the stage type's defaults (which need the node id, so
@@ -393,7 +442,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     const explicitOuts: Record<string, string> = {};
     for (const [o, p] of Object.entries(st.outs ?? {})) {
       if (p === null) continue; // the default path
-      const n = normPath(resolve(p, [...at, 'outs', o], makeContext(state, bound, reads, []), boundNames), [...at, 'outs', o], `output "${o}"`);
+      const n = normPath(resolve(p, [...at, 'outs', o], makeContext(state, bound, reads, new Map()), boundNames), [...at, 'outs', o], `output "${o}"`);
       if (n !== undefined) explicitOuts[o] = n;
     }
     const declared: Record<string, 'file' | 'dir'> = plan.type ? plan.type.outputs(st.with ?? {}) : {};
@@ -454,7 +503,9 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       outs,
       outKinds,
       resources: st.resources ?? {},
-      refs: [...new Set(refs.map((r) => r.node.id))],
+      slurm: mergeSlurm(raw.slurm, st.slurm),
+      refs: [...new Set([...refs.keys()].map((r) => r.node.id))],
+      refOuts: outputsRead(refs),
       mlRuntime: plan.type?.mlRuntime ?? false,
       loc: { stage: source.locateKey(['stages'], plan.name), deps: depLocs, outs: Object.fromEntries(Object.keys(st.outs ?? {}).map((o) => [o, source.locate([...at, 'outs', o])])) },
     };
@@ -502,7 +553,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     }
     const v = sweepVars[i]!;
     const bound = new Set(Object.keys(binding));
-    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map() }, binding, new Set(), []), bound, `sweep variable "${v}"`);
+    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map() }, binding, new Set(), new Map()), bound, `sweep variable "${v}"`);
     for (const value of domain) {
       if (v in only && showValue(value) !== only[v]) continue;
       assign(i + 1, { ...binding, [v]: value });
