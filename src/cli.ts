@@ -36,6 +36,7 @@ program
   .option('-f, --force <node>', 'run this node even if cached (repeatable)', collect)
   .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
   .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
+  .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)")
   .option('-v, --verbose', 'plain output, one line per node including cache hits')
   .action(async (pipeline: string | undefined, opts) => {
     const { runCommand } = await import('./commands/run.js');
@@ -49,6 +50,7 @@ program
   .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
   .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
   .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
+  .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)")
   .option('-v, --verbose', 'one line per node including cache hits')
   .action(async (pipeline: string | undefined, opts) => {
     const { watchCommand } = await import('./commands/watch.js');
@@ -77,9 +79,10 @@ program
 
 program
   .command('metrics')
-  .description("the pipeline's report: per task, baseline, method (DFWE) and delta, as in the paper's Table 2")
+  .description("the pipeline's report: per task, baseline, method (DFWE) and delta, as in the paper's Table 2; or one stage's metrics per node (--stage)")
   .argument('[pipeline]', 'pipeline file')
   .option('--json', 'machine-readable output, every pair included')
+  .option('--stage <name>', "every node of this stage with the metrics it reported (e.g. a sweep's dev scores)")
   .action(async (pipeline: string | undefined, opts) => {
     const { metricsCommand } = await import('./commands/metrics.js');
     exitCode = await metricsCommand(pipeline, opts, globals());

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { registry } from '../stages/index.js';
 import { dfwe, listFiles, ran, REPO, workspace, write } from './helpers.js';
 
 const DATA = `version: 1
@@ -61,7 +62,7 @@ test("a built-in stage's parameters are checked against its schema, located, wit
 test('dfwe exec runs a node spec by hand: the contract other executors rely on', () => {
   const ws = workspace();
   const spec = {
-    format: 1, nodeId: 'data', type: 'prepare-data', version: 2, workspace: ws,
+    format: 1, nodeId: 'data', type: 'prepare-data', version: registry.get('prepare-data')!.version, workspace: ws,
     params: { source: 'synthetic', seed: 1, scenes: 50, train: 5, dev: 5, test: 5, tasks: ['topic'] },
     outs: { data: join(ws, 'ds') }, outKinds: { data: 'dir' }, metricsPath: join(ws, 'metrics.json'),
   };

@@ -1,4 +1,5 @@
 import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,12 +29,14 @@ export interface LeaseHolder {
   what: string;
   /** Process group of the stage running under this lease: killed when the lease is broken. */
   group?: number;
+  /** Slurm job running the stage: cancelled when the lease is broken. */
+  slurmJob?: string;
 }
 
 export interface Lease {
   release(): void;
-  /** Record the process group of the stage, so a run that breaks this lease can stop it. */
-  setGroup(pgid: number): void;
+  /** Record how to stop the stage (process group, Slurm job), so a run that breaks this lease can. */
+  setHandle(handle: { group?: number; slurmJob?: string }): void;
 }
 
 export class LeaseManager {
@@ -46,7 +49,7 @@ export class LeaseManager {
     return join(this.dir, `${name}.lock`);
   }
 
-  /** The holder: the first JSON line, plus later lines (the stage's process group) merged in. */
+  /** The holder: the first JSON line, plus later lines (how to stop the stage) merged in. */
   holder(name: string): LeaseHolder | undefined {
     try {
       const lines = readFileSync(this.path(name), 'utf8').split('\n').filter(Boolean);
@@ -82,7 +85,7 @@ export class LeaseManager {
         return {
           release: () => this.release(name),
           // Appended, not rewritten: one write to a file only we own.
-          setGroup: (group: number) => appendFileSync(p, `\n${JSON.stringify({ group })}`),
+          setHandle: (handle) => appendFileSync(p, `\n${JSON.stringify(handle)}`),
         };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -98,6 +101,7 @@ export class LeaseManager {
           // already gone
         }
       }
+      if (h?.slurmJob) spawnSync('scancel', [h.slurmJob], { stdio: 'ignore', timeout: 30_000 });
       // Break a stale lease: rename it away first so two breakers never delete a fresh one.
       const grave = `${p}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
       try {

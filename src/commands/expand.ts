@@ -12,7 +12,12 @@ export async function expandCommand(pipeline: string | undefined, opts: { json?:
   if (opts.json) {
     process.stdout.write(JSON.stringify({
       pipeline: project.displayPath, members: project.members, instances: project.instances,
-      nodes: graph.order.map((n) => ({ id: n.id, stage: n.stage, vars: n.vars, members: n.members })),
+      nodes: graph.order.map((n) => ({
+        id: n.id, stage: n.stage, vars: n.vars, members: n.members,
+        // What a Slurm job for the node would ask for, to check before submitting.
+        ...(Object.keys(n.resources).length ? { resources: n.resources } : {}),
+        ...(Object.keys(n.slurm).length ? { slurm: n.slurm } : {}),
+      })),
     }, null, 2) + '\n');
     return 0;
   }

@@ -5,7 +5,9 @@ import { ListrReporter } from '../report/listr-reporter.js';
 import { PlainReporter, type Reporter } from '../report/reporter.js';
 import { detectGpus, open, parseResources, positiveInt, type GlobalOptions } from './common.js';
 import { printStatus } from './status.js';
-import { EXIT_FAILED } from '../diagnostics.js';
+import { EXIT_FAILED, UserError } from '../diagnostics.js';
+import { localExecutor } from '../execute/executor.js';
+import { SlurmExecutor } from '../execute/slurm.js';
 
 export interface RunOptions {
   jobs?: string;
@@ -14,6 +16,7 @@ export interface RunOptions {
   keepGoing?: boolean;
   resource?: string[];
   verbose?: boolean;
+  executor?: string;
 }
 
 export async function runCommand(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions): Promise<number> {
@@ -55,18 +58,34 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   }
 }
 
+const SLURM_DEFAULT_JOBS = 32;
+
+function executorChoice(flag: string | undefined, pipeline: 'local' | 'slurm' | undefined): 'local' | 'slurm' {
+  const name = flag ?? pipeline ?? 'local';
+  if (name !== 'local' && name !== 'slurm') throw new UserError(`--executor must be local or slurm, not "${name}"`);
+  return name;
+}
+
 /** One run of an opened project: check, plan what the reporter needs, run, report. */
 export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
   const force = new Set(opts.force ?? []);
   for (const id of force) nodeOrError(project, id);
-  const jobs = opts.jobs ? positiveInt(opts.jobs, '--jobs') : defaultJobs();
-  const capacity = { cpu: jobs, gpu: detectGpus(), ...parseResources(opts.resource) };
-  checkCapacity(project, capacity, jobs);
+  const executorName = executorChoice(opts.executor, project.executor);
+  // Under Slurm the cluster allocates cpus and GPUs; --jobs bounds the jobs queued at once.
+  const jobs = opts.jobs ? positiveInt(opts.jobs, '--jobs') : executorName === 'slurm' ? SLURM_DEFAULT_JOBS : defaultJobs();
+  const capacity = executorName === 'slurm' ? undefined : { cpu: jobs, gpu: detectGpus(), ...parseResources(opts.resource) };
+  if (capacity) checkCapacity(project, capacity, jobs);
   // Missing source files are input errors reported (located) before anything runs.
   const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkSourceDeps(project), []);
   project.saveState();
+  const executor = executorName === 'slurm' ? await SlurmExecutor.connect() : localExecutor;
   await reporter.begin(expected);
-  const summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, runtime: project.runtime, signal, events: reporter });
+  let summary: RunSummary;
+  try {
+    summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, runtime: project.runtime, signal, events: reporter });
+  } finally {
+    executor.close();
+  }
   project.saveState();
   await reporter.end(summary, (performance.now() - t0) / 1000);
   return summary;

@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager } from '../cache/lease.js';
 import { localHost, type NodeRecord, type OutputEntry } from '../cache/store.js';
 import type { NodeDef } from '../pipeline/expand.js';
@@ -9,6 +8,7 @@ import type { Fingerprint } from '../keys/fingerprint.js';
 import { computeKeys, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import type { NodeSpec } from './node-spec.js';
+import type { Executor, Launch } from './executor.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -24,6 +24,7 @@ export interface RunContext {
   /** This run's staging directory (cache/tmp/run-PID-…). */
   staging: string;
   leases: LeaseManager;
+  executor: Executor;
   force: ReadonlySet<string>;
   runtime?: Record<string, string>;
   signal: AbortSignal;
@@ -72,13 +73,13 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): P
       if (cached) return cached;
     }
     ctx.onStart?.(node.id);
-    return await execute(ctx, node, planKey, execKey, execFingerprint!, (pgid) => held.forEach((l) => l.setGroup(pgid)));
+    return await execute(ctx, node, planKey, execKey, execFingerprint!, (h) => held.forEach((l) => l.setHandle(h)));
   } finally {
     for (const l of held) l.release();
   }
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, onSpawn: (pgid: number) => void): Promise<Outcome> {
+async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, onHandle: Launch['onHandle']): Promise<Outcome> {
   const { project } = ctx;
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
@@ -89,6 +90,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   const metricsPath = `${stem}.metrics.json`;
   const startedAt = new Date();
   const t0 = performance.now();
+  // Where the node ran: this machine, or the Slurm node that ran its job.
+  let host = localHost();
   // Most trivial stages print nothing: an empty log is not worth an object.
   const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? store.putBlob(path) : undefined);
   const fail = (error: string, exitCode?: number | null): Outcome => {
@@ -100,7 +103,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     }
     store.writeAttempt(workspace, {
       nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0,
-      exitCode, error, log, host: localHost(), fingerprint: fp,
+      exitCode, error, log, host, fingerprint: fp,
     });
     return { status: 'failed', error, logTail, exitCode };
   };
@@ -111,47 +114,28 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       rmSync(abs, { recursive: true, force: true });
       mkdirSync(dirname(abs), { recursive: true });
     }
-    let child;
-    {
-      // Both streams append to one log, so it reads in the order the stage printed. Each stage
-      // leads its own process group, so stopping it stops everything its shell started.
-      const logFile = { file: logPath, append: true } as const;
-      const common = { cwd: workspace, stdin: 'ignore', stdout: logFile, stderr: logFile, reject: false, detached: true } as const;
-      const env = { ...process.env, ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace };
-      // The env above is complete: execa need not merge process.env again for every node.
-      if (node.type === 'cmd') {
-        child = execa(node.command!, { ...common, shell: '/bin/sh', env });
-      } else {
-        const spec: NodeSpec = {
-          format: 1, nodeId: node.id, type: node.type, version: node.version, params: node.params, workspace,
-          outs: Object.fromEntries(Object.entries(node.outs).map(([k, p]) => [k, join(workspace, p)])),
-          outKinds: node.outKinds, metricsPath, runtime: ctx.runtime,
-        };
-        writeFileSync(specPath, JSON.stringify(spec));
-        // stdout goes to the log and, line by line, to the progress display.
-        child = execa(process.execPath, [CLI, 'exec', specPath], { ...common, env, stdout: ['pipe', logFile], buffer: false });
-      }
+    const env = { ...process.env, ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace };
+    let argv: string[];
+    if (node.type === 'cmd') {
+      argv = ['/bin/sh', '-c', node.command!];
+    } else {
+      const spec: NodeSpec = {
+        format: 1, nodeId: node.id, type: node.type, version: node.version, params: node.params, workspace,
+        outs: Object.fromEntries(Object.entries(node.outs).map(([k, p]) => [k, join(workspace, p)])),
+        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime,
+      };
+      writeFileSync(specPath, JSON.stringify(spec));
+      argv = [process.execPath, CLI, 'exec', specPath];
     }
-    const pgid = child.pid;
-    if (pgid !== undefined) onSpawn(pgid);
-    const lines = node.type === 'cmd' ? undefined : (async () => {
-      for await (const line of child.iterable()) ctx.onProgress?.(node.id, String(line));
-    })().catch(() => undefined);
-    const stop = (): void => killGroup(pgid, 'SIGTERM');
-    ctx.signal.addEventListener('abort', stop, { once: true });
-    let result;
-    try {
-      result = await child;
-      await lines;
-    } finally {
-      ctx.signal.removeEventListener('abort', stop);
-    }
-    if (ctx.signal.aborted) {
-      killGroup(pgid, 'SIGKILL');
-      return fail('interrupted', null);
-    }
+    // Built-in stages print progress (epoch, loss); a shell command's output goes to its log only.
+    const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.executor.name !== 'local') ? (line: string) => ctx.onProgress!(node.id, line) : undefined;
+    const result = await ctx.executor.launch({
+      nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, slurm: node.slurm, signal: ctx.signal, onHandle, onLine,
+    });
+    host = result.host || host;
+    if (ctx.signal.aborted) return fail('interrupted', null);
     if (result.exitCode !== 0) {
-      const why = result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
+      const why = result.reason ?? `exit code ${result.exitCode}`;
       return fail(`${node.type === 'cmd' ? 'command' : `stage ${node.type}`} failed (${why})`, result.exitCode);
     }
     const outputs: Record<string, OutputEntry> = {};
@@ -172,7 +156,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     const durationMs = performance.now() - t0;
     const record: NodeRecord = {
       format: 1, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
-      startedAt: startedAt.toISOString(), durationMs, host: localHost(),
+      startedAt: startedAt.toISOString(), durationMs, host,
     };
     store.writeRecord(record);
     store.writeAttempt(workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs, log, host: record.host, fingerprint: fp });
@@ -181,15 +165,6 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     return fail(`dfwe could not run it: ${(err as Error).message}`);
   } finally {
     for (const p of [logPath, specPath, metricsPath]) rmSync(p, { force: true });
-  }
-}
-
-function killGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
-  if (pgid === undefined) return;
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // the group has exited
   }
 }
 

@@ -5,14 +5,19 @@ import type { NodeDef } from '../pipeline/expand.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import { runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
+import type { Executor } from './executor.js';
 
 export interface SchedulerOptions {
   jobs: number;
   /** After a failure, keep starting nodes that do not depend on it. Default: stop starting new ones. */
   keepGoing: boolean;
   force: ReadonlySet<string>;
-  /** Capacity of each resource token (cpu defaults to jobs; gpu to the GPUs found; others 0). */
-  capacity: Record<string, number>;
+  /**
+   * Capacity of each resource token (cpu defaults to jobs; gpu to the GPUs found; others 0).
+   * Undefined: resources are not limited here (a Slurm cluster allocates them).
+   */
+  capacity?: Record<string, number>;
+  executor: Executor;
   runtime?: Record<string, string>;
   signal: AbortSignal;
   events: SchedulerEvents;
@@ -64,13 +69,14 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
  */
 export async function runGraph(project: Project, opts: SchedulerOptions): Promise<RunSummary> {
   const { graph } = project;
-  checkCapacity(project, opts.capacity, opts.jobs);
-  const capacityOf = (r: string): number => capacityFor(opts.capacity, opts.jobs, r);
+  const { capacity } = opts;
+  if (capacity) checkCapacity(project, capacity, opts.jobs);
+  const capacityOf = (r: string): number => (capacity ? capacityFor(capacity, opts.jobs, r) : Infinity);
   const leases = new LeaseManager(project.store.locksDir);
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
   const ctx: RunContext = {
-    project, leases, staging, force: opts.force, runtime: opts.runtime, signal: opts.signal,
+    project, leases, staging, executor: opts.executor, force: opts.force, runtime: opts.runtime, signal: opts.signal,
     onWait: (id, h) => opts.events.waiting(id, h),
     onStart: (id) => opts.events.started(id),
     onProgress: (id, line) => opts.events.progress(id, line),

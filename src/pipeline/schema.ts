@@ -54,6 +54,14 @@ const BASE = {
         "method": { "type": "string", "description": "The method's evaluate stage" }
       }
     },
+    "executor": {
+      "description": "Where nodes run: local (default: child processes on this machine) or slurm (one sbatch job per node; the workspace and cache must be on a filesystem every node sees). `--executor` overrides it.",
+      "enum": ["local", "slurm"]
+    },
+    "slurm": {
+      "$ref": "#/definitions/slurm",
+      "description": "sbatch settings for every node under the Slurm executor; a stage's own `slurm` overrides them. Not part of any key."
+    },
     "sweep": {
       "description": "Sweep variables, in order: the pipeline's stages are expanded once per assignment (a sweep member). A value is a list, or an expression giving a list that may read params and earlier variables, e.g. `sources: ${{ combinations(params.tasks.filter(t, t != target), 3) }}`. Expressions see the variables by name. A list value (such as a set of tasks) is a set: sorted, without repeats. Nodes that come out identical in several members run once.",
       "type": "object",
@@ -138,13 +146,27 @@ const BASE = {
           }
         },
         "resources": {
-          "description": "Resource tokens the stage holds while it runs, e.g. {cpu: 1, gpu: 1}. Capacities: cpu = --jobs, gpu = detected GPUs, others set with --resource NAME=N. Not part of the key.",
+          "description": "Resource tokens the stage holds while it runs, e.g. {cpu: 1, gpu: 1}. Capacities: cpu = --jobs, gpu = detected GPUs, others set with --resource NAME=N. Under the Slurm executor, cpu becomes --cpus-per-task and gpu --gres=gpu:N. Not part of the key.",
           "type": "object",
           "additionalProperties": {
             "type": "integer",
             "minimum": 0
           }
+        },
+        "slurm": {
+          "$ref": "#/definitions/slurm",
+          "description": "This stage's sbatch settings, over the pipeline's (options are added to the pipeline's). Not part of the key."
         }
+      }
+    },
+    "slurm": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "partition": { "type": "string", "minLength": 1, "description": "sbatch --partition" },
+        "time": { "type": "string", "minLength": 1, "description": "sbatch --time, e.g. 2:00:00; a job that runs over fails its node (TIMEOUT)" },
+        "mem": { "type": "string", "minLength": 1, "description": "sbatch --mem, e.g. 8G" },
+        "options": { "type": "array", "items": { "type": "string", "pattern": "^-" }, "description": "More sbatch options, passed as they are, e.g. [--account=lab, --qos=high]" }
       }
     }
   }
