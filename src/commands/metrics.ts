@@ -1,10 +1,14 @@
-import { UserError } from '../diagnostics.js';
+import { planAll } from '../plan.js';
 import { comparePairs, formatTable, taskRows } from '../report/metrics-table.js';
+import { didYouMean, UserError } from '../diagnostics.js';
 import { open, type GlobalOptions } from './common.js';
 
-export async function metricsCommand(pipeline: string | undefined, opts: { json?: boolean }, g: GlobalOptions): Promise<number> {
+export async function metricsCommand(pipeline: string | undefined, opts: { json?: boolean; stage?: string }, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
-  if (!project.report) throw new UserError(`${project.displayPath} has no "report" section: say which evaluate stages to compare, e.g. report: { baseline: test_baseline, method: test_dfwe }`);
+  if (opts.stage !== undefined) return stageMetrics(project, opts.stage, opts.json ?? false);
+  if (!project.report) {
+    throw new UserError(`${project.displayPath} has no "report" section: say which evaluate stages to compare, e.g. report: { baseline: test_baseline, method: test_dfwe }, or list one stage's metrics with --stage NAME`);
+  }
   const pairs = comparePairs(project);
   const rows = taskRows(pairs);
   if (opts.json) {
@@ -14,5 +18,29 @@ export async function metricsCommand(pipeline: string | undefined, opts: { json?
   process.stdout.write(formatTable(rows) + '\n');
   const missing = pairs.filter((p) => p.delta === undefined).length;
   if (missing) process.stdout.write(`(${missing} of ${pairs.length} comparisons not run yet: dfwe run)\n`);
+  return 0;
+}
+
+/** Every node of one stage with the metrics its last successful run reported (a dev sweep's table). */
+function stageMetrics(project: Awaited<ReturnType<typeof open>>, stage: string, json: boolean): number {
+  const nodes = project.graph.order.filter((n) => n.stage === stage);
+  if (nodes.length === 0) {
+    const stages = [...new Set(project.graph.order.map((n) => n.stage))];
+    const guess = didYouMean(stage, stages);
+    throw new UserError(`${project.displayPath} has no stage "${stage}"${guess ? `; did you mean "${guess}"?` : ''}`);
+  }
+  const decisions = new Map(planAll(project).map((d) => [d.id, d]));
+  const rows = nodes.map((n) => ({ id: n.id, vars: n.vars, metrics: decisions.get(n.id)?.state === 'cached' ? decisions.get(n.id)?.record?.metrics : undefined }));
+  if (json) {
+    process.stdout.write(JSON.stringify({ pipeline: project.displayPath, stage, nodes: rows }, null, 2) + '\n');
+    return 0;
+  }
+  const varNames = [...new Set(rows.flatMap((r) => Object.keys(r.vars)))];
+  const metricNames = [...new Set(rows.flatMap((r) => Object.keys(r.metrics ?? {})))];
+  const show = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'number' ? String(Number.isInteger(v) ? v : +v.toFixed(4)) : Array.isArray(v) ? v.join('+') : String(v));
+  const table = [[...varNames, ...metricNames], ...rows.map((r) => [...varNames.map((v) => show(r.vars[v])), ...(r.metrics ? metricNames.map((m) => show(r.metrics![m])) : ['(not run)'])])];
+  if (varNames.length === 0) table.forEach((row, i) => row.unshift(i === 0 ? 'node' : rows[i - 1]!.id));
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
+  process.stdout.write(table.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');
   return 0;
 }
