@@ -2,7 +2,9 @@ import { benchDfwe } from './dfwe.js';
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
 import { benchMl } from './ml.js';
+import { benchSlurm } from './slurm.js';
 import { benchSweep } from './sweep.js';
+import { spawnSync } from 'node:child_process';
 import { writeResult } from './util.js';
 
 /** `npm run bench [-- NAME…]`: every benchmark, or the named ones. JSON in bench/results/. */
@@ -12,7 +14,10 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   sweep: () => benchSweep(),
   ml: () => benchMl(),
   dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
+  slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
+// Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).
+const defaults = Object.keys(all).filter((n) => n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0);
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in all));
@@ -21,7 +26,7 @@ if (unknown.length) {
   process.exit(2);
 }
 const summary: Record<string, unknown> = {};
-for (const name of wanted.length ? wanted : Object.keys(all)) {
+for (const name of wanted.length ? wanted : defaults) {
   const t = performance.now();
   const result = await all[name]!();
   const path = writeResult(name, { date: new Date().toISOString(), seconds: Number(((performance.now() - t) / 1000).toFixed(1)), ...(result as object) });
