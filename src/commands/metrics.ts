@@ -38,7 +38,9 @@ function stageMetrics(project: Awaited<ReturnType<typeof open>>, stage: string, 
   const varNames = [...new Set(rows.flatMap((r) => Object.keys(r.vars)))];
   const metricNames = [...new Set(rows.flatMap((r) => Object.keys(r.metrics ?? {})))];
   const show = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'number' ? String(Number.isInteger(v) ? v : +v.toFixed(4)) : Array.isArray(v) ? v.join('+') : String(v));
-  const table = [[...varNames, ...metricNames], ...rows.map((r) => [...varNames.map((v) => show(r.vars[v])), ...(r.metrics ? metricNames.map((m) => show(r.metrics![m])) : ['(not run)'])])];
+  // A metric named like a variable (a sweep over `epochs`, a stage reporting the epochs it ran) is told apart.
+  const header = [...varNames, ...metricNames.map((m) => (varNames.includes(m) ? `${m} (reported)` : m))];
+  const table = [header, ...rows.map((r) => [...varNames.map((v) => show(r.vars[v])), ...(r.metrics ? metricNames.map((m) => show(r.metrics![m])) : ['(not run)'])])];
   if (varNames.length === 0) table.forEach((row, i) => row.unshift(i === 0 ? 'node' : rows[i - 1]!.id));
   const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
   process.stdout.write(table.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');
