@@ -11,6 +11,8 @@ export interface UpstreamInfo {
   planKey: string;
   /** Digests of its outputs, once they exist (cached or just produced). */
   outputs?: Record<string, string>;
+  /** The record those outputs come from. */
+  execKey?: string;
 }
 
 export interface NodeKeys {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dfwe, listFiles, ran, read, workspace, write } from './helpers.js';
 
@@ -67,4 +67,49 @@ test('verify re-hashes objects, quarantines a corrupt one, and the next run reco
   assert.equal(JSON.parse(dfwe(ws, ['show', 'big', '--json']).stdout).record.outputs.f.digest, digest, 'recomputed to the same bytes');
   assert.equal(read(ws, 'out/big').split('\n').length, 10_001);
   assert.match(dfwe(ws, ['verify']).stdout, / 0 corrupt/);
+});
+
+/** Flip one byte of a node's cached output in place and put the seal back, as bit rot would. */
+function rot(ws: string, node: string): string {
+  const digest = JSON.parse(dfwe(ws, ['show', node, '--json']).stdout).record.outputs.f.digest as string;
+  const obj = join(ws, 'cache/objects', digest.slice(0, 2), digest);
+  const bytes = readFileSync(obj);
+  bytes[0] = bytes[0]! ^ 0xff;
+  chmodSync(obj, 0o644);
+  writeFileSync(obj, bytes);
+  chmodSync(obj, 0o444);
+  const sealed = new Date(Date.UTC(2000, 0, 1));
+  utimesSync(obj, sealed, sealed);
+  return digest;
+}
+
+test('a corrupt object is caught when it would be restored: quarantined, and its node recomputed', () => {
+  const ws = workspace({ 'dfwe.yaml': P(10) });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const good = read(ws, 'out/big');
+  rot(ws, 'big');
+  rmSync(join(ws, 'out'), { recursive: true });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  // small's input came out identical, so it is only restored.
+  assert.deepEqual(ran(r), ['big']);
+  assert.equal(read(ws, 'out/big'), good);
+  assert.equal(readdirSync(join(ws, 'cache/quarantine')).length, 1);
+});
+
+test('a corrupt input is caught before a node reads it; the next run recomputes its producer', () => {
+  const ws = workspace({ 'dfwe.yaml': P(10) });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const good = read(ws, 'out/big');
+  rot(ws, 'big');
+  // small must run again (its command changed) and would read the rotten bytes.
+  write(ws, 'dfwe.yaml', P(10).replace('wc -c <', 'wc -c  <'));
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /small.*input out\/big \(output "f" of big\) changed after it was produced/);
+  const again = dfwe(ws, ['run']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(ran(again), ['big', 'small']);
+  assert.equal(read(ws, 'out/big'), good);
+  assert.equal(read(ws, 'out/small').trim(), String(Buffer.byteLength(good)));
 });

@@ -270,6 +270,32 @@ export class CacheStore {
     return linked ? 'materialized' : 'restorable';
   }
 
+  /**
+   * Re-hash a record's objects (each up to `maxBytes`; larger ones are left to `dfwe verify`)
+   * before they are restored into the workspace: a flipped byte with the seal's mtime put back
+   * is caught here. Damaged objects are quarantined; returns whether all were intact.
+   */
+  verifyObjects(record: NodeRecord, maxBytes: number): boolean {
+    let intact = true;
+    for (const o of Object.values(record.outputs)) {
+      const files = o.kind === 'file' ? [{ digest: o.digest, size: o.size }] : o.files!;
+      for (const f of files) {
+        if (f.size > maxBytes) continue;
+        let actual: string | undefined;
+        try {
+          actual = digestFile(this.objectPath(f.digest));
+        } catch {
+          actual = undefined;
+        }
+        if (actual !== f.digest) {
+          this.quarantine(f.digest);
+          intact = false;
+        }
+      }
+    }
+    return intact;
+  }
+
   /** Whether a record can be served, and whether serving it needs a restore into the workspace. */
   checkRecord(record: NodeRecord, workspace: string): { usable: boolean; restore: boolean } {
     let restore = false;

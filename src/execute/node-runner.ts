@@ -34,6 +34,9 @@ export interface RunContext {
   onProgress?: (id: string, line: string) => void;
 }
 
+/** Objects up to this size are re-hashed before they are restored into the workspace. */
+const VERIFY_ON_RESTORE_BYTES = 1 << 30;
+
 /** Serve a cached result: the record, with its outputs restored into the workspace if needed. */
 function serveCached(project: Project, execKey: string): Outcome | undefined {
   const record = project.store.readRecord(execKey);
@@ -43,7 +46,10 @@ function serveCached(project: Project, execKey: string): Outcome | undefined {
     project.store.quarantineModified(record);
     return undefined;
   }
-  if (check.restore) for (const o of Object.values(record.outputs)) project.store.materialize(join(project.workspace, o.path), o);
+  if (check.restore) {
+    if (!project.store.verifyObjects(record, VERIFY_ON_RESTORE_BYTES)) return undefined;
+    for (const o of Object.values(record.outputs)) project.store.materialize(join(project.workspace, o.path), o);
+  }
   return { status: 'cached', record, restored: check.restore };
 }
 
@@ -55,7 +61,7 @@ export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, 
 }
 
 /** Run a node that missed the cache (keys from tryCached). */
-export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): Promise<Outcome> {
+export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>): Promise<Outcome> {
   const { project } = ctx;
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
@@ -72,11 +78,42 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): P
       const cached = serveCached(project, execKey); // another run may have finished it while we waited
       if (cached) return cached;
     }
+    const damaged = damagedInputs(project, node, upstream);
+    if (damaged) return damaged;
     ctx.onStart?.(node.id);
     return await execute(ctx, node, planKey, execKey, execFingerprint!, (h) => held.forEach((l) => l.setHandle(h)));
   } finally {
     for (const l of held) l.release();
   }
+}
+
+/**
+ * The upstream outputs this node reads, re-hashed where it will read them (memoised by inode,
+ * size, mtime and ctime, so an unchanged file costs a stat): a byte changed since its producer
+ * finished must not flow on. Its damaged cache objects are quarantined, so the next run
+ * recomputes the producer.
+ */
+function damagedInputs(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): Outcome | undefined {
+  const bad: string[] = [];
+  for (const [u, names] of project.graph.consumes.get(node.id)!) {
+    const info = upstream.get(u);
+    const producer = project.graph.byId.get(u)!;
+    let damaged = false;
+    for (const name of names) {
+      const expected = info?.outputs?.[name];
+      const rel = producer.outs[name];
+      if (expected === undefined || rel === undefined) continue;
+      if (project.digests.digest(join(project.workspace, rel)) !== expected) {
+        bad.push(`${rel} (output "${name}" of ${u})`);
+        damaged = true;
+      }
+    }
+    const record = damaged && info?.execKey ? project.store.readRecord(info.execKey) : undefined;
+    if (record) project.store.verifyObjects(record, Infinity);
+  }
+  if (bad.length === 0) return undefined;
+  const error = `input ${bad.join(', ')} changed after it was produced (its content no longer matches the cache record); damaged cache objects were quarantined: run again to recompute`;
+  return { status: 'failed', error, logTail: '' };
 }
 
 async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, onHandle: Launch['onHandle']): Promise<Outcome> {

@@ -121,7 +121,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
       summary.cached++;
       if (outcome.restored) summary.restored++;
     } else summary.ran++;
-    infos.set(node.id, { planKey: outcome.record.planKey, outputs: outputDigests(outcome.record) });
+    infos.set(node.id, { planKey: outcome.record.planKey, outputs: outputDigests(outcome.record), execKey: outcome.record.execKey });
     for (const d of graph.downstream.get(node.id)!) {
       const left = remaining.get(d)! - 1;
       remaining.set(d, left);
@@ -162,7 +162,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
         const { node, keys } = toRun.splice(idx, 1)[0]!;
         running++;
         for (const [r, a] of Object.entries(node.resources)) inUse[r] = (inUse[r] ?? 0) + a;
-        runNode(ctx, node, keys)
+        runNode(ctx, node, keys, infos)
           .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
           .then((outcome) => {
             running--;
