@@ -194,13 +194,21 @@ export class CacheStore {
           return this.ingestFile(absPath, st);
         }
         if (code !== 'EXDEV') throw err;
-        copyFileSync(absPath, tmp);
-        fsyncPath(tmp);
         copied = true;
       }
-      chmodSync(tmp, exec ? 0o555 : 0o444);
-      utimesSync(tmp, SEAL_MS / 1000, SEAL_MS / 1000);
-      renameSync(tmp, obj);
+      try {
+        if (copied) {
+          copyFileSync(absPath, tmp);
+          fsyncPath(tmp);
+        }
+        chmodSync(tmp, exec ? 0o555 : 0o444);
+        utimesSync(tmp, SEAL_MS / 1000, SEAL_MS / 1000);
+        renameSync(tmp, obj);
+      } catch (e) {
+        // A full disk mid-copy: no partial temp file outlives the failure.
+        rmSync(tmp, { force: true });
+        throw e;
+      }
       if (copied) linkInto(obj, absPath);
     }
     return { path: absPath, digest, size: st.size, exec };

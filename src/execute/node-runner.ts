@@ -177,32 +177,43 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     }
     const outputs: Record<string, OutputEntry> = {};
     for (const [name, p] of Object.entries(node.outs)) {
-      const abs = join(workspace, p);
       let st;
       try {
-        st = statSync(abs);
+        st = statSync(join(workspace, p));
       } catch {
         return fail(`did not write its declared output "${name}" (${p})`, 0);
       }
       const kind = node.outKinds[name];
       if ((kind === 'file' && !st.isFile()) || (kind === 'dir' && !st.isDirectory())) return fail(`output "${name}" (${p}) should be a ${kind}`, 0);
-      outputs[name] = store.ingestOutput(abs, p);
     }
-    const metrics = existsSync(metricsPath) ? (JSON.parse(readFileSync(metricsPath, 'utf8')) as Record<string, number>) : undefined;
-    const log = storeLog(logPath);
-    const durationMs = performance.now() - t0;
-    const record: NodeRecord = {
-      format: 1, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
-      startedAt: startedAt.toISOString(), durationMs, host,
-    };
-    store.writeRecord(record);
-    store.writeAttempt(workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs, log, host: record.host, fingerprint: fp });
+    let record: NodeRecord;
+    try {
+      for (const [name, p] of Object.entries(node.outs)) outputs[name] = store.ingestOutput(join(workspace, p), p);
+      const metrics = existsSync(metricsPath) ? (JSON.parse(readFileSync(metricsPath, 'utf8')) as Record<string, number>) : undefined;
+      const log = storeLog(logPath);
+      const durationMs = performance.now() - t0;
+      record = {
+        format: 1, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
+        startedAt: startedAt.toISOString(), durationMs, host,
+      };
+      store.writeRecord(record);
+    } catch (err) {
+      // Objects appear whole or not at all and the record comes last: nothing half-made is left.
+      return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
+    }
+    store.writeAttempt(workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: fp });
     return { status: 'ran', record };
   } catch (err) {
     return fail(`dfwe could not run it: ${(err as Error).message}`);
   } finally {
     for (const p of [logPath, specPath, metricsPath]) rmSync(p, { force: true });
   }
+}
+
+function commitFailure(err: NodeJS.ErrnoException, cacheRoot: string): string {
+  const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+  const why = full ? `the disk holding the cache (${cacheRoot}) is full (${err.code})` : err.message;
+  return `ran, but its results could not be stored: ${why}; nothing of it was committed${full ? '. Free space or move the cache (--cache, DFWE_CACHE), then run again' : ''}`;
 }
 
 function tail(text: string, lines: number): string {

@@ -27,7 +27,9 @@ function writeTemp(path: string, data: string | Uint8Array, durable: boolean): v
   const tmp = tmpName(path);
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    // A write may be short when the disk fills: loop until all is written or ENOSPC is thrown.
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
     if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);

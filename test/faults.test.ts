@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dfwe, listFiles, ran, workspace, write } from './helpers.js';
+
+/** A 1 MiB tmpfs: a real full disk. Needs root; CI sets DFWE_TEST_TMPFS=required so it cannot skip there. */
+function smallDisk(): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'dfwe-full-'));
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]).status === 0) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  if (process.env.DFWE_TEST_TMPFS === 'required') throw new Error('DFWE_TEST_TMPFS=required but a tmpfs could not be mounted');
+  return undefined;
+}
+
+const disk = smallDisk();
+
+test('a full disk during a commit: a clear error naming the node, no partial entry, and a rerun resumes', { skip: disk ? false : 'cannot mount a tmpfs here (needs root)' }, (t) => {
+  t.after(() => {
+    spawnSync('umount', [disk!]);
+    rmSync(disk!, { recursive: true, force: true });
+  });
+  const yaml = (kb: number) => `version: 1
+stages:
+  small:
+    cmd: echo hi > \${{ outs.f }}
+    outs: { f: out/small }
+  big:
+    cmd: head -c ${kb}000 /dev/zero | tr '\\0' x > \${{ outs.f }}
+    outs: { f: out/big }
+`;
+  const ws = workspace({ 'dfwe.yaml': yaml(3000) });
+  const cache = join(disk!, 'cache');
+  const r = dfwe(ws, ['run', '--cache', cache, '--keep-going']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /FAILED +big: ran, but its results could not be stored: the disk holding the cache \(.*\) is full \(ENOSPC\); nothing of it was committed/);
+  assert.deepEqual(listFiles(cache).filter((f) => f.includes('.tmp-')), [], 'no temporary file is left');
+  const status = JSON.parse(dfwe(ws, ['status', '--json', '--cache', cache]).stdout).nodes as { id: string; state: string }[];
+  assert.deepEqual(status.map((n) => `${n.id}:${n.state}`), ['small:cached', 'big:run'], 'the finished node survived; the failed one has no record');
+
+  write(ws, 'dfwe.yaml', yaml(300));
+  const again = dfwe(ws, ['run', '--cache', cache]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(ran(again), ['big']);
+});
