@@ -5,6 +5,7 @@ import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type
 import type { NodeDef } from './pipeline/expand.js';
 import type { Project } from './project.js';
 import { keyOf } from './util/hash.js';
+import { escapeDiagnostics } from './workspace-bounds.js';
 
 /** What is known of an upstream node when keying its consumers. */
 export interface UpstreamInfo {
@@ -68,9 +69,9 @@ function pick(outputs: Record<string, string>, names: string[]): Record<string, 
   return Object.fromEntries(names.filter((n) => n in outputs).map((n) => [n, outputs[n]!]));
 }
 
-/** Source deps that do not exist: an input error, reported before anything runs. */
+/** Source deps that do not exist, and paths that symlinks lead out of the workspace: input errors, reported before anything runs. */
 export function checkSourceDeps(project: Project): void {
-  const diagnostics: Diagnostic[] = [];
+  const diagnostics: Diagnostic[] = escapeDiagnostics(project);
   for (const node of project.graph.order) {
     const produced = project.graph.producedDeps.get(node.id)!;
     node.deps.forEach((d, i) => {

@@ -44,6 +44,8 @@ export interface Project {
   report?: { baseline: string; method: string };
   /** The pipeline's `executor`, if it sets one (`--executor` overrides it). */
   executor?: 'local' | 'slurm';
+  /** Directories outside the workspace that symlinked deps and outputs may lead to. */
+  allowOutside: string[];
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
 }
@@ -71,7 +73,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, members, instances, backend, report, executor, save } = await expandCached(text, displayPath, store, opts.only ?? {});
+  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, opts.only ?? {});
   let runtime: Record<string, string>;
   try {
     runtime = runtimeIdentity(chooseBackend(opts.backend ?? backend));
@@ -84,7 +86,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, report, executor, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, report, executor, allowOutside, saveState };
 }
 
 /*
@@ -93,7 +95,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 4;
+const EXPANSION_FORMAT = 5;
 
 interface Expanded {
   nodes: NodeDef[];
@@ -105,6 +107,7 @@ interface Expanded {
   /** The pipeline's `report` section (what `dfwe metrics` compares). */
   report?: { baseline: string; method: string };
   executor?: 'local' | 'slurm';
+  allowOutside: string[];
 }
 
 async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>): Promise<Expanded & { save: () => void }> {
@@ -126,7 +129,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   validatePipeline(data, source);
   const raw = data as RawPipeline;
   const { nodes, members, instances } = expandPipeline(raw, source, registry, { only });
-  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor };
+  const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(result), { durable: false });

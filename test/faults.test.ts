@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dfwe, listFiles, ran, workspace, write } from './helpers.js';
@@ -44,4 +44,38 @@ stages:
   const again = dfwe(ws, ['run', '--cache', cache]);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(ran(again), ['big']);
+});
+
+test('deps and outputs that a symlink leads out of the workspace are located errors unless allowed', () => {
+  const outside = mkdtempSync(join(tmpdir(), 'dfwe-outside-'));
+  writeFileSync(join(outside, 'secret.txt'), 'not yours\n');
+  const yaml = (extra = '') => `version: 1
+${extra}stages:
+  read:
+    cmd: cat data/secret.txt > \${{ outs.f }}
+    deps: [data/secret.txt]
+    outs: { f: res/copy }
+`;
+  const ws = workspace({ 'dfwe.yaml': yaml(), 'inside/ok.txt': 'fine\n' });
+  symlinkSync(outside, join(ws, 'data'));
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /dfwe\.yaml:5:12: error: dependency "data\/secret\.txt" of stage "read" is really .*secret\.txt, outside the workspace/);
+  assert.match(r.stderr, /allow_outside/);
+
+  // An output directory that is a link to elsewhere would write there.
+  const ws2 = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  w:\n    cmd: echo x > ${{ outs.f }}\n    outs: { f: res/x }\n' });
+  symlinkSync(outside, join(ws2, 'res'));
+  const w = dfwe(ws2, ['status']);
+  assert.equal(w.code, 2);
+  assert.match(w.stderr, /dfwe\.yaml:5:\d+: error: output "f" of stage "w" \(res\/x\) would be written in .*, outside the workspace/);
+  assert.equal(listFiles(outside).join(), 'secret.txt', 'nothing was written outside');
+
+  // Said on purpose, it runs; a link that stays inside the workspace needs nothing.
+  write(ws, 'dfwe.yaml', yaml(`allow_outside: [${outside}]\n`));
+  const ok = dfwe(ws, ['run']);
+  assert.equal(ok.code, 0, ok.stderr);
+  symlinkSync(join(ws, 'inside'), join(ws, 'alias'));
+  write(ws, 'dfwe.yaml', 'version: 1\nstages:\n  a: { cmd: "cat alias/ok.txt > res/a", deps: [alias/ok.txt], outs: { f: res/a } }\n');
+  assert.equal(dfwe(ws, ['run']).code, 0);
 });

@@ -72,6 +72,7 @@ export interface RawPipeline {
   report?: { baseline: string; method: string };
   executor?: 'local' | 'slurm';
   slurm?: SlurmOptions;
+  allow_outside?: string[];
   stages: Record<string, RawStage>;
 }
 

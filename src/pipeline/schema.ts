@@ -54,6 +54,11 @@ const BASE = {
         "method": { "type": "string", "description": "The method's evaluate stage" }
       }
     },
+    "allow_outside": {
+      "description": "Directories outside the workspace (absolute, or relative to it) that deps and outputs may really be in, through a symlink in the workspace. Without it, a dep or output that a symlink leads outside the workspace is an input error. Paths in the pipeline itself never name `..` or an absolute path.",
+      "type": "array",
+      "items": { "type": "string", "minLength": 1 }
+    },
     "executor": {
       "description": "Where nodes run: local (default: child processes on this machine) or slurm (one sbatch job per node; the workspace and cache must be on a filesystem every node sees). `--executor` overrides it.",
       "enum": ["local", "slurm"]
