@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killLoop } from '../bench/kill-loop.js';
 import { dfwe, listFiles, ran, workspace, write } from './helpers.js';
 
 /** A 1 MiB tmpfs: a real full disk. Needs root; CI sets DFWE_TEST_TMPFS=required so it cannot skip there. */
@@ -78,4 +79,41 @@ ${extra}stages:
   symlinkSync(join(ws, 'inside'), join(ws, 'alias'));
   write(ws, 'dfwe.yaml', 'version: 1\nstages:\n  a: { cmd: "cat alias/ok.txt > res/a", deps: [alias/ok.txt], outs: { f: res/a } }\n');
   assert.equal(dfwe(ws, ['run']).code, 0);
+});
+
+test('kill -9 of the engine or of a stage at random moments loses no committed result and serves nothing partial', async () => {
+  // The short version; `npm run bench -- kills` does 60.
+  const s = await killLoop(8, 7);
+  assert.equal(s.kills, 8);
+  assert.ok(s.engine_kills > 0 && s.stage_kills > 0, JSON.stringify(s));
+  assert.ok(s.records_checked > 0, JSON.stringify(s));
+  assert.equal(s.lost_records, 0);
+  assert.equal(s.changed_records, 0);
+  assert.equal(s.corrupt_objects, 0);
+  assert.equal(s.final_outputs_match, true);
+});
+
+test('odd characters in sweep values: safe default paths, distinct nodes, and quote() for commands', () => {
+  const values = ['a b', 'a_b', 'ü/..', '../../x', 'tab\there', `q'uote"`, '$(touch pwned)', '*'];
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+params: { names: ${JSON.stringify(values)} }
+sweep: { n: "\${{ params.names }}" }
+stages:
+  c:
+    cmd: printf '%s' \${{ quote(n) }} > \${{ outs.f }}
+    outs: { f: ~ }
+  all:
+    cmd: printf '%s|' \${{ quote(params.names) }} > \${{ outs.f }}
+    outs: { f: ~ }
+`,
+  });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  const written = listFiles(join(ws, 'out/c'));
+  assert.equal(written.length, values.length, written.join('\n'));
+  for (const p of written) assert.match(p, /^[\p{L}\p{N}._,=+@%~/-]+$/u, `${p} is shell-safe`);
+  assert.deepEqual(written.map((p) => readFileSync(join(ws, 'out/c', p), 'utf8')).sort(), [...values].sort());
+  assert.equal(readFileSync(join(ws, 'out/all/f'), 'utf8'), values.join('|') + '|');
+  assert.equal(existsSync(join(ws, 'pwned')), false, 'no value ran as a command');
 });

@@ -48,7 +48,7 @@ test('sbatch options come from the node resources and its Slurm settings', () =>
     '--parsable', '--job-name=dfwe:train[task=a]', '--chdir=/w', '--output=/c/tmp/1.log', '--open-mode=append', '--export=ALL',
     '--cpus-per-task=4', '--gres=gpu:2', '--partition=gpu', '--time=2:00:00', '--mem=16G', '--account=lab', '--qos=high',
   ]);
-  assert.equal(batchScript(['/usr/bin/node', "it's", 'a b']), `#!/bin/sh\nexec '/usr/bin/node' 'it'\\''s' 'a b'\n`);
+  assert.equal(batchScript(['/usr/bin/node', "it's", 'a b']), `#!/bin/sh\nexec /usr/bin/node 'it'\\''s' 'a b'\n`);
 });
 
 test('pipeline Slurm settings reach every node; a stage overrides them and adds options', () => {

@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { execa } from 'execa';
 import { UserError } from '../diagnostics.js';
 import type { SlurmOptions } from '../pipeline/expand.js';
+import { shellQuote } from '../util/shell.js';
 import type { Executor, Finished, Launch } from './executor.js';
 
 /*
@@ -39,10 +40,6 @@ export function sbatchArgs(l: Pick<Launch, 'nodeId' | 'cwd' | 'logPath' | 'resou
 /** The batch script: exec, so Slurm's signals (scancel, time limit) reach the node's process. */
 export function batchScript(argv: string[]): string {
   return `#!/bin/sh\nexec ${argv.map(shellQuote).join(' ')}\n`;
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 interface Tracked {

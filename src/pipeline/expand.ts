@@ -1,6 +1,7 @@
 import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../diagnostics.js';
 import type { StageType } from '../stage-type.js';
 import { canonicalJson } from '../util/canonical.js';
+import { keyOf } from '../util/hash.js';
 import { ExpressionError, findExpressions, hasExpression, interpolate, referencedMembers, toCel } from './expressions.js';
 import { normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
@@ -137,7 +138,11 @@ function nodeId(stage: string, vars: Record<string, unknown>): string {
 function defaultOutPath(stage: string, vars: Record<string, unknown>, out: string): string {
   const keys = Object.keys(vars).sort();
   if (keys.length === 0) return `out/${stage}/${out}`;
-  const dir = keys.map((k) => `${k}=${showValue(vars[k])}`).join(',').replace(/[/\\\0]/g, '_').replace(/"/g, '');
+  const raw = keys.map((k) => `${k}=${showValue(vars[k])}`).join(',');
+  // Commands get paths substituted as they are: keep them to characters no shell treats
+  // specially. Values that needed replacing get a digest suffix, so two never collide.
+  const safe = raw.replace(/"/g, '').replace(/[^\p{L}\p{N}._,=+@%-]/gu, '_');
+  const dir = safe === raw.replace(/"/g, '') ? safe : `${safe}~${keyOf(raw).slice(0, 8)}`;
   return `out/${stage}/${dir}/${out}`;
 }
 

@@ -1,4 +1,5 @@
 import { Environment, parse } from '@marcbachmann/cel-js';
+import { shellQuote } from '../util/shell.js';
 
 /*
  * `${{ … }}` holds a CEL expression (Common Expression Language), evaluated by a maintained
@@ -65,6 +66,7 @@ export const FUNCTIONS = [
   { signature: 'sorted(list): list', description: 'the list sorted (strings and numbers)' },
   { signature: 'unique(list): list', description: 'the list without repeated elements, first occurrence kept' },
   { signature: 'range(int): list', description: '[0, 1, …, n-1]' },
+  { signature: 'quote(string | list): string', description: "a value as one shell word (a list: one word per element), for cmd: `cat ${{ quote(n) }}` is safe whatever n holds" },
 ] as const;
 
 let env: Environment | undefined;
@@ -75,7 +77,9 @@ function environment(): Environment {
       .registerFunction('combinations(list, int): list', (xs: unknown[], k: bigint) => combinations(xs, Number(k)))
       .registerFunction('sorted(list): list', (xs: unknown[]) => [...xs].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0)))
       .registerFunction('unique(list): list', (xs: unknown[]) => xs.filter((x, i) => xs.findIndex((y) => JSON.stringify(toPlain(y)) === JSON.stringify(toPlain(x))) === i))
-      .registerFunction('range(int): list', (n: bigint) => Array.from({ length: Number(n) }, (_, i) => BigInt(i)));
+      .registerFunction('range(int): list', (n: bigint) => Array.from({ length: Number(n) }, (_, i) => BigInt(i)))
+      .registerFunction('quote(string): string', (x: string) => shellQuote(x))
+      .registerFunction('quote(list): string', (xs: unknown[]) => xs.map((x) => shellQuote(String(toPlain(x)))).join(' '));
   }
   return env;
 }

@@ -9,7 +9,7 @@ const BASE = {
   $schema: "http://json-schema.org/draft-07/schema#",
   "$id": "https://github.com/dfwe/dfwe/schemas/pipeline.schema.json",
   "title": "dfwe pipeline",
-  "description": "A dfwe pipeline: named stages that become content-hashed nodes. Values may hold ${{ \u2026 }} CEL expressions over `params`, sweep and foreach variables, the stage's own `outs`, and upstream outputs (`stages.NAME.outs.OUT`); a reference to another stage creates an edge. Functions beyond CEL's own: combinations(list, k), sorted(list), unique(list), range(n).",
+  "description": "A dfwe pipeline: named stages that become content-hashed nodes. Values may hold ${{ \u2026 }} CEL expressions over `params`, sweep and foreach variables, the stage's own `outs`, and upstream outputs (`stages.NAME.outs.OUT`); a reference to another stage creates an edge. Functions beyond CEL's own: combinations(list, k), sorted(list), unique(list), range(n), quote(value) (a value as shell words, for cmd).",
   "type": "object",
   "additionalProperties": false,
   "required": [
