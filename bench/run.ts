@@ -2,6 +2,7 @@ import { benchDfwe } from './dfwe.js';
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
 import { benchMl } from './ml.js';
+import { benchReliability } from './reliability.js';
 import { benchSlurm } from './slurm.js';
 import { benchSweep } from './sweep.js';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   sweep: () => benchSweep(),
   ml: () => benchMl(),
   dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
+  reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000)),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
 // Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).
