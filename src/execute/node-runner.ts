@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager } from '../cache/lease.js';
@@ -177,12 +177,9 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     }
     const outputs: Record<string, OutputEntry> = {};
     for (const [name, p] of Object.entries(node.outs)) {
-      let st;
-      try {
-        st = statSync(join(workspace, p));
-      } catch {
-        return fail(`did not write its declared output "${name}" (${p})`, 0);
-      }
+      // A job's files written on another host can take a moment to show here (NFS caches attributes).
+      const st = await statEventually(join(workspace, p), ctx.executor.name === 'local' ? 0 : REMOTE_VISIBILITY_MS);
+      if (!st) return fail(`did not write its declared output "${name}" (${p})`, 0);
       const kind = node.outKinds[name];
       if ((kind === 'file' && !st.isFile()) || (kind === 'dir' && !st.isDirectory())) return fail(`output "${name}" (${p}) should be a ${kind}`, 0);
     }
@@ -207,6 +204,17 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     return fail(`dfwe could not run it: ${(err as Error).message}`);
   } finally {
     for (const p of [logPath, specPath, metricsPath]) rmSync(p, { force: true });
+  }
+}
+
+const REMOTE_VISIBILITY_MS = 10_000;
+
+async function statEventually(path: string, waitMs: number): Promise<Stats | undefined> {
+  const until = Date.now() + waitMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st || Date.now() >= until) return st;
+    await new Promise((r) => setTimeout(r, delay));
   }
 }
 
