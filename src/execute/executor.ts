@@ -56,6 +56,7 @@ export const localExecutor: Executor = {
     })().catch(() => undefined) : undefined;
     const stop = (): void => killGroup(pgid, 'SIGTERM');
     l.signal.addEventListener('abort', stop, { once: true });
+    if (l.signal.aborted) stop();
     let result;
     try {
       result = await child;

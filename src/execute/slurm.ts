@@ -95,6 +95,7 @@ export class SlurmExecutor implements Executor {
       void execa('scancel', [id], { reject: false });
     };
     l.signal.addEventListener('abort', cancel, { once: true });
+    if (l.signal.aborted) cancel(); // Ctrl-C came while sbatch ran
     this.delay = POLL_MIN_MS;
     this.schedule();
     try {
