@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN, RESULTS, round } from './util.js';
@@ -41,17 +41,14 @@ const t0 = performance.now();
 const perSeed: { seed: number; seconds: number; tasks: { task: string; baseline: number; method: number; delta: number }[] }[] = [];
 let shared: unknown;
 for (const seed of seeds) {
-  const args = ['run', '--jobs', '2', 'pipelines/friends.yaml'];
   // The seed is a param: one pipeline file, a different node set per seed.
-  const yamlPath = join(REPO, 'out', `friends-seed${seed}.yaml`);
-  mkdirSync(join(REPO, 'out'), { recursive: true });
-  writeFileSync(yamlPath, readFileSync(join(REPO, 'pipelines/friends.yaml'), 'utf8').replace(/^  seed: 0$/m, `  seed: ${seed}`));
-  args[3] = yamlPath;
+  const pipeline = ['pipelines/friends.yaml', '--param', `seed=${seed}`];
+  const args = ['run', '--jobs', '2', ...pipeline];
   const r = dfwe(args);
   if (r.code !== 0) throw new Error(`seed ${seed} failed:\n${r.stderr.slice(-3000)}`);
-  const m = JSON.parse(dfwe(['metrics', '--json', yamlPath]).stdout) as { tasks: { task: string; baseline: number; method: number; delta: number }[] };
+  const m = JSON.parse(dfwe(['metrics', '--json', ...pipeline]).stdout) as { tasks: { task: string; baseline: number; method: number; delta: number }[] };
   perSeed.push({ seed, seconds: round(r.ms / 1000, 1), tasks: m.tasks });
-  shared ??= JSON.parse(dfwe(['expand', '--json', yamlPath]).stdout);
+  shared ??= JSON.parse(dfwe(['expand', '--json', ...pipeline]).stdout);
   process.stderr.write(`friends seed ${seed}: ${JSON.stringify(perSeed[perSeed.length - 1])}\n`);
 }
 const tasks = perSeed[0]!.tasks.map((t) => t.task);

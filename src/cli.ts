@@ -20,6 +20,7 @@ program
   .option('--cache <dir>', 'cache directory (default: $DFWE_CACHE or WORKSPACE/cache)')
   .option('--backend <name>', 'ML backend: auto, tensorflow-gpu, tensorflow, wasm or cpu (default: the pipeline\'s runtime.backend, else auto)')
   .option('--only <var=value>', 'keep only the sweep members whose variable has this value, e.g. target=emotion (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--param <name=value>', "replace a pipeline param's value, as if the file said it (a YAML value: seed=1, tasks=[a, b]; repeatable)", (v: string, prev: string[] = []) => [...prev, v])
   .showSuggestionAfterError()
   .exitOverride();
 

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registry } from '../stages/index.js';
 import { CacheStore } from './cache/store.js';
-import { UserError } from './diagnostics.js';
+import { didYouMean, UserError } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
 import { FileDigests } from './keys/file-digests.js';
 import type { NodeDef, RawPipeline } from './pipeline/expand.js';
@@ -21,6 +21,8 @@ export interface ProjectOptions {
   cacheDir?: string;
   /** Keep only these sweep members (`--only var=value`). */
   only?: Record<string, string>;
+  /** Param values that replace the pipeline's own (`--param name=value`). */
+  params?: Record<string, unknown>;
   /** ML backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu. */
   backend?: string;
 }
@@ -73,7 +75,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, opts.only ?? {});
+  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, opts.only ?? {}, opts.params ?? {});
   let runtime: Record<string, string>;
   try {
     runtime = runtimeIdentity(chooseBackend(opts.backend ?? backend));
@@ -110,9 +112,9 @@ interface Expanded {
   allowOutside: string[];
 }
 
-async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>): Promise<Expanded & { save: () => void }> {
+async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
   const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
-  const memoKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only]);
+  const memoKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only, params]);
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
   try {
     return { ...(JSON.parse(readFileSync(memoPath, 'utf8')) as Expanded), save: () => {} };
@@ -128,6 +130,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   const { source, data } = parsePipeline(text, displayPath);
   validatePipeline(data, source);
   const raw = data as RawPipeline;
+  overrideParams(raw, params, displayPath);
   const { nodes, members, instances } = expandPipeline(raw, source, registry, { only });
   const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
   const save = (): void => {
@@ -152,4 +155,15 @@ export function nodeOrError(project: Project, id: string): NodeDef {
 
 export function packageDir(): string {
   return dirname(dirname(EMBEDDED_QUICKSTART));
+}
+
+/** `--param` values replace the pipeline's: exactly as if the file said so, keys included. */
+function overrideParams(raw: RawPipeline, params: Record<string, unknown>, displayPath: string): void {
+  const names = Object.keys(raw.params ?? {});
+  for (const name of Object.keys(params)) {
+    if (names.includes(name)) continue;
+    const guess = didYouMean(name, names);
+    throw new UserError(`--param ${name}: ${displayPath} has no param "${name}"${guess ? `; did you mean "${guess}"?` : names.length ? ` (it has ${names.join(', ')})` : ''}`);
+  }
+  if (Object.keys(params).length) raw.params = { ...raw.params, ...params };
 }

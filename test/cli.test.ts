@@ -76,3 +76,23 @@ test('resource tokens: a GPU stage without a GPU is a located error; cpu tokens 
   const [a, b] = t('out/h1.start') < t('out/h2.start') ? ['h1', 'h2'] : ['h2', 'h1'];
   assert.ok(t(`out/${a}.end`) <= t(`out/${b}.start`), 'the two cpu: 2 stages overlapped');
 });
+
+test('--param replaces a param as if the file said it: keys follow the value; unknown names are errors', () => {
+  const ws = workspace({
+    'dfwe.yaml': 'version: 1\nparams: { n: 2, tasks: [a] }\nstages:\n  count:\n    cmd: seq ${{ params.n }} > ${{ outs.f }}\n    outs: { f: out/count }\n  list:\n    cmd: printf \"%s|\" ${{ quote(params.tasks) }} > ${{ outs.f }}\n    outs: { f: out/list }\n',
+  });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const r = dfwe(ws, ['run', '--param', 'n=3', '--param', 'tasks=[a, b c]']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['count', 'list']);
+  assert.equal(read(ws, 'out/count'), '1\n2\n3\n');
+  assert.equal(read(ws, 'out/list'), 'a|b c|');
+  assert.deepEqual(ran(dfwe(ws, ['run', '--param', 'n=3', '--param', 'tasks=[a, b c]'])), [], 'the same values: all cached');
+  assert.deepEqual(ran(dfwe(ws, ['run'])), [], "the file's own values again: cached from the first run");
+  assert.equal(read(ws, 'out/count'), '1\n2\n');
+  const bad = dfwe(ws, ['status', '--param', 'm=3']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--param m: dfwe\.yaml has no param "m"; did you mean "n"\?/);
+  assert.equal(dfwe(ws, ['status', '--param', 'n']).code, 2);
+  assert.match(dfwe(ws, ['status', '--param', 'n=[1, 2']).stderr, /--param n: the value is not valid YAML/);
+});

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { UserError } from '../diagnostics.js';
 import { openProject, type Project } from '../project.js';
 
@@ -6,6 +7,7 @@ export interface GlobalOptions {
   workspace?: string;
   cache?: string;
   only?: string[];
+  param?: string[];
   backend?: string;
 }
 
@@ -19,8 +21,23 @@ export function parseOnly(specs: string[] = []): Record<string, string> {
   return out;
 }
 
+/** `--param NAME=VALUE`: the value is read as YAML, so `seed=1` is a number and `tasks=[a, b]` a list. */
+export function parseParams(specs: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of specs) {
+    const m = /^([A-Za-z_]\w*)=([\s\S]*)$/.exec(s);
+    if (!m) throw new UserError(`--param takes NAME=VALUE (e.g. seed=1, tasks=[emotion, topic]), not "${s}"`);
+    try {
+      out[m[1]!] = parseYaml(m[2]!);
+    } catch (err) {
+      throw new UserError(`--param ${m[1]}: the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  return out;
+}
+
 export function open(pipeline: string | undefined, g: GlobalOptions): Promise<Project> {
-  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), backend: g.backend });
+  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: parseParams(g.param), backend: g.backend });
 }
 
 /** GPUs visible to this machine: NVIDIA device nodes, unless CUDA_VISIBLE_DEVICES narrows them. */
