@@ -54,6 +54,17 @@ function run(ws: string, args: string[]): { child: ChildProcess; done: Promise<n
   return { child, done };
 }
 
+async function runningStages(engine: number, exited: Promise<number>): Promise<number[]> {
+  let done = false;
+  void exited.then(() => (done = true));
+  for (let waited = 0; waited < 3000 && !done; waited += 50) {
+    const pids = spawnSync('pgrep', ['-P', String(engine)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+    if (pids.length) return pids;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return [];
+}
+
 /** False when the process ended on its own just before the kill. */
 function killQuietly(pid: number): boolean {
   try {
@@ -93,25 +104,25 @@ export async function killLoop(kills: number, seed = 1): Promise<KillStats> {
       const r = run(ws, ['run', '--jobs', '4']);
       const delay = 200 + rng.int(2500);
       const killEngine = rng.chance(0.5);
-      const outcome = await Promise.race([r.done.then(() => 'exited' as const), new Promise<'time'>((res) => setTimeout(() => res('time'), delay))]);
-      if (outcome === 'exited') {
+      const timed = await Promise.race([r.done.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), delay))]);
+      // A stage kill waits (briefly) for a stage to be running: on a loaded machine the engine may still be planning.
+      const stages = timed && !killEngine ? await runningStages(r.child.pid!, r.done) : [];
+      const alive = r.child.exitCode === null && r.child.signalCode === null;
+      if (!alive) {
         stats.runs_completed++;
         // Everything is cached: change the round so the next run has work to be killed in.
         round++;
         stats.rounds++;
         writeFileSync(join(ws, 'dfwe.yaml'), pipeline(round));
+      } else if (stages.length > 0 && killQuietly(rng.pick(stages))) {
+        stats.stage_kills++;
+        stats.kills++;
       } else {
-        const stages = spawnSync('pgrep', ['-P', String(r.child.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
-        if (killEngine || stages.length === 0) {
-          r.child.kill('SIGKILL');
-          stats.engine_kills++;
-          stats.kills++;
-        } else if (killQuietly(rng.pick(stages))) {
-          stats.stage_kills++;
-          stats.kills++;
-        }
-        await r.done;
+        r.child.kill('SIGKILL');
+        stats.engine_kills++;
+        stats.kills++;
       }
+      await r.done;
       // Every record committed so far is still there, unchanged.
       for (const [path, text] of committed) {
         stats.records_checked++;
