@@ -148,3 +148,12 @@ test('independent nodes run on both Slurm nodes; each record names its host', cl
   assert.deepEqual(hosts.sort(), ['n1', 'n2']);
   assert.deepEqual(['left', 'right'].map((s) => read(ws, join('out', s)).trim()).sort(), ['n1', 'n2']);
 });
+
+test('--executor slurm without a reachable controller is an input error that says why; nothing runs', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a: { cmd: "echo ran > ${{ outs.f }}", outs: { f: out/a } }\n' });
+  const r = dfwe(ws, ['run', ...SLURM], { SLURM_CONF: join(ws, 'no-such-slurm.conf') });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--executor slurm: cannot reach a Slurm controller: /);
+  assert.deepEqual(ran(r), []);
+  assert.equal(dfwe(ws, ['run', '--executor', 'pbs']).code, 2);
+});
