@@ -1,6 +1,5 @@
 import { lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { digestFile } from '../util/hash.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { SEAL_MS, type CacheStore, type NodeRecord } from './store.js';
 
@@ -127,8 +126,7 @@ export function verifyObjects(store: CacheStore): VerifyReport {
     if (!/^[0-9a-f]{32}$/.test(name)) continue; // a temp file of a commit in progress
     report.objects++;
     report.bytes += f.size;
-    if (digestFile(f.path) !== name) {
-      store.quarantine(name);
+    if (!store.checkObject(name)) {
       report.corrupt.push(name);
     } else if (statSync(f.path).mtimeMs !== SEAL_MS) {
       // Intact content whose seal moved (touched): seal it again rather than throw it away.

@@ -283,25 +283,26 @@ export class CacheStore {
    * before they are restored into the workspace: a flipped byte with the seal's mtime put back
    * is caught here. Damaged objects are quarantined; returns whether all were intact.
    */
-  verifyObjects(record: NodeRecord, maxBytes: number): boolean {
+  verifyRecord(record: NodeRecord, maxBytes: number): boolean {
     let intact = true;
     for (const o of Object.values(record.outputs)) {
       const files = o.kind === 'file' ? [{ digest: o.digest, size: o.size }] : o.files!;
-      for (const f of files) {
-        if (f.size > maxBytes) continue;
-        let actual: string | undefined;
-        try {
-          actual = digestFile(this.objectPath(f.digest));
-        } catch {
-          actual = undefined;
-        }
-        if (actual !== f.digest) {
-          this.quarantine(f.digest);
-          intact = false;
-        }
-      }
+      for (const f of files) if (f.size <= maxBytes && !this.checkObject(f.digest)) intact = false;
     }
     return intact;
+  }
+
+  /** Re-hash one object; one whose bytes no longer match its name is quarantined. */
+  checkObject(digest: string): boolean {
+    let actual: string | undefined;
+    try {
+      actual = digestFile(this.objectPath(digest));
+    } catch {
+      actual = undefined;
+    }
+    if (actual === digest) return true;
+    this.quarantine(digest);
+    return false;
   }
 
   /** Whether a record can be served, and whether serving it needs a restore into the workspace. */

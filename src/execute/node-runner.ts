@@ -47,7 +47,7 @@ function serveCached(project: Project, execKey: string): Outcome | undefined {
     return undefined;
   }
   if (check.restore) {
-    if (!project.store.verifyObjects(record, VERIFY_ON_RESTORE_BYTES)) return undefined;
+    if (!project.store.verifyRecord(record, VERIFY_ON_RESTORE_BYTES)) return undefined;
     for (const o of Object.values(record.outputs)) project.store.materialize(join(project.workspace, o.path), o);
   }
   return { status: 'cached', record, restored: check.restore };
@@ -109,7 +109,7 @@ function damagedInputs(project: Project, node: NodeDef, upstream: Map<string, Up
       }
     }
     const record = damaged && info?.execKey ? project.store.readRecord(info.execKey) : undefined;
-    if (record) project.store.verifyObjects(record, Infinity);
+    if (record) project.store.verifyRecord(record, Infinity);
   }
   if (bad.length === 0) return undefined;
   const error = `input ${bad.join(', ')} changed after it was produced (its content no longer matches the cache record); damaged cache objects were quarantined: run again to recompute`;
