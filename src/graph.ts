@@ -28,7 +28,7 @@ export function buildGraph(nodes: NodeDef[]): Graph {
           message: `output "${path}" of stage "${n.id}" overlaps output "${clash.path}" of stage "${clash.id}": each path has one producer`,
           location: n.loc.outs[out],
         });
-      } else outs.add(path, n.id);
+      } else outs.add(path, n.id, out);
     }
   }
 
@@ -44,8 +44,7 @@ export function buildGraph(nodes: NodeDef[]): Graph {
       if (owner) {
         produced.set(dep, owner.id);
         ups.add(owner.id);
-        const name = Object.entries(byId.get(owner.id)!.outs).find(([, p]) => p === owner.path)![0];
-        (read.get(owner.id) ?? read.set(owner.id, new Set()).get(owner.id)!).add(name);
+        (read.get(owner.id) ?? read.set(owner.id, new Set()).get(owner.id)!).add(owner.out);
         return;
       }
       const inside = outs.inside(dep);
@@ -96,6 +95,8 @@ export function buildGraph(nodes: NodeDef[]): Graph {
 interface Owner {
   path: string;
   id: string;
+  /** The output's name in its node. */
+  out: string;
 }
 
 /** Output paths by owner, answering "which output contains / lies inside this path" in O(depth). */
@@ -104,8 +105,8 @@ class OutputIndex {
   /** Every proper ancestor directory of an output → one output below it. */
   private readonly ancestors = new Map<string, Owner>();
 
-  add(path: string, id: string): void {
-    const owner = { path, id };
+  add(path: string, id: string, out: string): void {
+    const owner = { path, id, out };
     this.exact.set(path, owner);
     for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
       const dir = path.slice(0, i);
