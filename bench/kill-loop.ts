@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/ml/random.js';
 
@@ -31,21 +31,13 @@ function pipeline(round: number): string {
 }
 
 function files(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    let names: string[];
-    try {
-      names = readdirSync(d, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      if (n.endsWith('/')) walk(join(d, n));
-      else out.set(relative(dir, join(d, n)), readFileSync(join(d, n), 'utf8'));
-    }
-  };
-  walk(dir);
-  return out;
+  let names: string[];
+  try {
+    names = readdirSync(dir, { recursive: true, encoding: 'utf8' });
+  } catch {
+    return new Map();
+  }
+  return new Map(names.filter((n) => statSync(join(dir, n)).isFile()).map((n) => [n, readFileSync(join(dir, n), 'utf8')]));
 }
 
 function run(ws: string, args: string[]): { child: ChildProcess; done: Promise<number> } {

@@ -21,13 +21,16 @@ function fail(file: string, where: string, what: string): never {
   throw new DataError(`${file}${where ? `: ${where}` : ''}: ${what}`);
 }
 
-export function readJson(file: string): unknown {
-  let text: string;
+function readText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch {
     fail(file, '', 'cannot be read (is the data path right?)');
   }
+}
+
+export function readJson(file: string): unknown {
+  const text = readText(file);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -43,12 +46,7 @@ export function readJson(file: string): unknown {
 }
 
 export function readCsv(file: string): Record<string, string>[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    fail(file, '', 'cannot be read (is the data path right?)');
-  }
+  const text = readText(file);
   try {
     return parseCsv(text, { columns: true, bom: true, skip_empty_lines: true }) as Record<string, string>[];
   } catch (err) {
