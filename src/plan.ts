@@ -5,7 +5,9 @@ import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type
 import type { NodeDef } from './pipeline/expand.js';
 import type { Project } from './project.js';
 import { keyOf } from './util/hash.js';
-import { escapeDiagnostics } from './workspace-bounds.js';
+import { OUTSIDE_HINT, outputDiagnostics } from './workspace-bounds.js';
+import { checkRecord } from './cache/restore.js';
+import { FsShapeError } from './util/fs-safe.js';
 
 /** What is known of an upstream node when keying its consumers. */
 export interface UpstreamInfo {
@@ -33,12 +35,12 @@ export function sourceDepDigests(project: Project, node: NodeDef): Record<string
   const deps: Record<string, string> = {};
   for (const d of node.deps) {
     if (produced.has(d)) continue;
-    const digest = project.digests.digest(join(project.workspace, d));
+    const digest = project.digests.digest(join(project.workspace, d), `dependency "${d}"`);
     if (digest === undefined) throw new Error(`dependency "${d}" of "${node.id}" is missing`);
     deps[d] = digest;
   }
   for (const p of node.inputs) {
-    const digest = project.digests.digest(resolve(project.workspace, p));
+    const digest = project.digests.digestInput(resolve(project.workspace, p), `input "${p}"`);
     if (digest === undefined) throw new Error(`input "${p}" of "${node.id}" is missing`);
     deps[`input:${p}`] = digest;
   }
@@ -69,22 +71,32 @@ function pick(outputs: Record<string, string>, names: string[]): Record<string, 
   return Object.fromEntries(names.filter((n) => n in outputs).map((n) => [n, outputs[n]!]));
 }
 
-/** Source deps that do not exist, and paths that symlinks lead out of the workspace: input errors, reported before anything runs. */
+/**
+ * Source deps that do not exist or cannot be read as they are (a FIFO, a device, a symlink out of
+ * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
+ * located before anything runs. Each dep is hashed here, so keying it later costs a stat.
+ */
 export function checkSourceDeps(project: Project): void {
-  const diagnostics: Diagnostic[] = escapeDiagnostics(project);
+  const diagnostics: Diagnostic[] = outputDiagnostics(project);
+  const seen = new Set<string>();
+  const check = (location: Diagnostic['location'], digest: () => string | undefined, missing: string): void => {
+    try {
+      if (digest() === undefined) diagnostics.push({ message: missing, location });
+    } catch (err) {
+      if (!(err instanceof FsShapeError)) throw err;
+      if (!seen.has(err.message)) diagnostics.push({ message: err.message, location, hint: /outside the workspace/.test(err.message) ? OUTSIDE_HINT : undefined });
+      seen.add(err.message);
+    }
+  };
   for (const node of project.graph.order) {
     const produced = project.graph.producedDeps.get(node.id)!;
     node.deps.forEach((d, i) => {
-      if (!produced.has(d) && project.digests.digest(join(project.workspace, d)) === undefined) {
-        diagnostics.push({ message: `dependency "${d}" of stage "${node.stage}" does not exist and no stage produces it`, location: node.loc.deps[i] });
-      }
+      if (produced.has(d)) return;
+      const what = `dependency "${d}" of stage "${node.stage}"`;
+      check(node.loc.deps[i], () => project.digests.digest(join(project.workspace, d), what), `${what} does not exist and no stage produces it`);
     });
-  }
-  for (const node of project.graph.order) {
     for (const p of node.inputs) {
-      if (project.digests.digest(resolve(project.workspace, p)) === undefined) {
-        diagnostics.push({ message: `stage "${node.stage}" reads "${p}", which does not exist`, location: node.loc.stage });
-      }
+      check(node.loc.stage, () => project.digests.digestInput(resolve(project.workspace, p), `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
     }
   }
   if (diagnostics.length > 0) throw new UserError(diagnostics);
@@ -125,7 +137,7 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
       d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${pendingUp.join(', ')} will run (cached again if its outputs come out identical)` };
     } else {
       const record = project.store.readRecord(keys.execKey);
-      const check = record ? project.store.checkRecord(record, project.workspace) : undefined;
+      const check = record ? checkRecord(project.store, record, project.workspace, node.outs) : undefined;
       const complete = check?.usable ?? false;
       if (opts.force?.has(node.id)) {
         d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason: 'forced (--force)' };

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { digestBytes, keyOf } from './util/hash.js';
 import { writeFileAtomic } from './util/fsx.js';
 import { DFWE_VERSION } from './version.js';
 import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
+import { Bounds } from './workspace-bounds.js';
 
 export interface ProjectOptions {
   /** Pipeline file; default: dfwe.yaml in the workspace, else the embedded quickstart. */
@@ -48,6 +49,8 @@ export interface Project {
   executor?: 'local' | 'slurm';
   /** Directories outside the workspace that symlinked deps and outputs may lead to. */
   allowOutside: string[];
+  /** Where dfwe may read and write: the workspace and allow_outside, by real path. */
+  bounds: Bounds;
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
 }
@@ -65,11 +68,30 @@ export function resolvePipelinePath(workspace: string, pipeline?: string): strin
 }
 
 export function cacheRoot(workspace: string, cacheDir?: string): string {
-  return resolve(workspace, cacheDir ?? process.env.DFWE_CACHE ?? 'cache');
+  const root = resolve(workspace, cacheDir ?? process.env.DFWE_CACHE ?? 'cache');
+  try {
+    return realpathSync(root);
+  } catch {
+    return root;
+  }
+}
+
+/** The workspace's real path; a missing one is a clear error. */
+export function realWorkspace(dir: string): string {
+  try {
+    const real = realpathSync(resolve(dir));
+    if (!statSync(real).isDirectory()) throw new UserError(`the workspace ${dir} is not a directory`);
+    return real;
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`the workspace ${dir} does not exist`);
+  }
 }
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
-  const workspace = resolve(opts.workspace);
+  // The real path: one workspace reached through a symlink is still one workspace (its leases,
+  // its attempts), whichever path a run was started with.
+  const workspace = realWorkspace(opts.workspace);
   const pipelinePath = resolvePipelinePath(workspace, opts.pipeline);
   const rel = relative(workspace, pipelinePath);
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
@@ -83,12 +105,13 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     throw new UserError((err as Error).message);
   }
   const graph = buildGraph(nodes);
-  const digests = new FileDigests(join(store.stateDir, 'file-digests.json'));
+  const bounds = new Bounds(workspace, allowOutside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
+  const digests = new FileDigests(join(store.stateDir, 'file-digests.json'), bounds);
   const saveState = (): void => {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, report, executor, allowOutside, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, report, executor, allowOutside, bounds, saveState };
 }
 
 /*

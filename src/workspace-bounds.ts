@@ -1,47 +1,124 @@
-import { realpathSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Diagnostic } from './diagnostics.js';
 import { isWithin } from './pipeline/paths.js';
 import type { Project } from './project.js';
 
 /*
  * Pipeline paths are workspace-relative and cannot name `..` or an absolute path (checked when
- * the pipeline is read). A symlink inside the workspace can still lead out of it; this check
- * follows them: a dep that resolves outside, or an output whose directory does, is an input
- * error unless its real location is under one of the pipeline's `allow_outside` directories.
+ * the pipeline is read). A symlink inside the workspace can still lead out of it. Bounds follow
+ * them: dfwe reads, writes and seals only what really lies in the workspace, the cache, or a
+ * directory the pipeline lists under `allow_outside`. Checked when planning (located errors) and
+ * again where files are touched, because a stage can make a symlink after planning.
  */
-export function escapeDiagnostics(project: Project): Diagnostic[] {
-  const real = (p: string): string | undefined => {
-    try {
-      return realpathSync(p);
-    } catch {
-      return undefined;
+export class Bounds {
+  /** The workspace's real path. */
+  readonly workspace: string;
+  private readonly allowed: string[];
+  /** What no output may be, contain or lie inside: dfwe's cache, the pipeline file. */
+  private readonly guarded: { path: string; what: string }[];
+
+  constructor(workspace: string, allowOutside: readonly string[], guarded: readonly { path: string; what: string }[] = []) {
+    this.workspace = realOr(workspace);
+    this.allowed = allowOutside.map((a) => realOr(resolve(workspace, a)));
+    this.guarded = guarded.map((g) => ({ path: realOr(g.path), what: g.what }));
+  }
+
+  /**
+   * Why an output really at `real` may not be written, or undefined. It is deleted before its
+   * stage runs, so it must not be, contain or lie inside the cache or the pipeline file, nor hold
+   * version-control metadata.
+   */
+  forbidden(real: string): string | undefined {
+    for (const g of this.guarded) {
+      const how = real === g.path ? 'is' : isWithin(g.path, real) ? 'contains' : isWithin(real, g.path) ? 'lies inside' : undefined;
+      if (how) return `${how} ${g.what} (${g.path})`;
     }
-  };
-  const workspace = real(project.workspace) ?? resolve(project.workspace);
-  const allowed = project.allowOutside.map((a) => real(resolve(project.workspace, a)) ?? resolve(project.workspace, a));
-  const inside = (r: string): boolean => isWithin(r, workspace) || allowed.some((a) => isWithin(r, a));
+    const inWorkspace = isWithin(real, this.workspace) ? real.slice(this.workspace.length) : real;
+    const vcs = inWorkspace.split('/').find((s) => VCS_DIRS.includes(s));
+    if (vcs) return `lies inside version-control metadata (${vcs})`;
+    if (real.endsWith('.dfwe-tmp')) return "ends in .dfwe-tmp, which is dfwe's own temp name";
+    return undefined;
+  }
+
+  /** Version-control metadata inside an existing output directory (checked where it is about to be replaced). */
+  holdsVcs(abs: string): string | undefined {
+    return VCS_DIRS.find((d) => existsSync(join(abs, d)));
+  }
+
+  inside(real: string): boolean {
+    return isWithin(real, this.workspace) || this.allowed.some((a) => isWithin(real, a));
+  }
+
+  /**
+   * Where a path really is, following every symlink on the way; for a path that does not exist
+   * yet, its nearest existing ancestor decides. Undefined when the way is broken (a symlink loop,
+   * a file where a directory should be).
+   */
+  realLocation(abs: string): string | undefined {
+    const rest: string[] = [];
+    for (let p = abs; ; p = dirname(p)) {
+      try {
+        return join(realpathSync(p), ...rest.reverse());
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(p) === p) return undefined;
+        rest.push(basename(p));
+      }
+    }
+  }
+
+  /**
+   * Where writing, deleting or replacing `abs` itself would act: its directory followed, its last
+   * component not (an output that is a symlink is replaced, never followed).
+   */
+  whereWritten(abs: string): string | undefined {
+    const dir = this.realLocation(dirname(abs));
+    return dir === undefined ? undefined : join(dir, basename(abs));
+  }
+
+  /** Whether writing `abs` stays inside; the real location when it does not. */
+  outsideWhenWritten(abs: string): string | undefined {
+    const r = this.whereWritten(abs);
+    if (r === undefined) return `${abs} (a broken path: a symlink loop or a file where a directory should be)`;
+    return this.inside(r) ? undefined : r;
+  }
+}
+
+function realOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
+/** Version-control metadata: an output there would delete a repository's history. */
+const VCS_DIRS = ['.git', '.hg', '.svn', '.jj'];
+
+export const OUTSIDE_HINT = 'a symlink leads it out of the workspace: list the real location under allow_outside if this is intended';
+
+/**
+ * Outputs whose directory a symlink leads out of the workspace, and outputs that would replace
+ * what dfwe must never delete (its cache, the pipeline file, version-control metadata): input
+ * errors, located, before anything runs.
+ */
+export function outputDiagnostics(project: Project): Diagnostic[] {
+  const out: Diagnostic[] = [];
   // Outputs of a pipeline share a few directories: resolve each once.
   const dirs = new Map<string, string | undefined>();
-  const realDir = (d: string): string | undefined => {
-    if (dirs.has(d)) return dirs.get(d);
-    // An output's directory may not exist yet: its nearest existing ancestor decides.
-    const r = real(d) ?? (dirname(d) === d ? undefined : realDir(dirname(d)));
-    dirs.set(d, r);
-    return r;
-  };
-  const hint = 'a symlink leads it out of the workspace: list the real location under allow_outside if this is intended';
-  const out: Diagnostic[] = [];
   for (const node of project.graph.order) {
-    const produced = project.graph.producedDeps.get(node.id)!;
-    node.deps.forEach((d, i) => {
-      if (produced.has(d)) return;
-      const r = real(join(project.workspace, d));
-      if (r !== undefined && !inside(r)) out.push({ message: `dependency "${d}" of stage "${node.stage}" is really ${r}, outside the workspace`, location: node.loc.deps[i], hint });
-    });
     for (const [name, p] of Object.entries(node.outs)) {
-      const r = realDir(dirname(join(project.workspace, p)));
-      if (r !== undefined && !inside(r)) out.push({ message: `output "${name}" of stage "${node.stage}" (${p}) would be written in ${r}, outside the workspace`, location: node.loc.outs[name] ?? node.loc.stage, hint });
+      const abs = join(project.workspace, p);
+      const dir = dirname(abs);
+      if (!dirs.has(dir)) dirs.set(dir, project.bounds.realLocation(dir));
+      const r = dirs.get(dir);
+      const location = node.loc.outs[name] ?? node.loc.stage;
+      if (r !== undefined && !project.bounds.inside(r)) {
+        out.push({ message: `output "${name}" of stage "${node.stage}" (${p}) would be written in ${r}, outside the workspace`, location, hint: OUTSIDE_HINT });
+        continue;
+      }
+      const why = project.bounds.forbidden(r === undefined ? abs : join(r, basename(abs)));
+      if (why) out.push({ message: `output "${name}" of stage "${node.stage}" (${p}) ${why}: dfwe deletes an output before its stage runs, so it cannot be there`, location });
     }
   }
   return out;

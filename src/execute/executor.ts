@@ -1,3 +1,4 @@
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { localHost } from '../cache/store.js';
 import type { SlurmOptions } from '../pipeline/expand.js';
@@ -36,9 +37,15 @@ export interface Executor {
   close(): void;
 }
 
+/** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */
+const STOP_GRACE_MS = (Number(process.env.DFWE_STOP_GRACE) || 10) * 1000;
+/** How long processes a finished stage left behind get after SIGTERM before SIGKILL. */
+const LEFTOVER_GRACE_MS = 1000;
+
 /**
  * Runs each node as a child process on this machine. Each leads its own process group, so
- * stopping a stage stops everything its shell started.
+ * stopping a stage stops everything its shell started, and a launch returns only once the whole
+ * group is gone: a background child (`cmd &`) can never write an output after it is committed.
  */
 export const localExecutor: Executor = {
   name: 'local',
@@ -54,18 +61,27 @@ export const localExecutor: Executor = {
     const lines = l.onLine ? (async () => {
       for await (const line of child.iterable()) l.onLine!(String(line));
     })().catch(() => undefined) : undefined;
-    const stop = (): void => killGroup(pgid, 'SIGTERM');
+    let escalate: NodeJS.Timeout | undefined;
+    // A stage that traps SIGTERM gets a grace period, then SIGKILL: Ctrl-C never waits forever.
+    const stop = (): void => {
+      killGroup(pgid, 'SIGTERM');
+      escalate ??= setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS);
+    };
     l.signal.addEventListener('abort', stop, { once: true });
     if (l.signal.aborted) stop();
     let result;
+    let left = 0;
     try {
+      // The stage's own process has exited (its streams may still be held open by a child it left).
+      await Promise.race([new Promise((r) => child.once('exit', r)), child.catch(() => undefined)]);
+      left = await endGroup(pgid, l.signal.aborted ? 0 : LEFTOVER_GRACE_MS);
       result = await child;
       await lines;
     } finally {
       l.signal.removeEventListener('abort', stop);
+      if (escalate) clearTimeout(escalate);
     }
-    // A stage that ignores SIGTERM, or a child it left behind, must not outlive the run.
-    if (l.signal.aborted) killGroup(pgid, 'SIGKILL');
+    if (left > 0) appendFileSync(l.logPath, `dfwe: the stage left ${left} process${left === 1 ? '' : 'es'} running after it exited; stopped before its outputs were stored\n`);
     return { exitCode: result.exitCode ?? null, reason: result.signal ? `killed by ${result.signal}` : undefined, host: localHost() };
   },
   close() {},
@@ -78,4 +94,49 @@ function killGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
   } catch {
     // the group has exited
   }
+}
+
+/**
+ * Stop what is left of a process group (SIGTERM, `graceMs`, SIGKILL) and wait until none of it
+ * runs. Returns how many processes were left. Zombies are gone for this purpose: they run no code.
+ */
+async function endGroup(pgid: number | undefined, graceMs: number): Promise<number> {
+  if (pgid === undefined) return 0;
+  const first = groupMembers(pgid).length;
+  if (first === 0) return 0;
+  killGroup(pgid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+  const until = Date.now() + graceMs;
+  while (groupMembers(pgid).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; groupMembers(pgid).length > 0; i++) {
+    killGroup(pgid, 'SIGKILL');
+    if (i > 500) break; // 10 s: a process in uninterruptible sleep; nothing more can be done
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return first;
+}
+
+/** Live (not zombie) processes of a group: none when kill(-pgid, 0) finds no one at all. */
+function groupMembers(pgid: number): number[] {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return [];
+  }
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return [pgid]; // no /proc: the group exists, take it as live
+  }
+  const live: number[] = [];
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') live.push(Number(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return live;
 }

@@ -1,12 +1,15 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager } from '../cache/lease.js';
+import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
+import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
+import { checkRecord, materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
 import { localHost, type NodeRecord, type OutputEntry } from '../cache/store.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { computeKeys, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
+import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
 import type { Executor, Launch } from './executor.js';
 
@@ -34,86 +37,187 @@ export interface RunContext {
   onProgress?: (id: string, line: string) => void;
 }
 
-/** Objects up to this size are re-hashed before they are restored into the workspace. */
-const VERIFY_ON_RESTORE_BYTES = 1 << 30;
+/** A failure of one node, said as what went wrong: never a stack trace. */
+function failure(err: unknown): string {
+  if (err instanceof CommitError || err instanceof RestoreError || err instanceof FsShapeError) return err.message;
+  if (isEnvironmentError(err)) return describeFsError(err);
+  return (err as Error).message;
+}
 
-/** Serve a cached result: the record, with its outputs restored into the workspace if needed. */
-function serveCached(project: Project, execKey: string): Outcome | undefined {
+/**
+ * A cache hit as planning sees it: the record, and whether its outputs must be restored into the
+ * workspace first (which happens under the outputs' leases, in restoreNode).
+ */
+export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord } {
+  const keys = computeKeys(ctx.project, node, upstream, ctx.runtime);
+  if (ctx.force.has(node.id)) return { keys };
+  const record = ctx.project.store.readRecord(keys.execKey!);
+  if (!record) return { keys };
+  const check = checkRecord(ctx.project.store, record, ctx.project.workspace, node.outs);
+  if (!check.usable) {
+    quarantineModified(ctx.project.store, record);
+    return { keys };
+  }
+  if (check.restore) return { keys, restore: record };
+  return { keys, outcome: { status: 'cached', record, restored: false } };
+}
+
+/**
+ * Serve a record, restoring its outputs at the node's own paths. The caller holds the write
+ * leases of those paths. Undefined when the record is unusable after all (damage found).
+ */
+function serveCached(ctx: RunContext, node: NodeDef, execKey: string): Outcome | undefined {
+  const { project } = ctx;
   const record = project.store.readRecord(execKey);
   if (!record) return undefined;
-  const check = project.store.checkRecord(record, project.workspace);
+  const check = checkRecord(project.store, record, project.workspace, node.outs);
   if (!check.usable) {
-    project.store.quarantineModified(record);
+    quarantineModified(project.store, record);
     return undefined;
   }
   if (check.restore) {
-    if (!project.store.verifyRecord(record, VERIFY_ON_RESTORE_BYTES)) return undefined;
-    for (const o of Object.values(record.outputs)) project.store.materialize(join(project.workspace, o.path), o);
+    if (!verifyRecord(project.store, record, VERIFY_ON_RESTORE_BYTES)) return undefined;
+    for (const [name, rel] of Object.entries(node.outs)) {
+      const abs = join(project.workspace, rel);
+      prepareOutputPath(project.store, project.bounds, project.workspace, rel, abs, `output "${name}" (${rel})`);
+      materialize(project.store, abs, record.outputs[name]!);
+    }
+    // The record in use is the one `dfwe why` compares with next time.
+    project.store.writeAttempt(project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint });
   }
   return { status: 'cached', record, restored: check.restore };
 }
 
-/** Cache lookup without side effects beyond restoring outputs; undefined when the node must run. */
-export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys } {
-  const keys = computeKeys(ctx.project, node, upstream, ctx.runtime);
-  const outcome = ctx.force.has(node.id) ? undefined : serveCached(ctx.project, keys.execKey!);
-  return { outcome, keys };
+/** The lease names of a node: write for each output path (or its key), read for each input it reads. */
+function leasesOf(project: Project, node: NodeDef, execKey: string, withInputs: boolean): [string, LeaseMode][] {
+  const names = new Map<string, LeaseMode>();
+  const outs = Object.values(node.outs);
+  if (outs.length === 0) names.set(`key-${execKey}`, 'write');
+  for (const p of outs) names.set(outputLeaseName(project.workspace, p), 'write');
+  if (withInputs) {
+    for (const { rel } of inputsOf(project, node)) {
+      const n = outputLeaseName(project.workspace, rel);
+      if (!names.has(n)) names.set(n, 'read');
+    }
+  }
+  // One global order for every run: no two runs ever wait on each other in a cycle.
+  return [...names].sort(([a], [b]) => (a < b ? -1 : 1));
 }
+
+async function holdAll(ctx: RunContext, node: NodeDef, names: [string, LeaseMode][]): Promise<Lease[]> {
+  const held: Lease[] = [];
+  try {
+    for (const [n, mode] of names) held.push(await ctx.leases.acquire(n, node.id, mode, (h) => ctx.onWait?.(node.id, h), ctx.signal));
+  } catch (err) {
+    held.forEach((l) => l.release());
+    throw err;
+  }
+  return held;
+}
+
+/** Restore a cache hit's outputs under their leases; undefined when it turned out unusable (run it). */
+export async function restoreNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): Promise<Outcome | undefined> {
+  const held = await holdAll(ctx, node, leasesOf(ctx.project, node, keys.execKey!, false));
+  try {
+    return serveCached(ctx, node, keys.execKey!);
+  } catch (err) {
+    return { status: 'failed', error: failure(err), logTail: '' };
+  } finally {
+    held.forEach((l) => l.release());
+  }
+}
+
+/** How many times a node restores inputs that another run replaced before it gives up. */
+const INPUT_RESTORES = 3;
 
 /** Run a node that missed the cache (keys from tryCached). */
 export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>): Promise<Outcome> {
-  const { project } = ctx;
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
-
-  // A lease per workspace output path: no two runs execute this node at once, and no two
-  // versions of it write the same file at once. A node without outputs leases its key. Sorted,
-  // so runs never deadlock.
-  const outs = Object.values(node.outs);
-  const names = outs.length > 0 ? outs.map((p) => outputLeaseName(project.workspace, p)).sort() : [`key-${execKey}`];
-  const held: Lease[] = [];
-  try {
-    for (const n of names) held.push(await ctx.leases.acquire(n, node.id, (h) => ctx.onWait?.(node.id, h), ctx.signal));
-    if (!ctx.force.has(node.id)) {
-      const cached = serveCached(project, execKey); // another run may have finished it while we waited
-      if (cached) return cached;
+  for (let round = 0; ; round++) {
+    let replaced: Input[] = [];
+    // Write leases on its output paths: no two runs execute this node, or two versions of it, at
+    // once. Read leases on the paths it reads: no run replaces an input while this node reads it.
+    const held = await holdAll(ctx, node, leasesOf(ctx.project, node, execKey, true));
+    try {
+      if (!ctx.force.has(node.id)) {
+        const cached = serveCached(ctx, node, execKey); // another run may have finished it while we waited
+        if (cached) return cached;
+      }
+      const inputs = checkInputs(ctx.project, node, upstream);
+      if (inputs.damaged) return inputs.damaged;
+      replaced = inputs.replaced;
+      if (replaced.length === 0) {
+        ctx.onStart?.(node.id);
+        return await execute(ctx, node, planKey, execKey, execFingerprint!, (h) => held.forEach((l) => l.setHandle(h)));
+      }
+      if (round >= INPUT_RESTORES) {
+        const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
+        return { status: 'failed', error: `input ${what} kept being replaced by another run (another version of the pipeline in this workspace); run again once it ends`, logTail: '' };
+      }
+    } catch (err) {
+      return { status: 'failed', error: failure(err), logTail: '' };
+    } finally {
+      held.forEach((l) => l.release());
     }
-    const damaged = damagedInputs(project, node, upstream);
-    if (damaged) return damaged;
-    ctx.onStart?.(node.id);
-    return await execute(ctx, node, planKey, execKey, execFingerprint!, (h) => held.forEach((l) => l.setHandle(h)));
-  } finally {
-    for (const l of held) l.release();
+    // Another run wrote a different version of an input since it was produced: put ours back
+    // from the cache (under that path's write lease), then take the leases again.
+    for (const producer of new Set(replaced.map((r) => r.producer))) {
+      const info = upstream.get(producer.id)!;
+      const outcome = await restoreNode(ctx, producer, { planKey: info.planKey, execKey: info.execKey });
+      if (outcome?.status === 'failed') return outcome;
+    }
   }
+}
+
+interface Input {
+  rel: string;
+  name: string;
+  producer: NodeDef;
+}
+
+/** The upstream output paths a node reads, with their producers. */
+function inputsOf(project: Project, node: NodeDef): Input[] {
+  const out: Input[] = [];
+  for (const [u, names] of project.graph.consumes.get(node.id)!) {
+    const producer = project.graph.byId.get(u)!;
+    for (const name of names) {
+      const rel = producer.outs[name];
+      if (rel !== undefined) out.push({ rel, name, producer });
+    }
+  }
+  return out;
 }
 
 /**
  * The upstream outputs this node reads, re-hashed where it will read them (memoised by inode,
- * size, mtime and ctime, so an unchanged file costs a stat): a byte changed since its producer
- * finished must not flow on. Its damaged cache objects are quarantined, so the next run
- * recomputes the producer.
+ * size, mtime and ctime, so an unchanged file costs a stat). One that differs from its record:
+ * - if the record's objects are intact, another run replaced it (`replaced`: restore it);
+ * - if not, the bytes were damaged after they were produced (`damaged`: the node fails, the
+ *   damaged objects are quarantined, and the next run recomputes the producer).
  */
-function damagedInputs(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): Outcome | undefined {
+function checkInputs(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): { damaged?: Outcome; replaced: Input[] } {
   const bad: string[] = [];
-  for (const [u, names] of project.graph.consumes.get(node.id)!) {
-    const info = upstream.get(u);
-    const producer = project.graph.byId.get(u)!;
-    let damaged = false;
-    for (const name of names) {
-      const expected = info?.outputs?.[name];
-      const rel = producer.outs[name];
-      if (expected === undefined || rel === undefined) continue;
-      if (project.digests.digest(join(project.workspace, rel)) !== expected) {
-        bad.push(`${rel} (output "${name}" of ${u})`);
-        damaged = true;
-      }
+  const replaced: Input[] = [];
+  for (const i of inputsOf(project, node)) {
+    const info = upstream.get(i.producer.id);
+    const expected = info?.outputs?.[i.name];
+    if (expected === undefined) continue;
+    let now: string | undefined;
+    try {
+      now = project.digests.outputDigest(join(project.workspace, i.rel));
+    } catch (err) {
+      if (!(err instanceof FsShapeError)) throw err;
+      now = undefined;
     }
-    const record = damaged && info?.execKey ? project.store.readRecord(info.execKey) : undefined;
-    if (record) project.store.verifyRecord(record, Infinity);
+    if (now === expected) continue;
+    const record = info?.execKey ? project.store.readRecord(info.execKey) : undefined;
+    if (record && verifyRecord(project.store, record, Infinity)) replaced.push(i);
+    else bad.push(`${i.rel} (output "${i.name}" of ${i.producer.id})`);
   }
-  if (bad.length === 0) return undefined;
+  if (bad.length === 0) return { replaced };
   const error = `input ${bad.join(', ')} changed after it was produced (its content no longer matches the cache record); damaged cache objects were quarantined: run again to recompute`;
-  return { status: 'failed', error, logTail: '' };
+  return { damaged: { status: 'failed', error, logTail: '' }, replaced };
 }
 
 async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, onHandle: Launch['onHandle']): Promise<Outcome> {
@@ -130,24 +234,30 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   // Where the node ran: this machine, or the Slurm node that ran its job.
   let host = localHost();
   // Most trivial stages print nothing: an empty log is not worth an object.
-  const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? store.putBlob(path) : undefined);
+  const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? putBlob(store, path) : undefined);
   const fail = (error: string, exitCode?: number | null): Outcome => {
     let log: string | undefined;
     let logTail = '';
-    if (existsSync(logPath)) {
-      logTail = tail(readFileSync(logPath, 'utf8'), 20);
-      log = storeLog(logPath);
+    try {
+      if (existsSync(logPath)) {
+        logTail = tail(readFileSync(logPath, 'utf8'), 20);
+        log = storeLog(logPath);
+      }
+      store.writeAttempt(workspace, {
+        nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0,
+        exitCode, error, log, host, fingerprint: fp,
+      });
+    } catch {
+      // The failure itself is what matters; a log that cannot be kept (a full disk) is not.
     }
-    store.writeAttempt(workspace, {
-      nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0,
-      exitCode, error, log, host, fingerprint: fp,
-    });
     return { status: 'failed', error, logTail, exitCode };
   };
   try {
-    // Stale outputs must not pass for fresh ones: remove them before the stage runs.
-    for (const p of Object.values(node.outs)) {
+    // Stale outputs must not pass for fresh ones: remove them before the stage runs, but only
+    // where they really are inside the workspace and only what dfwe made.
+    for (const [name, p] of Object.entries(node.outs)) {
       const abs = join(workspace, p);
+      prepareOutputPath(store, project.bounds, workspace, p, abs, `output "${name}" (${p})`);
       rmSync(abs, { recursive: true, force: true });
       mkdirSync(dirname(abs), { recursive: true });
     }
@@ -166,6 +276,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     }
     // Built-in stages print progress (epoch, loss); a shell command's output goes to its log only.
     const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.executor.name !== 'local') ? (line: string) => ctx.onProgress!(node.id, line) : undefined;
+    // The executor returns once every process of the stage is gone: nothing can write an output
+    // after it is committed.
     const result = await ctx.executor.launch({
       nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, slurm: node.slurm, signal: ctx.signal, onHandle, onLine,
     });
@@ -175,36 +287,51 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const why = result.reason ?? `exit code ${result.exitCode}`;
       return fail(`${node.type === 'cmd' ? 'command' : `stage ${node.type}`} failed (${why})`, result.exitCode);
     }
-    const outputs: Record<string, OutputEntry> = {};
     for (const [name, p] of Object.entries(node.outs)) {
       // A job's files written on another host can take a moment to show here (NFS caches attributes).
       const st = await statEventually(join(workspace, p), ctx.executor.name === 'local' ? 0 : REMOTE_VISIBILITY_MS);
       if (!st) return fail(`did not write its declared output "${name}" (${p})`, 0);
-      const kind = node.outKinds[name];
-      if ((kind === 'file' && !st.isFile()) || (kind === 'dir' && !st.isDirectory())) return fail(`output "${name}" (${p}) should be a ${kind}`, 0);
     }
     let record: NodeRecord;
     try {
-      for (const [name, p] of Object.entries(node.outs)) outputs[name] = store.ingestOutput(join(workspace, p), p);
-      const metrics = existsSync(metricsPath) ? (JSON.parse(readFileSync(metricsPath, 'utf8')) as Record<string, number>) : undefined;
+      // A big output can take minutes to commit on this thread: heartbeats go on without it.
+      ctx.leases.keepAlive();
+      const outputs: Record<string, OutputEntry> = {};
+      for (const [name, p] of Object.entries(node.outs)) outputs[name] = commitOutput(store, project.bounds, join(workspace, p), p, name, node.outKinds[name] ?? 'any');
+      const metrics = readMetrics(metricsPath);
       const log = storeLog(logPath);
       const durationMs = performance.now() - t0;
       record = {
-        format: 1, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
+        format: 2, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
         startedAt: startedAt.toISOString(), durationMs, host,
       };
       store.writeRecord(record);
     } catch (err) {
+      if (err instanceof CommitError) return fail(err.message, 0);
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
       return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
     }
     store.writeAttempt(workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: fp });
     return { status: 'ran', record };
   } catch (err) {
-    return fail(`dfwe could not run it: ${(err as Error).message}`);
+    if (err instanceof RestoreError) return fail(err.message);
+    return fail(`dfwe could not run it: ${failure(err)}`);
   } finally {
     for (const p of [logPath, specPath, metricsPath]) rmSync(p, { force: true });
   }
+}
+
+/** A built-in stage's metrics: numbers by name, or none. */
+function readMetrics(path: string): Record<string, number> | undefined {
+  let m: unknown;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!m || typeof m !== 'object' || Array.isArray(m)) return undefined;
+  const entries = Object.entries(m).filter(([, v]) => typeof v === 'number' && Number.isFinite(v));
+  return entries.length ? (Object.fromEntries(entries) as Record<string, number>) : undefined;
 }
 
 const REMOTE_VISIBILITY_MS = 10_000;
@@ -212,7 +339,7 @@ const REMOTE_VISIBILITY_MS = 10_000;
 async function statEventually(path: string, waitMs: number): Promise<Stats | undefined> {
   const until = Date.now() + waitMs;
   for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
-    const st = statSync(path, { throwIfNoEntry: false });
+    const st = lstatSync(path, { throwIfNoEntry: false });
     if (st || Date.now() >= until) return st;
     await new Promise((r) => setTimeout(r, delay));
   }
@@ -220,7 +347,7 @@ async function statEventually(path: string, waitMs: number): Promise<Stats | und
 
 function commitFailure(err: NodeJS.ErrnoException, cacheRoot: string): string {
   const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
-  const why = full ? `the disk holding the cache (${cacheRoot}) is full (${err.code})` : err.message;
+  const why = full ? `the disk holding the cache (${cacheRoot}) is full (${err.code})` : isEnvironmentError(err) ? describeFsError(err) : String((err as Error).message);
   return `ran, but its results could not be stored: ${why}; nothing of it was committed${full ? '. Free space or move the cache (--cache, DFWE_CACHE), then run again' : ''}`;
 }
 
@@ -228,4 +355,3 @@ function tail(text: string, lines: number): string {
   const all = text.trimEnd().split('\n');
   return all.slice(-lines).join('\n');
 }
-

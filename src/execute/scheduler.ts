@@ -1,10 +1,10 @@
 import { rmSync } from 'node:fs';
 import { UserError, type Diagnostic } from '../diagnostics.js';
-import { LeaseManager, type LeaseHolder } from '../cache/lease.js';
+import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
-import { runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
+import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
 import type { Executor } from './executor.js';
 
 export interface SchedulerOptions {
@@ -21,6 +21,8 @@ export interface SchedulerOptions {
   runtime?: Record<string, string>;
   signal: AbortSignal;
   events: SchedulerEvents;
+  /** The run's leases (it holds the cache's read lease through them). */
+  leases: LeaseManager;
 }
 
 export interface SchedulerEvents {
@@ -72,7 +74,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   const { capacity } = opts;
   if (capacity) checkCapacity(project, capacity, opts.jobs);
   const capacityOf = (r: string): number => (capacity ? capacityFor(capacity, opts.jobs, r) : Infinity);
-  const leases = new LeaseManager(project.store.locksDir);
+  const { leases } = opts;
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
   const ctx: RunContext = {
@@ -92,6 +94,8 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   const toRun: { node: NodeDef; keys: NodeKeys }[] = [];
   const inUse: Record<string, number> = {};
   let running = 0;
+  /** Cache hits whose outputs are being restored (under their leases; no job slot). */
+  let restoring = 0;
   let halted = false;
   const done = new Set<string>();
 
@@ -154,7 +158,18 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
           continue;
         }
         if (r.outcome) complete(n, r.outcome);
-        else enqueueRun(n, r.keys);
+        else if (r.restore) {
+          restoring++;
+          const keys = r.keys;
+          restoreNode(ctx, n, keys)
+            .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
+            .then((outcome) => {
+              restoring--;
+              if (outcome) complete(n, outcome);
+              else enqueueRun(n, keys); // damaged after all: compute it
+              pump();
+            });
+        } else enqueueRun(n, r.keys);
       }
       while (!stopped() && running < opts.jobs) {
         const idx = toRun.findIndex((t) => fits(t.node));
@@ -171,7 +186,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
             pump();
           });
       }
-      if (running === 0 && (stopped() || (toRun.length === 0 && checkHead >= toCheck.length))) {
+      if (running === 0 && restoring === 0 && (stopped() || (toRun.length === 0 && checkHead >= toCheck.length))) {
         if (opts.signal.aborted) summary.interrupted = true;
         const reason = opts.signal.aborted ? 'interrupted' : 'not started: stopped after a failure (use --keep-going)';
         for (const n of [...toCheck.slice(checkHead), ...toRun.map((t) => t.node)]) skip(n.id, reason);
@@ -181,7 +196,6 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     };
     pump();
   });
-  leases.releaseAll();
   rmSync(staging, { recursive: true, force: true });
   return summary;
 }

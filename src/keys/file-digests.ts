@@ -1,7 +1,11 @@
-import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { digestBytes, digestFile } from '../util/hash.js';
+import { FsShapeError, kindOf } from '../util/fs-safe.js';
+import { digestFile } from '../util/hash.js';
 import { writeFileAtomic } from '../util/fsx.js';
+import type { Bounds } from '../workspace-bounds.js';
+import { isWithin } from '../pipeline/paths.js';
+import { linkDigest, manifestDigest, readTree, type Inside, type Walk } from './tree.js';
 
 /*
  * Content digests of workspace files, memoised by what changes when a file changes: device,
@@ -14,34 +18,92 @@ const RACY_MS = 2000;
 
 type Entry = [dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number, digest: string, hashedAtMs: number];
 
+function isEntry(e: unknown): e is Entry {
+  return Array.isArray(e) && e.length === 7 && typeof e[5] === 'string' && e.every((x, i) => (i === 5 ? true : typeof x === 'number'));
+}
+
 export class FileDigests {
-  private entries: Record<string, Entry> = {};
+  private entries = new Map<string, Entry>();
   private dirty = false;
 
-  constructor(private readonly memoPath?: string) {
+  constructor(
+    private readonly memoPath: string | undefined,
+    private readonly bounds: Bounds,
+  ) {
     if (memoPath) {
       try {
-        this.entries = JSON.parse(readFileSync(memoPath, 'utf8')) as Record<string, Entry>;
+        // A memo only saves time: anything but the shape written here is read as empty.
+        const parsed: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+          for (const [k, e] of Object.entries(parsed)) if (isEntry(e)) this.entries.set(k, e);
+        }
       } catch {
-        this.entries = {};
+        this.entries.clear();
       }
     }
   }
 
-  /** Digest of a file, or of a directory's tree (names, exec bits and contents); undefined if missing. */
-  digest(absPath: string): string | undefined {
+  /**
+   * Digest of a dependency, a file or a directory's tree (names, exec bits, contents, empty
+   * directories); undefined if missing. Symlinks are followed, since a dependency is what the
+   * stage reads, but only to places inside the bounds. A FIFO, a device or a link loop is an
+   * FsShapeError: never a read that blocks or never ends.
+   */
+  digest(absPath: string, what = absPath, alsoInside?: string): string | undefined {
+    // A built-in stage's declared input (a dataset path) may lie outside: it is read where it is.
+    const bounds: Inside = alsoInside === undefined ? this.bounds : { inside: (r) => this.bounds.inside(r) || isWithin(r, alsoInside) };
     let st: Stats;
     try {
-      st = statSync(absPath); // symlinks are followed: a dep is what the stage reads
+      st = lstatSync(absPath);
     } catch {
       return undefined;
     }
-    if (st.isDirectory()) return this.digestDir(absPath);
-    return this.digestOne(absPath, st);
+    let real: string;
+    try {
+      real = realpathSync.native(absPath);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw new FsShapeError(absPath, `${what} is a symlink loop`);
+      if (code === 'ENOENT') return undefined; // a dangling link: the dependency is missing
+      throw err;
+    }
+    if (!bounds.inside(real)) throw new FsShapeError(absPath, `${what} is really ${real}, outside the workspace`);
+    if (st.isSymbolicLink()) st = lstatSync(real);
+    if (st.isDirectory()) return this.digestDir(absPath, { follow: true, bounds }, what);
+    if (!st.isFile()) throw new FsShapeError(absPath, `${what} is ${kindOf(st)}; a dependency must be a regular file or a directory`);
+    return this.digestOne(absPath, st, true, what);
   }
 
-  private digestOne(absPath: string, st: Stats): string {
-    const e = this.entries[absPath];
+  /** A built-in stage's declared input (a dataset path): read where it really is, even outside. */
+  digestInput(absPath: string, what = absPath): string | undefined {
+    let real: string | undefined;
+    try {
+      real = realpathSync.native(absPath);
+    } catch {
+      real = undefined;
+    }
+    return this.digest(absPath, what, real);
+  }
+
+  /**
+   * Digest of a produced output as a commit records it: symlinks are content, never followed.
+   * Undefined if missing.
+   */
+  outputDigest(absPath: string, what = absPath): string | undefined {
+    let st: Stats;
+    try {
+      st = lstatSync(absPath);
+    } catch {
+      return undefined;
+    }
+    if (st.isSymbolicLink()) return linkDigest(readlinkSync(absPath));
+    if (st.isDirectory()) return this.digestDir(absPath, { follow: false }, what);
+    if (!st.isFile()) throw new FsShapeError(absPath, `${what} is ${kindOf(st)}`);
+    return this.digestOne(absPath, st, false, what);
+  }
+
+  private digestOne(absPath: string, st: Stats, follow: boolean, what: string): string {
+    const e = this.entries.get(absPath);
     if (
       e &&
       e[0] === st.dev &&
@@ -53,32 +115,26 @@ export class FileDigests {
     ) {
       return e[5];
     }
-    const digest = digestFile(absPath);
-    this.entries[absPath] = [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, digest, Date.now()];
+    const digest = digestFile(absPath, { follow, what });
+    this.entries.set(absPath, [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, digest, Date.now()]);
     this.dirty = true;
     return digest;
   }
 
-  private digestDir(absDir: string): string {
-    const lines: string[] = [];
-    const walk = (dir: string, rel: string): void => {
-      for (const name of readdirSync(dir).sort()) {
-        const abs = join(dir, name);
-        const st = statSync(abs);
-        const r = rel ? `${rel}/${name}` : name;
-        if (st.isDirectory()) walk(abs, r);
-        else lines.push(`${r}\0${st.mode & 0o111 ? 'x' : '-'}\0${this.digestOne(abs, st)}`);
-      }
-    };
-    walk(absDir, '');
-    return digestBytes(`dir\0${lines.join('\n')}`);
+  private digestDir(absDir: string, walk: Walk, what: string): string {
+    const tree = readTree(absDir, walk, what);
+    const files = tree.files.map((f) => ({ path: f.rel, exec: (f.st.mode & 0o111) !== 0, digest: this.digestOne(join(absDir, f.rel), f.st, walk.follow, what) }));
+    return manifestDigest(files, tree.links.map((l) => ({ path: l.rel, target: l.target })), tree.emptyDirs);
   }
 
   save(): void {
     if (this.memoPath && this.dirty) {
-      writeFileAtomic(this.memoPath, JSON.stringify(this.entries), { durable: false });
-      this.dirty = false;
+      try {
+        writeFileAtomic(this.memoPath, JSON.stringify(Object.fromEntries(this.entries)), { durable: false });
+        this.dirty = false;
+      } catch {
+        // A memo that cannot be written (read-only or full cache) only costs a re-hash next time.
+      }
     }
   }
 }
-

@@ -39,7 +39,7 @@ export interface Fingerprint {
   upstream: Record<string, string>;
 }
 
-export const KEY_FORMAT = 1;
+export const KEY_FORMAT = 2;
 
 export function fingerprint(
   node: NodeDef,

@@ -132,8 +132,11 @@ const BASE = {
           }
         },
         "outs": {
-          "description": "What the stage writes, as NAME: PATH (relative to the workspace). Outputs are stored in the cache by content and materialised read-only at PATH. Downstream stages refer to them as ${{ stages.THIS.outs.NAME }}, the stage itself as ${{ outs.NAME }}. A null PATH (`NAME: ~`) takes the default out/STAGE/NAME (out/STAGE/VARS/NAME in a sweep). For `uses` stages the type declares the names and PATH overrides the default.",
+          "description": "What the stage writes, as NAME: PATH (relative to the workspace; NAME is a CEL identifier). Outputs are stored in the cache by content and materialised read-only at PATH. Downstream stages refer to them as ${{ stages.THIS.outs.NAME }}, the stage itself as ${{ outs.NAME }}. A null PATH (`NAME: ~`) takes the default out/STAGE/NAME (out/STAGE/VARS/NAME in a sweep). For `uses` stages the type declares the names and PATH overrides the default.",
           "type": "object",
+          "propertyNames": {
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
+          },
           "additionalProperties": {
             "type": ["string", "null"],
             "minLength": 1

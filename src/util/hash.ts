@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { closeSync, fsyncSync, readSync } from 'node:fs';
 import xxhash from '@node-rs/xxhash';
 import { canonicalJson } from './canonical.js';
+import { openRegular } from './fs-safe.js';
 
 /*
  * Two hashes, each chosen for its job (measured on this 2-core machine, 1 GiB file, see
@@ -28,24 +29,34 @@ export function digestBytes(data: Uint8Array | string): string {
   return hex64(a.digest()) + hex64(b.digest());
 }
 
-/** Digest of a file's content; with `sync`, also fsync it through the same descriptor. */
-export function digestFile(path: string, sync = false): string {
+/** Digest of the bytes behind an open descriptor, read from its start; with `sync`, also fsync it. */
+export function digestFd(fd: number, sync = false): string {
   chunkBuffer ??= Buffer.allocUnsafe(CHUNK);
   const a = xxhash.xxh3.Xxh3.withSeed(SEED_A);
   const b = xxhash.xxh3.Xxh3.withSeed(SEED_B);
-  const fd = openSync(path, 'r');
+  let n: number;
+  let pos = 0;
+  while ((n = readSync(fd, chunkBuffer, 0, CHUNK, pos)) > 0) {
+    const view = chunkBuffer.subarray(0, n);
+    a.update(view);
+    b.update(view);
+    pos += n;
+  }
+  if (sync) fsyncSync(fd);
+  return hex64(a.digest()) + hex64(b.digest());
+}
+
+/**
+ * Digest of a regular file's content. `follow: false` refuses a symlink; a FIFO or a device is
+ * an FsShapeError, never a read that blocks or never ends.
+ */
+export function digestFile(path: string, opts: { follow: boolean; what?: string } = { follow: true }): string {
+  const { fd } = openRegular(path, opts);
   try {
-    let n: number;
-    while ((n = readSync(fd, chunkBuffer, 0, CHUNK, null)) > 0) {
-      const view = chunkBuffer.subarray(0, n);
-      a.update(view);
-      b.update(view);
-    }
-    if (sync) fsyncSync(fd);
+    return digestFd(fd);
   } finally {
     closeSync(fd);
   }
-  return hex64(a.digest()) + hex64(b.digest());
 }
 
 /** A key over structured data: sha256 of its canonical JSON, 128 bits in hex. */

@@ -1,0 +1,179 @@
+import {
+  closeSync, fchmodSync, fsyncSync, futimesSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, renameSync, rmSync, writeSync,
+  type Stats,
+} from 'node:fs';
+import { dirname, isAbsolute, join, posix } from 'node:path';
+import { manifestDigest, readTree } from '../keys/tree.js';
+import { FsShapeError, kindOf, openRegular } from '../util/fs-safe.js';
+import { tmpName } from '../util/fsx.js';
+import { digestFd } from '../util/hash.js';
+import type { Bounds } from '../workspace-bounds.js';
+import { SEAL_MS, type CacheStore, type OutputEntry, type OutputFile, type OutputLink } from './store.js';
+import { linkInto, stagingName } from './restore.js';
+
+/*
+ * Committing a node's outputs: each file's content becomes an object, and the workspace path a
+ * read-only hardlink to it. What a stage left at its output paths is never trusted:
+ * - nothing is followed: a symlink inside a directory output is stored as a link (it must stay
+ *   inside the output, whose content it then is), and an output that is itself a symlink, a
+ *   FIFO or a device is refused;
+ * - only an inode that nothing else links to becomes an object in place (sealed: read-only,
+ *   mtime 2000). A file with other hardlinks, which may be anywhere, is copied, so sealing never
+ *   changes a file outside the node's own output;
+ * - the output's directory must still really be inside the workspace (a stage can make a
+ *   symlink on the way after planning).
+ */
+
+/** Why an output cannot be stored: the node fails with this, and nothing of it is committed. */
+export class CommitError extends Error {}
+
+export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel: string, name: string, expected: 'file' | 'dir' | 'any'): OutputEntry {
+  const what = `output "${name}" (${rel})`;
+  const outside = bounds.outsideWhenWritten(abs);
+  if (outside) throw new CommitError(`${what} is really ${outside}, outside the workspace (a symlink on its way was made after planning); nothing of it was stored`);
+  let st: Stats;
+  try {
+    st = lstatSync(abs);
+  } catch {
+    throw new CommitError(`did not write its declared output "${name}" (${rel})`);
+  }
+  if (st.isSymbolicLink()) throw new CommitError(`${what} is a symlink (to ${readlinkSync(abs)}): an output must be a regular file or a directory, which dfwe stores by content`);
+  if (st.isFile()) {
+    if (expected === 'dir') throw new CommitError(`${what} should be a dir`);
+    const f = ingestFile(store, abs, what, stagingName(abs));
+    return { path: rel, kind: 'file', digest: f.digest, size: f.size };
+  }
+  if (!st.isDirectory()) throw new CommitError(`${what} is ${kindOf(st)}: an output must be a regular file or a directory`);
+  if (expected === 'file') throw new CommitError(`${what} should be a file`);
+  let tree;
+  try {
+    tree = readTree(abs, { follow: false }, what);
+  } catch (err) {
+    if (err instanceof FsShapeError) throw new CommitError(err.message);
+    throw err;
+  }
+  const links: OutputLink[] = tree.links.map((l) => ({ path: l.rel, target: l.target }));
+  for (const l of links) {
+    if (leavesOutput(l.path, l.target)) {
+      throw new CommitError(`${what} holds ${l.path}, a symlink to ${l.target}, outside the output: a link's target is not content dfwe can store; copy what it points to, or declare it as a dependency`);
+    }
+  }
+  const files: OutputFile[] = tree.files.map((t) => {
+    const f = ingestFile(store, join(abs, t.rel), `${what}: ${t.rel}`);
+    return { path: t.rel, digest: f.digest, size: f.size, exec: f.exec };
+  });
+  for (const l of links) sealLink(join(abs, l.path));
+  const entry: OutputEntry = { path: rel, kind: 'dir', digest: manifestDigest(files, links, tree.emptyDirs), size: files.reduce((a, f) => a + f.size, 0), files };
+  if (links.length) entry.links = links;
+  if (tree.emptyDirs.length) entry.dirs = tree.emptyDirs;
+  return entry;
+}
+
+/** A link's target, read from where the link sits in the output, leaves the output. */
+function leavesOutput(linkPath: string, target: string): boolean {
+  if (isAbsolute(target)) return true;
+  const r = posix.normalize(posix.join(posix.dirname(linkPath), target));
+  return r === '..' || r.startsWith('../');
+}
+
+function sealLink(abs: string): void {
+  lutimesSync(abs, SEAL_MS / 1000, SEAL_MS / 1000);
+}
+
+/**
+ * Move a finished file into the object store and leave its path as a read-only hardlink to the
+ * object (a copy across filesystems). Durable before it is visible: the content is fsynced,
+ * then the object appears by rename.
+ */
+export function ingestFile(store: CacheStore, abs: string, what = abs, linkTmp?: string): { digest: string; size: number; exec: boolean } {
+  let opened;
+  try {
+    opened = openRegular(abs, { follow: false, what });
+  } catch (err) {
+    if (err instanceof FsShapeError) throw new CommitError(err.message);
+    throw err;
+  }
+  const { fd, st } = opened;
+  try {
+    // Hash and fsync through one descriptor: the content is durable before the object appears.
+    const digest = digestFd(fd, true);
+    const exec = (st.mode & 0o111) !== 0;
+    const obj = store.objectPath(digest);
+    const state = store.objectState(digest);
+    if (state === 'modified') store.quarantine(digest);
+    if (state === 'ok') linkInto(obj, abs, linkTmp);
+    else if (!(st.nlink === 1 && adopt(fd, st, abs, obj, exec))) {
+      copyToObject(fd, obj, exec);
+      linkInto(obj, abs, linkTmp);
+    }
+    return { digest, size: st.size, exec };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Make the stage's own inode the object: link it under a temp name, seal it, rename. False across filesystems. */
+function adopt(fd: number, st: Stats, abs: string, obj: string, exec: boolean): boolean {
+  const tmp = tmpName(obj);
+  try {
+    linkSync(abs, tmp);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      // the fan-out directory does not exist yet: made once, not per object
+      mkdirSync(dirname(obj), { recursive: true });
+      return adopt(fd, st, abs, obj, exec);
+    }
+    if (code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK') return false;
+    throw err;
+  }
+  try {
+    const linked = lstatSync(tmp);
+    // Something replaced the path since it was opened: seal nothing, copy what was hashed.
+    if (linked.ino !== st.ino || linked.dev !== st.dev) {
+      rmSync(tmp, { force: true });
+      return false;
+    }
+    // Through the descriptor: it is the inode that was hashed, wherever its names are.
+    fchmodSync(fd, exec ? 0o555 : 0o444);
+    futimesSync(fd, SEAL_MS / 1000, SEAL_MS / 1000);
+    renameSync(tmp, obj);
+    return true;
+  } catch (e) {
+    // A full disk or a kill mid-way: no partial temp file outlives the failure.
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** A new object with the bytes behind `fd`: written to a temp name, fsynced, sealed, renamed. */
+function copyToObject(fd: number, obj: string, exec: boolean): void {
+  mkdirSync(dirname(obj), { recursive: true });
+  const tmp = tmpName(obj);
+  const out = openSync(tmp, 'wx', 0o600);
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pos = 0;
+    for (let n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) {
+      for (let off = 0; off < n; ) off += writeSync(out, buf, off, n - off);
+    }
+    fsyncSync(out);
+    fchmodSync(out, exec ? 0o555 : 0o444);
+    futimesSync(out, SEAL_MS / 1000, SEAL_MS / 1000);
+    closeSync(out);
+    renameSync(tmp, obj);
+  } catch (e) {
+    try {
+      closeSync(out);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Store a log (or any small blob dfwe wrote itself) as an object; returns its digest. */
+export function putBlob(store: CacheStore, abs: string): string {
+  return ingestFile(store, abs).digest;
+}
