@@ -1,28 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killLoop } from '../bench/kill-loop.js';
-import { dfwe, listFiles, ran, workspace, write } from './helpers.js';
-
-/** A 1 MiB tmpfs: a real full disk. Needs root; CI sets DFWE_TEST_TMPFS=required so it cannot skip there. */
-function smallDisk(): string | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'dfwe-full-'));
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]).status === 0) return dir;
-  rmSync(dir, { recursive: true, force: true });
-  if (process.env.DFWE_TEST_TMPFS === 'required') throw new Error('DFWE_TEST_TMPFS=required but a tmpfs could not be mounted');
-  return undefined;
-}
+import { dfwe, listFiles, ran, smallDisk, workspace, write } from './helpers.js';
 
 const disk = smallDisk();
 
 test('a full disk during a commit: a clear error naming the node, no partial entry, and a rerun resumes', { skip: disk ? false : 'cannot mount a tmpfs here (needs root)' }, (t) => {
-  t.after(() => {
-    spawnSync('umount', [disk!]);
-    rmSync(disk!, { recursive: true, force: true });
-  });
+  t.after(() => disk!.unmount());
   const yaml = (kb: number) => `version: 1
 stages:
   small:
@@ -33,7 +20,7 @@ stages:
     outs: { f: out/big }
 `;
   const ws = workspace({ 'dfwe.yaml': yaml(3000) });
-  const cache = join(disk!, 'cache');
+  const cache = join(disk!.dir, 'cache');
   const r = dfwe(ws, ['run', '--cache', cache, '--keep-going']);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /FAILED +big: ran, but its results could not be stored: the disk holding the cache \(.*\) is full \(ENOSPC\); nothing of it was committed/);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,4 +93,28 @@ export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'c
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A small tmpfs mounted at a fresh directory: a real full disk (or, remounted read-only, a real
+ * read-only cache). Needs root; CI sets DFWE_TEST_TMPFS=required so these tests cannot skip there.
+ */
+export function smallDisk(size = '1m'): { dir: string; remount(opts: string): void; unmount(): void } | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'dfwe-disk-'));
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status === 0) {
+    return {
+      dir,
+      remount: (opts) => {
+        const r = spawnSync('mount', ['-o', `remount,${opts}`, dir], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`remount ${opts} failed: ${r.stderr}`);
+      },
+      unmount: () => {
+        spawnSync('umount', [dir]);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  rmSync(dir, { recursive: true, force: true });
+  if (process.env.DFWE_TEST_TMPFS === 'required') throw new Error('DFWE_TEST_TMPFS=required but a tmpfs could not be mounted');
+  return undefined;
 }

@@ -90,29 +90,33 @@ export class LeaseManager {
   }
 
   /** Create `path` holding our holder line, atomically; false when it exists. */
-  private create(path: string, what: string, retried = false): boolean {
-    if (!this.dirMade) {
-      mkdirSync(this.dir, { recursive: true });
-      this.dirMade = true;
-    }
+  private create(path: string, what: string): boolean {
     const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     const line = JSON.stringify({ ...this.me, since: new Date().toISOString(), what });
     try {
+      if (!this.dirMade) {
+        mkdirSync(this.dir, { recursive: true });
+        this.dirMade = true;
+      }
       writeFileSync(tmp, line);
-      linkSync(tmp, path);
+      try {
+        linkSync(tmp, path);
+      } catch (err) {
+        // A reader directory not made yet: make it, once.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        mkdirSync(dirname(path), { recursive: true });
+        linkSync(tmp, path);
+      }
       return true;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return false;
       if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') throw new CacheNotWritable(this.dir, err as NodeJS.ErrnoException);
       if (isEnvironmentError(err)) throw new UserError(`cannot take a lease in ${this.dir}: ${describeFsError(err)}`, 1);
-      if (code !== 'ENOENT' || retried) throw err;
+      throw err;
     } finally {
       rmSync(tmp, { force: true });
     }
-    // A directory is missing (a reader directory not made yet): make it, once.
-    mkdirSync(dirname(path), { recursive: true });
-    return this.create(path, what, true);
   }
 
   /** The holder of a lease file: absent, malformed (never whole: garbage to break) or a holder. */

@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsx.js';
-import { SEAL_MS, type CacheStore, type NodeRecord } from './store.js';
+import { objectsOf, SEAL_MS, type CacheStore } from './store.js';
 
 /** Files below a directory with their sizes (missing directory: none). */
 function walk(dir: string, out: { path: string; size: number }[] = []): { path: string; size: number }[] {
@@ -31,14 +31,28 @@ export function pinsDir(store: CacheStore): string {
   return join(store.root, 'pins');
 }
 
-export function readPins(store: CacheStore): Pin[] {
+/** The pins, and the files in pins/ that are not one (never ignored: gc would drop what they keep). */
+export function readPins(store: CacheStore): { pins: Pin[]; damaged: string[] } {
   let names: string[];
   try {
     names = readdirSync(pinsDir(store)).filter((n) => n.endsWith('.json'));
   } catch {
-    return [];
+    return { pins: [], damaged: [] };
   }
-  return names.map((n) => JSON.parse(readFileSync(join(pinsDir(store), n), 'utf8')) as Pin);
+  const pins: Pin[] = [];
+  const damaged: string[] = [];
+  for (const n of names) {
+    const path = join(pinsDir(store), n);
+    try {
+      const p: unknown = JSON.parse(readFileSync(path, 'utf8'));
+      const pin = p as Pin;
+      if (p && typeof p === 'object' && typeof pin.name === 'string' && typeof pin.pipeline === 'string' && Array.isArray(pin.records) && pin.records.every((r) => typeof r === 'string')) pins.push(pin);
+      else damaged.push(path);
+    } catch {
+      damaged.push(path);
+    }
+  }
+  return { pins, damaged };
 }
 
 export function writePin(store: CacheStore, pin: Pin): void {
@@ -54,16 +68,6 @@ export function removePin(store: CacheStore, name: string): boolean {
   }
   rmSync(p);
   return true;
-}
-
-export function objectsOf(record: NodeRecord): string[] {
-  const out: string[] = [];
-  for (const o of Object.values(record.outputs)) {
-    if (o.kind === 'file') out.push(o.digest);
-    else out.push(...o.files!.map((f) => f.digest));
-  }
-  if (record.log) out.push(record.log);
-  return out;
 }
 
 export interface GcPlan {

@@ -1,6 +1,5 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { LeaseManager } from '../cache/lease.js';
+import { CACHE_LEASE, LeaseManager, type Lease } from '../cache/lease.js';
+import type { CacheStore } from '../cache/store.js';
 import { applyGc, planGc, readPins, removePin, verifyObjects, writePin } from '../cache/maintenance.js';
 import { UserError } from '../diagnostics.js';
 import { planAll } from '../plan.js';
@@ -24,20 +23,17 @@ function reached(project: Project): { records: Set<string>; objects: Set<string>
   return { records, objects };
 }
 
-function refuseWhileRunning(project: Project): void {
-  const leases = new LeaseManager(project.store.locksDir);
-  let names: string[] = [];
-  try {
-    names = readdirSync(project.store.locksDir).filter((n) => n.endsWith('.lock'));
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const h = leases.holder(n.slice(0, -'.lock'.length));
-    if (h && !leases.isStale(join(project.store.locksDir, n), h)) {
-      throw new UserError(`a run is in progress (pid ${h.pid} on ${h.host} is running ${h.what}): gc would race its commits; try again when it ends`);
-    }
-  }
+/**
+ * gc holds the cache's writer lease while it plans and removes; every run holds a reader lease
+ * for its whole length. So gc never removes what a run is committing, and a run that starts
+ * during gc waits for it.
+ */
+function lockForGc(store: CacheStore): { lease: Lease; leases: LeaseManager } {
+  const leases = new LeaseManager(store.locksDir);
+  const r = leases.tryWrite(CACHE_LEASE, 'dfwe gc');
+  if ('release' in r) return { lease: r, leases };
+  leases.close();
+  throw new UserError(`${r.what === 'dfwe gc' ? 'another dfwe gc' : `a run is in progress (${r.what})`} (pid ${r.pid} on ${r.host}, since ${r.since}): gc would race it; try again when it ends`);
 }
 
 export async function gcCommand(pipelines: string[], opts: { dryRun?: boolean }, g: GlobalOptions): Promise<number> {
@@ -45,7 +41,16 @@ export async function gcCommand(pipelines: string[], opts: { dryRun?: boolean },
   const projects = await Promise.all((pipelines.length ? pipelines : [undefined]).map((p) => open(p, g)));
   const store = projects[0]!.store;
   if (projects.some((p) => p.store.root !== store.root)) throw new UserError('gc: the pipelines use different caches');
-  refuseWhileRunning(projects[0]!);
+  const { lease, leases } = lockForGc(store);
+  try {
+    return collect(projects, store, opts);
+  } finally {
+    lease.release();
+    leases.close();
+  }
+}
+
+function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolean }): number {
   const liveRecords = new Set<string>();
   const liveObjects = new Set<string>();
   for (const p of projects) {
@@ -53,7 +58,8 @@ export async function gcCommand(pipelines: string[], opts: { dryRun?: boolean },
     r.records.forEach((k) => liveRecords.add(k));
     r.objects.forEach((d) => liveObjects.add(d));
   }
-  const pins = readPins(store);
+  const { pins, damaged } = readPins(store);
+  if (damaged.length) throw new UserError(`gc: ${damaged.join(', ')} ${damaged.length === 1 ? 'is not a readable pin' : 'are not readable pins'}; gc would drop what ${damaged.length === 1 ? 'it keeps' : 'they keep'}. Fix or remove ${damaged.length === 1 ? 'it' : 'them'} first`);
   for (const pin of pins) pin.records.forEach((k) => liveRecords.add(k));
   const plan = planGc(store, liveRecords, liveObjects);
   const verb = opts.dryRun ? 'would remove' : 'removed';
@@ -85,7 +91,8 @@ export async function pinCommand(name: string | undefined, pipeline: string | un
   const { CacheStore } = await import('../cache/store.js');
   const store = new CacheStore(cacheRoot(g.workspace ?? process.cwd(), g.cache));
   if (opts.list || name === undefined) {
-    const pins = readPins(store);
+    const { pins, damaged } = readPins(store);
+    for (const d of damaged) process.stdout.write(`(not a readable pin: ${d})\n`);
     process.stdout.write(pins.length ? pins.map((p) => `${p.name}  ${p.records.length} results of ${p.pipeline}, pinned ${p.at}`).join('\n') + '\n' : 'no pins\n');
     return 0;
   }
@@ -96,8 +103,17 @@ export async function pinCommand(name: string | undefined, pipeline: string | un
     return 0;
   }
   const project = await open(pipeline, g);
-  const records = planAll(project).filter((d) => d.state === 'cached' && d.execKey).map((d) => d.execKey!);
-  writePin(store, { name, pipeline: project.displayPath, at: new Date().toISOString(), records });
+  // As a run does: a gc must not remove what is being pinned.
+  const leases = new LeaseManager(store.locksDir);
+  const lease = await leases.acquire(CACHE_LEASE, `dfwe pin ${name}`, 'read');
+  let records: string[];
+  try {
+    records = planAll(project).filter((d) => d.state === 'cached' && d.execKey).map((d) => d.execKey!);
+    writePin(store, { name, pipeline: project.displayPath, at: new Date().toISOString(), records });
+  } finally {
+    lease.release();
+    leases.close();
+  }
   process.stdout.write(`pinned ${name}: ${records.length} cached results of ${project.displayPath}; gc keeps them until \`dfwe pin --remove ${name}\`\n`);
   return 0;
 }

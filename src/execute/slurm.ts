@@ -1,7 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { execa } from 'execa';
 import { UserError } from '../diagnostics.js';
-import type { SlurmOptions } from '../pipeline/expand.js';
 import { shellQuote } from '../util/shell.js';
 import type { Executor, Finished, Launch } from './executor.js';
 
