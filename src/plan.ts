@@ -137,7 +137,7 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
       d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${pendingUp.join(', ')} will run (cached again if its outputs come out identical)` };
     } else {
       const record = project.store.readRecord(keys.execKey);
-      const check = record ? checkRecord(project.store, record, project.workspace, node.outs) : undefined;
+      const check = record ? checkRecord(project.store, project.digests, record, project.workspace, node.outs) : undefined;
       const complete = check?.usable ?? false;
       if (opts.force?.has(node.id)) {
         d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason: 'forced (--force)' };

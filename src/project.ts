@@ -20,8 +20,8 @@ export interface ProjectOptions {
   pipeline?: string;
   workspace: string;
   cacheDir?: string;
-  /** Keep only these sweep members (`--only var=value`). */
-  only?: Record<string, string>;
+  /** Keep only these sweep members (`--only var=value`, repeatable: any of the values). */
+  only?: Record<string, string[]>;
   /** Param values that replace the pipeline's own (`--param name=value`). */
   params?: Record<string, unknown>;
   /** ML backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu. */
@@ -120,7 +120,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 6;
+const EXPANSION_FORMAT = 7;
 
 interface Expanded {
   nodes: NodeDef[];
@@ -135,12 +135,14 @@ interface Expanded {
   allowOutside: string[];
 }
 
-async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
+async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
   const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
   const memoKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only, params]);
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
   try {
-    return { ...(JSON.parse(readFileSync(memoPath, 'utf8')) as Expanded), save: () => {} };
+    const memo: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
+    // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
+    if (isExpanded(memo)) return { ...memo, save: () => {} };
   } catch {
     // not memoised yet
   }
@@ -164,6 +166,12 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     }
   };
   return { ...result, save };
+}
+
+function isExpanded(m: unknown): m is Expanded {
+  const e = m as Expanded;
+  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && Array.isArray(e.allowOutside) &&
+    e.nodes.every((n) => typeof n === 'object' && n !== null && typeof n.id === 'string' && typeof n.outs === 'object' && n.outs !== null && Array.isArray(n.deps) && Array.isArray(n.refs));
 }
 
 export function nodeOrError(project: Project, id: string): NodeDef {

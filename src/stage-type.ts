@@ -1,3 +1,5 @@
+import { UserError } from './diagnostics.js';
+
 /**
  * A built-in stage type is one file under stages/: its parameter schema, its version, its
  * outputs and its run function. Adding one touches that file and a line in stages/index.ts.
@@ -42,4 +44,14 @@ export interface StageType {
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
   run(ctx: StageRunContext): Promise<StageResult | void>;
+}
+
+/**
+ * A stage's input is not what it needs (a task its model has no head for, a model of another
+ * vocabulary): the node fails with this message, said as the user's problem, never as a bug.
+ */
+export class StageInputError extends UserError {
+  constructor(message: string) {
+    super(message, 1);
+  }
 }

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { dataset, MODEL_INPUTS, tfFor, vocabulary } from '../src/ml/stage-support.js';
 import { evaluate as evaluateTask, loadModel, toVars } from '../src/ml/train.js';
 import type { StageType } from '../src/stage-type.js';
+import { StageInputError } from '../src/stage-type.js';
 
 /** Test (or dev) metrics of a model per task, as TLiDB defines them, into metrics.json. */
 export const evaluate: StageType = {
@@ -26,12 +27,12 @@ export const evaluate: StageType = {
     const ds = dataset(ctx);
     const { vocab } = vocabulary(ctx);
     const m = loadModel(ctx.resolve(String(ctx.params.model)));
-    const split = (ctx.params.split as 'dev' | 'test' | undefined) ?? 'test';
+    const split = ctx.params.split as 'dev' | 'test';
     const vars = toVars(tf, m.weights);
     const results: Record<string, unknown> = {};
     const flat: Record<string, number> = {};
     for (const task of ctx.params.tasks as string[]) {
-      if (!m.cfg.tasks[task]) throw new Error(`the model has no head for task "${task}" (it has ${Object.keys(m.cfg.tasks).join(', ') || 'none'}): finetune it on that task first`);
+      if (!m.cfg.tasks[task]) throw new StageInputError(`the model has no head for task "${task}" (it has ${Object.keys(m.cfg.tasks).join(', ') || 'none'}): finetune it on that task first`);
       const t0 = performance.now();
       const r = evaluateTask(tf, m.cfg, vars, ds, vocab, task, split);
       const secs = (performance.now() - t0) / 1000;

@@ -2,6 +2,7 @@ import { initEncoder, type EncoderKind, type ModelConfig } from '../src/ml/model
 import { PATH, vocabulary } from '../src/ml/stage-support.js';
 import { saveModel } from '../src/ml/train.js';
 import type { StageType } from '../src/stage-type.js';
+import { StageInputError } from '../src/stage-type.js';
 
 /**
  * The base model every DFWE model starts from: a seeded encoder (heads come later, per task).
@@ -32,17 +33,17 @@ export const initModel: StageType = {
     const { vocab, digest } = vocabulary(ctx);
     const p = ctx.params;
     const cfg: ModelConfig = {
-      encoder: (p.encoder as EncoderKind | undefined) ?? 'cnn',
+      encoder: p.encoder as EncoderKind,
       vocabSize: vocab.tokens.length,
-      embedDim: Number(p.embed_dim ?? 64),
-      hidden: Number(p.hidden ?? 96),
-      kernel: Number(p.kernel ?? 3),
-      maxLen: Number(p.max_len ?? 128),
-      ...(p.encoder === 'transformer' ? { layers: Number(p.layers ?? 2), heads: Number(p.heads ?? 4) } : {}),
-      seed: Number(p.seed ?? 0),
+      embedDim: Number(p.embed_dim),
+      hidden: Number(p.hidden),
+      kernel: Number(p.kernel),
+      maxLen: Number(p.max_len),
+      ...(p.encoder === 'transformer' ? { layers: Number(p.layers), heads: Number(p.heads) } : {}),
+      seed: Number(p.seed),
       tasks: {},
     };
-    if (cfg.encoder === 'transformer' && cfg.hidden % (cfg.heads ?? 4) !== 0) throw new Error(`hidden (${cfg.hidden}) must be a multiple of heads (${cfg.heads})`);
+    if (cfg.encoder === 'transformer' && cfg.hidden % (cfg.heads ?? 4) !== 0) throw new StageInputError(`hidden (${cfg.hidden}) must be a multiple of heads (${cfg.heads})`);
     const weights = initEncoder(cfg);
     saveModel(ctx.outs.model!, { cfg, weights, vocab: digest });
     const params = [...weights.values()].reduce((a, t) => a + t.data.length, 0);

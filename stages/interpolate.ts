@@ -4,6 +4,7 @@ import { search, type OptimizerName } from '../src/ml/simplex-search.js';
 import { dataset, PATH, tfFor, vocabulary } from '../src/ml/stage-support.js';
 import { evaluate, loadModel, prepare, saveModel, toVars } from '../src/ml/train.js';
 import type { StageType } from '../src/stage-type.js';
+import { StageInputError } from '../src/stage-type.js';
 
 /**
  * DFWE's merge: θ(α) = Σ αᵢ θᵢ over k finetuned models, with α on the simplex chosen by a
@@ -36,11 +37,11 @@ export const interpolate: StageType = {
     const tf = await tfFor(ctx);
     const ds = dataset(ctx);
     const { vocab, digest } = vocabulary(ctx);
-    const p = ctx.params as { models: string[]; task: string; optimizer?: OptimizerName; iterations?: number; max_evals?: number; step?: number; seed?: number };
+    const p = ctx.params as { models: string[]; task: string; optimizer: OptimizerName; iterations: number; max_evals: number; step: number; seed: number };
     const models = p.models.map((m) => loadModel(ctx.resolve(m)));
     models.forEach((m, i) => {
-      if (m.vocab !== models[0]!.vocab) throw new Error(`${p.models[i]} was built with another vocabulary than ${p.models[0]}`);
-      if (!m.cfg.tasks[p.task]) throw new Error(`${p.models[i]} has no head for "${p.task}": finetune every model on the target first`);
+      if (m.vocab !== models[0]!.vocab) throw new StageInputError(`${p.models[i]} was built with another vocabulary than ${p.models[0]}`);
+      if (!m.cfg.tasks[p.task]) throw new StageInputError(`${p.models[i]} has no head for "${p.task}": finetune every model on the target first`);
     });
     const wanted = (n: string): boolean => !n.startsWith('head.') || n.startsWith(`head.${p.task}.`);
     const merger = new Merger(models.map((m) => m.weights), wanted, p.models);
@@ -48,8 +49,8 @@ export const interpolate: StageType = {
     const vars = toVars(tf, merger.merge(models.map((_, i) => (i === 0 ? 1 : 0))));
     // Encoded once: every evaluation of the search scores the same dev examples.
     const dev = prepare(ds, vocab, p.task, 'dev', cfg.maxLen);
-    ctx.log(`${models.length} models, ${merger.tensorNames.length} tensors; ${p.optimizer ?? 'nelder-mead'} on ${p.task} dev (${dev.examples.length} examples)`);
-    const result = search(models.length, p.optimizer ?? 'nelder-mead', (alpha) => {
+    ctx.log(`${models.length} models, ${merger.tensorNames.length} tensors; ${p.optimizer} on ${p.task} dev (${dev.examples.length} examples)`);
+    const result = search(models.length, p.optimizer, (alpha) => {
       const w = merger.merge(alpha);
       for (const [name, t] of w) {
         const value = tf.tensor(t.data, t.shape);
@@ -59,13 +60,13 @@ export const interpolate: StageType = {
       const r = evaluate(tf, cfg, vars, ds, vocab, p.task, 'dev', 64, dev);
       ctx.log(`α=[${alpha.map((a) => a.toFixed(3)).join(', ')}]  dev ${r.score.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
       return { score: r.score, loss: r.loss };
-    }, { iterations: p.iterations ?? 40, maxEvals: p.max_evals ?? 100, step: p.step ?? 2, seed: p.seed ?? 0 });
+    }, { iterations: p.iterations, maxEvals: p.max_evals, step: p.step, seed: p.seed });
     vars.forEach((v) => v.dispose());
     merger.merge(result.best.alpha);
     saveModel(ctx.outs.model!, { cfg, weights: merger.copy(), vocab: digest, history: { alpha: result.best.alpha, dev: result.best.value } });
     const bestVertex = result.trace.filter((t) => t.source === 'vertex').reduce((a, t) => (t.value.score > a ? t.value.score : a), -Infinity);
     writeFileSync(ctx.outs.search!, JSON.stringify({
-      optimizer: p.optimizer ?? 'nelder-mead', models: p.models, alpha: result.best.alpha, dev_score: result.best.value.score, dev_loss: result.best.value.loss,
+      optimizer: p.optimizer, models: p.models, alpha: result.best.alpha, dev_score: result.best.value.score, dev_loss: result.best.value.loss,
       best_single_dev_score: bestVertex, evaluations: result.evaluations,
       trace: result.trace.map((t) => ({ alpha: t.alpha, dev_score: t.value.score, dev_loss: t.value.loss, ms: Math.round(t.ms), source: t.source })),
     }, null, 2) + '\n');

@@ -6,17 +6,19 @@ import { loadTlidb } from '../src/ml/data/tlidb.js';
 import type { Dialogue, Example, Split, TaskInfo } from '../src/ml/data/types.js';
 import { Rng } from '../src/ml/random.js';
 import type { StageType } from '../src/stage-type.js';
+import { StageInputError } from '../src/stage-type.js';
 
+/** As the stage sees them: the schema's defaults (seed, scenes, few_shot) are filled in. */
 interface Params {
   source: 'synthetic' | 'friends' | 'tlidb';
   path?: string;
-  seed?: number;
-  scenes?: number;
+  seed: number;
+  scenes: number;
   train?: number;
   dev?: number;
   test?: number;
   train_per_task?: Record<string, number>;
-  few_shot?: boolean;
+  few_shot: boolean;
   tasks?: string[];
 }
 
@@ -56,14 +58,14 @@ export const prepareData: StageType = {
     let examples: Record<string, Record<Split, Example[]>>;
     if (p.source === 'synthetic') {
       const sizes = { train: p.train ?? 400, dev: p.dev ?? 200, test: p.test ?? 400 };
-      ({ tasks, dialogues, examples } = generateSynthetic({ seed: p.seed ?? 0, scenes: p.scenes ?? 1500, sizes, trainPerTask: p.train_per_task, tasks: p.tasks }));
+      ({ tasks, dialogues, examples } = generateSynthetic({ seed: p.seed, scenes: p.scenes, sizes, trainPerTask: p.train_per_task, tasks: p.tasks }));
     } else {
-      if (!p.path) throw new Error(`source ${p.source} needs "path"`);
+      if (!p.path) throw new StageInputError(`source ${p.source} needs "path"`);
       const path = ctx.resolve(p.path);
       if (p.source === 'friends') {
         const names = p.tasks ?? Object.keys(FRIENDS_TASKS);
         const loaded = names.map((n) => {
-          if (!FRIENDS_TASKS[n]) throw new Error(`"${n}" is not a Friends task; they are ${Object.keys(FRIENDS_TASKS).join(', ')}`);
+          if (!FRIENDS_TASKS[n]) throw new StageInputError(`"${n}" is not a Friends task; they are ${Object.keys(FRIENDS_TASKS).join(', ')}`);
           // Sources share scene ids with different turns (Emory's CSV keeps only utterances with
           // video): each task's dialogues get the task's own namespace.
           const l = FRIENDS_TASKS[n]!.load(path);
@@ -78,7 +80,7 @@ export const prepareData: StageType = {
         dialogues = loaded.flatMap((l) => l.dialogues);
         examples = Object.fromEntries(loaded.map((l) => [l.info.name, l.splits]));
       } else {
-        const t = loadTlidb(path, p.tasks, String(p.seed ?? 0));
+        const t = loadTlidb(path, p.tasks, String(p.seed));
         tasks = t.tasks;
         dialogues = t.dialogues;
         examples = t.splits;
@@ -93,7 +95,7 @@ export const prepareData: StageType = {
         };
         for (const split of ['train', 'dev', 'test'] as Split[]) {
           const pool = examples[info.name]![split];
-          if (pool.length > want[split]) examples[info.name]![split] = new Rng(`${p.seed ?? 0}:few-shot:${info.name}:${split}`).sample(pool, want[split]);
+          if (pool.length > want[split]) examples[info.name]![split] = new Rng(`${p.seed}:few-shot:${info.name}:${split}`).sample(pool, want[split]);
         }
       }
       dialogues = dedupe(dialogues);

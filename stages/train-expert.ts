@@ -25,7 +25,7 @@ export const trainExpert: StageType = {
   },
   outputs: () => ({ model: 'dir' }),
   run: (ctx) => {
-    const p = ctx.params as { tasks: string[]; target?: string; mixing?: 'size' | 'temperature'; temperature?: number };
-    return trainStage(ctx, { tasks: p.tasks, target: p.target, mixing: p.mixing ?? 'size', temperature: p.temperature ?? 2 });
+    const p = ctx.params as { tasks: string[]; target?: string; mixing: 'size' | 'temperature'; temperature: number };
+    return trainStage(ctx, { tasks: p.tasks, target: p.target, mixing: p.mixing, temperature: p.temperature });
   },
 };

@@ -19,7 +19,7 @@ export const vocab: StageType = {
   },
   outputs: () => ({ vocab: 'file' }),
   async run(ctx) {
-    const v = buildVocab(dataset(ctx), Number(ctx.params.max_size ?? 8000), Number(ctx.params.min_count ?? 1));
+    const v = buildVocab(dataset(ctx), Number(ctx.params.max_size), Number(ctx.params.min_count));
     writeVocab(ctx.outs.vocab!, v);
     ctx.log(`${v.tokens.length} tokens`);
     return { metrics: { tokens: v.tokens.length } };

@@ -13,6 +13,60 @@ interface Case {
 
 const cases: Case[] = [
   {
+    name: 'YAML nested 2,000 levels deep (block)',
+    yaml: 'version: 1\nparams:\n' + Array.from({ length: 2000 }, (_, i) => `${'  '.repeat(i + 1)}k:\n`).join('') + 'stages:\n  a: { cmd: echo }\n',
+    at: [66, 129],
+    message: /nested more than 64 levels deep/,
+  },
+  {
+    name: 'YAML nested 2,000 levels deep (flow)',
+    yaml: `version: 1\nparams:\n  p: ${'['.repeat(2000)}${']'.repeat(2000)}\nstages:\n  a: { cmd: echo }\n`,
+    at: [3, 68],
+    message: /nested more than 64 levels deep/,
+  },
+  {
+    name: '__proto__ as an output name',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo hi > x\n    outs: { __proto__: x }\n',
+    at: [5, 13],
+    message: /"__proto__" cannot be a key/,
+  },
+  {
+    name: 'a NUL byte in an environment variable',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo $A\n    env: { A: "x\\0y" }\n',
+    at: [5, 12],
+    message: /env "A" of stage "a" holds a NUL byte/,
+  },
+  {
+    name: 'range() of 300 million',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo ${{ size(range(300000000)) }}\n',
+    at: [4, 19],
+    message: /range\(300000000\) would make 300,000,000 elements; the limit is 1,000,000/,
+  },
+  {
+    name: 'combinations(range(40), 20)',
+    yaml: 'version: 1\nsweep:\n  s: "${{ combinations(range(40), 20) }}"\nstages:\n  a:\n    cmd: echo ${{ s }}\n',
+    at: [3, 11],
+    message: /combinations\(a list of 40, 20\) would make more than 1,000,000 elements/,
+  },
+  {
+    name: 'a sweep with no members',
+    yaml: 'version: 1\nsweep:\n  s: "${{ combinations([1, 2], 3) }}"\nstages:\n  a:\n    cmd: echo ${{ s }}\n',
+    at: [3, 3],
+    message: /sweep variable "s" has no values, so the sweep has no members and nothing would run/,
+  },
+  {
+    name: 'a report naming a stage that does not exist',
+    yaml: 'version: 1\nreport: { baseline: tst, method: test }\nstages:\n  test: { uses: evaluate, with: { data: d, vocab: v, model: m, tasks: [t] } }\n',
+    at: [2, 21],
+    message: /report\.baseline names stage "tst", which the pipeline does not have; did you mean "test"\?/,
+  },
+  {
+    name: 'a report naming a stage that is not an evaluate',
+    yaml: 'version: 1\nreport: { baseline: b, method: test }\nstages:\n  b: { cmd: echo }\n  test: { uses: evaluate, with: { data: d, vocab: v, model: m, tasks: [t] } }\n',
+    at: [2, 21],
+    message: /report\.baseline names stage "b", a cmd stage: a report compares the metrics of evaluate stages/,
+  },
+  {
     name: 'YAML syntax error',
     yaml: 'version: 1\nstages:\n  a:\n    cmd: [echo, hi\n',
     at: [5, 1],
@@ -172,4 +226,34 @@ test('a YAML alias bomb and an oversized file are refused quickly, with exit 2 a
   assert.equal(big.code, 2);
   assert.match(big.stderr, /big\.yaml: pipeline file is \d+ bytes; the limit is 16777216/);
   assert.deepEqual(listFiles(ws), ['big.yaml', 'bomb.yaml']);
+});
+
+test('one failed expression is one error: valid references to its stage elsewhere say nothing more', () => {
+  const ws = workspace({
+    'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo ${{ 1 + }} > ${{ outs.o }}\n    outs: { o: out/a }\n  b:\n    cmd: cat ${{ stages.a.outs.o }} > ${{ outs.o }}\n    outs: { o: out/b }\n  c:\n    deps: ["${{ stages.a.outs.o }}"]\n    cmd: echo c\n',
+  });
+  const r = dfwe(ws, ['status']);
+  assert.equal(r.code, 2);
+  assert.equal((r.stderr.match(/^dfwe\.yaml:\d+:\d+: error/gm) ?? []).length, 1, r.stderr);
+  assert.match(r.stderr, /^dfwe\.yaml:4:\d+: error: expression: /m);
+  assert.doesNotMatch(r.stderr, /No such key/);
+});
+
+test('--only values that match no member, repeated --only, and -n with bad options', () => {
+  const ws = workspace({
+    'dfwe.yaml': 'version: 1\nsweep:\n  target: [emotion, sentiment, topic]\nstages:\n  a:\n    cmd: echo ${{ target }} > ${{ outs.o }}\n    outs: { o: ~ }\n',
+  });
+  const typo = dfwe(ws, ['status', '--only', 'target=emotoin']);
+  assert.equal(typo.code, 2, typo.stderr);
+  assert.match(typo.stderr, /--only target=emotoin: no sweep member has target=emotoin; did you mean "emotion"\?/);
+  assert.match(typo.stderr, /its values: emotion, sentiment, topic/);
+  // Repeated: the union, not the last one.
+  const both = JSON.parse(dfwe(ws, ['expand', '--json', '--only', 'target=emotion', '--only', 'target=topic']).stdout);
+  assert.deepEqual(both.nodes.map((n: { id: string }) => n.id), ['a[target=emotion]', 'a[target=topic]']);
+  for (const bad of [['-j', '0'], ['-j', 'abc'], ['--executor', 'foo'], ['-r', 'gpu']]) {
+    const r = dfwe(ws, ['run', '-n', ...bad]);
+    assert.equal(r.code, 2, `run -n ${bad.join(' ')}: ${r.stderr}`);
+    assert.equal(dfwe(ws, ['run', ...bad]).code, 2);
+  }
+  assert.deepEqual(listFiles(ws), ['dfwe.yaml']);
 });

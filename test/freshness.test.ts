@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RawPipeline } from '../src/pipeline/expand.js';
+import type { StageType } from '../src/stage-type.js';
 import { dfwe, ran, read, workspace, write } from './helpers.js';
 
 const PIPELINE = `version: 1
@@ -229,4 +231,63 @@ test('a command that does not write a declared output fails with that output nam
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /lazy: did not write its declared output "model" \(out\/model\.bin\)/);
+});
+
+test('an empty directory in a directory output is part of its digest: its consumer reruns when it goes', () => {
+  const yaml = (mk: string): string => `version: 1
+stages:
+  d:
+    cmd: mkdir -p out/d ${mk} && echo x > out/d/x
+    outs: { o: out/d }
+  list:
+    cmd: (cd \${{ stages.d.outs.o }} && find . | sort) > \${{ outs.o }}
+    outs: { o: out/list }
+`;
+  const ws = workspace({ 'dfwe.yaml': yaml('out/d/empty') });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.match(read(ws, 'out/list'), /\.\/empty/);
+  write(ws, 'dfwe.yaml', yaml(''));
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['d', 'list'], 'the files are the same, the directory is not');
+  assert.doesNotMatch(read(ws, 'out/list'), /empty/);
+});
+
+test("a built-in stage's parameter defaults are filled in before keying: a default changed in code reruns it", async () => {
+  const { parsePipeline } = await import('../src/pipeline/load.js');
+  const { expandPipeline } = await import('../src/pipeline/expand.js');
+  const { fingerprint, keyOfFingerprint } = await import('../src/keys/fingerprint.js');
+  const toy = (lr: number): StageType => ({
+    name: 'toy', version: 1, description: 'a stage with a default',
+    schema: { type: 'object', additionalProperties: false, properties: { lr: { type: 'number', default: lr }, tasks: { type: 'array', items: { type: 'string' } } } },
+    outputs: () => ({ o: 'file' }),
+    run: async () => undefined,
+  });
+  const keyed = (lr: number): { params: Record<string, unknown>; key: string } => {
+    const { source, data } = parsePipeline('version: 1\nstages:\n  t: { uses: toy, with: { tasks: [a] } }\n', 'p.yaml');
+    const node = expandPipeline(data as RawPipeline, source, new Map([['toy', toy(lr)]])).nodes[0]!;
+    return { params: node.params, key: keyOfFingerprint(fingerprint(node, {}, {}, undefined)) };
+  };
+  assert.deepEqual(keyed(0.01).params, { lr: 0.01, tasks: ['a'] });
+  assert.notEqual(keyed(0.01).key, keyed(0.02).key);
+  // And the real stage types: what `expand --json` shows is what the node is keyed on.
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  data: { uses: prepare-data, with: { source: synthetic } }\n' });
+  const node = JSON.parse(dfwe(ws, ['expand', '--json']).stdout).nodes[0];
+  assert.deepEqual(node.with, { source: 'synthetic', seed: 0, scenes: 1500, few_shot: true });
+});
+
+test('why, after results were restored from the cache, compares with the record in use', () => {
+  const yaml = (v: number, w = 1): string => `version: 1\nparams: { v: ${v}, w: ${w} }\nstages:\n  a:\n    cmd: echo \${{ params.v }} \${{ params.w }} > out/a\n    outs: { f: out/a }\n`;
+  const ws = workspace({ 'dfwe.yaml': yaml(1) });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'dfwe.yaml', yaml(2));
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'dfwe.yaml', yaml(1));
+  const back = dfwe(ws, ['run']);
+  assert.match(back.stderr, /cached +a \(restored into the workspace\)/);
+  // Now only w changes: v is as in the record in use (1), not as in the last run (2).
+  write(ws, 'dfwe.yaml', yaml(1, 5));
+  const why = dfwe(ws, ['why', 'a']).stdout;
+  assert.match(why, /param w changed/);
+  assert.doesNotMatch(why, /param v/, why);
 });

@@ -1,4 +1,5 @@
-import { chmodSync, copyFileSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, type Stats } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import type { FileDigests } from '../keys/file-digests.js';
 import { dirname, join } from 'node:path';
 import { tmpName } from '../util/fsx.js';
 import type { Bounds } from '../workspace-bounds.js';
@@ -31,7 +32,7 @@ export function stagingName(abs: string): string {
  * nothing else), 'restorable' (the objects are intact, the workspace differs) or 'damaged' (an
  * object is missing or was modified).
  */
-export function outputState(store: CacheStore, absPath: string, out: OutputEntry): 'materialized' | 'restorable' | 'damaged' {
+export function outputState(store: CacheStore, digests: FileDigests, absPath: string, out: OutputEntry): 'materialized' | 'restorable' | 'damaged' {
   const files = out.kind === 'file' ? [{ path: '', digest: out.digest }] : out.files!;
   let linked = true;
   for (const f of files) {
@@ -43,12 +44,26 @@ export function outputState(store: CacheStore, absPath: string, out: OutputEntry
     }
     if (obj.mtimeMs !== SEAL_MS) return 'damaged';
     if (linked) {
-      const ws = lstatSafe(f.path ? join(absPath, f.path) : absPath);
-      linked = ws !== undefined && ws.ino === obj.ino && ws.dev === obj.dev;
+      const p = f.path ? join(absPath, f.path) : absPath;
+      const ws = lstatSafe(p);
+      linked = ws !== undefined && ((ws.ino === obj.ino && ws.dev === obj.dev) || isSealedCopy(digests, p, ws, obj, f.digest));
     }
   }
   if (linked && out.kind === 'dir') linked = sameShape(absPath, out);
   return linked ? 'materialized' : 'restorable';
+}
+
+/**
+ * A cache on another filesystem gives copies, not hardlinks: a sealed, read-only copy of the same
+ * size whose content digest (memoised by inode, size, mtime and ctime) is the object's is in place.
+ */
+function isSealedCopy(digests: FileDigests, path: string, ws: Stats, obj: Stats, digest: string): boolean {
+  if (!ws.isFile() || ws.mtimeMs !== SEAL_MS || (ws.mode & 0o222) !== 0 || ws.size !== obj.size) return false;
+  try {
+    return digests.outputDigest(path) === digest;
+  } catch {
+    return false;
+  }
 }
 
 /** A directory holds exactly the record's files, links (with their targets) and empty directories. */
@@ -89,11 +104,11 @@ function sameShape(absPath: string, out: OutputEntry): boolean {
 }
 
 /** Whether a record can be served, and whether serving it needs a restore into the workspace. */
-export function checkRecord(store: CacheStore, record: NodeRecord, workspace: string, outs: Record<string, string>): { usable: boolean; restore: boolean } {
+export function checkRecord(store: CacheStore, digests: FileDigests, record: NodeRecord, workspace: string, outs: Record<string, string>): { usable: boolean; restore: boolean } {
   if (!matchesNode(record, outs)) return { usable: false, restore: false };
   let restore = false;
   for (const [name, o] of Object.entries(record.outputs)) {
-    const state = outputState(store, join(workspace, outs[name]!), o);
+    const state = outputState(store, digests, join(workspace, outs[name]!), o);
     if (state === 'damaged') return { usable: false, restore: false };
     if (state === 'restorable') restore = true;
   }
@@ -175,8 +190,8 @@ export function prepareOutputPath(store: CacheStore, bounds: Bounds, workspace: 
  * filesystems), its links and empty directories, swapped in by rename. The caller holds the
  * path's lease and has run prepareOutputPath.
  */
-export function materialize(store: CacheStore, absPath: string, out: OutputEntry): void {
-  if (outputState(store, absPath, out) === 'materialized') return;
+export function materialize(store: CacheStore, digests: FileDigests, absPath: string, out: OutputEntry): void {
+  if (outputState(store, digests, absPath, out) === 'materialized') return;
   mkdirSync(dirname(absPath), { recursive: true });
   if (out.kind === 'file') {
     if (lstatSafe(absPath)?.isDirectory()) rmSync(absPath, { recursive: true, force: true });
@@ -217,7 +232,9 @@ function linkOrCopy(src: string, dest: string): void {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EXDEV' && code !== 'EMLINK' && code !== 'EPERM') throw err;
     copyFileSync(src, dest);
-    chmodSync(dest, 0o444);
+    // Sealed like the object, so the next run sees the copy is in place without copying again.
+    chmodSync(dest, statSync(src).mode & 0o555);
+    utimesSync(dest, SEAL_MS / 1000, SEAL_MS / 1000);
   }
 }
 

@@ -11,13 +11,16 @@ export interface GlobalOptions {
   backend?: string;
 }
 
-export function parseOnly(specs: string[] = []): Record<string, string> {
-  const out: Record<string, string> = {};
+/** `--only VAR=VALUE`, repeatable: the members with any of the values given for each variable. */
+export function parseOnly(specs: string[] = []): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
   for (const s of specs) {
     const m = /^([A-Za-z_]\w*)=(.*)$/.exec(s);
     if (!m) throw new UserError(`--only takes VARIABLE=VALUE (e.g. target=emotion, sources=a+b+c), not "${s}"`);
-    out[m[1]!] = m[2]!;
+    const values = (out[m[1]!] ??= []);
+    if (!values.includes(m[2]!)) values.push(m[2]!);
   }
+  for (const v of Object.values(out)) v.sort();
   return out;
 }
 

@@ -17,6 +17,12 @@ export async function execCommand(specPath: string): Promise<number> {
   if (type.version !== spec.version) {
     throw new UserError(`node ${spec.nodeId}: spec was made for ${spec.type} version ${spec.version}, this dfwe has version ${type.version}`);
   }
+  // The schema's defaults, as the engine filled them in when planning (a spec written by hand may lack them).
+  const { withValidator } = await import('../pipeline/validate.js');
+  const validate = withValidator(type.schema);
+  if (!validate(spec.params)) {
+    throw new UserError(`node ${spec.nodeId}: its parameters do not fit ${spec.type}: ${(validate.errors ?? []).map((e) => `${e.instancePath || 'with'} ${e.message}`).join('; ')}`);
+  }
   const result = await type.run({
     params: spec.params,
     outs: spec.outs,

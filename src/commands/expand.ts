@@ -13,7 +13,10 @@ export async function expandCommand(pipeline: string | undefined, opts: { json?:
     process.stdout.write(JSON.stringify({
       pipeline: project.displayPath, members: project.members, instances: project.instances,
       nodes: graph.order.map((n) => ({
-        id: n.id, stage: n.stage, vars: n.vars, members: n.members,
+        id: n.id, stage: n.stage, type: n.type, vars: n.vars, members: n.members,
+        // What it runs: the command, or the built-in stage's `with` with its defaults filled in.
+        ...(n.type === 'cmd' ? { command: n.command } : { with: n.params }),
+        outs: n.outs,
         // What a Slurm job for the node would ask for, to check before submitting.
         ...(Object.keys(n.resources).length ? { resources: n.resources } : {}),
         ...(Object.keys(n.slurm).length ? { slurm: n.slurm } : {}),

@@ -53,7 +53,7 @@ export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, 
   if (ctx.force.has(node.id)) return { keys };
   const record = ctx.project.store.readRecord(keys.execKey!);
   if (!record) return { keys };
-  const check = checkRecord(ctx.project.store, record, ctx.project.workspace, node.outs);
+  const check = checkRecord(ctx.project.store, ctx.project.digests, record, ctx.project.workspace, node.outs);
   if (!check.usable) {
     quarantineModified(ctx.project.store, record);
     return { keys };
@@ -70,7 +70,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string): Outcome |
   const { project } = ctx;
   const record = project.store.readRecord(execKey);
   if (!record) return undefined;
-  const check = checkRecord(project.store, record, project.workspace, node.outs);
+  const check = checkRecord(project.store, project.digests, record, project.workspace, node.outs);
   if (!check.usable) {
     quarantineModified(project.store, record);
     return undefined;
@@ -80,7 +80,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string): Outcome |
     for (const [name, rel] of Object.entries(node.outs)) {
       const abs = join(project.workspace, rel);
       prepareOutputPath(project.store, project.bounds, project.workspace, rel, abs, `output "${name}" (${rel})`);
-      materialize(project.store, abs, record.outputs[name]!);
+      materialize(project.store, project.digests, abs, record.outputs[name]!);
     }
     // The record in use is the one `dfwe why` compares with next time.
     project.store.writeAttempt(project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint });

@@ -1,5 +1,6 @@
 import type { NamedTensor } from './safetensors.js';
 import type { Weights } from './model.js';
+import { StageInputError } from '../stage-type.js';
 
 /**
  * θ(α) = Σ αᵢ θᵢ, tensor by tensor, into buffers allocated once: each evaluation of a search
@@ -16,24 +17,24 @@ export class Merger {
     select: (name: string) => boolean,
     labels: string[] = models.map((_, i) => `model ${i + 1}`),
   ) {
-    if (models.length === 0) throw new Error('interpolate needs at least one model');
+    if (models.length === 0) throw new StageInputError('interpolate needs at least one model');
     this.names = [...models[0]!.keys()].filter(select).sort();
     models.forEach((m, i) => {
       for (const name of this.names) {
         const t = m.get(name);
         const ref = models[0]!.get(name)!;
-        if (!t) throw new Error(`${labels[i]} has no tensor "${name}": interpolated models must share one architecture`);
-        if (t.shape.join('x') !== ref.shape.join('x')) throw new Error(`${labels[i]}: tensor "${name}" has shape [${t.shape}], ${labels[0]} has [${ref.shape}]`);
+        if (!t) throw new StageInputError(`${labels[i]} has no tensor "${name}": interpolated models must share one architecture`);
+        if (t.shape.join('x') !== ref.shape.join('x')) throw new StageInputError(`${labels[i]}: tensor "${name}" has shape [${t.shape}], ${labels[0]} has [${ref.shape}]`);
       }
       const extra = [...m.keys()].filter(select).filter((n) => !this.names.includes(n));
-      if (extra.length) throw new Error(`${labels[i]} has tensors ${labels[0]} lacks (${extra.slice(0, 3).join(', ')}): interpolated models must share one architecture`);
+      if (extra.length) throw new StageInputError(`${labels[i]} has tensors ${labels[0]} lacks (${extra.slice(0, 3).join(', ')}): interpolated models must share one architecture`);
     });
     this.out = new Map(this.names.map((n) => [n, { shape: models[0]!.get(n)!.shape, data: new Float32Array(models[0]!.get(n)!.data.length) }]));
   }
 
   /** The merged weights for α (views of the reused buffers: copy before keeping them). */
   merge(alpha: number[]): Weights {
-    if (alpha.length !== this.models.length) throw new Error(`α has ${alpha.length} weights for ${this.models.length} models`);
+    if (alpha.length !== this.models.length) throw new StageInputError(`α has ${alpha.length} weights for ${this.models.length} models`);
     for (const name of this.names) {
       const dst = this.out.get(name)!.data;
       // Sums in double precision, rounded to float32 once, so merging identical models gives

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
+import { StageInputError } from '../stage-type.js';
 
 /*
  * The ML runtime: which TensorFlow.js backend runs the stages. Order: tfjs-node-gpu (installed
@@ -39,9 +40,9 @@ function gpuVisible(): boolean {
 /** The backend to use: the requested one (if installed), else the first available in order. */
 export function chooseBackend(requested?: string): BackendName {
   if (requested !== undefined && requested !== 'auto') {
-    if (!BACKENDS.includes(requested as BackendName)) throw new Error(`unknown backend "${requested}"; use one of auto, ${BACKENDS.join(', ')}`);
+    if (!BACKENDS.includes(requested as BackendName)) throw new StageInputError(`unknown backend "${requested}"; use one of auto, ${BACKENDS.join(', ')}`);
     const b = requested as BackendName;
-    if (!installed(PACKAGE[b])) throw new Error(`backend ${b} needs ${PACKAGE[b]}: npm install ${PACKAGE[b]}`);
+    if (!installed(PACKAGE[b])) throw new StageInputError(`backend ${b} needs ${PACKAGE[b]}: npm install ${PACKAGE[b]}`);
     return b;
   }
   if (installed(PACKAGE['tensorflow-gpu']) && gpuVisible()) return 'tensorflow-gpu';

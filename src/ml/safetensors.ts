@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { StageInputError } from '../stage-type.js';
 
 /*
  * safetensors: an 8-byte little-endian header length, a JSON header
@@ -40,9 +41,9 @@ export function writeSafetensors(path: string, tensors: Map<string, NamedTensor>
 
 export function readSafetensors(path: string): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
   const buf = readFileSync(path);
-  if (buf.length < 8) throw new Error(`${path}: not a safetensors file (too short)`);
+  if (buf.length < 8) throw new StageInputError(`${path}: not a safetensors file (too short)`);
   const n = Number(buf.readBigUInt64LE(0));
-  if (n > buf.length - 8) throw new Error(`${path}: not a safetensors file (header length ${n})`);
+  if (n > buf.length - 8) throw new StageInputError(`${path}: not a safetensors file (header length ${n})`);
   const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   const base = 8 + n;
   const tensors = new Map<string, NamedTensor>();
@@ -52,7 +53,7 @@ export function readSafetensors(path: string): { tensors: Map<string, NamedTenso
       metadata = h as unknown as Record<string, string>;
       continue;
     }
-    if (h.dtype !== 'F32') throw new Error(`${path}: tensor ${name} is ${h.dtype}; dfwe reads F32`);
+    if (h.dtype !== 'F32') throw new StageInputError(`${path}: tensor ${name} is ${h.dtype}; dfwe reads F32`);
     const [b, e] = h.data_offsets;
     const data = new Float32Array((e - b) / 4);
     for (let i = 0; i < data.length; i++) data[i] = buf.readFloatLE(base + b + 4 * i);

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readDataset, type Dataset } from './data/dataset-io.js';
 import type { StageResult, StageRunContext } from '../stage-type.js';
+import { StageInputError } from '../stage-type.js';
 import { loadModel, saveModel, train } from './train.js';
 import { chooseBackend, type BackendName } from './runtime.js';
 import { loadTf, type Tf } from './tf.js';
@@ -46,11 +47,11 @@ export async function trainStage(ctx: StageRunContext, opts: { tasks: string[]; 
   const { vocab, digest } = vocabulary(ctx);
   const m = loadModel(ctx.resolve(String(ctx.params.model)));
   for (const t of [...opts.tasks, ...(opts.target ? [opts.target] : [])]) {
-    if (!ds.manifest.tasks[t]) throw new Error(`task "${t}" is not in the dataset; it has ${Object.keys(ds.manifest.tasks).join(', ')}`);
+    if (!ds.manifest.tasks[t]) throw new StageInputError(`task "${t}" is not in the dataset; it has ${Object.keys(ds.manifest.tasks).join(', ')}`);
   }
-  const p = ctx.params as TrainParams;
+  const p = ctx.params as unknown as TrainParams;
   const r = train(tf, m, ds, vocab, {
-    ...opts, epochs: p.epochs ?? 5, lr: p.lr ?? 0.01, batchSize: p.batch_size ?? 32, seed: p.seed ?? 0, patience: p.patience ?? 2, maxTrain: p.max_train,
+    ...opts, epochs: p.epochs, lr: p.lr, batchSize: p.batch_size, seed: p.seed, patience: p.patience, maxTrain: p.max_train,
   }, ctx.log);
   saveModel(ctx.outs.model!, { cfg: m.cfg, weights: r.weights, vocab: digest, history: r.history });
   return { metrics: { epochs: r.history.length, ...(r.best ? { dev_score: r.best.score, dev_loss: r.best.loss } : {}) } };
@@ -66,11 +67,12 @@ export const TRAIN_PARAMS = {
   max_train: { type: 'integer', minimum: 1, description: 'Use at most this many training examples per task' },
 } as const;
 
+/** As the stage sees them: the schema's defaults are filled in before it runs. */
 export interface TrainParams {
-  epochs?: number;
-  lr?: number;
-  batch_size?: number;
-  seed?: number;
-  patience?: number;
+  epochs: number;
+  lr: number;
+  batch_size: number;
+  seed: number;
+  patience: number;
   max_train?: number;
 }

@@ -1,5 +1,6 @@
 import type * as TF from '@tensorflow/tfjs';
 import type { BackendName } from './runtime.js';
+import { StageInputError } from '../stage-type.js';
 
 /*
  * Loads TensorFlow.js on the chosen backend, once per process (only ML stage processes do).
@@ -25,7 +26,7 @@ export function loadTf(backend: BackendName): Promise<Tf> {
     // tfjs logs to the console on some backends; stage logs should hold only our lines.
     tf.env().set('PROD', true);
     const ok = await tf.setBackend(backend);
-    if (!ok) throw new Error(`TensorFlow.js backend ${backend} failed to initialise`);
+    if (!ok) throw new StageInputError(`TensorFlow.js backend ${backend} failed to initialise`);
     await tf.ready();
     return tf;
   })();

@@ -11,6 +11,7 @@ import { Rng } from './random.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import type { Tf } from './tf.js';
 import type { Vocab } from './vocab.js';
+import { StageInputError } from '../stage-type.js';
 
 export interface ModelDir {
   cfg: ModelConfig;
@@ -34,7 +35,7 @@ export function loadModel(dir: string): ModelDir {
   try {
     meta = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
   } catch (err) {
-    throw new Error(`${dir} is not a dfwe model (no readable model.json): ${(err as Error).message}`);
+    throw new StageInputError(`${dir} is not a dfwe model (no readable model.json): ${(err as Error).message}`);
   }
   return { cfg: meta.config, weights: readSafetensors(join(dir, 'weights.safetensors')).tensors, vocab: meta.vocab, history: meta.history };
 }

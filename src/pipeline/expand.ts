@@ -2,7 +2,7 @@ import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../
 import type { StageType } from '../stage-type.js';
 import { canonicalJson } from '../util/canonical.js';
 import { keyOf } from '../util/hash.js';
-import { ExpressionError, findExpressions, hasExpression, interpolate, referencedMembers, toCel } from './expressions.js';
+import { ExpressionAbort, ExpressionError, findExpressions, resetListBudget, hasExpression, interpolate, referencedMembers, toCel } from './expressions.js';
 import { normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
 import { validateResolved } from './validate.js';
@@ -78,9 +78,15 @@ export interface RawPipeline {
 }
 
 export interface ExpandOptions {
-  /** Keep only sweep members whose variable shows this value (`--only target=emotion`). */
-  only?: Record<string, string>;
+  /** Keep only sweep members whose variable shows one of these values (`--only target=emotion`, repeatable). */
+  only?: Record<string, string[]>;
 }
+
+/**
+ * More stage instances than this is a sweep gone wrong (two variables of a thousand values each),
+ * not an experiment: an error, said at once, rather than minutes of work and then out of memory.
+ */
+export const MAX_INSTANCES = 1_000_000;
 
 export interface Expansion {
   nodes: NodeDef[];
@@ -212,17 +218,25 @@ interface MemberState {
   binding: Record<string, unknown>;
   instances: Map<string, Instance[]>;
   domainReads: Map<string, Set<string>>;
+  /** Stages with an instance that failed to expand in this member: reading them is no new error. */
+  failed: Set<string>;
 }
+
+/** Thrown when an expression reads a stage that failed to expand; never reported on its own. */
+class UpstreamFailed extends ExpressionAbort {}
 
 const OUT_MARK = '\u0001dfwe-out:';
 
 export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: ReadonlyMap<string, StageType>, opts: ExpandOptions = {}): Expansion {
+  resetListBudget();
   const diagnostics: Diagnostic[] = [];
   const params = raw.params ?? {};
   const celParams = toCel(params);
   const stageNames = Object.keys(raw.stages);
   const sweepVars = Object.keys(raw.sweep ?? {});
   const reported = new Set<string>();
+  /** Failures not reported because they follow from one that was. */
+  let suppressed = 0;
   const report = (d: Diagnostic): void => {
     const k = `${d.location?.line}:${d.location?.col}:${d.message}`;
     if (!reported.has(k)) {
@@ -249,6 +263,11 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
         }
         return interpolate(value, context);
       } catch (err) {
+        // An expression that reads a stage which failed to expand: that failure is reported already.
+        if (err instanceof UpstreamFailed) {
+          suppressed++;
+          return undefined;
+        }
         if (!(err instanceof ExpressionError)) throw err;
         let message = err.message;
         const unknownVar = /^Unknown variable: (\w+)/.exec(message);
@@ -270,6 +289,10 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
   const normPath = (p: unknown, path: (string | number)[], what: string): string | undefined => {
     if (typeof p !== 'string') {
       if (p !== undefined) report({ message: `${what} must be a path string, not ${JSON.stringify(p)}`, location: source.locate(path) });
+      return undefined;
+    }
+    if (p.includes('\0')) {
+      report({ message: `${what} holds a NUL byte, which no path can`, location: source.locate(path) });
       return undefined;
     }
     const n = normalizeWorkspacePath(p);
@@ -339,6 +362,17 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     plans.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages) });
   }
   for (const v of sweepVars) checkVarName(v, ['sweep']);
+  for (const role of ['baseline', 'method'] as const) {
+    const name = raw.report?.[role];
+    if (name === undefined) continue;
+    const plan = plans.get(name);
+    if (!plan) {
+      const guess = didYouMean(name, stageNames);
+      report({ message: `report.${role} names stage "${name}", which the pipeline does not have${guess ? `; did you mean "${guess}"?` : ''}`, location: source.locate(['report', role]) });
+    } else if (plan.type?.name !== 'evaluate') {
+      report({ message: `report.${role} names stage "${name}", ${plan.type ? `a ${plan.type.name} stage` : 'a cmd stage'}: a report compares the metrics of evaluate stages`, location: source.locate(['report', role]) });
+    }
+  }
   if (diagnostics.length > 0) throw new UserError(diagnostics);
 
   // Stages in an order where every stage comes after those it refers to.
@@ -351,7 +385,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
 
   const expandMember = (binding: Record<string, unknown>): void => {
     members++;
-    const state: MemberState = { binding, instances: new Map(), domainReads: new Map() };
+    const state: MemberState = { binding, instances: new Map(), domainReads: new Map(), failed: new Set() };
     for (const plan of stageOrder) expandStage(plan, state);
   };
 
@@ -395,6 +429,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
   // variables. One instance gives its outputs; several (X fans out over a variable the reader
   // does not bind) give, for each output, the list of paths in X's foreach order.
   const stageView = (name: string, state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Refs): unknown => {
+    if (state.failed.has(name)) throw new UpstreamFailed(name);
     const plan = plans.get(name)!;
     const all = state.instances.get(name) ?? [];
     const shared = plan.foreachVars.filter((v) => v in bound);
@@ -430,18 +465,25 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     for (const combo of combos) {
       const inst = expandInstance(plan, state, combo, at);
       if (inst) list.push(inst);
+      else state.failed.add(plan.name);
     }
     state.instances.set(plan.name, list);
   };
 
   const expandInstance = (plan: StagePlan, state: MemberState, foreach: Record<string, unknown>, at: string[]): Instance | undefined => {
-    instances++;
+    if (++instances > MAX_INSTANCES) {
+      throw new UserError({
+        message: `the pipeline expands to more than ${MAX_INSTANCES.toLocaleString('en-US')} stage instances (at stage "${plan.name}")`,
+        location: raw.sweep ? source.locateKey([], 'sweep') : source.locateKey(['stages'], plan.name),
+        hint: 'a sweep multiplies its variables\' values: narrow them, or run a part with --only VAR=VALUE',
+      });
+    }
     const st = plan.raw;
     const bound = { ...state.binding, ...foreach };
     const boundNames = new Set(Object.keys(bound));
     const reads = new Set<string>();
     const refs: Refs = new Map();
-    const before = diagnostics.length;
+    const before = diagnostics.length + suppressed;
 
     // Outputs the user placed, then the stage type's defaults (which need the node id, so
     // commands see them as markers until the id is known).
@@ -471,10 +513,15 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
         }
       }
     });
-    if (plan.type && diagnostics.length === before) {
+    // A NUL byte cannot be passed to a process: the command or the variable would be cut short.
+    if (typeof command === 'string' && command.includes('\0')) report({ message: `the command of stage "${plan.name}" holds a NUL byte, which a command cannot pass`, location: source.locate([...at, 'cmd']) });
+    for (const [k, v] of Object.entries(env)) {
+      if (v.includes('\0') || k.includes('\0')) report({ message: `env ${JSON.stringify(k)} of stage "${plan.name}" holds a NUL byte, which an environment variable cannot`, location: source.locateKey([...at, 'env'], k) });
+    }
+    if (plan.type && diagnostics.length + suppressed === before) {
       for (const d of validateResolved(plan.type.schema, withValue, source, [...at, 'with'])) report(d);
     }
-    if (diagnostics.length > before) return undefined;
+    if (diagnostics.length + suppressed > before) return undefined;
 
     // Identity: the variables read, directly or through the instances referred to.
     const vars: Record<string, unknown> = {};
@@ -552,6 +599,9 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       throw new UserError(`--only ${k}=…: "${k}" is not a sweep variable${guess ? `; did you mean "${guess}"?` : ''}${sweepVars.length ? ` (sweep variables: ${sweepVars.join(', ')})` : ' (this pipeline has no sweep)'}`);
     }
   }
+  /** Every value each sweep variable took, as --only spells it, to say which --only matched nothing. */
+  const seen = new Map<string, Set<string>>(sweepVars.map((v) => [v, new Set()]));
+  let emptyVar: string | undefined;
   const assign = (i: number, binding: Record<string, unknown>): void => {
     if (i === sweepVars.length) {
       expandMember(binding);
@@ -559,15 +609,38 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     }
     const v = sweepVars[i]!;
     const bound = new Set(Object.keys(binding));
-    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map() }, binding, new Set(), new Map()), bound, `sweep variable "${v}"`);
+    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map(), failed: new Set() }, binding, new Set(), new Map()), bound, `sweep variable "${v}"`);
+    if (domain.length === 0) emptyVar ??= v;
     for (const value of domain) {
-      if (v in only && showValue(value) !== only[v]) continue;
+      const shown = showValue(value);
+      seen.get(v)!.add(shown);
+      if (v in only && !only[v]!.includes(shown)) continue;
       assign(i + 1, { ...binding, [v]: value });
     }
   };
   assign(0, {});
   if (diagnostics.length > 0) throw new UserError(diagnostics);
+  if (raw.sweep && members === 0) throw new UserError(noMembers(only, seen, emptyVar, source));
   return { nodes: [...nodes.values()], members, instances };
+}
+
+/** Why a sweep has no member: an --only value no member has (with did-you-mean), or a variable without values. */
+function noMembers(only: Record<string, string[]>, seen: Map<string, Set<string>>, emptyVar: string | undefined, source: SourceFile): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const [k, values] of Object.entries(only)) {
+    const known = [...(seen.get(k) ?? [])];
+    for (const v of values) {
+      if (known.includes(v)) continue;
+      const guess = didYouMean(v, known);
+      out.push({ message: `--only ${k}=${v}: no sweep member has ${k}=${v}${guess ? `; did you mean "${guess}"?` : ''}`, hint: known.length ? `its values: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', …' : ''}` : undefined });
+    }
+  }
+  if (out.length) return out;
+  if (Object.keys(only).length) return [{ message: `no sweep member has all of ${Object.entries(only).map(([k, v]) => `${k}=${v.join('|')}`).join(' and ')}` }];
+  return [{
+    message: emptyVar ? `sweep variable "${emptyVar}" has no values, so the sweep has no members and nothing would run` : 'the sweep has no members, so nothing would run',
+    location: emptyVar ? source.locateKey(['sweep'], emptyVar) : source.locateKey([], 'sweep'),
+  }];
 }
 
 /** Stages after the stages they refer to; a cycle is an error that spells it out. */

@@ -60,6 +60,37 @@ export function combinations<T>(xs: readonly T[], k: number): T[][] {
   return out;
 }
 
+/**
+ * The most elements one function call may make, and all calls of one expansion together: a
+ * pipeline that asks for more (`range(300000000)`, `combinations(range(40), 20)`) gets a located
+ * error at once instead of running out of memory half a minute later.
+ */
+export const MAX_LIST = 1_000_000;
+const MAX_TOTAL = 20_000_000;
+let made = 0;
+
+/** Start counting the elements functions make afresh (once per pipeline expansion). */
+export function resetListBudget(): void {
+  made = 0;
+}
+
+function budget(what: string, n: number): void {
+  if (n > MAX_LIST) throw new Error(`${what} would make ${Number.isFinite(n) ? n.toLocaleString('en-US') : `more than ${MAX_LIST.toLocaleString('en-US')}`} elements; the limit is ${MAX_LIST.toLocaleString('en-US')}`);
+  made += n;
+  if (made > MAX_TOTAL) throw new Error(`the pipeline's expressions make more than ${MAX_TOTAL.toLocaleString('en-US')} list elements in all`);
+}
+
+/** C(n, k), or Infinity once it passes the limit. */
+function choose(n: number, k: number): number {
+  if (k < 0 || k > n) return 0;
+  let c = 1;
+  for (let i = 1; i <= Math.min(k, n - k); i++) {
+    c = (c * (n - i + 1)) / i;
+    if (c > MAX_LIST) return Infinity;
+  }
+  return Math.round(c);
+}
+
 /** Functions that sweeps need beyond CEL's own map/filter/exists/all/size. */
 export const FUNCTIONS = [
   { signature: 'combinations(list, int): list', description: 'all k-element subsets of a list, e.g. combinations(tasks, 3)' },
@@ -74,10 +105,23 @@ function environment(): Environment {
   if (!env) {
     const sortKey = (x: unknown): string => (typeof x === 'bigint' || typeof x === 'number' ? String(x).padStart(24, '0') : String(x));
     env = new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
-      .registerFunction('combinations(list, int): list', (xs: unknown[], k: bigint) => combinations(xs, Number(k)))
+      .registerFunction('combinations(list, int): list', (xs: unknown[], k: bigint) => {
+        const n = choose(xs.length, Number(k));
+        budget(`combinations(a list of ${xs.length}, ${k})`, n * Number(k));
+        return combinations(xs, Number(k));
+      })
       .registerFunction('sorted(list): list', (xs: unknown[]) => [...xs].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0)))
-      .registerFunction('unique(list): list', (xs: unknown[]) => xs.filter((x, i) => xs.findIndex((y) => JSON.stringify(toPlain(y)) === JSON.stringify(toPlain(x))) === i))
-      .registerFunction('range(int): list', (n: bigint) => Array.from({ length: Number(n) }, (_, i) => BigInt(i)))
+      .registerFunction('unique(list): list', (xs: unknown[]) => {
+        const seen = new Set<string>();
+        return xs.filter((x) => {
+          const k = JSON.stringify(toPlain(x));
+          return seen.has(k) ? false : (seen.add(k), true);
+        });
+      })
+      .registerFunction('range(int): list', (n: bigint) => {
+        budget(`range(${n})`, Math.max(0, Number(n)));
+        return Array.from({ length: Number(n) }, (_, i) => BigInt(i));
+      })
       .registerFunction('quote(string): string', (x: string) => shellQuote(x))
       .registerFunction('quote(list): string', (xs: unknown[]) => xs.map((x) => shellQuote(String(toPlain(x)))).join(' '));
   }
@@ -141,10 +185,15 @@ export function toCel(v: unknown): unknown {
   return v;
 }
 
+/** An error an expression's context throws to stop evaluation, passed through as it is. */
+export class ExpressionAbort extends Error {}
+
 export function evaluateExpression(expr: string, context: object, exprOffset: number): unknown {
   try {
     return toPlain(compiled(expr)(context));
   } catch (err) {
+    const abort = err instanceof ExpressionAbort ? err : (err as { cause?: unknown }).cause;
+    if (abort instanceof ExpressionAbort) throw abort;
     const e = err as Error & { node?: { pos?: number; start?: number; end?: number } };
     const lead = expr.length - expr.trimStart().length;
     const at = e.node?.start ?? e.node?.pos;

@@ -16,13 +16,23 @@ export function validatePipeline(data: unknown, source: SourceFile): void {
 
 const resolvedValidators = new WeakMap<object, ValidateFunction>();
 
-/** Check a built-in stage's `with` once its expressions are evaluated; errors point at the key. */
-export function validateResolved(schema: object, value: unknown, source: SourceFile, at: (string | number)[]): Diagnostic[] {
+/**
+ * A stage type's `with` validator, which fills in the schema's defaults: the one place they come
+ * from. They are then part of the node's `with` and so of its key, and a default changed in
+ * dfwe's code reruns what it affects.
+ */
+export function withValidator(schema: object): ValidateFunction {
   let validate = resolvedValidators.get(schema);
   if (!validate) {
-    validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(schema);
+    validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true, useDefaults: true }).compile(schema);
     resolvedValidators.set(schema, validate);
   }
+  return validate;
+}
+
+/** Check a built-in stage's `with` once its expressions are evaluated (defaults filled in); errors point at the key. */
+export function validateResolved(schema: object, value: unknown, source: SourceFile, at: (string | number)[]): Diagnostic[] {
+  const validate = withValidator(schema);
   if (validate(value)) return [];
   return schemaDiagnostics(validate.errors ?? [], source, at).map((d) => ({ ...d, message: `${d.message} (after evaluating its expressions)` }));
 }
