@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { formatDiagnostic, UserError, EXIT_BAD_INPUT } from './diagnostics.js';
 import { DFWE_VERSION } from './version.js';
+import { describeFsError, isEnvironmentError } from './util/fs-safe.js';
 import type { GlobalOptions } from './commands/common.js';
 
 // `dfwe expand | head` closes the pipe early: that ends the output, not with a stack trace.
@@ -176,6 +177,10 @@ try {
   } else if (err instanceof UserError) {
     for (const d of err.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
     exitCode = err.exitCode;
+  } else if (isEnvironmentError(err)) {
+    // A full disk, a read-only mount, a permission: the machine's problem, said as such.
+    process.stderr.write(`dfwe: cannot go on: ${describeFsError(err)}\n`);
+    exitCode = 1;
   } else {
     process.stderr.write(`dfwe: internal error (a bug in dfwe, please report it):\n${(err as Error).stack ?? String(err)}\n`);
     exitCode = 70;

@@ -96,3 +96,14 @@ test('--param replaces a param as if the file said it: keys follow the value; un
   assert.equal(dfwe(ws, ['status', '--param', 'n']).code, 2);
   assert.match(dfwe(ws, ['status', '--param', 'n=[1, 2']).stderr, /--param n: the value is not valid YAML/);
 });
+
+test('metrics --stage tells a node that ran without metrics (a cmd stage) from one that has not run', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nsweep: { n: [1, 2] }\nstages:\n  c:\n    cmd: echo ${{ n }} > ${{ outs.o }}\n    outs: { o: ~ }\n' });
+  assert.equal(dfwe(ws, ['run', '--only', 'n=1']).code, 0);
+  const r = dfwe(ws, ['metrics', '--stage', 'c']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^1 +\(ran; no metrics\)$/m);
+  assert.match(r.stdout, /^2 +\(not run\)$/m);
+  const json = JSON.parse(dfwe(ws, ['metrics', '--stage', 'c', '--json']).stdout);
+  assert.deepEqual(json.nodes.map((n: { state: string }) => n.state), ['cached', 'not run']);
+});

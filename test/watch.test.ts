@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { dfwe, dfweAsync, read, readNow, waitFor, workspace, write } from './helpers.js';
 
 const P = (word: string, n: number, slow = 0): string => `version: 1
@@ -72,6 +74,25 @@ test('watch: an edit during a run does not interrupt it; one more run picks it u
     await waitFor(() => /changed during the run; running again/.test(w.output()), 20_000, 'the queued run');
     await waitFor(() => readNow(ws, 'out/b') === 'z\nhi\n', 20_000, 'the edit to take effect');
     assert.doesNotMatch(w.output(), /interrupted/);
+  } finally {
+    w.child.kill('SIGINT');
+    await w.done;
+  }
+});
+
+test('watch with no pipeline argument: ./dfwe.yaml vanishing for a moment is a missing file, not a switch to the quickstart', async () => {
+  const ws = workspace({ 'dfwe.yaml': P('hi', 2), 'data/in.txt': 'x\n' });
+  const w = dfweAsync(ws, ['watch']);
+  const rounds = (): number => (w.output().match(/dfwe watch: watching/g) ?? []).length;
+  try {
+    await waitFor(() => rounds() >= 1, 20_000, 'the first run');
+    rmSync(join(ws, 'dfwe.yaml'));
+    await waitFor(() => /pipeline file not found: dfwe\.yaml/.test(w.output()), 20_000, 'the missing file to be reported');
+    assert.match(w.output(), /fix the pipeline; still watching/);
+    write(ws, 'dfwe.yaml', P('back', 2));
+    await waitFor(() => readNow(ws, 'out/b') === 'x\nback\n', 20_000, 'the pipeline to run again once it is back');
+    assert.doesNotMatch(w.output(), /run +(data|vocab|base)\b/, 'the quickstart never started');
+    assert.equal(existsSync(join(ws, 'out/data')), false);
   } finally {
     w.child.kill('SIGINT');
     await w.done;

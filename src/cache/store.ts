@@ -148,8 +148,13 @@ export class CacheStore {
     }
   }
 
+  /** Advisory (for why and show): a full disk here costs an explanation, never a result. */
   writeAttempt(workspace: string, attempt: NodeAttempt): void {
-    writeFileAtomic(this.attemptPath(workspace, attempt.nodeId), JSON.stringify(attempt), { durable: false });
+    try {
+      writeFileAtomic(this.attemptPath(workspace, attempt.nodeId), JSON.stringify(attempt), { durable: false });
+    } catch {
+      // the record, written before, is what counts
+    }
   }
 
   private claimPath(workspace: string, rel: string): string {

@@ -30,7 +30,10 @@ function stageMetrics(project: Awaited<ReturnType<typeof open>>, stage: string, 
     throw new UserError(`${project.displayPath} has no stage "${stage}"${guess ? `; did you mean "${guess}"?` : ''}`);
   }
   const decisions = new Map(planAll(project).map((d) => [d.id, d]));
-  const rows = nodes.map((n) => ({ id: n.id, vars: n.vars, metrics: decisions.get(n.id)?.state === 'cached' ? decisions.get(n.id)?.record?.metrics : undefined }));
+  const rows = nodes.map((n) => {
+    const cached = decisions.get(n.id)?.state === 'cached';
+    return { id: n.id, vars: n.vars, state: cached ? 'cached' : 'not run', metrics: cached ? decisions.get(n.id)?.record?.metrics : undefined };
+  });
   if (json) {
     process.stdout.write(JSON.stringify({ pipeline: project.displayPath, stage, nodes: rows }, null, 2) + '\n');
     return 0;
@@ -40,7 +43,8 @@ function stageMetrics(project: Awaited<ReturnType<typeof open>>, stage: string, 
   const show = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'number' ? String(Number.isInteger(v) ? v : +v.toFixed(4)) : Array.isArray(v) ? v.join('+') : String(v));
   // A metric named like a variable (a sweep over `epochs`, a stage reporting the epochs it ran) is told apart.
   const header = [...varNames, ...metricNames.map((m) => (varNames.includes(m) ? `${m} (reported)` : m))];
-  const table = [header, ...rows.map((r) => [...varNames.map((v) => show(r.vars[v])), ...(r.metrics ? metricNames.map((m) => show(r.metrics![m])) : ['(not run)'])])];
+  // A node that ran but reports no metrics (a cmd stage) is not one that has not run.
+  const table = [header, ...rows.map((r) => [...varNames.map((v) => show(r.vars[v])), ...(r.metrics ? metricNames.map((m) => show(r.metrics![m])) : [r.state === 'cached' ? '(ran; no metrics)' : '(not run)'])])];
   if (varNames.length === 0) table.forEach((row, i) => row.unshift(i === 0 ? 'node' : rows[i - 1]!.id));
   const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
   process.stdout.write(table.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');

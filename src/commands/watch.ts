@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { formatDiagnostic, UserError } from '../diagnostics.js';
-import { resolvePipelinePath, type Project } from '../project.js';
+import { realWorkspace, resolvePipelinePath, type Project } from '../project.js';
 import { PlainReporter } from '../report/reporter.js';
 import { open, type GlobalOptions } from './common.js';
 import { executeRun, type RunOptions } from './run.js';
@@ -23,7 +24,6 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
   let running = false;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
-  let pipelineFile: string | undefined;
   let round = 0;
 
   const watchSet = (project: Project): Set<string> => {
@@ -52,9 +52,13 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
         if (!(err instanceof UserError)) throw err;
         for (const d of err.diagnostics) say(formatDiagnostic(d));
         say('dfwe watch: fix the pipeline; still watching');
+        // A deleted file may have dropped out of the watcher: watch for it to come back.
+        if (!existsSync(pipelineFile)) {
+          await watcher!.unwatch(pipelineFile);
+          watcher!.add(pipelineFile);
+        }
       }
       if (project) {
-        pipelineFile ??= project.pipelinePath;
         const next = watchSet(project);
         const add = [...next].filter((p) => !watched.has(p));
         const drop = [...watched].filter((p) => !next.has(p) && p !== pipelineFile);
@@ -79,11 +83,14 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
     }
   };
 
+  // Which file is watched is decided once: if ./dfwe.yaml vanishes for a moment (an editor's or
+  // git's delete-then-write), that is a missing pipeline, not a switch to the embedded quickstart.
+  const pipelineFile = resolvePipelinePath(realWorkspace(g.workspace ?? process.cwd()), pipeline);
+  pipeline = pipelineFile;
   const first = await open(pipeline, g).catch((err: unknown) => {
     if (err instanceof UserError) return undefined;
     throw err;
   });
-  pipelineFile = first?.pipelinePath ?? resolvePipelinePath(resolve(g.workspace ?? process.cwd()), pipeline);
   watched = first ? watchSet(first) : new Set([pipelineFile]);
   watcher = watch([...watched], { ignoreInitial: true, awaitWriteFinish: false, atomic: true });
   await new Promise<void>((resolve) => watcher!.on('ready', () => resolve()));
