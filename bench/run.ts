@@ -15,7 +15,7 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   sweep: () => benchSweep(),
   ml: () => benchMl(),
   dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
-  reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000)),
+  reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000), Number(process.env.DFWE_BENCH_ADVERSARIAL ?? 20)),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
 // Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, listFiles, ran, read, workspace, write } from './helpers.js';
+import { dfwe, listFiles, ran, read, rot, workspace, write } from './helpers.js';
 
 const P = (n: number): string => `version: 1
 params: { n: ${n} }
@@ -68,20 +68,6 @@ test('verify re-hashes objects, quarantines a corrupt one, and the next run reco
   assert.equal(read(ws, 'out/big').split('\n').length, 10_001);
   assert.match(dfwe(ws, ['verify']).stdout, / 0 corrupt/);
 });
-
-/** Flip one byte of a node's cached output in place and put the seal back, as bit rot would. */
-function rot(ws: string, node: string): string {
-  const digest = JSON.parse(dfwe(ws, ['show', node, '--json']).stdout).record.outputs.f.digest as string;
-  const obj = join(ws, 'cache/objects', digest.slice(0, 2), digest);
-  const bytes = readFileSync(obj);
-  bytes[0] = bytes[0]! ^ 0xff;
-  chmodSync(obj, 0o644);
-  writeFileSync(obj, bytes);
-  chmodSync(obj, 0o444);
-  const sealed = new Date(Date.UTC(2000, 0, 1));
-  utimesSync(obj, sealed, sealed);
-  return digest;
-}
 
 test('a corrupt object is caught when it would be restored: quarantined, and its node recomputed', () => {
   const ws = workspace({ 'dfwe.yaml': P(10) });

@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
 
 export const BIN = fileURLToPath(new URL('../../bin/dfwe.js', import.meta.url));
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,25 +97,42 @@ export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'c
 }
 
 /**
- * A small tmpfs mounted at a fresh directory: a real full disk (or, remounted read-only, a real
- * read-only cache). Needs root; CI sets DFWE_TEST_TMPFS=required so these tests cannot skip there.
+ * A small tmpfs mounted at a fresh directory for one test, unmounted after it: a real full disk
+ * (or, remounted read-only, a real read-only cache). Needs root: elsewhere the test is skipped,
+ * but CI sets DFWE_TEST_TMPFS=required, so there it cannot skip.
  */
-export function smallDisk(size = '1m'): { dir: string; remount(opts: string): void; unmount(): void } | undefined {
+export function smallDisk(t: TestContext, size = '1m'): { dir: string; remount(opts: string): void } | undefined {
   const dir = mkdtempSync(join(tmpdir(), 'dfwe-disk-'));
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status === 0) {
-    return {
-      dir,
-      remount: (opts) => {
-        const r = spawnSync('mount', ['-o', `remount,${opts}`, dir], { encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`remount ${opts} failed: ${r.stderr}`);
-      },
-      unmount: () => {
-        spawnSync('umount', [dir]);
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    if (process.env.DFWE_TEST_TMPFS === 'required') throw new Error('DFWE_TEST_TMPFS=required but a tmpfs could not be mounted');
+    t.skip('cannot mount a tmpfs here (needs root)');
+    return undefined;
   }
-  rmSync(dir, { recursive: true, force: true });
-  if (process.env.DFWE_TEST_TMPFS === 'required') throw new Error('DFWE_TEST_TMPFS=required but a tmpfs could not be mounted');
-  return undefined;
+  t.after(() => {
+    spawnSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    remount: (opts) => {
+      const r = spawnSync('mount', ['-o', `remount,${opts}`, dir], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`remount ${opts} failed: ${r.stderr}`);
+    },
+  };
+}
+
+/** Flip one byte of a node's cached output (its output "f") in place and put the seal back, as bit rot would. */
+export function rot(ws: string, node: string): string {
+  const show = spawnSync(process.execPath, [BIN, 'show', node, '--json'], { cwd: ws, env: baseEnv(), encoding: 'utf8' });
+  const digest = JSON.parse(show.stdout).record.outputs.f.digest as string;
+  const obj = join(ws, 'cache/objects', digest.slice(0, 2), digest);
+  const bytes = readFileSync(obj);
+  bytes[0] = bytes[0]! ^ 0xff;
+  chmodSync(obj, 0o644);
+  writeFileSync(obj, bytes);
+  chmodSync(obj, 0o444);
+  const sealed = new Date(Date.UTC(2000, 0, 1));
+  utimesSync(obj, sealed, sealed);
+  return digest;
 }

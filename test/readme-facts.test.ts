@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, REPO, workspace } from './helpers.js';
+import { dfwe, REPO, rot, workspace } from './helpers.js';
 
 /** The README's claims that a command can check: a figure in it is one the code gives. */
 const README = readFileSync(join(REPO, 'README.md'), 'utf8').replace(/\s+/g, ' ');
@@ -30,15 +30,7 @@ test('silent damage to an object no node reads again is found by verify, as the 
   assert.match(README, /damage to an object that no node reads or restores again .* is found only by `dfwe verify`/);
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  leaf:\n    cmd: seq 1000 > out/leaf\n    outs: { f: out/leaf }\n' });
   assert.equal(dfwe(ws, ['run']).code, 0);
-  const digest = JSON.parse(dfwe(ws, ['show', 'leaf', '--json']).stdout).record.outputs.f.digest as string;
-  const obj = join(ws, 'cache/objects', digest.slice(0, 2), digest);
-  const bytes = readFileSync(obj);
-  bytes[0] = bytes[0]! ^ 0xff;
-  chmodSync(obj, 0o644);
-  writeFileSync(obj, bytes);
-  chmodSync(obj, 0o444);
-  const sealed = new Date(Date.UTC(2000, 0, 1));
-  utimesSync(obj, sealed, sealed);
+  rot(ws, 'leaf');
   // status trusts the seal (a stat per file): the flip with the mtime put back goes unseen.
   assert.match(dfwe(ws, ['status']).stdout, /1 cached, 0 will run/);
   const v = dfwe(ws, ['verify']);

@@ -1,4 +1,5 @@
-import { lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { CACHE_LEASE } from './lease.js';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsx.js';
 import { objectsOf, SEAL_MS, type CacheStore } from './store.js';
@@ -111,8 +112,24 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
   return { records, objects, other, bytes, keptRecords, keptObjects };
 }
 
-export function applyGc(plan: GcPlan): void {
+export function applyGc(store: CacheStore, plan: GcPlan): void {
   for (const f of [...plan.records, ...plan.objects, ...plan.other]) rmSync(f.path, { force: true });
+  // Reader directories of leases (one per output path ever read) that no one is in: gc holds the
+  // cache's writer lease, so no run is taking a lease meanwhile.
+  let names: string[] = [];
+  try {
+    names = readdirSync(store.locksDir);
+  } catch {
+    // no locks yet
+  }
+  for (const n of names) {
+    if (!n.endsWith('.r') || n === `${CACHE_LEASE}.r`) continue;
+    try {
+      rmdirSync(join(store.locksDir, n));
+    } catch {
+      // not empty: a reader left by a run that was killed; the next writer of that path clears it
+    }
+  }
 }
 
 export interface VerifyReport {

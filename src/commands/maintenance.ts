@@ -64,7 +64,7 @@ function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolea
   const plan = planGc(store, liveRecords, liveObjects);
   const verb = opts.dryRun ? 'would remove' : 'removed';
   if (!opts.dryRun) {
-    applyGc(plan);
+    applyGc(store, plan);
     store.cleanDeadStaging();
   }
   process.stdout.write(
