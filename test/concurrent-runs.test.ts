@@ -140,7 +140,11 @@ test('the lease heartbeat goes on while a large output is committed on the main 
 test('a lease file left empty (a full disk, an old version) is broken at once, not waited on', () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo a > out/a\n    outs: { f: out/a }\n' });
   mkdirSync(join(ws, 'cache/locks'), { recursive: true });
-  writeFileSync(join(ws, 'cache/locks', `${outputLeaseName(ws, 'out/a')}.lock`), '');
+  const lock = join(ws, 'cache/locks', `${outputLeaseName(ws, 'out/a')}.lock`);
+  writeFileSync(lock, '');
+  // Left by an earlier run: not one being written this moment.
+  const earlier = new Date(Date.now() - 30_000);
+  utimesSync(lock, earlier, earlier);
   const t0 = Date.now();
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);

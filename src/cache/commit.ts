@@ -27,7 +27,13 @@ import { linkInto, stagingName } from './restore.js';
 /** Why an output cannot be stored: the node fails with this, and nothing of it is committed. */
 export class CommitError extends Error {}
 
-export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel: string, name: string, expected: 'file' | 'dir' | 'any'): OutputEntry {
+/** A commit this big keeps the thread busy for seconds: `heavy` runs it so that heartbeats go on. */
+const HEAVY_FILES = 5000;
+const HEAVY_BYTES = 2 ** 31;
+
+type Heavy = <T>(work: () => T) => T;
+
+export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel: string, name: string, expected: 'file' | 'dir' | 'any', heavy: Heavy = (w) => w()): OutputEntry {
   const what = `output "${name}" (${rel})`;
   const outside = bounds.outsideWhenWritten(abs);
   if (outside) throw new CommitError(`${what} is really ${outside}, outside the workspace (a symlink on its way was made after planning); nothing of it was stored`);
@@ -40,8 +46,11 @@ export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel
   if (st.isSymbolicLink()) throw new CommitError(`${what} is a symlink (to ${readlinkSync(abs)}): an output must be a regular file or a directory, which dfwe stores by content`);
   if (st.isFile()) {
     if (expected === 'dir') throw new CommitError(`${what} should be a dir`);
-    const f = ingestFile(store, abs, what, stagingName(abs));
-    return { path: rel, kind: 'file', digest: f.digest, size: f.size };
+    const ingest = (): OutputEntry => {
+      const f = ingestFile(store, abs, what, stagingName(abs));
+      return { path: rel, kind: 'file', digest: f.digest, size: f.size };
+    };
+    return st.size > HEAVY_BYTES ? heavy(ingest) : ingest();
   }
   if (!st.isDirectory()) throw new CommitError(`${what} is ${kindOf(st)}: an output must be a regular file or a directory`);
   if (expected === 'file') throw new CommitError(`${what} should be a file`);
@@ -58,10 +67,13 @@ export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel
       throw new CommitError(`${what} holds ${l.path}, a symlink to ${l.target}, outside the output: a link's target is not content dfwe can store; copy what it points to, or declare it as a dependency`);
     }
   }
-  const files: OutputFile[] = tree.files.map((t) => {
-    const f = ingestFile(store, join(abs, t.rel), `${what}: ${t.rel}`);
-    return { path: t.rel, digest: f.digest, size: f.size, exec: f.exec };
-  });
+  const ingestAll = (): OutputFile[] =>
+    tree.files.map((t) => {
+      const f = ingestFile(store, join(abs, t.rel), `${what}: ${t.rel}`);
+      return { path: t.rel, digest: f.digest, size: f.size, exec: f.exec };
+    });
+  const bytes = tree.files.reduce((a, f) => a + f.st.size, 0);
+  const files = tree.files.length > HEAVY_FILES || bytes > HEAVY_BYTES ? heavy(ingestAll) : ingestAll();
   for (const l of links) sealLink(join(abs, l.path));
   const entry: OutputEntry = { path: rel, kind: 'dir', digest: manifestDigest(files, links, tree.emptyDirs), size: files.reduce((a, f) => a + f.size, 0), files };
   if (links.length) entry.links = links;

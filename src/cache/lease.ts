@@ -1,4 +1,4 @@
-import { appendFileSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,8 +12,8 @@ import { Heartbeat } from './heartbeat.js';
 /*
  * Leases: lock files in the cache, so that runs in one workspace (or on several hosts of a
  * shared filesystem) cooperate. Each name is a reader-writer lease:
- *   NAME.lock        the writer: one at a time (a node writing an output path, gc)
- *   NAME.r/TOKEN     readers: any number (nodes reading that output path, runs using the cache)
+ *   NAME.lock              the writer: one at a time (a node writing an output path, gc)
+ *   readers/NAME~TOKEN     readers: any number (nodes reading that output path, runs using the cache)
  * Each side creates its own file first and then looks for the other, so of a writer and a reader
  * that arrive together at least one sees the other and waits. A writer holds its file while it
  * waits for readers to finish, so new readers wait behind it.
@@ -25,6 +25,8 @@ import { Heartbeat } from './heartbeat.js';
  */
 
 const STALE_MS = 60_000;
+/** A lease file with no whole holder line yet is given this long before it counts as left behind. */
+const MALFORMED_GRACE_MS = 2_000;
 
 /** The lease that guards a workspace output path (and so the node that writes it). */
 export function outputLeaseName(workspace: string, relPath: string): string {
@@ -48,6 +50,8 @@ export interface LeaseHolder {
 }
 
 export interface Lease {
+  /** The lease was taken over from a holder that died: what it guards may be that holder's half-done work. */
+  readonly tookOver: boolean;
   release(): void;
   /** Record how to stop the stage (process group, Slurm job), so a run that breaks this lease can. */
   setHandle(handle: { group?: number; slurmJob?: string }): void;
@@ -76,8 +80,17 @@ export class LeaseManager {
   private readonly heartbeat = new Heartbeat();
   private readonly me: Omit<LeaseHolder, 'since' | 'what'>;
   private dirMade = false;
+  /**
+   * Reader tokens are hard links to this one file of ours, which says who we are: a token costs
+   * one link, and one heartbeat refreshes them all (they share its mtime).
+   */
+  private readerTemplate: string | undefined;
 
-  constructor(private readonly dir: string) {
+  /** `who` says what this process is doing, for anyone who waits on its read leases ("run of dfwe.yaml"). */
+  constructor(
+    private readonly dir: string,
+    private readonly who = 'dfwe',
+  ) {
     this.me = { pid: process.pid, host: hostname(), start: processStart(process.pid) };
   }
 
@@ -85,38 +98,87 @@ export class LeaseManager {
     return join(this.dir, `${name}.lock`);
   }
 
-  private readersDir(name: string): string {
-    return join(this.dir, `${name}.r`);
+  /** Every reader token, of every name, in one directory: only running readers' tokens are in it. */
+  private get readersDir(): string {
+    return join(this.dir, 'readers');
   }
 
-  /** Create `path` holding our holder line, atomically; false when it exists. */
+  /**
+   * Create `path` (O_EXCL) holding our holder line; false when it exists. A write that fails (a
+   * full disk) removes the file again, so no empty lock is left behind by a live run.
+   */
   private create(path: string, what: string): boolean {
-    const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    const line = JSON.stringify({ ...this.me, since: new Date().toISOString(), what });
+    let fd: number;
     try {
       if (!this.dirMade) {
         mkdirSync(this.dir, { recursive: true });
         this.dirMade = true;
       }
-      writeFileSync(tmp, line);
+      fd = openSync(path, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw this.leaseError(err);
+    }
+    try {
+      writeSync(fd, JSON.stringify({ ...this.me, since: new Date().toISOString(), what }));
+    } catch (err) {
+      rmSync(path, { force: true });
+      throw this.leaseError(err);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  }
+
+  /** Our holder line at `path` (a new file of ours). */
+  private writeHolder(path: string, what: string): void {
+    try {
+      if (!this.dirMade) {
+        mkdirSync(this.dir, { recursive: true });
+        this.dirMade = true;
+      }
+      writeFileSync(path, JSON.stringify({ ...this.me, since: new Date().toISOString(), what }));
+    } catch (err) {
+      rmSync(path, { force: true }); // a full disk: created, but empty
+      throw this.leaseError(err);
+    }
+  }
+
+  /** Hard-link `from` to `path` unless `path` exists: the one atomic step that takes a lease. */
+  private linkNew(from: string, path: string): boolean {
+    try {
       try {
-        linkSync(tmp, path);
+        linkSync(from, path);
       } catch (err) {
         // A reader directory not made yet: make it, once.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         mkdirSync(dirname(path), { recursive: true });
-        linkSync(tmp, path);
+        linkSync(from, path);
       }
       return true;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return false;
-      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') throw new CacheNotWritable(this.dir, err as NodeJS.ErrnoException);
-      if (isEnvironmentError(err)) throw new UserError(`cannot take a lease in ${this.dir}: ${describeFsError(err)}`, 1);
-      throw err;
-    } finally {
-      rmSync(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw this.leaseError(err);
     }
+  }
+
+  private leaseError(err: unknown): unknown {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new CacheNotWritable(this.dir, err as NodeJS.ErrnoException);
+    if (isEnvironmentError(err)) return new UserError(`cannot take a lease in ${this.dir}: ${describeFsError(err)}`, 1);
+    return err;
+  }
+
+  /** A new reader token for NAME: a hard link to our template. */
+  private createReader(name: string): string {
+    if (!this.readerTemplate) {
+      const t = join(this.dir, `.reader-${process.pid}-${randomBytes(4).toString('hex')}`);
+      this.writeHolder(t, this.who);
+      this.readerTemplate = t;
+    }
+    const token = join(this.readersDir, `${name}~${process.pid}-${randomBytes(4).toString('hex')}`);
+    this.linkNew(this.readerTemplate, token);
+    return token;
   }
 
   /** The holder of a lease file: absent, malformed (never whole: garbage to break) or a holder. */
@@ -137,16 +199,22 @@ export class LeaseManager {
   }
 
   isStale(path: string, h: LeaseHolder | 'malformed'): boolean {
-    if (h === 'malformed') return true;
+    // Empty or cut short: being written this very moment, or left by a process killed between
+    // creating and writing it. Only the second lasts.
+    if (h === 'malformed') return this.ageMs(path) > MALFORMED_GRACE_MS;
     if (h.host === this.me.host) {
       if (!processAlive(h.pid)) return true;
       const start = h.start !== undefined ? processStart(h.pid) : undefined;
       return start !== undefined && start !== h.start;
     }
+    return this.ageMs(path) > STALE_MS;
+  }
+
+  private ageMs(path: string): number {
     try {
-      return Date.now() - statSync(path).mtimeMs > STALE_MS;
+      return Date.now() - statSync(path).mtimeMs;
     } catch {
-      return true;
+      return Infinity;
     }
   }
 
@@ -172,25 +240,30 @@ export class LeaseManager {
     }
   }
 
-  /** Take the writer file once: ours (true), or its live holder. */
-  private tryWriter(name: string, what: string): true | LeaseHolder {
+  /** Take the writer file once: ours ('taken', or 'took over' from a dead holder), or its live holder. */
+  private tryWriter(name: string, what: string): 'taken' | 'took over' | LeaseHolder {
     const p = this.writerPath(name);
+    let broke = false;
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (this.create(p, what)) return true;
+      if (this.create(p, what)) return broke ? 'took over' : 'taken';
       const h = this.read(p);
       if (h === 'absent') continue;
-      if (h !== 'malformed' && !this.isStale(p, h)) return h;
+      if (!this.isStale(p, h)) return h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h;
       this.breakStale(p, h);
+      broke = true;
     }
     return this.holder(name) ?? { pid: -1, host: '?', since: '?', what };
   }
 
-  /** Live readers of NAME other than this process's own; stale ones are removed. */
+  /**
+   * Live readers of NAME (this process's own included: a restore in one run must wait for a node
+   * of the same run that is reading the path); stale ones are removed.
+   */
   private liveReaders(name: string): LeaseHolder[] {
-    const dir = this.readersDir(name);
+    const dir = this.readersDir;
     let tokens: string[];
     try {
-      tokens = readdirSync(dir);
+      tokens = readdirSync(dir).filter((t) => t.startsWith(`${name}~`));
     } catch {
       return [];
     }
@@ -205,13 +278,20 @@ export class LeaseManager {
     return live;
   }
 
-  private granted(path: string, writer: boolean): Lease {
-    this.heartbeat.add(path);
+  private granted(path: string, writer: boolean, tookOver = false): Lease {
+    // A reader token shares its template's inode: the template's heartbeat is the token's.
+    this.heartbeat.add(writer ? path : this.readerTemplate!);
     let released = false;
     return {
+      tookOver,
       release: () => {
         if (released) return;
         released = true;
+        if (!writer) {
+          // A token's name is ours alone (pid and random): no one else can have made it since.
+          rmSync(path, { force: true });
+          return;
+        }
         this.heartbeat.remove(path);
         // Only remove our own file: if ours was broken as stale, it may now belong to another run.
         const h = this.read(path);
@@ -242,12 +322,16 @@ export class LeaseManager {
       delay = Math.min(delay * 2, 500);
     };
     if (mode === 'write') {
+      let took: 'taken' | 'took over';
       for (;;) {
         const r = this.tryWriter(name, what);
-        if (r === true) break;
+        if (typeof r === 'string') {
+          took = r;
+          break;
+        }
         await wait(r);
       }
-      const lease = this.granted(this.writerPath(name), true);
+      const lease = this.granted(this.writerPath(name), true, took === 'took over');
       try {
         for (let readers = this.liveReaders(name); readers.length > 0; readers = this.liveReaders(name)) await wait(readers[0]!);
       } catch (err) {
@@ -257,24 +341,23 @@ export class LeaseManager {
       return lease;
     }
     for (;;) {
-      const token = join(this.readersDir(name), `${process.pid}-${randomBytes(4).toString('hex')}`);
-      this.create(token, what);
+      const token = this.createReader(name);
       const p = this.writerPath(name);
       let h = this.read(p);
-      while (h === 'malformed' || (h !== 'absent' && this.isStale(p, h))) {
+      while (h !== 'absent' && this.isStale(p, h)) {
         this.breakStale(p, h);
         h = this.read(p);
       }
-      if (h === 'absent' || (h.pid === this.me.pid && h.host === this.me.host)) return this.granted(token, false);
+      if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) return this.granted(token, false);
       rmSync(token, { force: true });
-      await wait(h);
+      await wait(h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h);
     }
   }
 
   /** The writer lease now, or the live holder (a writer or a reader) that keeps it from us. */
   tryWrite(name: string, what: string): Lease | LeaseHolder {
     const r = this.tryWriter(name, what);
-    if (r !== true) return r;
+    if (typeof r !== 'string') return r;
     const lease = this.granted(this.writerPath(name), true);
     const readers = this.liveReaders(name);
     if (readers.length === 0) return lease;
@@ -282,12 +365,14 @@ export class LeaseManager {
     return readers[0]!;
   }
 
-  /** Before a long synchronous step (a big commit): heartbeats go on without the event loop. */
-  keepAlive(): void {
-    this.heartbeat.start();
+  /** Run a long synchronous step (a big commit) with the heartbeats on a worker thread meanwhile. */
+  heavy<T>(work: () => T): T {
+    return this.heartbeat.during(work);
   }
 
   close(): void {
     this.heartbeat.stop();
+    if (this.readerTemplate) rmSync(this.readerTemplate, { force: true });
+    this.readerTemplate = undefined;
   }
 }

@@ -1,5 +1,4 @@
-import { lstatSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, utimesSync } from 'node:fs';
-import { CACHE_LEASE } from './lease.js';
+import { lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsx.js';
 import { objectsOf, SEAL_MS, type CacheStore } from './store.js';
@@ -114,21 +113,17 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
 
 export function applyGc(store: CacheStore, plan: GcPlan): void {
   for (const f of [...plan.records, ...plan.objects, ...plan.other]) rmSync(f.path, { force: true });
-  // Reader directories of leases (one per output path ever read) that no one is in: gc holds the
-  // cache's writer lease, so no run is taking a lease meanwhile.
-  let names: string[] = [];
-  try {
-    names = readdirSync(store.locksDir);
-  } catch {
-    // no locks yet
-  }
-  for (const n of names) {
-    if (!n.endsWith('.r') || n === `${CACHE_LEASE}.r`) continue;
+  // Lease files of processes that died (reader templates, temps): a live one's heartbeat keeps its
+  // mtime young, and gc holds the cache's writer lease, so no run is taking one meanwhile.
+  const stale = (p: string): boolean => Date.now() - (statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 5 * 60_000;
+  for (const dir of [store.locksDir, join(store.locksDir, 'readers')]) {
+    let names: string[] = [];
     try {
-      rmdirSync(join(store.locksDir, n));
+      names = readdirSync(dir);
     } catch {
-      // not empty: a reader left by a run that was killed; the next writer of that path clears it
+      continue;
     }
+    for (const n of names) if (/^\.(reader|tmp)-|~/.test(n) && stale(join(dir, n))) rmSync(join(dir, n), { force: true });
   }
 }
 

@@ -153,13 +153,15 @@ export function verifyRecord(store: CacheStore, record: NodeRecord, maxBytes: nu
 }
 
 /**
- * What is at an output path may be replaced: nothing is there, dfwe wrote this path before (a
- * claim), or everything there is a sealed copy of a cached object. Anything else is the user's,
- * and dfwe does not delete it.
+ * What is at an output path may be replaced: nothing is there, the caller knows dfwe wrote it
+ * (`owned`: the node's last attempt in this workspace wrote this path, or its lease was taken
+ * over from a run that died), or everything there is a sealed copy of a cached object. Anything
+ * else is the user's, and dfwe does not delete it.
  */
-export function assertReplaceable(store: CacheStore, workspace: string, rel: string, abs: string, what: string): void {
+export function assertReplaceable(abs: string, owned: () => boolean, what: string): void {
   const st = lstatSafe(abs);
-  if (st === undefined || store.claimed(workspace, rel) || sealedTree(abs, st)) return;
+  // The cheaper question first: a file's seal is one stat already made; a directory's is a walk.
+  if (st === undefined || (st.isDirectory() ? owned() || sealedTree(abs, st) : sealedTree(abs, st) || owned())) return;
   throw new RestoreError(
     `${what} already exists and was not made by dfwe: dfwe replaces an output when its stage runs, so it does not touch this one. Move it away (or delete it), then run again`,
   );
@@ -173,16 +175,15 @@ function sealedTree(abs: string, st: Stats): boolean {
 
 /**
  * Make room for an output at `abs` under its lease: check it really lies inside the workspace and
- * is dfwe's to replace, remove a temp a dead holder left, claim the path.
+ * is dfwe's to replace, and remove a temp a dead holder left.
  */
-export function prepareOutputPath(store: CacheStore, bounds: Bounds, workspace: string, rel: string, abs: string, what: string): void {
+export function prepareOutputPath(bounds: Bounds, abs: string, owned: () => boolean, what: string): void {
   const outside = bounds.outsideWhenWritten(abs);
   if (outside) throw new RestoreError(`${what} is really ${outside}, outside the workspace (a symlink on its way); nothing was written there`);
   const forbidden = bounds.forbidden(bounds.whereWritten(abs)!) ?? (bounds.holdsVcs(abs) ? `holds version-control metadata (${bounds.holdsVcs(abs)})` : undefined);
   if (forbidden) throw new RestoreError(`${what} ${forbidden}: dfwe deletes an output before its stage runs, so it does not touch it`);
-  assertReplaceable(store, workspace, rel, abs, what);
+  assertReplaceable(abs, owned, what);
   rmSync(stagingName(abs), { recursive: true, force: true });
-  store.claim(workspace, rel);
 }
 
 /**

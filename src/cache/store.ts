@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Fingerprint } from '../keys/fingerprint.js';
@@ -12,7 +12,6 @@ import { isRecordShape, isAttemptShape } from './record-shape.js';
  *   objects/ab/<digest>        immutable, read-only file contents, named by their digest
  *   records/ab/<execKey>.json  one small record per executed node: the result of that key
  *   nodes/ab/<id>.json         the last attempt of each node of a workspace (for why/show)
- *   claims/ab/<key>            workspace paths dfwe has written outputs to (it may replace those)
  *   locks/                     leases of running nodes and runs
  *   tmp/                       staging: logs and specs of running nodes, temp names before rename
  *   state/                     memos that only make things faster (file digests, parsed pipelines)
@@ -91,7 +90,6 @@ export class CacheStore {
   readonly objectsDir: string;
   readonly recordsDir: string;
   readonly nodesDir: string;
-  readonly claimsDir: string;
   readonly locksDir: string;
   readonly tmpDir: string;
   readonly stateDir: string;
@@ -101,7 +99,6 @@ export class CacheStore {
     this.objectsDir = join(root, 'objects');
     this.recordsDir = join(root, 'records');
     this.nodesDir = join(root, 'nodes');
-    this.claimsDir = join(root, 'claims');
     this.locksDir = join(root, 'locks');
     this.tmpDir = join(root, 'tmp');
     this.stateDir = join(root, 'state');
@@ -155,26 +152,6 @@ export class CacheStore {
     } catch {
       // the record, written before, is what counts
     }
-  }
-
-  private claimPath(workspace: string, rel: string): string {
-    const k = keyOf([workspace, rel]);
-    return join(this.claimsDir, k.slice(0, 2), k);
-  }
-
-  /**
-   * Note that dfwe writes this workspace path: from then on it may replace what is there. Kept
-   * before the stage runs, so a stage killed half-way leaves an output dfwe knows is its own.
-   */
-  claim(workspace: string, rel: string): void {
-    const p = this.claimPath(workspace, rel);
-    if (this.claimed(workspace, rel)) return;
-    mkdirSync(join(p, '..'), { recursive: true });
-    writeFileSync(p, JSON.stringify({ workspace, path: rel }) + '\n');
-  }
-
-  claimed(workspace: string, rel: string): boolean {
-    return statSync(this.claimPath(workspace, rel), { throwIfNoEntry: false }) !== undefined;
   }
 
   objectState(digest: string): 'ok' | 'missing' | 'modified' {

@@ -90,7 +90,7 @@ function runSettings(project: Project, opts: RunOptions): RunSettings {
 /** One run of an opened project: check, plan what the reporter needs, run, report. */
 export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
   const { force, executorName, jobs, capacity } = runSettings(project, opts);
-  const leases = new LeaseManager(project.store.locksDir);
+  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`);
   let cacheLease: Lease;
   try {
     // Held for the whole run: gc waits for it, and a run waits for a gc in progress.

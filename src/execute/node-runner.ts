@@ -66,7 +66,7 @@ export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, 
  * Serve a record, restoring its outputs at the node's own paths. The caller holds the write
  * leases of those paths. Undefined when the record is unusable after all (damage found).
  */
-function serveCached(ctx: RunContext, node: NodeDef, execKey: string): Outcome | undefined {
+function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Owned): Outcome | undefined {
   const { project } = ctx;
   const record = project.store.readRecord(execKey);
   if (!record) return undefined;
@@ -79,7 +79,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string): Outcome |
     if (!verifyRecord(project.store, record, VERIFY_ON_RESTORE_BYTES)) return undefined;
     for (const [name, rel] of Object.entries(node.outs)) {
       const abs = join(project.workspace, rel);
-      prepareOutputPath(project.store, project.bounds, project.workspace, rel, abs, `output "${name}" (${rel})`);
+      prepareOutputPath(project.bounds, abs, () => owned(rel), `output "${name}" (${rel})`);
       materialize(project.store, project.digests, abs, record.outputs[name]!);
     }
     // The record in use is the one `dfwe why` compares with next time.
@@ -104,22 +104,48 @@ function leasesOf(project: Project, node: NodeDef, execKey: string, withInputs: 
   return [...names].sort(([a], [b]) => (a < b ? -1 : 1));
 }
 
-async function holdAll(ctx: RunContext, node: NodeDef, names: [string, LeaseMode][]): Promise<Lease[]> {
+/** The leases, taken in order, and the output paths that are dfwe's to replace. */
+async function holdAll(ctx: RunContext, node: NodeDef, names: [string, LeaseMode][]): Promise<{ held: Lease[]; owned: Owned }> {
   const held: Lease[] = [];
+  const tookOver = new Set<string>();
   try {
-    for (const [n, mode] of names) held.push(await ctx.leases.acquire(n, node.id, mode, (h) => ctx.onWait?.(node.id, h), ctx.signal));
+    for (const [n, mode] of names) {
+      const lease = await ctx.leases.acquire(n, node.id, mode, (h) => ctx.onWait?.(node.id, h), ctx.signal);
+      held.push(lease);
+      if (lease.tookOver) tookOver.add(n);
+    }
   } catch (err) {
     held.forEach((l) => l.release());
     throw err;
   }
-  return held;
+  return { held, owned: ownedOutputs(ctx.project, node, tookOver) };
+}
+
+/** Whether an output path holds dfwe's own work (asked only of paths that exist and are not sealed). */
+type Owned = (rel: string) => boolean;
+
+/**
+ * Output paths of a node that hold dfwe's own work though not sealed: those its last attempt in
+ * this workspace wrote (a failed run's partial output, an output edited in place), and those
+ * whose lease was taken over from a run that died mid-stage.
+ */
+function ownedOutputs(project: Project, node: NodeDef, tookOver: ReadonlySet<string>): Owned {
+  let before: Set<unknown> | undefined;
+  return (rel) => {
+    if (tookOver.has(outputLeaseName(project.workspace, rel))) return true;
+    if (!before) {
+      const last = project.store.readAttempt(project.workspace, node.id)?.fingerprint?.outs;
+      before = new Set(last && typeof last === 'object' ? Object.values(last) : []);
+    }
+    return before.has(rel);
+  };
 }
 
 /** Restore a cache hit's outputs under their leases; undefined when it turned out unusable (run it). */
 export async function restoreNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): Promise<Outcome | undefined> {
-  const held = await holdAll(ctx, node, leasesOf(ctx.project, node, keys.execKey!, false));
+  const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, keys.execKey!, false));
   try {
-    return serveCached(ctx, node, keys.execKey!);
+    return serveCached(ctx, node, keys.execKey!, owned);
   } catch (err) {
     return { status: 'failed', error: failure(err), logTail: '' };
   } finally {
@@ -138,10 +164,10 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
     let replaced: Input[] = [];
     // Write leases on its output paths: no two runs execute this node, or two versions of it, at
     // once. Read leases on the paths it reads: no run replaces an input while this node reads it.
-    const held = await holdAll(ctx, node, leasesOf(ctx.project, node, execKey, true));
+    const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, execKey, true));
     try {
       if (!ctx.force.has(node.id)) {
-        const cached = serveCached(ctx, node, execKey); // another run may have finished it while we waited
+        const cached = serveCached(ctx, node, execKey, owned); // another run may have finished it while we waited
         if (cached) return cached;
       }
       const inputs = checkInputs(ctx.project, node, upstream);
@@ -149,7 +175,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       replaced = inputs.replaced;
       if (replaced.length === 0) {
         ctx.onStart?.(node.id);
-        return await execute(ctx, node, planKey, execKey, execFingerprint!, (h) => held.forEach((l) => l.setHandle(h)));
+        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, (h) => held.forEach((l) => l.setHandle(h)));
       }
       if (round >= INPUT_RESTORES) {
         const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
@@ -220,7 +246,7 @@ function checkInputs(project: Project, node: NodeDef, upstream: Map<string, Upst
   return { damaged: { status: 'failed', error, logTail: '' }, replaced };
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, onHandle: Launch['onHandle']): Promise<Outcome> {
+async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, onHandle: Launch['onHandle']): Promise<Outcome> {
   const { project } = ctx;
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
@@ -257,7 +283,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     // where they really are inside the workspace and only what dfwe made.
     for (const [name, p] of Object.entries(node.outs)) {
       const abs = join(workspace, p);
-      prepareOutputPath(store, project.bounds, workspace, p, abs, `output "${name}" (${p})`);
+      prepareOutputPath(project.bounds, abs, () => owned(p), `output "${name}" (${p})`);
       rmSync(abs, { recursive: true, force: true });
       mkdirSync(dirname(abs), { recursive: true });
     }
@@ -294,10 +320,10 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     }
     let record: NodeRecord;
     try {
-      // A big output can take minutes to commit on this thread: heartbeats go on without it.
-      ctx.leases.keepAlive();
       const outputs: Record<string, OutputEntry> = {};
-      for (const [name, p] of Object.entries(node.outs)) outputs[name] = commitOutput(store, project.bounds, join(workspace, p), p, name, node.outKinds[name] ?? 'any');
+      // A big output can take minutes to commit on this thread: heartbeats go on without it.
+      const heavy = <T>(work: () => T): T => ctx.leases.heavy(work);
+      for (const [name, p] of Object.entries(node.outs)) outputs[name] = commitOutput(store, project.bounds, join(workspace, p), p, name, node.outKinds[name] ?? 'any', heavy);
       const metrics = readMetrics(metricsPath);
       const log = storeLog(logPath);
       const durationMs = performance.now() - t0;
