@@ -11,6 +11,8 @@ import type { Project } from './project.js';
  * directory the pipeline lists under `allow_outside`. Checked when planning (located errors) and
  * again where files are touched, because a stage can make a symlink after planning.
  */
+const MISSING = Symbol('missing');
+
 export class Bounds {
   /** The workspace's real path. */
   readonly workspace: string;
@@ -53,17 +55,35 @@ export class Bounds {
   /**
    * Where a path really is, following every symlink on the way; for a path that does not exist
    * yet, its nearest existing ancestor decides. Undefined when the way is broken (a symlink loop,
-   * a file where a directory should be).
+   * a file where a directory should be). `memo` (for one plan, when nothing changes meanwhile)
+   * keeps what was found, so a sweep's thousands of output directories cost a syscall each.
    */
-  realLocation(abs: string): string | undefined {
+  realLocation(abs: string, memo?: Map<string, string | typeof MISSING>): string | undefined {
     const rest: string[] = [];
     for (let p = abs; ; p = dirname(p)) {
-      try {
-        return join(realpathSync(p), ...rest.reverse());
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(p) === p) return undefined;
-        rest.push(basename(p));
+      let known = memo?.get(p);
+      if (known === undefined && memo) {
+        // Below a directory known to be missing, nothing exists: no syscall needed.
+        for (let a = dirname(p); a !== dirname(a); a = dirname(a)) {
+          const k = memo.get(a);
+          if (k === undefined) continue;
+          if (k === MISSING) known = MISSING;
+          break;
+        }
       }
+      if (typeof known === 'string') return join(known, ...rest.reverse());
+      if (known !== MISSING) {
+        try {
+          const real = realpathSync.native(p);
+          memo?.set(p, real);
+          return join(real, ...rest.reverse());
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+          memo?.set(p, MISSING);
+        }
+      }
+      if (dirname(p) === p) return undefined;
+      rest.push(basename(p));
     }
   }
 
@@ -104,14 +124,12 @@ export const OUTSIDE_HINT = 'a symlink leads it out of the workspace: list the r
  */
 export function outputDiagnostics(project: Project): Diagnostic[] {
   const out: Diagnostic[] = [];
-  // Outputs of a pipeline share a few directories: resolve each once.
-  const dirs = new Map<string, string | undefined>();
+  // Outputs of a pipeline share directories: each is resolved once.
+  const memo = new Map<string, string | typeof MISSING>();
   for (const node of project.graph.order) {
     for (const [name, p] of Object.entries(node.outs)) {
       const abs = join(project.workspace, p);
-      const dir = dirname(abs);
-      if (!dirs.has(dir)) dirs.set(dir, project.bounds.realLocation(dir));
-      const r = dirs.get(dir);
+      const r = project.bounds.realLocation(dirname(abs), memo);
       const location = node.loc.outs[name] ?? node.loc.stage;
       if (r !== undefined && !project.bounds.inside(r)) {
         out.push({ message: `output "${name}" of stage "${node.stage}" (${p}) would be written in ${r}, outside the workspace`, location, hint: OUTSIDE_HINT });
