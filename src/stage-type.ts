@@ -43,6 +43,12 @@ export interface StageType {
   inputs?(params: Record<string, unknown>): string[];
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
+  /**
+   * Fill in what a schema cannot (defaults that depend on another parameter, such as a merge
+   * method's own) and check what it cannot (a list as long as another); returns problems as
+   * messages. Runs when planning, on the resolved `with`, so what it fills in is keyed.
+   */
+  complete?(params: Record<string, unknown>): string[];
   run(ctx: StageRunContext): Promise<StageResult | void>;
 }
 

@@ -3,6 +3,7 @@ import { evaluate } from './evaluate.js';
 import { finetune } from './finetune.js';
 import { initModel } from './init-model.js';
 import { interpolate } from './interpolate.js';
+import { merge } from './merge.js';
 import { prepareData } from './prepare-data.js';
 import { trainExpert } from './train-expert.js';
 import { vocab } from './vocab.js';
@@ -16,4 +17,5 @@ export const registry: ReadonlyMap<string, StageType> = new Map<string, StageTyp
   [finetune.name, finetune],
   [interpolate.name, interpolate],
   [evaluate.name, evaluate],
+  [merge.name, merge],
 ]);

@@ -20,9 +20,8 @@ export async function execCommand(specPath: string): Promise<number> {
   // The schema's defaults, as the engine filled them in when planning (a spec written by hand may lack them).
   const { withValidator } = await import('../pipeline/validate.js');
   const validate = withValidator(type.schema);
-  if (!validate(spec.params)) {
-    throw new UserError(`node ${spec.nodeId}: its parameters do not fit ${spec.type}: ${(validate.errors ?? []).map((e) => `${e.instancePath || 'with'} ${e.message}`).join('; ')}`);
-  }
+  const problems = validate(spec.params) ? type.complete?.(spec.params) ?? [] : (validate.errors ?? []).map((e) => `${e.instancePath || 'with'} ${e.message}`);
+  if (problems.length) throw new UserError(`node ${spec.nodeId}: its parameters do not fit ${spec.type}: ${problems.join('; ')}`);
   const result = await type.run({
     params: spec.params,
     outs: spec.outs,

@@ -520,6 +520,9 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     }
     if (plan.type && diagnostics.length + suppressed === before) {
       for (const d of validateResolved(plan.type.schema, withValue, source, [...at, 'with'])) report(d);
+      if (diagnostics.length + suppressed === before) {
+        for (const message of plan.type.complete?.(withValue) ?? []) report({ message: `stage "${plan.name}": ${message}`, location: source.locate([...at, 'with']) });
+      }
     }
     if (diagnostics.length + suppressed > before) return undefined;
 

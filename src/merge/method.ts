@@ -1,0 +1,45 @@
+/**
+ * A merge method is one small file under methods/: its parameters (a JSON Schema with defaults,
+ * so they are part of the key), what its per-model weights range over when a search sets them,
+ * and a kernel that merges one tensor chunk by chunk (passes over the whole tensor first, where
+ * it needs them). Adding a method is that file and a line in methods/index.ts.
+ */
+
+export interface TensorContext<P = Record<string, unknown>> {
+  /** The tensor's name, for seeding (DARE) and errors. */
+  name: string;
+  /** Elements in the whole tensor. */
+  size: number;
+  /** One per model: this tensor's group's weights. */
+  weights: number[];
+  params: P;
+  /** Models merged. */
+  k: number;
+  /** Elements [start, start + n) of model i's tensor (or the base's), as float32; valid until the next read of that slot. */
+  read(i: number | 'base', start: number, n: number): Float32Array;
+}
+
+export interface MergeMethod<P = Record<string, unknown>, S = unknown> {
+  name: string;
+  description: string;
+  /** JSON Schema of the method's own parameters (`params` in `with`), with defaults. */
+  schema: object;
+  /** Task-vector methods merge θᵢ − θ_base and need the base model. */
+  needsBase: boolean;
+  minModels: number;
+  maxModels?: number;
+  /**
+   * What a search varies: weights on the simplex (they sum to 1, as the paper's α), or each in
+   * [0, 1] (task-vector weights, as mergekit-evolve searches them).
+   */
+  domain: 'simplex' | 'box';
+  /** Weights when none are given. */
+  defaultWeights(k: number): number[];
+  /** Whole-tensor passes before the chunks (TIES' thresholds, SLERP's angle); undefined when not needed. */
+  prepare?(t: TensorContext<P>): S;
+  /** Fill out[0..n) with merged elements [start, start + n). */
+  chunk(t: TensorContext<P>, state: S, start: number, n: number, out: Float64Array): void;
+}
+
+export const uniformWeights = (k: number): number[] => new Array(k).fill(1 / k);
+export const unitWeights = (k: number): number[] => new Array(k).fill(1);
