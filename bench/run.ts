@@ -1,6 +1,7 @@
 import { benchDfwe } from './dfwe.js';
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
+import { benchMerge } from './merge.js';
 import { benchMl } from './ml.js';
 import { benchReliability } from './reliability.js';
 import { benchSlurm } from './slurm.js';
@@ -14,6 +15,7 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '100,1000,10000').split(',').map(Number)),
   sweep: () => benchSweep(),
   ml: () => benchMl(),
+  merge: () => benchMerge(),
   dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
   reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000), Number(process.env.DFWE_BENCH_ADVERSARIAL ?? 20)),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),

@@ -67,13 +67,8 @@ export function decode(bytes: Uint8Array, dtype: FloatDtype, out?: Float32Array)
   return dst;
 }
 
-const scratch = new Float32Array(1);
-const scratchBits = new Uint32Array(scratch.buffer);
-
 /** float32 bits → float16 bits, rounding to nearest even (overflow to ±Inf, NaN kept NaN). */
-function toHalf(x: number): number {
-  scratch[0] = x;
-  const f = scratchBits[0]!;
+function halfBits(f: number): number {
   const sign = (f >>> 16) & 0x8000;
   const exp = (f >>> 23) & 0xff;
   let mant = f & 0x7fffff;
@@ -85,12 +80,21 @@ function toHalf(x: number): number {
     mant |= 0x800000;
     const shift = 14 - e;
     const half = 1 << (shift - 1);
-    const rounded = (mant + half - 1 + ((mant >> shift) & 1)) >> shift;
-    return sign | rounded;
+    return sign | ((mant + half - 1 + ((mant >> shift) & 1)) >> shift);
   }
-  const rounded = (mant + 0xfff + ((mant >> 13) & 1)) >> 13;
   // A carry out of the mantissa rounds up into the exponent, which is what the bits do by addition.
-  return (sign | ((e << 10) + rounded)) & 0xffff;
+  return (sign | ((e << 10) + ((mant + 0xfff + ((mant >> 13) & 1)) >> 13))) & 0xffff;
+}
+
+let f32Scratch = new Float32Array(0);
+
+/** Values as float32 (rounded once, to nearest), in a reused buffer. */
+function asFloat32(values: Float64Array | Float32Array): Float32Array {
+  if (values instanceof Float32Array) return values;
+  if (f32Scratch.length < values.length) f32Scratch = new Float32Array(values.length);
+  const f = f32Scratch.subarray(0, values.length);
+  f.set(values);
+  return f;
 }
 
 /** Values (float64 accumulators or float32) as the raw little-endian bytes of `dtype`. */
@@ -106,15 +110,20 @@ export function encode(values: Float64Array | Float32Array, dtype: FloatDtype, o
       new Float64Array(dst.buffer, dst.byteOffset, n).set(values);
       break;
     case 'F16': {
+      // Through float32, as frameworks convert; a float64 value within a hair of a float16
+      // rounding boundary may round the other way than a direct conversion would (one ulp).
+      const f32 = asFloat32(values);
+      const bits = new Uint32Array(f32.buffer, f32.byteOffset, n);
       const h = new Uint16Array(dst.buffer, dst.byteOffset, n);
-      for (let i = 0; i < n; i++) h[i] = toHalf(values[i]!);
+      for (let i = 0; i < n; i++) h[i] = halfBits(bits[i]!);
       break;
     }
     case 'BF16': {
+      const f32 = asFloat32(values);
+      const bits = new Uint32Array(f32.buffer, f32.byteOffset, n);
       const h = new Uint16Array(dst.buffer, dst.byteOffset, n);
       for (let i = 0; i < n; i++) {
-        scratch[0] = values[i]!;
-        const f = scratchBits[0]!;
+        const f = bits[i]!;
         // NaN stays a (quiet) NaN; else round to nearest even on the dropped 16 bits.
         h[i] = (f & 0x7fffffff) > 0x7f800000 ? ((f >>> 16) | 0x40) & 0xffff : ((f + 0x7fff + ((f >>> 16) & 1)) >>> 16) & 0xffff;
       }

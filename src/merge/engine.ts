@@ -13,8 +13,11 @@ import { globMatcher } from './patterns.js';
  * copied from the first model. The result has the first model's layout.
  */
 
-/** Elements per chunk: 4 MiB of float32 per input. */
-const CHUNK = 1 << 20;
+/**
+ * Elements per chunk: 256 KiB of float32 per input and 512 KiB of float64 accumulator, small
+ * enough for the loops to run in the CPU's caches (measured: 1M-element chunks were slower).
+ */
+const CHUNK = 1 << 16;
 
 export interface MergeSetup {
   /** Checkpoint paths (a file or a directory each). */
