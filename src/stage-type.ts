@@ -19,6 +19,8 @@ export interface StageRunContext {
   log(line: string): void;
   /** The ML runtime the engine keyed this node on (backend, tfjs version, Node major). */
   runtime?: Record<string, string>;
+  /** An empty directory for scratch files (a search's candidate checkpoints), removed after the node. */
+  scratch: string;
 }
 
 export interface StageResult {

@@ -4,6 +4,7 @@ import { finetune } from './finetune.js';
 import { initModel } from './init-model.js';
 import { interpolate } from './interpolate.js';
 import { merge } from './merge.js';
+import { mergeSearch } from './merge-search.js';
 import { prepareData } from './prepare-data.js';
 import { trainExpert } from './train-expert.js';
 import { vocab } from './vocab.js';
@@ -18,4 +19,5 @@ export const registry: ReadonlyMap<string, StageType> = new Map<string, StageTyp
   [interpolate.name, interpolate],
   [evaluate.name, evaluate],
   [merge.name, merge],
+  [mergeSearch.name, mergeSearch],
 ]);

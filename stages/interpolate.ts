@@ -1,6 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { Merger } from '../src/ml/merge.js';
-import { search, type OptimizerName } from '../src/ml/simplex-search.js';
+import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
+import { search } from '../src/search/search.js';
+import { CoefficientSpace } from '../src/search/space.js';
 import { dataset, PATH, tfFor, vocabulary } from '../src/ml/stage-support.js';
 import { evaluate, loadModel, prepare, saveModel, toVars } from '../src/ml/train.js';
 import type { StageType } from '../src/stage-type.js';
@@ -25,7 +27,7 @@ export const interpolate: StageType = {
       vocab: { ...PATH, description: 'The vocabulary' },
       models: { type: 'array', minItems: 1, items: PATH, description: 'The finetuned models (one initialisation, one architecture)' },
       task: { type: 'string', description: 'The target task: its dev score is what α maximises' },
-      optimizer: { enum: ['nelder-mead', 'uniform', 'greedy-soup', 'random'], default: 'nelder-mead', description: 'nelder-mead (the paper), uniform (no search), greedy-soup, random (Dirichlet samples, same budget)' },
+      optimizer: { enum: [...OPTIMIZERS], default: 'nelder-mead', description: 'nelder-mead (the paper), cma-es, uniform (no search), greedy-soup, random (Dirichlet samples, same budget)' },
       iterations: { type: 'integer', minimum: 0, default: 40, description: 'Nelder–Mead iterations (the paper: 40)' },
       max_evals: { type: 'integer', minimum: 1, default: 100, description: 'Cap on distinct evaluations, vertices included' },
       step: { type: 'number', exclusiveMinimum: 0, default: 2, description: 'Nelder–Mead initial simplex size in logit space' },
@@ -50,27 +52,29 @@ export const interpolate: StageType = {
     // Encoded once: every evaluation of the search scores the same dev examples.
     const dev = prepare(ds, vocab, p.task, 'dev', cfg.maxLen);
     ctx.log(`${models.length} models, ${merger.tensorNames.length} tensors; ${p.optimizer} on ${p.task} dev (${dev.examples.length} examples)`);
-    const result = search(models.length, p.optimizer, (alpha) => {
-      const w = merger.merge(alpha);
+    const k = models.length;
+    const result = await search(new CoefficientSpace(1, k, 'simplex'), p.optimizer, ([alpha]) => {
+      const w = merger.merge(alpha!);
       for (const [name, t] of w) {
         const value = tf.tensor(t.data, t.shape);
         vars.get(name)!.assign(value);
         value.dispose();
       }
       const r = evaluate(tf, cfg, vars, ds, vocab, p.task, 'dev', 64, dev);
-      ctx.log(`α=[${alpha.map((a) => a.toFixed(3)).join(', ')}]  dev ${r.score.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
+      ctx.log(`α=[${alpha!.map((a) => a.toFixed(3)).join(', ')}]  dev ${r.score.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
       return { score: r.score, loss: r.loss };
-    }, { iterations: p.iterations, maxEvals: p.max_evals, step: p.step, seed: p.seed });
+    }, { iterations: p.iterations, maxEvals: p.max_evals, step: p.step, seed: p.seed, center: new Array(k).fill(1 / k) });
     vars.forEach((v) => v.dispose());
-    merger.merge(result.best.alpha);
-    saveModel(ctx.outs.model!, { cfg, weights: merger.copy(), vocab: digest, history: { alpha: result.best.alpha, dev: result.best.value } });
+    const bestAlpha = result.best.weights[0]!;
+    merger.merge(bestAlpha);
+    saveModel(ctx.outs.model!, { cfg, weights: merger.copy(), vocab: digest, history: { alpha: bestAlpha, dev: result.best.value } });
     const bestVertex = result.trace.filter((t) => t.source === 'vertex').reduce((a, t) => (t.value.score > a ? t.value.score : a), -Infinity);
     writeFileSync(ctx.outs.search!, JSON.stringify({
-      optimizer: p.optimizer, models: p.models, alpha: result.best.alpha, dev_score: result.best.value.score, dev_loss: result.best.value.loss,
+      optimizer: p.optimizer, models: p.models, alpha: bestAlpha, dev_score: result.best.value.score, dev_loss: result.best.value.loss,
       best_single_dev_score: bestVertex, evaluations: result.evaluations,
-      trace: result.trace.map((t) => ({ alpha: t.alpha, dev_score: t.value.score, dev_loss: t.value.loss, ms: Math.round(t.ms), source: t.source })),
+      trace: result.trace.map((t) => ({ alpha: t.weights[0], dev_score: t.value.score, dev_loss: t.value.loss, ms: Math.round(t.ms), source: t.source })),
     }, null, 2) + '\n');
-    ctx.log(`best α=[${result.best.alpha.map((a) => a.toFixed(3)).join(', ')}] dev ${result.best.value.score.toFixed(2)} (best single model ${bestVertex.toFixed(2)}) after ${result.evaluations} evaluations`);
+    ctx.log(`best α=[${bestAlpha.map((a) => a.toFixed(3)).join(', ')}] dev ${result.best.value.score.toFixed(2)} (best single model ${bestVertex.toFixed(2)}) after ${result.evaluations} evaluations`);
     return { metrics: { dev_score: result.best.value.score, best_single_dev_score: bestVertex, evaluations: result.evaluations } };
   },
 };

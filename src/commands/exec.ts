@@ -29,6 +29,7 @@ export async function execCommand(specPath: string): Promise<number> {
     resolve: (p) => resolve(spec.workspace, p),
     log: (line) => process.stdout.write(line + '\n'),
     runtime: spec.runtime,
+    scratch: spec.scratch,
   });
   if (result?.metrics) writeFileSync(spec.metricsPath, JSON.stringify(result.metrics));
   return 0;

@@ -255,6 +255,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   const logPath = `${stem}.log`;
   const specPath = `${stem}.spec.json`;
   const metricsPath = `${stem}.metrics.json`;
+  const scratch = `${stem}.scratch`;
   const startedAt = new Date();
   const t0 = performance.now();
   // Where the node ran: this machine, or the Slurm node that ran its job.
@@ -295,8 +296,9 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const spec: NodeSpec = {
         format: 1, nodeId: node.id, type: node.type, version: node.version, params: node.params, workspace,
         outs: Object.fromEntries(Object.entries(node.outs).map(([k, p]) => [k, join(workspace, p)])),
-        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime,
+        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime, scratch,
       };
+      mkdirSync(scratch, { recursive: true });
       writeFileSync(specPath, JSON.stringify(spec));
       argv = [process.execPath, CLI, 'exec', specPath];
     }
@@ -343,7 +345,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     if (err instanceof RestoreError) return fail(err.message);
     return fail(`dfwe could not run it: ${failure(err)}`);
   } finally {
-    for (const p of [logPath, specPath, metricsPath]) rmSync(p, { force: true });
+    for (const p of [logPath, specPath, metricsPath, scratch]) rmSync(p, { recursive: true, force: true });
   }
 }
 

@@ -14,6 +14,8 @@ export interface NodeSpec {
   outKinds: Record<string, 'file' | 'dir' | 'any'>;
   /** Where the stage writes its metrics (JSON), if it reports any. */
   metricsPath: string;
+  /** An empty directory for the stage's scratch files (a search's candidates), removed after it. */
+  scratch: string;
   /** ML runtime the engine keyed the node on; the stage must run on it. */
   runtime?: Record<string, string>;
 }

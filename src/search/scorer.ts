@@ -1,0 +1,200 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { StageInputError } from '../stage-type.js';
+import { killTree } from '../util/process.js';
+import { shellQuote } from '../util/shell.js';
+import type { Value } from './optimizers.js';
+
+/*
+ * The user's evaluator, in any language: given a merged checkpoint's path, it prints one JSON
+ * line such as {"score": 71.2, "loss": 0.83} (higher score is better; the loss, if given, breaks
+ * ties). Two forms:
+ * - a command run once per candidate: `{model}` in it becomes the checkpoint's path (quoted for
+ *   the shell), which is also in $DFWE_MODEL;
+ * - a server started once, which loads its data and tokenizer once: dfwe writes one JSON line
+ *   {"model": PATH, "candidate": N} per candidate to its stdin and reads the answer from its stdout.
+ * Every failure (an exit code, no JSON, a score that is not a finite number, a timeout) is a clear
+ * error of the node, with the end of what the evaluator printed on stderr.
+ */
+
+export interface ScorerSettings {
+  command?: string;
+  server?: string;
+  /** Per candidate. */
+  timeoutMs: number;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Lines the evaluator printed that are not its answer, for the node's log. */
+  log: (line: string) => void;
+}
+
+export interface Scorer {
+  score(model: string, candidate: number): Promise<Value>;
+  close(): Promise<void>;
+}
+
+const TAIL_LINES = 20;
+
+/** The last lines of what a process printed, kept while it runs. */
+class Tail {
+  private lines: string[] = [];
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > TAIL_LINES) this.lines.shift();
+  }
+  get text(): string {
+    return this.lines.length ? `; its stderr ended with:\n${this.lines.join('\n')}` : '';
+  }
+}
+
+/** The answer in a line, if the line is one: a JSON object with a finite numeric score. */
+function answerOf(line: string, what: string): Value | undefined {
+  const t = line.trim();
+  if (!t.startsWith('{')) return undefined;
+  let j: unknown;
+  try {
+    j = JSON.parse(t);
+  } catch {
+    // Meant as the answer but not JSON: Python's json.dumps(float('nan')) prints NaN, say.
+    if (/"score"\s*:/.test(t)) throw new StageInputError(`${what} printed ${t.length > 200 ? `${t.slice(0, 200)}…` : t}, which is not JSON (NaN and Infinity are not JSON numbers)`);
+    return undefined;
+  }
+  if (!j || typeof j !== 'object' || !('score' in j)) return undefined;
+  const { score, loss } = j as { score: unknown; loss?: unknown };
+  if (typeof score !== 'number' || !Number.isFinite(score)) throw new StageInputError(`${what} printed score ${JSON.stringify(score)}: it must be a finite number`);
+  if (loss !== undefined && loss !== null && (typeof loss !== 'number' || !Number.isFinite(loss))) throw new StageInputError(`${what} printed loss ${JSON.stringify(loss)}: it must be a finite number, or left out`);
+  return { score, loss: typeof loss === 'number' ? loss : 0 };
+}
+
+export function openScorer(s: ScorerSettings): Scorer {
+  if (s.server) return new ServerScorer(s.server, s);
+  return new CommandScorer(s.command!, s);
+}
+
+class CommandScorer implements Scorer {
+  constructor(
+    private readonly command: string,
+    private readonly s: ScorerSettings,
+  ) {}
+
+  score(model: string, candidate: number): Promise<Value> {
+    const cmd = this.command.replaceAll('{model}', shellQuote(model));
+    const what = `the scorer \`${this.command}\` (candidate ${candidate})`;
+    return new Promise((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', cmd], { cwd: this.s.cwd, env: { ...this.s.env, DFWE_MODEL: model, DFWE_CANDIDATE: String(candidate) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const tail = new Tail();
+      let answer: Value | undefined;
+      /** The first thing that went wrong; said, with the stderr tail, once the process is gone. */
+      let problem: string | undefined;
+      createInterface({ input: child.stderr! }).on('line', (l) => {
+        tail.push(l);
+        this.s.log(`score: ${l}`);
+      });
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        try {
+          const a = answerOf(l, what);
+          if (a) answer = a;
+          else this.s.log(`score: ${l}`);
+        } catch (err) {
+          problem ??= (err as Error).message;
+        }
+      });
+      const timer = setTimeout(() => {
+        problem ??= `${what} took longer than ${this.s.timeoutMs / 1000} s (score_timeout) and was stopped`;
+        if (child.pid) killTree(child.pid);
+      }, this.s.timeoutMs);
+      child.on('error', (err) => (problem ??= `${what} could not start: ${err.message}`));
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (problem === undefined && code !== 0) problem = `${what} failed (${signal ? `killed by ${signal}` : `exit code ${code}`})`;
+        if (problem === undefined && !answer) problem = `${what} printed no JSON line with a score, such as {"score": 71.2, "loss": 0.83}`;
+        if (problem !== undefined) reject(new StageInputError(problem + tail.text));
+        else resolve(answer!);
+      });
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+class ServerScorer implements Scorer {
+  private readonly child: ChildProcess;
+  private readonly tail = new Tail();
+  private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; timer: NodeJS.Timeout } | undefined;
+  private ended: Error | undefined;
+
+  constructor(
+    private readonly command: string,
+    private readonly s: ScorerSettings,
+  ) {
+    this.child = spawn('/bin/sh', ['-c', command], { cwd: s.cwd, env: s.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stderr! }).on('line', (l) => {
+      this.tail.push(l);
+      s.log(`score: ${l}`);
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (l) => this.line(l));
+    this.child.stdin!.on('error', () => undefined); // a server that died: said by 'close'
+    this.child.on('error', (err) => this.end(new StageInputError(`the scorer server \`${command}\` could not start: ${err.message}`)));
+    this.child.on('close', (code, signal) => this.end(new StageInputError(`the scorer server \`${command}\` ended (${signal ? `killed by ${signal}` : `exit code ${code}`})${this.waiting ? ` before it answered ${this.waiting.what.replace(/^.*\(/, '(')}` : ''}${this.tail.text}`)));
+  }
+
+  private line(l: string): void {
+    const w = this.waiting;
+    let a: Value | undefined;
+    try {
+      a = answerOf(l, w?.what ?? `the scorer server \`${this.command}\``);
+    } catch (err) {
+      if (w) {
+        this.waiting = undefined;
+        clearTimeout(w.timer);
+        w.reject(new StageInputError(`${(err as Error).message}${this.tail.text}`));
+      }
+      return;
+    }
+    if (!a || !w) {
+      this.s.log(`score: ${l}`);
+      return;
+    }
+    this.waiting = undefined;
+    clearTimeout(w.timer);
+    w.resolve(a);
+  }
+
+  private end(err: StageInputError): void {
+    this.ended ??= err;
+    const w = this.waiting;
+    if (w) {
+      this.waiting = undefined;
+      clearTimeout(w.timer);
+      w.reject(this.ended);
+    }
+  }
+
+  score(model: string, candidate: number): Promise<Value> {
+    if (this.ended) return Promise.reject(this.ended);
+    const what = `the scorer server \`${this.command}\` (candidate ${candidate})`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new StageInputError(`${what} took longer than ${this.s.timeoutMs / 1000} s (score_timeout) to answer; it was stopped${this.tail.text}`));
+        this.ended ??= new StageInputError(`${what} was stopped after a timeout`);
+        if (this.child.pid) killTree(this.child.pid);
+      }, this.s.timeoutMs);
+      this.waiting = { resolve, reject, what, timer };
+      this.child.stdin!.write(JSON.stringify({ model, candidate }) + '\n');
+    });
+  }
+
+  /** End of input: the server should exit; if it has not within 10 s, it is killed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => this.child.pid && killTree(this.child.pid), 10_000);
+      this.child.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.child.stdin!.end();
+    });
+  }
+}

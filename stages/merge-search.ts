@@ -1,0 +1,111 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { planMerge, writeMerge } from '../src/merge/engine.js';
+import { mergeMethods } from '../src/merge/methods/index.js';
+import { completeParams } from '../src/merge/params.js';
+import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
+import { openScorer } from '../src/search/scorer.js';
+import { search } from '../src/search/search.js';
+import { CoefficientSpace, type Weights } from '../src/search/space.js';
+import type { StageType } from '../src/stage-type.js';
+import { merge } from './merge.js';
+
+interface Params {
+  models: string[];
+  base?: string;
+  method: string;
+  params: Record<string, unknown>;
+  include?: string[];
+  exclude?: string[];
+  groups?: string[];
+  optimizer: OptimizerName;
+  iterations: number;
+  max_evals: number;
+  step: number;
+  seed: number;
+  score?: string;
+  score_server?: string;
+  score_timeout: number;
+}
+
+const mergeSchema = merge.schema as { properties: Record<string, object>; allOf: object[] };
+/** What merge takes, less its fixed weights: here the search sets them. */
+const { weights: _fixed, ...mergeProperties } = mergeSchema.properties;
+
+/**
+ * DFWE with any model and any evaluator: search a merge method's weights (one set per group of
+ * tensors, optionally) with a derivative-free optimizer, scoring each candidate checkpoint with
+ * the user's own command. The best candidate is the `model` output; `search` records every one.
+ */
+export const mergeSearch: StageType = {
+  name: 'merge-search',
+  version: 1,
+  description: "Search a merge method's weights with your own evaluator (a command or a JSON-lines server): every model alone first, then the optimizer; the best merge is the output",
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['models'],
+    properties: {
+      ...mergeProperties,
+      groups: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'One set of weights per group of tensors (globs, first match wins; the other tensors make one more group), as mergekit-evolve searches per layer' },
+      optimizer: { enum: [...OPTIMIZERS], default: 'nelder-mead', description: 'nelder-mead (the paper), cma-es, random, uniform (the method\'s default weights, no search), greedy-soup (linear and slerp)' },
+      iterations: { type: 'integer', minimum: 0, default: 40, description: 'Nelder–Mead iterations (the paper: 40)' },
+      max_evals: { type: 'integer', minimum: 1, default: 100, description: 'Cap on distinct evaluations, every model alone included' },
+      step: { type: 'number', exclusiveMinimum: 0, default: 2, description: "Nelder–Mead's initial simplex size (CMA-ES: twice its initial step), in logit space" },
+      seed: { type: 'integer', default: 0, description: 'Seed of cma-es and random' },
+      score: { type: 'string', minLength: 1, description: 'Run per candidate (a shell command); {model} becomes its checkpoint\'s path, also in $DFWE_MODEL. It prints one JSON line {"score": …, "loss": …} (higher score is better; loss breaks ties). List its scripts under the stage\'s deps' },
+      score_server: { type: 'string', minLength: 1, description: 'Started once; reads {"model": PATH, "candidate": N} lines on stdin and answers each with one {"score": …} line on stdout, so it loads its data once' },
+      score_timeout: { type: 'number', exclusiveMinimum: 0, default: 3600, description: 'Seconds a candidate may take to be scored' },
+    },
+    allOf: mergeSchema.allOf,
+  },
+  outputs: () => ({ model: 'dir', search: 'file' }),
+  complete(p) {
+    const method = mergeMethods.get(p.method as string)!;
+    const problems = completeParams(method, p.params as Record<string, unknown>);
+    const k = (p.models as unknown[]).length;
+    if (method.needsBase && p.base === undefined) problems.push(`method ${method.name} needs "base": the model its task vectors are taken against`);
+    if (k < method.minModels || (method.maxModels !== undefined && k > method.maxModels)) problems.push(`method ${method.name} merges ${method.maxModels === method.minModels ? `exactly ${method.minModels}` : `at least ${method.minModels}`} models, not ${k}`);
+    if ((p.score === undefined) === (p.score_server === undefined)) problems.push('give exactly one of "score" (a command run per candidate) or "score_server" (a process that answers JSON lines)');
+    if (p.optimizer === 'greedy-soup' && method.domain !== 'simplex') problems.push(`greedy-soup averages models; method ${method.name}'s weights are not on the simplex: use nelder-mead, cma-es or random`);
+    return problems;
+  },
+  async run(ctx) {
+    const p = ctx.params as unknown as Params;
+    const method = mergeMethods.get(p.method)!;
+    const k = p.models.length;
+    const plan = planMerge({ models: p.models.map(ctx.resolve), base: p.base === undefined ? undefined : ctx.resolve(p.base), method, params: p.params, include: p.include, exclude: p.exclude, groups: p.groups, labels: p.models });
+    const space = new CoefficientSpace(plan.groupNames.length, k, method.domain);
+    const scorer = openScorer({ command: p.score, server: p.score_server, timeoutMs: p.score_timeout * 1000, cwd: ctx.workspace, env: process.env, log: ctx.log });
+    ctx.log(`${method.name} over ${k} models, ${plan.groupOf.size} tensors in ${plan.groupNames.length} group${plan.groupNames.length === 1 ? '' : 's'}; ${p.optimizer}, at most ${p.max_evals} candidates`);
+    const show = (w: Weights): string => w.map((g) => `[${g.map((x) => x.toFixed(3)).join(', ')}]`).join(' ');
+    let candidate = 0;
+    const evaluate = async (w: Weights) => {
+      const dir = join(ctx.scratch, `candidate-${candidate}`);
+      writeMerge(plan, w, dir);
+      try {
+        const v = await scorer.score(dir, candidate);
+        ctx.log(`candidate ${candidate}: ${show(w)}  score ${v.score}  loss ${v.loss}`);
+        return v;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        candidate++;
+      }
+    };
+    let result;
+    try {
+      result = await search(space, p.optimizer, evaluate, { iterations: p.iterations, maxEvals: p.max_evals, step: p.step, seed: p.seed, center: method.defaultWeights(k) });
+    } finally {
+      await scorer.close();
+    }
+    writeMerge(plan, result.best.weights, ctx.outs.model!);
+    const bestSingle = result.trace.filter((t) => t.source === 'vertex').reduce((a, t) => Math.max(a, t.value.score), -Infinity);
+    writeFileSync(ctx.outs.search!, JSON.stringify({
+      method: method.name, optimizer: p.optimizer, models: p.models, groups: plan.groupNames,
+      weights: result.best.weights, score: result.best.value.score, loss: result.best.value.loss, best_single_score: bestSingle, evaluations: result.evaluations,
+      trace: result.trace.map((t) => ({ weights: t.weights, score: t.value.score, loss: t.value.loss, ms: Math.round(t.ms), source: t.source })),
+    }, null, 2) + '\n');
+    ctx.log(`best ${show(result.best.weights)} score ${result.best.value.score} (best single model ${bestSingle}) after ${result.evaluations} candidates`);
+    return { metrics: { score: result.best.value.score, loss: result.best.value.loss, best_single_score: bestSingle, evaluations: result.evaluations } };
+  },
+};
