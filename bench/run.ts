@@ -6,6 +6,7 @@ import { benchMl } from './ml.js';
 import { benchReliability } from './reliability.js';
 import { benchSlurm } from './slurm.js';
 import { benchSweep } from './sweep.js';
+import { benchTorch } from './torch.js';
 import { spawnSync } from 'node:child_process';
 import { writeResult } from './util.js';
 
@@ -18,10 +19,11 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   merge: () => benchMerge(),
   dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
   reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000), Number(process.env.DFWE_BENCH_ADVERSARIAL ?? 20)),
+  torch: () => benchTorch((process.env.DFWE_BENCH_SEEDS ?? '0,1,2,3,4').split(',').map(Number), process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3'),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
 // Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).
-const defaults = Object.keys(all).filter((n) => n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0);
+const defaults = Object.keys(all).filter((n) => (n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0) && (n !== 'torch' || spawnSync(process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch']).status === 0));
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in all));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { planMerge, writeMerge } from '../src/merge/engine.js';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { kthLargest } from '../src/merge/select.js';
-import { workspace } from './helpers.js';
+import { dfwe, read, workspace } from './helpers.js';
 
 /** One-tensor-or-more F32 checkpoint, written from the format's description. */
 function save(path: string, tensors: Record<string, number[]>): string {
@@ -107,4 +107,37 @@ test('kthLargest finds order statistics, duplicates included', () => {
   const xs = Float32Array.from({ length: 1001 }, (_, i) => (i * 7919) % 1001);
   for (const k of [1, 2, 500, 1001]) assert.equal(kthLargest(Float32Array.from(xs), k), 1001 - k);
   assert.equal(kthLargest(new Float32Array([2, 2, 2, 1]), 3), 2);
+});
+
+test("dfwe's own models are one case of the same machinery: merge averages them, and evaluate loads the result", () => {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+stages:
+  data: { uses: prepare-data, with: { source: synthetic, seed: 1, scenes: 60, train: 30, dev: 20, test: 20, tasks: [emotion, sentiment] } }
+  vocab: { uses: vocab, with: { data: "\${{ stages.data.outs.data }}" } }
+  base: { uses: init-model, with: { vocab: "\${{ stages.vocab.outs.vocab }}", embed_dim: 8, hidden: 8 } }
+  expert:
+    foreach: { tasks: [[emotion], [emotion, sentiment]] }
+    uses: train-expert
+    with: { data: "\${{ stages.data.outs.data }}", vocab: "\${{ stages.vocab.outs.vocab }}", model: "\${{ stages.base.outs.model }}", tasks: "\${{ tasks }}", epochs: 1 }
+  finetune:
+    foreach: { tasks: [[emotion], [emotion, sentiment]] }
+    uses: finetune
+    with: { data: "\${{ stages.data.outs.data }}", vocab: "\${{ stages.vocab.outs.vocab }}", model: "\${{ stages.expert.outs.model }}", task: emotion, epochs: 1 }
+  merged:
+    uses: merge
+    with: { models: "\${{ stages.finetune.outs.model }}", include: ["embed.*", "encoder.*", "head.emotion.*"] }
+  score:
+    uses: evaluate
+    with: { data: "\${{ stages.data.outs.data }}", vocab: "\${{ stages.vocab.outs.vocab }}", model: "\${{ stages.merged.outs.model }}", tasks: [emotion] }
+`,
+  });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  const [a, b] = ['emotion', 'emotion+sentiment'].map((t) => load(join(ws, `out/finetune/tasks=${t}/model/weights.safetensors`)));
+  const merged = load(join(ws, 'out/merged/model/weights.safetensors'));
+  assert.deepEqual(Object.keys(merged).sort(), Object.keys(a!).sort());
+  for (const [name, values] of Object.entries(merged)) close(values, a![name]!.map((x, i) => (x + b![name]![i]!) / 2), name);
+  assert.ok(Object.keys(merged).some((n) => n.startsWith('head.sentiment.')) === false, "the first model's layout: it has no sentiment head");
+  assert.match(read(ws, 'out/score/metrics'), /"emotion"/);
 });

@@ -75,8 +75,10 @@ export function planMerge(setup: MergeSetup): MergePlan {
     groupOf.set(name, g);
     largest = Math.max(largest, t.bytes / DTYPE_BYTES[t.dtype]!);
   }
+  // Another model's tensors that the first lacks matter only if they would be merged: a task head
+  // left out by include or exclude (each expert's own) is no mismatch.
   models.forEach((m, i) => {
-    const extra = [...m.tensors.keys()].filter((n) => !first.tensors.has(n));
+    const extra = [...m.tensors.keys()].filter((n) => !first.tensors.has(n) && include(n) && !exclude(n));
     if (extra.length) throw new StageInputError(`${labels[i]} has tensor${extra.length === 1 ? '' : 's'} ${extra.slice(0, 3).map((n) => `"${n}"`).join(', ')} that ${labels[0]} lacks: merged models must share one architecture`);
   });
   if (groupOf.size === 0) throw new StageInputError(`no floating-point tensor of ${labels[0]} is chosen for merging${setup.include?.length ? ` (include: ${setup.include.join(', ')})` : ''}`);

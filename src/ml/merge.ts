@@ -1,6 +1,8 @@
 import type { NamedTensor } from './safetensors.js';
 import type { Weights } from './model.js';
 import { StageInputError } from '../stage-type.js';
+import type { TensorContext } from '../merge/method.js';
+import { linear } from '../merge/methods/linear.js';
 
 /**
  * θ(α) = Σ αᵢ θᵢ, tensor by tensor, into buffers allocated once: each evaluation of a search
@@ -37,20 +39,16 @@ export class Merger {
     if (alpha.length !== this.models.length) throw new StageInputError(`α has ${alpha.length} weights for ${this.models.length} models`);
     for (const name of this.names) {
       const dst = this.out.get(name)!.data;
-      // Sums in double precision, rounded to float32 once, so merging identical models gives
-      // back their exact bytes. One streaming pass per model over a reused accumulator: the
-      // JIT turns these plain loops into fast code, where a per-element loop over models is not.
+      // The linear merge method's kernel, on tensors in memory: sums in double precision,
+      // rounded to float32 once, so merging identical models gives back their exact bytes.
+      // α already sums to 1 (a softmax): not normalised again, which could move a last bit.
       const acc = this.accumulator(dst.length);
-      const first = this.models[0]!.get(name)!.data;
-      const a0 = alpha[0]!;
-      for (let i = 0; i < dst.length; i++) acc[i] = a0 * first[i]!;
-      for (let j = 1; j < this.models.length; j++) {
-        const aj = alpha[j]!;
-        if (aj === 0) continue;
-        const src = this.models[j]!.get(name)!.data;
-        for (let i = 0; i < dst.length; i++) acc[i]! += aj * src[i]!;
-      }
-      for (let i = 0; i < dst.length; i++) dst[i] = acc[i]!;
+      const ctx: TensorContext<{ normalize: boolean }> = {
+        name, size: dst.length, weights: alpha, params: { normalize: false }, k: this.models.length,
+        read: (i, start, n) => this.models[i as number]!.get(name)!.data.subarray(start, start + n),
+      };
+      linear.chunk(ctx, undefined, 0, dst.length, acc);
+      dst.set(acc);
     }
     return this.out;
   }

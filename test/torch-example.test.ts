@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfwe, ran, read, REPO, workspace } from './helpers.js';
+
+/*
+ * The PyTorch example end to end (pipelines/torch.yaml): Python scripts train and finetune, save
+ * safetensors with their own writer, and dfwe merges and searches α with their evaluator. CI
+ * installs Debian's python3-torch and sets DFWE_TEST_TORCH=required, so there it cannot skip.
+ */
+
+const PYTHON = process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3';
+const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+if (!hasTorch && process.env.DFWE_TEST_TORCH === 'required') throw new Error(`DFWE_TEST_TORCH=required but ${PYTHON} cannot import torch and numpy`);
+
+function exampleWorkspace(): string {
+  const ws = workspace();
+  mkdirSync(join(ws, 'pipelines'));
+  cpSync(join(REPO, 'pipelines/torch.yaml'), join(ws, 'pipelines/torch.yaml'));
+  cpSync(join(REPO, 'examples/torch'), join(ws, 'examples/torch'), { recursive: true });
+  return ws;
+}
+
+test('the PyTorch example runs end to end; a rerun is cached; editing the scorer reruns the search and what reads it', { skip: hasTorch ? false : `${PYTHON} has no torch (apt-get install python3-torch)` }, () => {
+  const ws = exampleWorkspace();
+  const args = ['run', 'pipelines/torch.yaml', '--param', `python=${PYTHON}`];
+  const r = dfwe(ws, args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(ran(r).length, 18);
+  // The Python side found Σ αᵢ θᵢ in dfwe's merged checkpoint, with config.json copied.
+  assert.match(read(ws, 'out/check/report'), /^merged = sum\(alpha_i theta_i\) for 6 tensors \(largest difference [\d.e-]+\); alpha = \[/);
+  const search = JSON.parse(read(ws, 'out/dfwe/search'));
+  assert.equal(search.evaluations, 60);
+  assert.ok(search.score >= search.best_single_score, 'never worse on dev than the best single model');
+  assert.match(read(ws, 'out/table/table'), /\| t0 \| [\d.]+ \| [\d.]+ \| [+-][\d.]+ \|/);
+
+  assert.deepEqual(ran(dfwe(ws, args)), [], 'a rerun is all cached');
+
+  appendFileSync(join(ws, 'examples/torch/score.py'), '# an edit of the scorer\n');
+  const again = dfwe(ws, args);
+  assert.equal(again.code, 0, again.stderr);
+  // The search reruns and gives the same merge; its trace holds wall times, so the check that
+  // reads the trace reruns too, while the test evaluation, which reads only the model, is cut off.
+  assert.deepEqual(ran(again), ['check', 'dfwe']);
+
+  // Two fresh runs give bit-identical checkpoints.
+  const other = exampleWorkspace();
+  assert.equal(dfwe(other, args).code, 0);
+  for (const p of ['out/dfwe/model/model.safetensors', 'out/baseline/model/model.safetensors']) {
+    assert.deepEqual(readFileSync(join(other, p)), readFileSync(join(ws, p)), p);
+  }
+});
