@@ -141,3 +141,38 @@ test('merge-search settings are checked when planning: one evaluator, greedy-sou
     assert.match(r.stderr, message, setting);
   }
 });
+
+test('merge-search with groups: one set of weights per group of tensors, each found on its own', () => {
+  const ws = workspace({
+    'score.py': `${READER}w = load(sys.argv[1])
+# The encoder is best mostly from model a, the head mostly from model b.
+print(json.dumps({'score': -sum((x - t) ** 2 for x, t in zip(w['enc'], [0.8, 0.2])) - sum((x - t) ** 2 for x, t in zip(w['head'], [0.1, 0.9]))}))
+`,
+  });
+  const two = (enc: number[], head: number[]): Buffer => {
+    const body = Buffer.from(new Float32Array([...enc, ...head]).buffer);
+    const header = Buffer.from(JSON.stringify({ enc: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, head: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    return Buffer.concat([len, header, body]);
+  };
+  writeFileSync(join(ws, 'a.safetensors'), two([1, 0], [1, 0]));
+  writeFileSync(join(ws, 'b.safetensors'), two([0, 1], [0, 1]));
+  write(ws, 'dfwe.yaml', `version: 1
+stages:
+  search:
+    uses: merge-search
+    deps: [a.safetensors, b.safetensors, score.py]
+    with:
+      models: [a.safetensors, b.safetensors]
+      groups: [enc]
+      optimizer: cma-es
+      max_evals: 50
+      score: python3 score.py {model}
+`);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(read(ws, 'out/search/search'));
+  assert.deepEqual(s.groups, ['enc', '(other tensors)']);
+  assert.ok(Math.abs(s.weights[0][0] - 0.8) < 0.05 && Math.abs(s.weights[1][1] - 0.9) < 0.05, JSON.stringify(s.weights));
+});
