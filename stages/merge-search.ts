@@ -28,6 +28,12 @@ interface Params {
   score_timeout: number;
 }
 
+/** Words of a command that name script files (python score.py --serve → score.py). */
+function scriptsIn(command: unknown): string[] {
+  if (typeof command !== 'string') return [];
+  return command.split(/\s+/).map((w) => w.replace(/^['"]|['"]$/g, '')).filter((w) => /^[^-{$].*\.(py|sh|r|jl|js|mjs|cjs|rb|pl|lua)$/i.test(w));
+}
+
 const mergeSchema = merge.schema as { properties: Record<string, object>; allOf: object[] };
 /** What merge takes, less its fixed weights: here the search sets them. */
 const { weights: _fixed, ...mergeProperties } = mergeSchema.properties;
@@ -60,6 +66,9 @@ export const mergeSearch: StageType = {
     allOf: mergeSchema.allOf,
   },
   outputs: () => ({ model: 'dir', search: 'file' }),
+  // The evaluator's scripts named in its command are part of the key, as deps are: editing the
+  // scorer reruns the search. (Modules they import go in the stage's deps.)
+  inputs: (p) => [...scriptsIn(p.score), ...scriptsIn(p.score_server)],
   complete(p) {
     const method = mergeMethods.get(p.method as string)!;
     const problems = completeParams(method, p.params as Record<string, unknown>);
