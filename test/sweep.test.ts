@@ -147,3 +147,41 @@ test('pipelines/friends-sweep.yaml: every 3-subset of sources for each of the 7 
   assert.equal(x.members, 140);
   assert.equal(x.nodes.filter((n) => n.stage === 'expert').length, 147);
 });
+
+test('references pair the right instances among 20,000: by every shared foreach variable, or all of them', async () => {
+  const { parsePipeline } = await import('../src/pipeline/load.js');
+  const { expandPipeline } = await import('../src/pipeline/expand.js');
+  const { registry } = await import('../stages/index.js');
+  const text = `version: 1
+stages:
+  a:
+    foreach: { i: "\${{ range(100) }}", j: "\${{ range(200) }}" }
+    cmd: echo \${{ i }} \${{ j }} > \${{ outs.o }}
+    outs: { o: ~ }
+  b:
+    foreach: { i: "\${{ range(100) }}", j: "\${{ range(200) }}" }
+    cmd: cat \${{ stages.a.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+  byI:
+    foreach: { i: "\${{ range(100) }}" }
+    cmd: cat \${{ stages.b.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+  all:
+    cmd: cat \${{ stages.byI.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+`;
+  const { source, data } = parsePipeline(text, 'p.yaml');
+  const { nodes } = expandPipeline(data as never, source, registry);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  assert.equal(nodes.length, 100 * 200 * 2 + 100 + 1);
+  for (const [i, j] of [[0, 0], [37, 199], [99, 5]]) {
+    const b = byId.get(`b[i=${i},j=${j}]`)!;
+    assert.equal(b.command, `cat ${byId.get(`a[i=${i},j=${j}]`)!.outs.o} > ${b.outs.o}`, 'b reads the a of its own i and j');
+    assert.deepEqual(b.refs, [`a[i=${i},j=${j}]`]);
+  }
+  const byI = byId.get('byI[i=42]')!;
+  assert.equal(byI.refs.length, 200, 'byI reads the b of its i, for every j');
+  assert.ok(byI.refs.every((r) => r.startsWith('b[i=42,')), byI.refs.slice(0, 3).join());
+  assert.equal(byI.command, `cat ${Array.from({ length: 200 }, (_, j) => byId.get(`b[i=42,j=${j}]`)!.outs.o).join(' ')} > ${byI.outs.o}`, 'in foreach order');
+  assert.equal(byId.get('all')!.refs.length, 100);
+});

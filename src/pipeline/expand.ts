@@ -188,6 +188,10 @@ interface StagePlan {
   foreachVars: string[];
   /** Stages named in this stage's expressions. */
   refs: string[];
+  /** Pipeline params its expressions read (the same for every instance). */
+  usedParams: string[];
+  /** Where it is in the file (the same for every instance). */
+  loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation> };
 }
 
 interface Instance {
@@ -220,6 +224,8 @@ interface MemberState {
   domainReads: Map<string, Set<string>>;
   /** Stages with an instance that failed to expand in this member: reading them is no new error. */
   failed: Set<string>;
+  /** Instances of a stage by the values of some of its foreach variables (see matchingInstances). */
+  index: Map<string, Map<string, Instance[]>>;
 }
 
 /** Thrown when an expression reads a stage that failed to expand; never reported on its own. */
@@ -359,7 +365,14 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     }
     const refs = new Set<string>();
     for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.foreach])) referencedMembers(e, 'stages').forEach((r) => refs.add(r));
-    plans.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages) });
+    const usedParams = new Set<string>();
+    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.outs, st.foreach])) referencedMembers(e, 'params').forEach((p) => usedParams.add(p));
+    const loc = {
+      stage: source.locateKey(['stages'], name),
+      deps: (st.deps ?? []).map((_, i) => source.locate([...at, 'deps', i])),
+      outs: Object.fromEntries(Object.keys(st.outs ?? {}).map((o) => [o, source.locate([...at, 'outs', o])])),
+    };
+    plans.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages), usedParams: [...usedParams].filter((p) => p in params).sort(), loc });
   }
   for (const v of sweepVars) checkVarName(v, ['sweep']);
   for (const role of ['baseline', 'method'] as const) {
@@ -385,7 +398,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
 
   const expandMember = (binding: Record<string, unknown>): void => {
     members++;
-    const state: MemberState = { binding, instances: new Map(), domainReads: new Map(), failed: new Set() };
+    const state: MemberState = { binding, instances: new Map(), domainReads: new Map(), failed: new Set(), index: new Map() };
     for (const plan of stageOrder) expandStage(plan, state);
   };
 
@@ -431,10 +444,9 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
   const stageView = (name: string, state: MemberState, bound: Record<string, unknown>, reads: Set<string>, refs: Refs): unknown => {
     if (state.failed.has(name)) throw new UpstreamFailed(name);
     const plan = plans.get(name)!;
-    const all = state.instances.get(name) ?? [];
     const shared = plan.foreachVars.filter((v) => v in bound);
     shared.forEach((v) => reads.add(v));
-    const matching = all.filter((x) => shared.every((v) => canonicalJson(x.foreach[v]) === canonicalJson(bound[v])));
+    const matching = matchingInstances(name, state, shared, bound);
     for (const x of matching) {
       if (!refs.has(x)) refs.set(x, new Set());
       for (const v of x.identity) if (v in bound) reads.add(v);
@@ -444,6 +456,27 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     state.domainReads.get(name)?.forEach((v) => v in bound && reads.add(v));
     const outNames = matching[0] ? Object.keys(matching[0].node.outs) : [];
     return { outs: watchOuts(Object.fromEntries(outNames.map((o) => [o, matching.map((x) => x.node.outs[o]!)])), read) };
+  };
+
+  // The instances of stage `name` that agree with `bound` on the foreach variables `shared`:
+  // looked up in an index by those variables' values, built once per member and set of variables,
+  // so a reference costs the same whether the stage has ten instances or a hundred thousand.
+  const matchingInstances = (name: string, state: MemberState, shared: string[], bound: Record<string, unknown>): Instance[] => {
+    const all = state.instances.get(name) ?? [];
+    if (shared.length === 0) return all;
+    const indexKey = `${name}\0${shared.join('\0')}`;
+    let index = state.index.get(indexKey);
+    if (!index) {
+      index = new Map();
+      for (const x of all) {
+        const k = canonicalJson(shared.map((v) => x.foreach[v]));
+        const list = index.get(k);
+        if (list) list.push(x);
+        else index.set(k, [x]);
+      }
+      state.index.set(indexKey, index);
+    }
+    return index.get(canonicalJson(shared.map((v) => bound[v]))) ?? [];
   };
 
   const expandStage = (plan: StagePlan, state: MemberState): void => {
@@ -509,7 +542,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
         const n = normPath(one, [...at, 'deps', i], 'dependency');
         if (n !== undefined && !deps.includes(n)) {
           deps.push(n);
-          depLocs.push(source.locate([...at, 'deps', i]));
+          depLocs.push(plan.loc.deps[i]!);
         }
       }
     });
@@ -541,8 +574,6 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
         ? v.includes(OUT_MARK) ? v.replace(/\u0001dfwe-out:([^\u0001]*)\u0001/g, (_m, o: string) => outs[o] ?? '') : v
         : Array.isArray(v) ? v.map(fill) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v;
 
-    const usedParams = new Set<string>();
-    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.outs, st.foreach])) referencedMembers(e, 'params').forEach((p) => usedParams.add(p));
     const node: NodeDef = {
       id,
       stage: plan.name,
@@ -552,7 +583,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       version: plan.type ? plan.type.version : 1,
       command: command === undefined ? undefined : String(fill(command)),
       params: plan.type ? (fill(withValue) as Record<string, unknown>) : {},
-      uses: Object.fromEntries([...usedParams].filter((p) => p in params).sort().map((p) => [p, params[p]])),
+      uses: Object.fromEntries(plan.usedParams.map((p) => [p, params[p]])),
       env: fill(env) as Record<string, string>,
       deps: deps.map((d) => String(fill(d))),
       inputs: plan.type?.inputs ? plan.type.inputs(fill(withValue) as Record<string, unknown>) : [],
@@ -563,15 +594,18 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       refs: [...new Set([...refs.keys()].map((r) => r.node.id))],
       refOuts: outputsRead(refs),
       mlRuntime: plan.type?.mlRuntime ?? false,
-      loc: { stage: source.locateKey(['stages'], plan.name), deps: depLocs, outs: Object.fromEntries(Object.keys(st.outs ?? {}).map((o) => [o, source.locate([...at, 'outs', o])])) },
+      loc: { stage: plan.loc.stage, deps: depLocs, outs: { ...plan.loc.outs } },
     };
     for (const o of outNames) node.loc.outs[o] ??= node.loc.stage;
 
-    // Identical instances from different members are one node.
-    const content = canonicalJson({ ...node, members: 0, loc: null });
+    // Identical instances from different members are one node. What a node holds is compared
+    // only when a second instance claims its id (most ids are claimed once).
+    const contentOf = (n: NodeDef): string => canonicalJson({ ...n, members: 0, loc: null });
     const existing = nodes.get(id);
     if (existing) {
-      if (contents.get(id) !== content) {
+      let known = contents.get(id);
+      if (known === undefined) contents.set(id, (known = contentOf(existing)));
+      if (known !== contentOf(node)) {
         report({ message: `stage "${plan.name}" gives two different nodes the id ${id}: a value it depends on is not among the variables it reads`, location: node.loc.stage });
         return undefined;
       }
@@ -579,7 +613,6 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       return { node: existing, foreach, identity: new Set(Object.keys(vars)) };
     }
     nodes.set(id, node);
-    contents.set(id, content);
     return { node, foreach, identity: new Set(Object.keys(vars)) };
   };
 
@@ -612,7 +645,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     }
     const v = sweepVars[i]!;
     const bound = new Set(Object.keys(binding));
-    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map(), failed: new Set() }, binding, new Set(), new Map()), bound, `sweep variable "${v}"`);
+    const domain = domainOf(raw.sweep![v], ['sweep', v], makeContext({ binding, instances: new Map(), domainReads: new Map(), failed: new Set(), index: new Map() }, binding, new Set(), new Map()), bound, `sweep variable "${v}"`);
     if (domain.length === 0) emptyVar ??= v;
     for (const value of domain) {
       const shown = showValue(value);

@@ -140,8 +140,23 @@ function compiled(expr: string): (ctx: unknown) => unknown {
 
 type AstNode = { op: string; args: unknown; pos?: number; start?: number; end?: number };
 
-/** Names under `root` that an expression reads, e.g. root "stages" in `stages.base.outs.x` → base. */
-export function referencedMembers(expr: string, root: string): Set<string> {
+const referenced = new Map<string, ReadonlySet<string>>();
+
+/**
+ * Names under `root` that an expression reads, e.g. root "stages" in `stages.base.outs.x` → base.
+ * Memoised: every instance of a stage asks the same of the same expressions.
+ */
+export function referencedMembers(expr: string, root: string): ReadonlySet<string> {
+  const key = `${root}\0${expr}`;
+  let found = referenced.get(key);
+  if (!found) {
+    found = parseMembers(expr, root);
+    referenced.set(key, found);
+  }
+  return found;
+}
+
+function parseMembers(expr: string, root: string): Set<string> {
   const found = new Set<string>();
   const walk = (n: unknown): void => {
     if (Array.isArray(n)) return n.forEach(walk);
