@@ -1,68 +1,114 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dfweTimed, median, round, spawnPool, timeSync } from './util.js';
+import { BIN, median, round } from './util.js';
 
-/**
- * Engine overhead on generated pipelines of trivial `cmd` stages (a binary tree: stage i reads
- * stage (i-1)/2's output). Baselines measured in the same run: an empty Node process (what any
- * CLI pays to start) and the same shell commands spawned by a bare Node pool (what any engine
- * pays to run them).
+/*
+ * Engine overhead at scale, against make -r on the same DAG in the same run: `prepare` → N
+ * `expert` nodes (foreach over range(N)), each with its own dep file → N `finetune` nodes → one
+ * `aggregate` that depends on every finetune (2N + 2 nodes). Every command is trivial, so what is
+ * measured is the engine. make gets the equivalent Makefile; its "status" is `make -r -n` (which
+ * walks the whole graph and prints what it would run).
  */
 
-function pipeline(n: number): { yaml: string; cmds: string[] } {
-  const lines = ['version: 1', `name: trivial-${n}`, 'stages:'];
-  const cmds: string[] = [];
+function workspaceFor(n: number): string {
+  const ws = mkdtempSync(join(tmpdir(), `dfwe-bench-engine-${2 * n + 2}-`));
+  mkdirSync(join(ws, 'src'));
+  for (let i = 0; i < n; i++) writeFileSync(join(ws, 'src', `d${i}.txt`), `${i}\n`);
+  writeFileSync(join(ws, 'dfwe.yaml'), `version: 1
+name: engine-${2 * n + 2}
+stages:
+  prepare:
+    cmd: echo prepared > \${{ outs.p }}
+    outs: { p: out/prepare }
+  expert:
+    foreach: { i: "\${{ range(${n}) }}" }
+    cmd: cat \${{ stages.prepare.outs.p }} src/d\${{ i }}.txt > \${{ outs.e }}
+    deps: ["src/d\${{ i }}.txt"]
+    outs: { e: ~ }
+  finetune:
+    foreach: { i: "\${{ range(${n}) }}" }
+    cmd: cat \${{ stages.expert.outs.e }} > \${{ outs.f }}
+    outs: { f: ~ }
+  aggregate:
+    deps: ["\${{ stages.finetune.outs.f }}"]
+    cmd: cat out/finetune/*/f | wc -l > \${{ outs.a }}
+    outs: { a: out/aggregate }
+`);
+  // The same DAG for make, in a directory of its own.
+  const mk: string[] = ['all: mk/aggregate', 'mk/prepare:', '\t@mkdir -p mk && echo prepared > $@'];
   for (let i = 0; i < n; i++) {
-    const parent = i === 0 ? '' : ` \${{ stages.s${Math.floor((i - 1) / 2)}.outs.f }}`;
-    lines.push(`  s${i}:`, `    cmd: echo ${i}${parent} > out/s${i}`, `    outs: { f: out/s${i} }`);
-    cmds.push(`echo ${i} > out/s${i}`);
+    mk.push(`mk/expert${i}: mk/prepare src/d${i}.txt`, `\t@cat mk/prepare src/d${i}.txt > $@`);
+    mk.push(`mk/finetune${i}: mk/expert${i}`, `\t@cat mk/expert${i} > $@`);
   }
-  return { yaml: lines.join('\n') + '\n', cmds };
+  mk.push(`mk/aggregate: ${Array.from({ length: n }, (_, i) => `mk/finetune${i}`).join(' ')}`, '\t@cat mk/finetune* | wc -l > $@');
+  writeFileSync(join(ws, 'Makefile'), mk.join('\n') + '\n');
+  return ws;
 }
 
-export async function benchEngine(sizes: number[]): Promise<unknown> {
+/** Wall time and peak RSS of a command, through GNU time. */
+function timed(ws: string, argv: string[], okCodes = [0]): { ms: number; rss: number } {
+  const t = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', ...argv], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const ms = performance.now() - t;
+  if (!okCodes.includes(r.status ?? -1)) throw new Error(`${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
+  const rss = Number(r.stderr.trim().split('\n').pop()) * 1024;
+  return { ms, rss };
+}
+
+const dfwe = (args: string[]): string[] => [process.execPath, BIN, ...args];
+
+export function benchEngine(sizes: number[]): unknown {
   const jobs = cpus().length;
-  const nodeStart = median(5, () => timeSync(() => spawnSync(process.execPath, ['-e', ''])));
-  const results = [];
-  for (const n of sizes) {
-    const ws = mkdtempSync(join(tmpdir(), `dfwe-bench-${n}-`));
-    const { yaml, cmds } = pipeline(n);
-    writeFileSync(join(ws, 'dfwe.yaml'), yaml);
-    spawnSync('mkdir', ['-p', join(ws, 'out')]);
-    const statusCold = dfweTimed(ws, ['status']).ms; // parses and validates the YAML
-    const fullRun = dfweTimed(ws, ['run', '--jobs', String(jobs)]).ms;
-    const noopStatus = median(3, () => dfweTimed(ws, ['status']).ms);
-    const noopRun = median(3, () => dfweTimed(ws, ['run']).ms);
-    const bare = await spawnPool(cmds, ws, jobs);
-    rmSync(ws, { recursive: true, force: true });
-    const perNodeEngine = (fullRun - nodeStart) / n;
-    const perNodeBare = bare / n;
-    results.push({
-      nodes: n,
-      status_first_ms: round(statusCold),
-      noop_status_ms: round(noopStatus),
-      noop_run_ms: round(noopRun),
-      full_run_ms: round(fullRun),
-      bare_spawn_pool_ms: round(bare),
-      per_node_wall_ms: round(perNodeEngine, 3),
-      per_node_bare_spawn_ms: round(perNodeBare, 3),
-      /** What dfwe adds per node beyond spawning the command (wall, with --jobs = cores). */
-      per_node_overhead_ms: round(perNodeEngine - perNodeBare, 3),
-      ratio_full_run_vs_bare_spawn: round(fullRun / bare),
-      ratio_noop_status_vs_node_start: round(noopStatus / nodeStart),
-    });
-    process.stderr.write(`engine ${n}: ${JSON.stringify(results[results.length - 1])}\n`);
+  const results: Record<string, number>[] = [];
+  for (const nodes of sizes) {
+    const n = (nodes - 2) / 2;
+    const ws = workspaceFor(n);
+    try {
+      const first = timed(ws, dfwe(['status']));
+      const full = timed(ws, dfwe(['run', '--jobs', String(jobs)]));
+      const noop = median(3, () => timed(ws, dfwe(['status'])).ms);
+      const noopRss = timed(ws, dfwe(['status'])).rss;
+      const noopRun = median(3, () => timed(ws, dfwe(['run'])).ms);
+      appendFileSync(join(ws, 'src/d5.txt'), 'changed\n');
+      const leaf = timed(ws, dfwe(['status']));
+      appendFileSync(join(ws, 'dfwe.yaml'), '# an edit\n');
+      const edit = timed(ws, dfwe(['status']));
+      const makeFull = timed(ws, ['make', '-r', `-j${jobs}`]);
+      const makeNoop = median(3, () => timed(ws, ['make', '-r', '-n']).ms);
+      appendFileSync(join(ws, 'src/d7.txt'), 'changed\n');
+      const makeLeaf = timed(ws, ['make', '-r', '-n']);
+      const row = {
+        nodes,
+        status_first_ms: round(first.ms), full_run_ms: round(full.ms), full_run_rss_mb: round(full.rss / 2 ** 20),
+        noop_status_ms: round(noop), noop_status_rss_mb: round(noopRss / 2 ** 20), noop_run_ms: round(noopRun),
+        leaf_changed_status_ms: round(leaf.ms), status_after_edit_ms: round(edit.ms),
+        make_full_run_ms: round(makeFull.ms), make_noop_ms: round(makeNoop), make_leaf_changed_ms: round(makeLeaf.ms), make_full_run_rss_mb: round(makeFull.rss / 2 ** 20),
+        ratio_noop_status_vs_make: round(noop / makeNoop), ratio_leaf_changed_vs_make: round(leaf.ms / makeLeaf.ms), ratio_full_run_vs_make: round(full.ms / makeFull.ms),
+        per_node_full_run_ms: round(full.ms / nodes, 3),
+      };
+      process.stderr.write(`engine ${nodes}: ${JSON.stringify(row)}\n`);
+      results.push(row);
+    } finally {
+      rmSync(ws, { recursive: true, force: true });
+    }
   }
-  const largest = results[results.length - 1]!;
+  const at = (nodes: number): Record<string, number> | undefined => results.find((r) => r.nodes === nodes);
+  const mid = at(20_002);
+  const big = at(100_002);
   return {
     machine: { cores: jobs, node: process.version },
-    baseline_node_start_ms: round(nodeStart),
     sizes: results,
-    targets: {
-      noop_status_10k_under_1s: largest.nodes >= 10_000 ? largest.noop_status_ms < 1000 : null,
-      per_node_overhead_under_10ms: results.every((r) => r.per_node_overhead_ms < 10),
-    },
+    targets: mid
+      ? {
+          noop_status_within_3x_make: mid.ratio_noop_status_vs_make! <= 3,
+          leaf_changed_within_3x_make: mid.ratio_leaf_changed_vs_make! <= 3,
+          full_run_within_2_5x_make: mid.ratio_full_run_vs_make! <= 2.5,
+          status_after_edit_within_1_5s: mid.status_after_edit_ms! <= 1500,
+          noop_rss_within_150mb: mid.noop_status_rss_mb! <= 150,
+          noop_100k_within_2s: big ? big.noop_status_ms! <= 2000 : null,
+        }
+      : null,
   };
 }

@@ -13,7 +13,7 @@ import { writeResult } from './util.js';
 /** `npm run bench [-- NAME…]`: every benchmark, or the named ones. JSON in bench/results/. */
 const all: Record<string, () => Promise<unknown> | unknown> = {
   hash: () => benchHash(Number(process.env.DFWE_BENCH_HASH_MIB ?? 512)),
-  engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '100,1000,10000').split(',').map(Number)),
+  engine: () => benchEngine((process.env.DFWE_BENCH_SIZES ?? '2002,20002,100002').split(',').map(Number)),
   sweep: () => benchSweep(),
   ml: () => benchMl(),
   merge: () => benchMerge(),

@@ -61,9 +61,10 @@ program
 
 program
   .command('status')
-  .description('each node: cached, or will run and why')
+  .description('each node: cached, or will run and why (a line per stage beyond 100 nodes)')
   .argument('[pipeline]', 'pipeline file')
   .option('--json', 'machine-readable output')
+  .option('--all', 'a line for every node, however many')
   .action(async (pipeline: string | undefined, opts) => {
     const { statusCommand } = await import('./commands/status.js');
     exitCode = await statusCommand(pipeline, opts, globals());

@@ -134,7 +134,7 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
     const ups = project.graph.upstream.get(node.id)!;
     const pendingUp = ups.filter((u) => byId.get(u)!.state !== 'cached');
     if (keys.execKey === undefined) {
-      d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${pendingUp.join(', ')} will run (cached again if its outputs come out identical)` };
+      d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${listSome(pendingUp)} will run (cached again if its outputs come out identical)` };
     } else {
       const record = project.store.readRecord(keys.execKey);
       const check = record ? checkRecord(project.store, project.digests, record, project.workspace, node.outs) : undefined;
@@ -167,4 +167,9 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
 export function describeChanges(changes: FingerprintChange[]): string {
   const head = changes.slice(0, 3).map((c) => `${c.what} changed`);
   return head.join('; ') + (changes.length > 3 ? `; and ${changes.length - 3} more` : '');
+}
+
+/** A list that can be thousands long, said as its first few and a count. */
+export function listSome(items: readonly string[], shown = 3): string {
+  return items.length <= shown + 1 ? items.join(', ') : `${items.slice(0, shown).join(', ')} and ${items.length - shown} more`;
 }

@@ -107,3 +107,29 @@ test('metrics --stage tells a node that ran without metrics (a cmd stage) from o
   const json = JSON.parse(dfwe(ws, ['metrics', '--stage', 'c', '--json']).stdout);
   assert.deepEqual(json.nodes.map((n: { state: string }) => n.state), ['cached', 'not run']);
 });
+
+test('status of a large pipeline: a line per stage, --all for every node, and long upstream lists counted', () => {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+stages:
+  leaf:
+    foreach: { i: "\${{ range(300) }}" }
+    cmd: echo \${{ i }} > \${{ outs.o }}
+    outs: { o: ~ }
+  total:
+    deps: ["\${{ stages.leaf.outs.o }}"]
+    cmd: cat out/leaf/*/o | wc -l > \${{ outs.o }}
+    outs: { o: ~ }
+`,
+  });
+  const r = dfwe(ws, ['status']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}stage +nodes +cached +to do$/m);
+  assert.match(r.stdout, /^ {2}leaf +300 +0 +300 {2}leaf\[i=0\]: never run \(and 299 more\)$/m);
+  assert.match(r.stdout, /^ {2}total +1 +0 +1 {2}total: upstream leaf\[i=0\], leaf\[i=1\], leaf\[i=2\] and 297 more will run/m);
+  assert.match(r.stdout, /301 nodes: a line per stage; --all for every node/);
+  assert.ok(r.stdout.split('\n').length < 10);
+  const all = dfwe(ws, ['status', '--all']);
+  assert.equal(all.stdout.split('\n').filter((l) => /^ {2}will run /.test(l)).length, 301);
+  assert.equal(JSON.parse(dfwe(ws, ['status', '--json']).stdout).nodes.length, 301, '--json has every node');
+});

@@ -13,6 +13,12 @@ interface Case {
 
 const cases: Case[] = [
   {
+    name: 'a command longer than Linux starts',
+    yaml: 'version: 1\nstages:\n  a:\n    cmd: echo ${{ range(30000) }}\n',
+    at: [4, 10],
+    message: /the command of stage "a" is 168,894 bytes once its expressions are evaluated; Linux starts no command longer than 131,071 bytes/,
+  },
+  {
     name: 'YAML nested 2,000 levels deep (block)',
     yaml: 'version: 1\nparams:\n' + Array.from({ length: 2000 }, (_, i) => `${'  '.repeat(i + 1)}k:\n`).join('') + 'stages:\n  a: { cmd: echo }\n',
     at: [66, 129],

@@ -82,10 +82,18 @@ export const localExecutor: Executor = {
       if (escalate) clearTimeout(escalate);
     }
     if (left > 0) appendFileSync(l.logPath, `dfwe: the stage left ${left} process${left === 1 ? '' : 'es'} running after it exited; stopped before its outputs were stored\n`);
-    return { exitCode: result.exitCode ?? null, reason: result.signal ? `killed by ${result.signal}` : undefined, host: localHost() };
+    return { exitCode: result.exitCode ?? null, reason: result.signal ? `killed by ${result.signal}` : notStarted(result as { code?: string; message?: string }), host: localHost() };
   },
   close() {},
 };
+
+/** Why a process never started (spawn's error code), said for a person. */
+function notStarted(r: { code?: string; message?: string }): string | undefined {
+  if (!r.code) return undefined;
+  if (r.code === 'E2BIG') return 'it could not start: the command line is longer than the system allows (128 KiB for one argument, the shell command); pass long lists through a file or a glob';
+  if (r.code === 'ENOENT') return 'it could not start: the program was not found';
+  return `it could not start (${r.code})`;
+}
 
 function killGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
   if (pgid === undefined) return;

@@ -88,6 +88,9 @@ export interface ExpandOptions {
  */
 export const MAX_INSTANCES = 1_000_000;
 
+/** Linux's limit on one argument (MAX_ARG_STRLEN, 32 pages, its NUL included): a command is one. */
+const MAX_COMMAND_BYTES = 32 * 4096;
+
 export interface Expansion {
   nodes: NodeDef[];
   /** Sweep members expanded (1 without a sweep). */
@@ -548,6 +551,13 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     });
     // A NUL byte cannot be passed to a process: the command or the variable would be cut short.
     if (typeof command === 'string' && command.includes('\0')) report({ message: `the command of stage "${plan.name}" holds a NUL byte, which a command cannot pass`, location: source.locate([...at, 'cmd']) });
+    if (typeof command === 'string' && Buffer.byteLength(command) >= MAX_COMMAND_BYTES) {
+      report({
+        message: `the command of stage "${plan.name}" is ${Buffer.byteLength(command).toLocaleString('en-US')} bytes once its expressions are evaluated; Linux starts no command longer than ${(MAX_COMMAND_BYTES - 1).toLocaleString('en-US')} bytes (one argument of /bin/sh -c)`,
+        location: source.locate([...at, 'cmd']),
+        hint: 'pass a long list through a file, a glob (out/finetune/*/f) or deps, not on the command line',
+      });
+    }
     for (const [k, v] of Object.entries(env)) {
       if (v.includes('\0') || k.includes('\0')) report({ message: `env ${JSON.stringify(k)} of stage "${plan.name}" holds a NUL byte, which an environment variable cannot`, location: source.locateKey([...at, 'env'], k) });
     }
