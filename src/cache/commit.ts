@@ -1,5 +1,5 @@
 import {
-  closeSync, fchmodSync, fsyncSync, futimesSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, renameSync, rmSync, writeSync,
+  closeSync, fchmodSync, futimesSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, renameSync, rmSync, writeSync,
   type Stats,
 } from 'node:fs';
 import { dirname, isAbsolute, join, posix } from 'node:path';
@@ -94,8 +94,8 @@ function sealLink(abs: string): void {
 
 /**
  * Move a finished file into the object store and leave its path as a read-only hardlink to the
- * object (a copy across filesystems). Durable before it is visible: the content is fsynced,
- * then the object appears by rename.
+ * object (a copy across filesystems). It appears whole, by rename; durable once the group
+ * commit of the record that names it is done.
  */
 export function ingestFile(store: CacheStore, abs: string, what = abs, linkTmp?: string): { digest: string; size: number; exec: boolean } {
   let opened;
@@ -107,8 +107,9 @@ export function ingestFile(store: CacheStore, abs: string, what = abs, linkTmp?:
   }
   const { fd, st } = opened;
   try {
-    // Hash and fsync through one descriptor: the content is durable before the object appears.
-    const digest = digestFd(fd, true);
+    // Not fsynced here: the node's group commit makes every object of its record durable
+    // before the record is written (src/cache/group-commit.ts).
+    const digest = digestFd(fd);
     const exec = (st.mode & 0o111) !== 0;
     const obj = store.objectPath(digest);
     const state = store.objectState(digest);
@@ -158,7 +159,7 @@ function adopt(fd: number, st: Stats, abs: string, obj: string, exec: boolean): 
   }
 }
 
-/** A new object with the bytes behind `fd`: written to a temp name, fsynced, sealed, renamed. */
+/** A new object with the bytes behind `fd`: written to a temp name, sealed, renamed (made durable by the group commit). */
 function copyToObject(fd: number, obj: string, exec: boolean): void {
   mkdirSync(dirname(obj), { recursive: true });
   const tmp = tmpName(obj);
@@ -169,7 +170,6 @@ function copyToObject(fd: number, obj: string, exec: boolean): void {
     for (let n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) {
       for (let off = 0; off < n; ) off += writeSync(out, buf, off, n - off);
     }
-    fsyncSync(out);
     fchmodSync(out, exec ? 0o555 : 0o444);
     futimesSync(out, SEAL_MS / 1000, SEAL_MS / 1000);
     closeSync(out);

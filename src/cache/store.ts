@@ -132,8 +132,9 @@ export class CacheStore {
     return isRecordShape(r, execKey) ? r : undefined;
   }
 
+  /** Written whole by rename; the caller makes it durable (group commit) and its objects before it. */
   writeRecord(record: NodeRecord): void {
-    writeFileAtomic(this.recordPath(record.execKey), JSON.stringify(record));
+    writeFileAtomic(this.recordPath(record.execKey), JSON.stringify(record), { durable: false });
   }
 
   readAttempt(workspace: string, nodeId: string): NodeAttempt | undefined {

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
 import { checkRecord, materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
-import { localHost, type NodeRecord, type OutputEntry } from '../cache/store.js';
+import { localHost, objectsOf, type NodeRecord, type OutputEntry } from '../cache/store.js';
+import type { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { computeKeys, type NodeKeys, type UpstreamInfo } from '../plan.js';
@@ -28,6 +29,8 @@ export interface RunContext {
   staging: string;
   leases: LeaseManager;
   executor: Executor;
+  /** Makes the files of finished nodes durable in groups. */
+  commits: GroupCommit;
   force: ReadonlySet<string>;
   runtime?: Record<string, string>;
   signal: AbortSignal;
@@ -156,8 +159,12 @@ export async function restoreNode(ctx: RunContext, node: NodeDef, keys: NodeKeys
 /** How many times a node restores inputs that another run replaced before it gives up. */
 const INPUT_RESTORES = 3;
 
-/** Run a node that missed the cache (keys from tryCached). */
-export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>): Promise<Outcome> {
+/**
+ * Run a node that missed the cache (keys from tryCached). `processEnded` is called once the
+ * stage's processes are gone and succeeded, before its results are committed: its job slot is
+ * free then.
+ */
+export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, processEnded: () => void = () => {}): Promise<Outcome> {
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
   for (let round = 0; ; round++) {
@@ -175,7 +182,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       replaced = inputs.replaced;
       if (replaced.length === 0) {
         ctx.onStart?.(node.id);
-        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, (h) => held.forEach((l) => l.setHandle(h)));
+        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, (h) => held.forEach((l) => l.setHandle(h)), processEnded);
       }
       if (round >= INPUT_RESTORES) {
         const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
@@ -246,7 +253,7 @@ function checkInputs(project: Project, node: NodeDef, upstream: Map<string, Upst
   return { damaged: { status: 'failed', error, logTail: '' }, replaced };
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, onHandle: Launch['onHandle']): Promise<Outcome> {
+async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, onHandle: Launch['onHandle'], processEnded: () => void): Promise<Outcome> {
   const { project } = ctx;
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
@@ -309,6 +316,9 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     const result = await ctx.executor.launch({
       nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, slurm: node.slurm, signal: ctx.signal, onHandle, onLine,
     });
+    // A success frees its job slot for the commit; a failure keeps it until the scheduler has
+    // seen the failure, so that without --keep-going nothing new starts after it.
+    if (result.exitCode === 0 && !ctx.signal.aborted) processEnded();
     host = result.host || host;
     if (ctx.signal.aborted) return fail('interrupted', null);
     if (result.exitCode !== 0) {
@@ -333,7 +343,15 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
         format: 2, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
         startedAt: startedAt.toISOString(), durationMs, host,
       };
+      // Group commit: objects durable, then the record that names them, then durable too.
+      await ctx.commits.durable(objectsOf(record).map((d) => store.objectPath(d)));
       store.writeRecord(record);
+      try {
+        await ctx.commits.durable([store.recordPath(execKey)]);
+      } catch (err) {
+        rmSync(store.recordPath(execKey), { force: true });
+        throw err;
+      }
     } catch (err) {
       if (err instanceof CommitError) return fail(err.message, 0);
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.

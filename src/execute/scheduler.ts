@@ -6,6 +6,7 @@ import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
 import type { Executor } from './executor.js';
+import { GroupCommit } from '../cache/group-commit.js';
 
 export interface SchedulerOptions {
   jobs: number;
@@ -78,7 +79,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
   const ctx: RunContext = {
-    project, leases, staging, executor: opts.executor, force: opts.force, runtime: opts.runtime, signal: opts.signal,
+    project, leases, staging, executor: opts.executor, commits: new GroupCommit(), force: opts.force, runtime: opts.runtime, signal: opts.signal,
     onWait: (id, h) => opts.events.waiting(id, h),
     onStart: (id) => opts.events.started(id),
     onProgress: (id, line) => opts.events.progress(id, line),
@@ -93,7 +94,10 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   let checkHead = 0;
   const toRun: { node: NodeDef; keys: NodeKeys }[] = [];
   const inUse: Record<string, number> = {};
+  /** Job slots in use: a stage process runs. */
   let running = 0;
+  /** Nodes started and not complete: running, or committing after their process ended. */
+  let inFlight = 0;
   /** Cache hits whose outputs are being restored (under their leases; no job slot). */
   let restoring = 0;
   let halted = false;
@@ -129,6 +133,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     for (const d of graph.downstream.get(node.id)!) {
       const left = remaining.get(d)! - 1;
       remaining.set(d, left);
+      if (left > 0 && pendingCommits.get(d) === left) imminent.add(d);
       if (left === 0 && !done.has(d)) toCheck.push(graph.byId.get(d)!);
     }
   };
@@ -138,6 +143,22 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     let i = toRun.length;
     while (i > 0 && position.get(toRun[i - 1]!.node.id)! > p) i--;
     toRun.splice(i, 0, { node, keys });
+  };
+
+  // Nodes whose every remaining upstream is committing (its process done): ready soon.
+  const pendingCommits = new Map<string, number>();
+  const imminent = new Set<string>();
+  const committing = (node: NodeDef, delta: 1 | -1): void => {
+    for (const d of graph.downstream.get(node.id)!) {
+      const n = (pendingCommits.get(d) ?? 0) + delta;
+      pendingCommits.set(d, n);
+      if (n > 0 && n === remaining.get(d)) imminent.add(d);
+      else imminent.delete(d);
+    }
+  };
+  const imminentBefore = (p: number): boolean => {
+    for (const d of imminent) if (position.get(d)! < p) return true;
+    return false;
   };
 
   const fits = (n: NodeDef): boolean => Object.entries(n.resources).every(([r, amount]) => (inUse[r] ?? 0) + amount <= capacityOf(r));
@@ -174,19 +195,38 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
       while (!stopped() && running < opts.jobs) {
         const idx = toRun.findIndex((t) => fits(t.node));
         if (idx < 0) break;
+        // A node that comes earlier in the pipeline is about to be ready (only commits are left
+        // before it): it gets the slot, so the order nodes start in is the pipeline's, as if no
+        // slot had been freed early.
+        if (imminentBefore(position.get(toRun[idx]!.node.id)!)) break;
         const { node, keys } = toRun.splice(idx, 1)[0]!;
         running++;
+        inFlight++;
         for (const [r, a] of Object.entries(node.resources)) inUse[r] = (inUse[r] ?? 0) + a;
-        runNode(ctx, node, keys, infos)
+        // The slot and resources are free once the stage's processes are gone: the next stage
+        // starts while this one's results are committed.
+        let freed = false;
+        const free = (): void => {
+          if (freed) return;
+          freed = true;
+          running--;
+          for (const [r, a] of Object.entries(node.resources)) inUse[r]! -= a;
+        };
+        runNode(ctx, node, keys, infos, () => {
+          free();
+          committing(node, +1);
+          pump();
+        })
           .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
           .then((outcome) => {
-            running--;
-            for (const [r, a] of Object.entries(node.resources)) inUse[r]! -= a;
+            if (freed) committing(node, -1);
+            free();
+            inFlight--;
             complete(node, outcome);
             pump();
           });
       }
-      if (running === 0 && restoring === 0 && (stopped() || (toRun.length === 0 && checkHead >= toCheck.length))) {
+      if (inFlight === 0 && restoring === 0 && (stopped() || (toRun.length === 0 && checkHead >= toCheck.length))) {
         if (opts.signal.aborted) summary.interrupted = true;
         const reason = opts.signal.aborted ? 'interrupted' : 'not started: stopped after a failure (use --keep-going)';
         for (const n of [...toCheck.slice(checkHead), ...toRun.map((t) => t.node)]) skip(n.id, reason);

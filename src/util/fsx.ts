@@ -44,12 +44,3 @@ function writeTemp(path: string, data: string | Uint8Array, durable: boolean): v
     throw err;
   }
 }
-
-export function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}

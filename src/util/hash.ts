@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import xxhash from '@node-rs/xxhash';
 import { canonicalJson } from './canonical.js';
 import { openRegular } from './fs-safe.js';
@@ -29,8 +29,8 @@ export function digestBytes(data: Uint8Array | string): string {
   return hex64(a.digest()) + hex64(b.digest());
 }
 
-/** Digest of the bytes behind an open descriptor, read from its start; with `sync`, also fsync it. */
-export function digestFd(fd: number, sync = false): string {
+/** Digest of the bytes behind an open descriptor, read from its start. */
+export function digestFd(fd: number): string {
   chunkBuffer ??= Buffer.allocUnsafe(CHUNK);
   const a = xxhash.xxh3.Xxh3.withSeed(SEED_A);
   const b = xxhash.xxh3.Xxh3.withSeed(SEED_B);
@@ -42,7 +42,6 @@ export function digestFd(fd: number, sync = false): string {
     b.update(view);
     pos += n;
   }
-  if (sync) fsyncSync(fd);
   return hex64(a.digest()) + hex64(b.digest());
 }
 
