@@ -6,6 +6,7 @@ import { UserError } from '../src/diagnostics.js';
 import { Rng } from '../src/ml/random.js';
 import { planAll } from '../src/plan.js';
 import { openProject } from '../src/project.js';
+import { registry } from '../stages/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -50,7 +51,7 @@ export async function fuzzPipelines(n: number, seed = 'fuzz'): Promise<FuzzStats
       rmSync(join(ws, 'cache'), { recursive: true, force: true });
       stats.inputs++;
       try {
-        planAll(await openProject({ workspace: ws }));
+        planAll(await openProject({ workspace: ws, stageTypes: registry }));
         stats.valid++;
       } catch (err) {
         const unlocated = err instanceof UserError ? err.diagnostics.filter((d) => !d.location) : [];

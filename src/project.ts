@@ -2,7 +2,6 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { registry } from '../stages/index.js';
 import { CacheStore } from './cache/store.js';
 import { didYouMean, UserError } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
@@ -14,6 +13,7 @@ import { writeFileAtomic } from './util/fsx.js';
 import { DFWE_VERSION } from './version.js';
 import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
 import { Bounds } from './workspace-bounds.js';
+import type { StageType } from './stage-type.js';
 
 export interface ProjectOptions {
   /** Pipeline file; default: dfwe.yaml in the workspace, else the embedded quickstart. */
@@ -26,6 +26,8 @@ export interface ProjectOptions {
   params?: Record<string, unknown>;
   /** ML backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu. */
   backend?: string;
+  /** The built-in stage types a pipeline may use (`uses:`), by name: stages/index.ts for the CLI. */
+  stageTypes: ReadonlyMap<string, StageType>;
 }
 
 export interface Project {
@@ -43,6 +45,11 @@ export interface Project {
   digests: FileDigests;
   /** The ML runtime identity that ML stages run on and are keyed by. */
   runtime: Record<string, string>;
+  /** The pipeline's `runtime.backend`, if it sets one. */
+  backend?: string;
+  /** What the expanded nodes depend on, and which pipeline variant this is (see locateProject). */
+  expansionKey: string;
+  variantKey: string;
   /** What `dfwe metrics` compares, if the pipeline says. */
   report?: { baseline: string; method: string };
   /** The pipeline's `executor`, if it sets one (`--executor` overrides it). */
@@ -88,7 +95,20 @@ export function realWorkspace(dir: string): string {
   }
 }
 
-export async function openProject(opts: ProjectOptions): Promise<Project> {
+/** Where a project is (workspace, pipeline, cache) and what its expansion depends on, read before anything is expanded. */
+export interface ProjectLocation {
+  workspace: string;
+  pipelinePath: string;
+  displayPath: string;
+  store: CacheStore;
+  text: string;
+  /** Everything the expanded nodes depend on: the pipeline's bytes, options, versions. */
+  expansionKey: string;
+  /** This pipeline file in this workspace with these options, whatever its content. */
+  variantKey: string;
+}
+
+export function locateProject(opts: ProjectOptions): ProjectLocation {
   // The real path: one workspace reached through a symlink is still one workspace (its leases,
   // its attempts), whichever path a run was started with.
   const workspace = realWorkspace(opts.workspace);
@@ -97,13 +117,25 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
-  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, opts.only ?? {}, opts.params ?? {});
-  let runtime: Record<string, string>;
+  const stageVersions = [...opts.stageTypes.values()].map((t) => [t.name, t.version]);
+  const expansionKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), opts.only ?? {}, opts.params ?? {}]);
+  const variantKey = keyOf([workspace, displayPath, opts.only ?? {}, opts.params ?? {}]);
+  return { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey };
+}
+
+/** The runtime identity ML nodes are keyed by: `--backend`, else the pipeline's, else auto. */
+export function runtimeFor(requested: string | undefined): Record<string, string> {
   try {
-    runtime = runtimeIdentity(chooseBackend(opts.backend ?? backend));
+    return runtimeIdentity(chooseBackend(requested));
   } catch (err) {
     throw new UserError((err as Error).message);
   }
+}
+
+export async function openProject(opts: ProjectOptions): Promise<Project> {
+  const { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey } = locateProject(opts);
+  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, expansionKey, opts.stageTypes, opts.only ?? {}, opts.params ?? {});
+  const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, allowOutside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.json'), bounds);
@@ -111,7 +143,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, report, executor, allowOutside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, executor, allowOutside, bounds, saveState };
 }
 
 /*
@@ -135,9 +167,7 @@ interface Expanded {
   allowOutside: string[];
 }
 
-async function expandCached(text: string, displayPath: string, store: CacheStore, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
-  const stageVersions = [...registry.values()].map((t) => [t.name, t.version]);
-  const memoKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), only, params]);
+async function expandCached(text: string, displayPath: string, store: CacheStore, memoKey: string, stageTypes: ReadonlyMap<string, StageType>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
   try {
     const memo: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
@@ -153,10 +183,10 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     import('./pipeline/expand.js'),
   ]);
   const { source, data } = parsePipeline(text, displayPath);
-  validatePipeline(data, source);
+  validatePipeline(data, source, stageTypes);
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
-  const { nodes, members, instances } = expandPipeline(raw, source, registry, { only });
+  const { nodes, members, instances } = expandPipeline(raw, source, stageTypes, { only });
   const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
   const save = (): void => {
     try {

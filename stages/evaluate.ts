@@ -1,6 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { dataset, MODEL_INPUTS, tfFor, vocabulary } from '../src/ml/stage-support.js';
-import { evaluate as evaluateTask, loadModel, toVars } from '../src/ml/train.js';
+import { MODEL_INPUTS } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 import { StageInputError } from '../src/stage-type.js';
 
@@ -23,6 +22,7 @@ export const evaluate: StageType = {
   },
   outputs: () => ({ metrics: 'file' }),
   async run(ctx) {
+    const [{ dataset, tfFor, vocabulary }, { evaluate: evaluateTask, loadModel, toVars }] = await Promise.all([import('../src/ml/stage-support.js'), import('../src/ml/train.js')]);
     const tf = await tfFor(ctx);
     const ds = dataset(ctx);
     const { vocab } = vocabulary(ctx);

@@ -1,4 +1,4 @@
-import { MODEL_INPUTS, TRAIN_PARAMS, trainStage } from '../src/ml/stage-support.js';
+import { MODEL_INPUTS, TRAIN_PARAMS } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 
 /** Finetune a model (an expert, or the base) on one task, stopping early on its dev score. */
@@ -18,7 +18,8 @@ export const finetune: StageType = {
     },
   },
   outputs: () => ({ model: 'dir' }),
-  run: (ctx) => {
+  async run(ctx) {
+    const { trainStage } = await import('../src/ml/stage-support.js');
     const task = String(ctx.params.task);
     return trainStage(ctx, { tasks: [task], target: task, mixing: 'size', temperature: 1 });
   },

@@ -1,6 +1,5 @@
-import { initEncoder, type EncoderKind, type ModelConfig } from '../src/ml/model.js';
-import { PATH, vocabulary } from '../src/ml/stage-support.js';
-import { saveModel } from '../src/ml/train.js';
+import type { EncoderKind, ModelConfig } from '../src/ml/model.js';
+import { PATH } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 import { StageInputError } from '../src/stage-type.js';
 
@@ -30,6 +29,7 @@ export const initModel: StageType = {
   },
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
+    const [{ initEncoder }, { vocabulary }, { saveModel }] = await Promise.all([import('../src/ml/model.js'), import('../src/ml/stage-support.js'), import('../src/ml/train.js')]);
     const { vocab, digest } = vocabulary(ctx);
     const p = ctx.params;
     const cfg: ModelConfig = {

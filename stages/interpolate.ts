@@ -1,10 +1,6 @@
 import { writeFileSync } from 'node:fs';
-import { Merger } from '../src/ml/merge.js';
 import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
-import { search } from '../src/search/search.js';
-import { CoefficientSpace } from '../src/search/space.js';
-import { dataset, PATH, tfFor, vocabulary } from '../src/ml/stage-support.js';
-import { evaluate, loadModel, prepare, saveModel, toVars } from '../src/ml/train.js';
+import { PATH } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 import { StageInputError } from '../src/stage-type.js';
 
@@ -36,6 +32,9 @@ export const interpolate: StageType = {
   },
   outputs: () => ({ model: 'dir', search: 'file' }),
   async run(ctx) {
+    const [{ Merger }, { search }, { CoefficientSpace }, { dataset, tfFor, vocabulary }, { evaluate, loadModel, prepare, saveModel, toVars }] = await Promise.all([
+      import('../src/ml/merge.js'), import('../src/search/search.js'), import('../src/search/space.js'), import('../src/ml/stage-support.js'), import('../src/ml/train.js'),
+    ]);
     const tf = await tfFor(ctx);
     const ds = dataset(ctx);
     const { vocab, digest } = vocabulary(ctx);

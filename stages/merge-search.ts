@@ -1,12 +1,9 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { planMerge, writeMerge } from '../src/merge/engine.js';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { completeParams } from '../src/merge/params.js';
 import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
-import { openScorer } from '../src/search/scorer.js';
-import { search } from '../src/search/search.js';
-import { CoefficientSpace, type Weights } from '../src/search/space.js';
+import type { Weights } from '../src/search/space.js';
 import type { StageType } from '../src/stage-type.js';
 import { merge } from './merge.js';
 
@@ -80,6 +77,9 @@ export const mergeSearch: StageType = {
     return problems;
   },
   async run(ctx) {
+    const [{ planMerge, writeMerge }, { openScorer }, { search }, { CoefficientSpace }] = await Promise.all([
+      import('../src/merge/engine.js'), import('../src/search/scorer.js'), import('../src/search/search.js'), import('../src/search/space.js'),
+    ]);
     const p = ctx.params as unknown as Params;
     const method = mergeMethods.get(p.method)!;
     const k = p.models.length;

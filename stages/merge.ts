@@ -1,4 +1,3 @@
-import { planMerge, writeMerge } from '../src/merge/engine.js';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { completeParams } from '../src/merge/params.js';
 import { EXPRESSION_STRING } from '../src/pipeline/schema.js';
@@ -55,6 +54,7 @@ export const merge: StageType = {
     return problems;
   },
   async run(ctx) {
+    const { planMerge, writeMerge } = await import('../src/merge/engine.js');
     const p = ctx.params as { models: string[]; base?: string; method: string; weights?: number[]; params: Record<string, unknown>; include?: string[]; exclude?: string[] };
     const method = mergeMethods.get(p.method)!;
     const plan = planMerge({ models: p.models.map(ctx.resolve), base: p.base === undefined ? undefined : ctx.resolve(p.base), method, params: p.params, include: p.include, exclude: p.exclude, labels: p.models });

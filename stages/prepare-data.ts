@@ -1,10 +1,6 @@
 import { join } from 'node:path';
-import { writeDataset } from '../src/ml/data/dataset-io.js';
-import { FETA_FEW_SHOT, FRIENDS_TASKS } from '../src/ml/data/friends.js';
-import { generateSynthetic, SYNTHETIC_TASKS } from '../src/ml/data/synthetic.js';
-import { loadTlidb } from '../src/ml/data/tlidb.js';
+import { FRIENDS_TASK_NAMES, SYNTHETIC_TASK_NAMES } from '../src/ml/data/task-names.js';
 import type { Dialogue, Example, Split, TaskInfo } from '../src/ml/data/types.js';
-import { Rng } from '../src/ml/random.js';
 import type { StageType } from '../src/stage-type.js';
 import { StageInputError } from '../src/stage-type.js';
 
@@ -22,7 +18,7 @@ interface Params {
   tasks?: string[];
 }
 
-const ALL_TASKS = [...SYNTHETIC_TASKS.map((t) => t.name), ...Object.keys(FRIENDS_TASKS)];
+const ALL_TASKS = [...SYNTHETIC_TASK_NAMES, ...FRIENDS_TASK_NAMES];
 
 /**
  * Builds a dataset directory (dataset.json, dialogues.jsonl, TASK.SPLIT.jsonl): the generated
@@ -52,6 +48,9 @@ export const prepareData: StageType = {
   outputs: () => ({ data: 'dir' }),
   inputs: (params) => (params.source !== 'synthetic' && typeof params.path === 'string' ? [params.path] : []),
   async run(ctx) {
+    const [{ writeDataset }, { FETA_FEW_SHOT, FRIENDS_TASKS }, { generateSynthetic }, { loadTlidb }, { Rng }] = await Promise.all([
+      import('../src/ml/data/dataset-io.js'), import('../src/ml/data/friends.js'), import('../src/ml/data/synthetic.js'), import('../src/ml/data/tlidb.js'), import('../src/ml/random.js'),
+    ]);
     const p = ctx.params as unknown as Params;
     let tasks: TaskInfo[];
     let dialogues: Dialogue[];

@@ -1,4 +1,4 @@
-import { MODEL_INPUTS, TRAIN_PARAMS, trainStage } from '../src/ml/stage-support.js';
+import { MODEL_INPUTS, TRAIN_PARAMS } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 
 /**
@@ -24,7 +24,8 @@ export const trainExpert: StageType = {
     },
   },
   outputs: () => ({ model: 'dir' }),
-  run: (ctx) => {
+  async run(ctx) {
+    const { trainStage } = await import('../src/ml/stage-support.js');
     const p = ctx.params as { tasks: string[]; target?: string; mixing: 'size' | 'temperature'; temperature: number };
     return trainStage(ctx, { tasks: p.tasks, target: p.target, mixing: p.mixing, temperature: p.temperature });
   },

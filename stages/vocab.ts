@@ -1,5 +1,4 @@
-import { buildVocab } from '../src/ml/vocab.js';
-import { dataset, PATH, writeVocab } from '../src/ml/stage-support.js';
+import { PATH } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 
 /** The vocabulary of a dataset's training text: one node, shared by every model that uses it. */
@@ -19,6 +18,7 @@ export const vocab: StageType = {
   },
   outputs: () => ({ vocab: 'file' }),
   async run(ctx) {
+    const [{ buildVocab }, { dataset, writeVocab }] = await Promise.all([import('../src/ml/vocab.js'), import('../src/ml/stage-support.js')]);
     const v = buildVocab(dataset(ctx), Number(ctx.params.max_size), Number(ctx.params.min_count));
     writeVocab(ctx.outs.vocab!, v);
     ctx.log(`${v.tokens.length} tokens`);

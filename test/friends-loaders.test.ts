@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FRIENDS_TASKS, personaTurns } from '../src/ml/data/friends.js';
 import { loadTlidb } from '../src/ml/data/tlidb.js';
+import { SYNTHETIC_TASKS } from '../src/ml/data/synthetic.js';
+import { FRIENDS_TASK_NAMES, SYNTHETIC_TASK_NAMES } from '../src/ml/data/task-names.js';
 import type { Span } from '../src/ml/data/types.js';
 import { dfwe, workspace } from './helpers.js';
 
@@ -143,4 +145,9 @@ test('prepare-data reads the Friends files through its path; their content is pa
   const m = dfwe(missing, ['run']);
   assert.equal(m.code, 2);
   assert.match(m.stderr, /dfwe\.yaml:3:3: error: stage "data" reads "\/no\/such\/dir", which does not exist/);
+});
+
+test("the task names prepare-data offers are the generator's and the loaders' own", () => {
+  assert.deepEqual([...SYNTHETIC_TASK_NAMES], SYNTHETIC_TASKS.map((t) => t.name));
+  assert.deepEqual([...FRIENDS_TASK_NAMES].sort(), Object.keys(FRIENDS_TASKS).sort());
 });

@@ -51,6 +51,22 @@ export function dfwe(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+const IMPORT_TRACE = fileURLToPath(new URL('./import-trace/register.js', import.meta.url));
+
+/** Run the CLI and list the modules it loaded (file URLs; see import-trace/register.ts). */
+export function dfweTraced(cwd: string, args: string[]): CliResult & { modules: string[] } {
+  const trace = join(mkdtempSync(join(tmpdir(), 'dfwe-trace-')), 'modules.txt');
+  const r = dfwe(cwd, args, { NODE_OPTIONS: `--import=${IMPORT_TRACE}`, DFWE_IMPORT_TRACE: trace });
+  let modules: string[] = [];
+  try {
+    modules = readFileSync(trace, 'utf8').split('\n').filter((l) => l.startsWith('file://'));
+  } catch {
+    // the process died before it loaded anything
+  }
+  rmSync(dirname(trace), { recursive: true, force: true });
+  return { ...r, modules };
+}
+
 /** Start the CLI without waiting; resolves on exit. */
 export function dfweAsync(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...baseEnv(), ...env } });

@@ -1,7 +1,9 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { UserError } from '../diagnostics.js';
-import { openProject, type Project } from '../project.js';
+import { locateProject, openProject, runtimeFor, type Project, type ProjectOptions } from '../project.js';
+import type { Decision } from '../plan.js';
+import type { NodeRecord } from '../cache/store.js';
+import { validSnapshot, writeSnapshot, type Snapshot } from '../snapshot.js';
+import { registry } from '../../stages/index.js';
 
 export interface GlobalOptions {
   workspace?: string;
@@ -25,8 +27,10 @@ export function parseOnly(specs: string[] = []): Record<string, string[]> {
 }
 
 /** `--param NAME=VALUE`: the value is read as YAML, so `seed=1` is a number and `tasks=[a, b]` a list. */
-export function parseParams(specs: string[] = []): Record<string, unknown> {
+export async function parseParams(specs: string[] = []): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
+  if (specs.length === 0) return out;
+  const { parse: parseYaml } = await import('yaml');
   for (const s of specs) {
     const m = /^([A-Za-z_]\w*)=([\s\S]*)$/.exec(s);
     if (!m) throw new UserError(`--param takes NAME=VALUE (e.g. seed=1, tasks=[emotion, topic]), not "${s}"`);
@@ -39,30 +43,41 @@ export function parseParams(specs: string[] = []): Record<string, unknown> {
   return out;
 }
 
-export function open(pipeline: string | undefined, g: GlobalOptions): Promise<Project> {
-  return openProject({ pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: parseParams(g.param), backend: g.backend });
+async function projectOptions(pipeline: string | undefined, g: GlobalOptions): Promise<ProjectOptions> {
+  // The CLI is where the stage types are chosen (stages/index.ts): the engine is handed them.
+  return { pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: await parseParams(g.param), backend: g.backend, stageTypes: registry };
 }
 
-/** GPUs visible to this machine: NVIDIA device nodes, unless CUDA_VISIBLE_DEVICES narrows them. */
-export function detectGpus(): number {
-  const visible = process.env.CUDA_VISIBLE_DEVICES;
-  if (visible !== undefined) return visible.trim() === '' ? 0 : visible.split(',').filter((s) => s.trim() !== '' && s.trim() !== '-1').length;
-  if (!existsSync('/dev')) return 0;
-  return readdirSync('/dev').filter((d) => /^nvidia\d+$/.test(d)).length;
+/** The project a command works on. */
+export async function open(pipeline: string | undefined, g: GlobalOptions): Promise<Project> {
+  return openProject(await projectOptions(pipeline, g));
 }
 
-export function parseResources(specs: string[] = []): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of specs) {
-    const m = /^([A-Za-z_][\w-]*)=(\d+)$/.exec(s);
-    if (!m) throw new UserError(`--resource takes NAME=N (e.g. gpu=2), not "${s}"`);
-    out[m[1]!] = Number(m[2]);
+/**
+ * The no-op snapshot, when nothing changed since everything was last found cached and in place
+ * (src/snapshot.ts); undefined otherwise, and the command plans in full. A problem with the
+ * pipeline's location is left to the full plan to report.
+ */
+export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; cacheRoot: string } | undefined> {
+  try {
+    const loc = locateProject(await projectOptions(pipeline, g));
+    const snap = validSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
+    return snap && { snap, cacheRoot: loc.store.root };
+  } catch (err) {
+    if (err instanceof UserError) return undefined;
+    throw err;
   }
-  return out;
 }
 
-export function positiveInt(value: string, name: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} takes a whole number ≥ 1, not "${value}"`);
-  return n;
+/** After a full plan: a snapshot for the next no-op, when every node is cached and in place. */
+export async function saveSnapshotIfAllCached(project: Project, decisions: readonly Decision[]): Promise<void> {
+  const records = new Map<string, NodeRecord>();
+  for (const d of decisions) {
+    if (d.state !== 'cached' || d.restore || !d.record) return;
+    records.set(d.id, d.record);
+  }
+  await writeSnapshot(project, records);
 }
+
+
+

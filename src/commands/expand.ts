@@ -1,9 +1,9 @@
 import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 
-export function expansionSummary(p: Project): string {
-  const shared = p.instances - p.nodes.length;
-  return `${p.members} member${p.members === 1 ? '' : 's'}, ${p.instances} stage instances → ${p.nodes.length} nodes (${shared} shared)`;
+export function expansionSummary(p: { members: number; instances: number; nodes: number }): string {
+  const shared = p.instances - p.nodes;
+  return `${p.members} member${p.members === 1 ? '' : 's'}, ${p.instances} stage instances → ${p.nodes} nodes (${shared} shared)`;
 }
 
 export async function expandCommand(pipeline: string | undefined, opts: { json?: boolean }, g: GlobalOptions): Promise<number> {
@@ -26,7 +26,7 @@ export async function expandCommand(pipeline: string | undefined, opts: { json?:
   }
   const byStage = new Map<string, number>();
   for (const n of graph.order) byStage.set(n.stage, (byStage.get(n.stage) ?? 0) + 1);
-  const lines = [`${project.name} (${project.displayPath}): ${expansionSummary(project)}`];
+  const lines = [`${project.name} (${project.displayPath}): ${expansionSummary({ ...project, nodes: project.nodes.length })}`];
   lines.push(`  per stage: ${[...byStage].map(([s, c]) => `${s} ${c}`).join(', ')}`);
   const width = Math.min(60, Math.max(...graph.order.map((n) => n.id.length)));
   for (const n of graph.order) lines.push(`  ${n.id.padEnd(width)}  ${n.members > 1 ? `shared by ${n.members} members` : ''}`.trimEnd());

@@ -1,39 +1,30 @@
-import { checkCapacity, runGraph, type RunSummary } from '../execute/scheduler.js';
-import { checkSourceDeps, planAll } from '../plan.js';
-import { defaultJobs, nodeOrError, type Project } from '../project.js';
-import { ListrReporter } from '../report/listr-reporter.js';
+import type { RunSummary } from '../execute/scheduler.js';
+import { defaultJobs } from '../project.js';
 import { PlainReporter, type Reporter } from '../report/reporter.js';
-import { detectGpus, open, parseResources, positiveInt, type GlobalOptions } from './common.js';
-import { printStatus } from './status.js';
-import { EXIT_FAILED, UserError } from '../diagnostics.js';
-import { localExecutor } from '../execute/executor.js';
-import { SlurmExecutor } from '../execute/slurm.js';
-import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
+import { noopSnapshot, open, type GlobalOptions } from './common.js';
+import { EXIT_FAILED } from '../diagnostics.js';
+import { detectGpus, executorChoice, parseResources, positiveInt, readOnlyNote, type RunOptions } from '../engine/run-options.js';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 
-export interface RunOptions {
-  jobs?: string;
-  dryRun?: boolean;
-  force?: string[];
-  keepGoing?: boolean;
-  resource?: string[];
-  verbose?: boolean;
-  executor?: string;
-}
+/*
+ * `dfwe run`: the engine's run sequence (src/engine/run.ts), shown as a live task list on a
+ * terminal and as plain lines elsewhere. The engine, the scheduler and the reporters are loaded
+ * only when there is something to run: a no-op is told from the snapshot.
+ */
 
 export async function runCommand(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions): Promise<number> {
   const t0 = performance.now();
+  if (await noopRun(pipeline, opts, g, t0)) return 0;
   const project = await open(pipeline, g);
+  const { dryRun, executeRun } = await import('../engine/run.js');
   if (opts.dryRun) {
-    // A dry run checks the options as a run does: what -n accepts, a run accepts.
-    const { force } = runSettings(project, opts);
-    const decisions = planAll(project, { force });
-    project.saveState();
-    printStatus(project, decisions, false);
+    const { headerOf, printStatus, stageOf } = await import('./status.js');
+    printStatus(headerOf(project), dryRun(project, opts), stageOf(project), false);
     return 0;
   }
-  // A live task list on a terminal; plain lines in CI, pipes and files.
-  const fancy = process.stderr.isTTY && !process.env.CI && !opts.verbose;
-  const reporter: Reporter = fancy ? new ListrReporter() : new PlainReporter(undefined, opts.verbose);
+  const fancy = liveDisplay() && !opts.verbose;
+  const reporter = await reporterFor(fancy, opts.verbose);
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (): void => {
@@ -59,82 +50,48 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   }
 }
 
-const SLURM_DEFAULT_JOBS = 32;
-
-function executorChoice(flag: string | undefined, pipeline: 'local' | 'slurm' | undefined): 'local' | 'slurm' {
-  const name = flag ?? pipeline ?? 'local';
-  if (name !== 'local' && name !== 'slurm') throw new UserError(`--executor must be local or slurm, not "${name}"`);
-  return name;
-}
-
-interface RunSettings {
-  force: Set<string>;
-  executorName: 'local' | 'slurm';
-  jobs: number;
-  capacity?: Record<string, number>;
-}
-
-/** The run's options, checked: every bad value is an input error, with or without -n. */
-function runSettings(project: Project, opts: RunOptions): RunSettings {
-  const force = new Set(opts.force ?? []);
-  for (const id of force) nodeOrError(project, id);
-  const executorName = executorChoice(opts.executor, project.executor);
-  // Under Slurm the cluster allocates cpus and GPUs; --jobs bounds the jobs queued at once.
-  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : executorName === 'slurm' ? SLURM_DEFAULT_JOBS : defaultJobs();
-  const resources = parseResources(opts.resource);
-  const capacity = executorName === 'slurm' ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources };
-  if (capacity) checkCapacity(project, capacity, jobs);
-  return { force, executorName, jobs, capacity };
-}
-
-/** One run of an opened project: check, plan what the reporter needs, run, report. */
-export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
-  const { force, executorName, jobs, capacity } = runSettings(project, opts);
-  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`);
-  let cacheLease: Lease;
-  try {
-    // Held for the whole run: gc waits for it, and a run waits for a gc in progress.
-    cacheLease = await leases.acquire(CACHE_LEASE, `run of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), signal);
-  } catch (err) {
-    leases.close();
-    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, reporter, err, t0);
-    throw err;
-  }
-  try {
-    // Missing source files are input errors reported (located) before anything runs.
-    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkSourceDeps(project), []);
-    project.saveState();
-    const executor = executorName === 'slurm' ? await SlurmExecutor.connect() : localExecutor;
-    await reporter.begin(expected);
-    let summary: RunSummary;
-    try {
-      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, runtime: project.runtime, signal, events: reporter, leases });
-    } finally {
-      executor.close();
-    }
-    project.saveState();
-    await reporter.end(summary, (performance.now() - t0) / 1000);
-    return summary;
-  } finally {
-    cacheLease.release();
-    leases.close();
-  }
-}
-
 /**
- * A cache dfwe cannot write (a read-only mount, a shared team cache): a run that needs nothing
- * written succeeds, since every result is already in place; any other is an input error.
+ * A run with nothing to do, told from the no-op snapshot (src/snapshot.ts) without planning:
+ * true when it was. Its options are checked as a run checks them; anything a snapshot cannot
+ * answer for (forced nodes, -v's line per node, a report to print, resources this run lacks)
+ * goes the full way.
  */
-async function readOnlyRun(project: Project, force: Set<string>, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
-  const decisions = planAll(project, { force });
-  const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
-  if (pending.length > 0) {
-    const ids = pending.slice(0, 5).map((d) => d.id).join(', ') + (pending.length > 5 ? ', …' : '');
-    throw new UserError({ message: `${err.message}; ${pending.length} node${pending.length === 1 ? '' : 's'} would need it (${ids})`, hint: 'use a writable cache: --cache DIR or DFWE_CACHE' });
+async function noopRun(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
+  if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose) return false;
+  const executorName = executorChoice(opts.executor, undefined);
+  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : defaultJobs();
+  const resources = parseResources(opts.resource);
+  const found = await noopSnapshot(pipeline, g);
+  if (!found || found.snap.report) return false;
+  const { snap, cacheRoot } = found;
+  if (executorName === 'local' && snap.executor !== 'slurm') {
+    const capacity: Record<string, number> = { cpu: jobs, gpu: detectGpus(), ...resources };
+    if (Object.entries(snap.resources).some(([r, amount]) => amount > (capacity[r] ?? 0))) return false;
   }
+  const reporter = await reporterFor(liveDisplay(), false);
   await reporter.begin([]);
-  const summary: RunSummary = { ran: 0, cached: decisions.length, restored: 0, failed: [], skipped: 0, interrupted: false };
-  process.stderr.write(`dfwe: the cache ${project.store.root} is read-only; every result is already in place, so nothing needed writing\n`);
+  if (!writable(join(cacheRoot, 'locks'))) process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);
+  const summary: RunSummary = { served: new Map(), ran: 0, cached: snap.ids.length, restored: 0, failed: [], skipped: 0, interrupted: false };
   await reporter.end(summary, (performance.now() - t0) / 1000);
-  return summary;
+  return true;
+}
+
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/** A live task list on a terminal; plain lines in CI, pipes and files. */
+function liveDisplay(): boolean {
+  return process.stderr.isTTY && !process.env.CI;
+}
+
+async function reporterFor(live: boolean, verbose = false): Promise<Reporter> {
+  if (live) return new (await import('../report/listr-reporter.js')).ListrReporter();
+  return new PlainReporter(undefined, verbose);
 }

@@ -1,49 +1,71 @@
-import { planAll, type Decision } from '../plan.js';
+import type { Decision } from '../plan.js';
 import type { Project } from '../project.js';
-import { open, type GlobalOptions } from './common.js';
+import type { PipelineHeader, Snapshot } from '../snapshot.js';
+import { noopSnapshot, open, saveSnapshotIfAllCached, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
 
 export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions): Promise<number> {
+  // Nothing changed since everything was found cached: said from the snapshot alone.
+  const snap = (await noopSnapshot(pipeline, g))?.snap;
+  if (snap) {
+    const stages = new Map(snap.ids.map((id, i) => [id, snap.stages[snap.stageOf[i]!]!]));
+    printStatus(snap.header, snapshotDecisions(snap), (id) => stages.get(id)!, opts.json ?? false, opts.all ?? false);
+    return 0;
+  }
   const project = await open(pipeline, g);
+  const { planAll } = await import('../plan.js');
   const decisions = planAll(project);
+  await saveSnapshotIfAllCached(project, decisions);
   project.saveState();
-  printStatus(project, decisions, opts.json ?? false, opts.all ?? false);
+  printStatus(headerOf(project), decisions, stageOf(project), opts.json ?? false, opts.all ?? false);
   return 0;
+}
+
+export function headerOf(project: Project): PipelineHeader {
+  return { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length };
+}
+
+export function stageOf(project: Project): (id: string) => string {
+  return (id) => project.graph.byId.get(id)!.stage;
+}
+
+function snapshotDecisions(snap: Snapshot): Decision[] {
+  return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]! }));
 }
 
 /** Beyond this many nodes, status prints a line per stage unless --all asks for every node. */
 const PER_NODE_LINES = 100;
 
-export function printStatus(project: Project, decisions: Decision[], json: boolean, all = false): void {
+export function printStatus(header: PipelineHeader, decisions: Decision[], stage: (id: string) => string, json: boolean, all = false): void {
   const counts = { cached: 0, run: 0, blocked: 0 };
   for (const d of decisions) counts[d.state]++;
   if (json) {
     process.stdout.write(JSON.stringify({
-      pipeline: project.displayPath,
-      name: project.name,
+      pipeline: header.displayPath,
+      name: header.name,
       counts,
-      sweep: { members: project.members, instances: project.instances, nodes: project.nodes.length },
+      sweep: { members: header.members, instances: header.instances, nodes: header.nodes },
       nodes: decisions.map((d) => ({ id: d.id, state: d.state, reason: d.reason, planKey: d.planKey, execKey: d.execKey ?? null, restore: d.restore ?? false, changes: d.changes ?? [] })),
     }, null, 2) + '\n');
     return;
   }
-  const lines = [`${project.name} (${project.displayPath}): ${decisions.length} nodes: ${counts.cached} cached, ${counts.run} will run${counts.blocked ? `, ${counts.blocked} blocked` : ''}`];
-  if (project.members > 1) lines.push(`  sweep: ${expansionSummary(project)}`);
+  const lines = [`${header.name} (${header.displayPath}): ${decisions.length} nodes: ${counts.cached} cached, ${counts.run} will run${counts.blocked ? `, ${counts.blocked} blocked` : ''}`];
+  if (header.members > 1) lines.push(`  sweep: ${expansionSummary(header)}`);
   if (all || decisions.length <= PER_NODE_LINES) {
     const width = Math.min(40, Math.max(...decisions.map((d) => d.id.length)));
     for (const d of decisions) {
       const state = d.state === 'run' ? 'will run' : d.state;
       lines.push(`  ${state.padEnd(9)} ${d.id.padEnd(width)}  ${d.state === 'cached' && !d.restore ? '' : d.reason}`.trimEnd());
     }
-  } else lines.push(...stageSummary(project, decisions), `  (${decisions.length} nodes: a line per stage; --all for every node)`);
+  } else lines.push(...stageSummary(decisions, stage), `  (${decisions.length} nodes: a line per stage; --all for every node)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 
 /** A line per stage: its nodes by state, and the first node that will run with its reason. */
-function stageSummary(project: Project, decisions: Decision[]): string[] {
+function stageSummary(decisions: Decision[], stageOf: (id: string) => string): string[] {
   const byStage = new Map<string, { nodes: number; cached: number; run: Decision[] }>();
   for (const d of decisions) {
-    const stage = project.graph.byId.get(d.id)!.stage;
+    const stage = stageOf(d.id);
     const row = byStage.get(stage) ?? byStage.set(stage, { nodes: 0, cached: 0, run: [] }).get(stage)!;
     row.nodes++;
     if (d.state === 'cached' && !d.restore) row.cached++;

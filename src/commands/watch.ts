@@ -5,7 +5,8 @@ import { formatDiagnostic, UserError } from '../diagnostics.js';
 import { realWorkspace, resolvePipelinePath, type Project } from '../project.js';
 import { PlainReporter } from '../report/reporter.js';
 import { open, type GlobalOptions } from './common.js';
-import { executeRun, type RunOptions } from './run.js';
+import { executeRun } from '../engine/run.js';
+import type { RunOptions } from '../engine/run-options.js';
 
 /** How long a burst of file events settles before a run starts (an editor's save is several). */
 const SETTLE_MS = 150;

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
+import type { NodeRecord } from '../cache/store.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
@@ -35,6 +36,8 @@ export interface SchedulerEvents {
 }
 
 export interface RunSummary {
+  /** The record serving each node that ran or was cached. */
+  served: Map<string, NodeRecord>;
   ran: number;
   cached: number;
   restored: number;
@@ -84,7 +87,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     onStart: (id) => opts.events.started(id),
     onProgress: (id, line) => opts.events.progress(id, line),
   };
-  const summary: RunSummary = { ran: 0, cached: 0, restored: 0, failed: [], skipped: 0, interrupted: false };
+  const summary: RunSummary = { served: new Map(), ran: 0, cached: 0, restored: 0, failed: [], skipped: 0, interrupted: false };
   const infos = new Map<string, UpstreamInfo>();
   const remaining = new Map(graph.order.map((n) => [n.id, graph.upstream.get(n.id)!.length]));
   const position = new Map(graph.order.map((n, i) => [n.id, i]));
@@ -129,6 +132,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
       summary.cached++;
       if (outcome.restored) summary.restored++;
     } else summary.ran++;
+    summary.served.set(node.id, outcome.record);
     infos.set(node.id, { planKey: outcome.record.planKey, outputs: outputDigests(outcome.record), execKey: outcome.record.execKey });
     for (const d of graph.downstream.get(node.id)!) {
       const left = remaining.get(d)! - 1;

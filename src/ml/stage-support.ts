@@ -7,6 +7,7 @@ import { chooseBackend, type BackendName } from './runtime.js';
 import { loadTf, type Tf } from './tf.js';
 import { digestBytes } from '../util/hash.js';
 import { vocabFromTokens, type Vocab } from './vocab.js';
+import type { TrainParams } from '../../stages/schema-parts.js';
 
 /** What ML stages share: the runtime the engine chose, and their inputs read from params. */
 
@@ -28,15 +29,6 @@ export function writeVocab(path: string, v: Vocab): void {
   writeFileSync(path, JSON.stringify({ format: 1, tokens: v.tokens }) + '\n');
 }
 
-export const PATH = { type: 'string', minLength: 1 } as const;
-
-/** The inputs every model stage reads: the dataset, its vocabulary, and a model. */
-export const MODEL_INPUTS = {
-  data: { ...PATH, description: 'The dataset (prepare-data)' },
-  vocab: { ...PATH, description: 'The vocabulary (vocab)' },
-  model: { ...PATH, description: 'The model to start from' },
-} as const;
-
 /**
  * train-expert and finetune: load the inputs, check the tasks exist, train, save the model,
  * and report the epochs and the best dev score.
@@ -57,22 +49,3 @@ export async function trainStage(ctx: StageRunContext, opts: { tasks: string[]; 
   return { metrics: { epochs: r.history.length, ...(r.best ? { dev_score: r.best.score, dev_loss: r.best.loss } : {}) } };
 }
 
-/** Training parameters common to train-expert and finetune, with their defaults. */
-export const TRAIN_PARAMS = {
-  epochs: { type: 'integer', minimum: 1, default: 5, description: 'Epoch budget (fewer with early stopping)' },
-  lr: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'Adam learning rate' },
-  batch_size: { type: 'integer', minimum: 1, default: 32, description: 'Examples per batch' },
-  seed: { type: 'integer', default: 0, description: 'Seed of the batch order' },
-  patience: { type: 'integer', minimum: 1, default: 2, description: 'Epochs without dev improvement before stopping (with a target)' },
-  max_train: { type: 'integer', minimum: 1, description: 'Use at most this many training examples per task' },
-} as const;
-
-/** As the stage sees them: the schema's defaults are filled in before it runs. */
-export interface TrainParams {
-  epochs: number;
-  lr: number;
-  batch_size: number;
-  seed: number;
-  patience: number;
-  max_train?: number;
-}

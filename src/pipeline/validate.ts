@@ -1,17 +1,21 @@
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
-import { registry } from '../../stages/index.js';
 import { didYouMean, UserError, type Diagnostic } from '../diagnostics.js';
 import { pipelineSchema } from './schema.js';
 import type { SourceFile } from './source.js';
+import type { StageType } from '../stage-type.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
-let pipelineValidator: ValidateFunction | undefined;
+const pipelineValidators = new WeakMap<ReadonlyMap<string, StageType>, ValidateFunction>();
 
 /** Validate against the pipeline schema (built-in stages' `with` included); all errors at once,
  * located, with did-you-mean. */
-export function validatePipeline(data: unknown, source: SourceFile): void {
-  pipelineValidator ??= new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema(registry));
-  if (!pipelineValidator(data)) throw new UserError(schemaDiagnostics(pipelineValidator.errors ?? [], source, []));
+export function validatePipeline(data: unknown, source: SourceFile, stageTypes: ReadonlyMap<string, StageType>): void {
+  let validator = pipelineValidators.get(stageTypes);
+  if (!validator) {
+    validator = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema(stageTypes));
+    pipelineValidators.set(stageTypes, validator);
+  }
+  if (!validator(data)) throw new UserError(schemaDiagnostics(validator.errors ?? [], source, []));
 }
 
 const resolvedValidators = new WeakMap<object, ValidateFunction>();

@@ -1,0 +1,101 @@
+import { checkCapacity, runGraph, type RunSummary } from '../execute/scheduler.js';
+import { checkSourceDeps, planAll } from '../plan.js';
+import { defaultJobs, nodeOrError, type Project } from '../project.js';
+import type { Reporter } from '../report/reporter.js';
+import { detectGpus, executorChoice, parseResources, positiveInt, readOnlyNote, type RunOptions } from './run-options.js';
+import { UserError } from '../diagnostics.js';
+import { localExecutor } from '../execute/executor.js';
+import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
+import { writeSnapshot } from '../snapshot.js';
+
+/*
+ * The run sequence, for every command that runs a pipeline (run, watch): options checked,
+ * the cache's read lease taken, sources checked, the graph run, the snapshot and memos saved.
+ * Commands only format what it reports.
+ */
+
+
+const SLURM_DEFAULT_JOBS = 32;
+
+
+interface RunSettings {
+  force: Set<string>;
+  executorName: 'local' | 'slurm';
+  jobs: number;
+  capacity?: Record<string, number>;
+}
+
+/** What a run would do, and why: the options checked as a run checks them (what -n accepts, a run accepts). */
+export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof planAll> {
+  const { force } = runSettings(project, opts);
+  const decisions = planAll(project, { force });
+  project.saveState();
+  return decisions;
+}
+
+/** The run's options, checked: every bad value is an input error, with or without -n. */
+function runSettings(project: Project, opts: RunOptions): RunSettings {
+  const force = new Set(opts.force ?? []);
+  for (const id of force) nodeOrError(project, id);
+  const executorName = executorChoice(opts.executor, project.executor);
+  // Under Slurm the cluster allocates cpus and GPUs; --jobs bounds the jobs queued at once.
+  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : executorName === 'slurm' ? SLURM_DEFAULT_JOBS : defaultJobs();
+  const resources = parseResources(opts.resource);
+  const capacity = executorName === 'slurm' ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources };
+  if (capacity) checkCapacity(project, capacity, jobs);
+  return { force, executorName, jobs, capacity };
+}
+
+/** One run of an opened project: check, plan what the reporter needs, run, report. */
+export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
+  const { force, executorName, jobs, capacity } = runSettings(project, opts);
+  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`);
+  let cacheLease: Lease;
+  try {
+    // Held for the whole run: gc waits for it, and a run waits for a gc in progress.
+    cacheLease = await leases.acquire(CACHE_LEASE, `run of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), signal);
+  } catch (err) {
+    leases.close();
+    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, reporter, err, t0);
+    throw err;
+  }
+  try {
+    // Missing source files are input errors reported (located) before anything runs.
+    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkSourceDeps(project), []);
+    project.saveState();
+    const executor = executorName === 'slurm' ? await (await import('../execute/slurm.js')).SlurmExecutor.connect() : localExecutor;
+    await reporter.begin(expected);
+    let summary: RunSummary;
+    try {
+      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, runtime: project.runtime, signal, events: reporter, leases });
+    } finally {
+      executor.close();
+    }
+    // Everything ran or was cached: the next no-op is told from a snapshot.
+    if (summary.failed.length === 0 && summary.skipped === 0 && !summary.interrupted) await writeSnapshot(project, summary.served);
+    project.saveState();
+    await reporter.end(summary, (performance.now() - t0) / 1000);
+    return summary;
+  } finally {
+    cacheLease.release();
+    leases.close();
+  }
+}
+
+/**
+ * A cache dfwe cannot write (a read-only mount, a shared team cache): a run that needs nothing
+ * written succeeds, since every result is already in place; any other is an input error.
+ */
+async function readOnlyRun(project: Project, force: Set<string>, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
+  const decisions = planAll(project, { force });
+  const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
+  if (pending.length > 0) {
+    const ids = pending.slice(0, 5).map((d) => d.id).join(', ') + (pending.length > 5 ? ', …' : '');
+    throw new UserError({ message: `${err.message}; ${pending.length} node${pending.length === 1 ? '' : 's'} would need it (${ids})`, hint: 'use a writable cache: --cache DIR or DFWE_CACHE' });
+  }
+  await reporter.begin([]);
+  const summary: RunSummary = { served: new Map(), ran: 0, cached: decisions.length, restored: 0, failed: [], skipped: 0, interrupted: false };
+  process.stderr.write(`${readOnlyNote(project.store.root)}\n`);
+  await reporter.end(summary, (performance.now() - t0) / 1000);
+  return summary;
+}

@@ -1,0 +1,217 @@
+import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { outputState } from './cache/restore.js';
+import type { NodeRecord } from './cache/store.js';
+import type { Project, ProjectLocation } from './project.js';
+import { writeFileAtomic } from './util/fsx.js';
+
+/*
+ * The no-op snapshot: what lets `status` and `run` answer "everything is cached and in place"
+ * from one file and the stats of the files it depends on, without expanding the pipeline,
+ * computing a key or reading a record.
+ *
+ * It is written only after every node was found served by its record with every output in
+ * place, and it lists witnesses: the stat (device, inode, size, mtime, ctime) of every file and
+ * directory that could change that answer:
+ * - each source dependency and declared input, every entry inside a directory one; their digests
+ *   were checked against the keys' when it was written;
+ * - each output, every entry inside a directory one. Outputs are hardlinks to sealed objects,
+ *   so a write, a chmod, a removal of the object (its link count) all move ctime or mtime;
+ * - the directories above them up to the workspace: a directory on the way replaced by a
+ *   symlink (which would lead outside) changes its parent's mtime;
+ * - the record shards, so a removed record is seen.
+ * The pipeline's bytes, options, dfwe's and the stage types' versions are in its key, the ML
+ * runtime in its body. Any difference, and the full plan runs, which then writes a new one.
+ * A source changed within RACY_MS of being witnessed could hide an edit in the same timestamp
+ * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
+ */
+
+const SNAPSHOT_FORMAT = 2;
+/** As FileDigests: a source file's stat proves its content once it is this old. */
+const RACY_MS = 2000;
+/**
+ * Directories on the way and output directories need only outlast the clock's tick (1-10 ms on
+ * Linux filesystems): what their stat guards is a change made after it was taken, which then
+ * gets a later mtime. (Directories inside a source carry content and get RACY_MS.)
+ */
+const DIR_RACY_MS = 20;
+
+type Witness = [path: string, dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number];
+
+/** What status prints about the pipeline as a whole. */
+export interface PipelineHeader {
+  name: string;
+  displayPath: string;
+  members: number;
+  instances: number;
+  nodes: number;
+}
+
+export interface Snapshot {
+  format: typeof SNAPSHOT_FORMAT;
+  /** The expansion it was written for: the pipeline's bytes, options and versions. */
+  expansionKey: string;
+  runtime: Record<string, string>;
+  /** The pipeline's runtime.backend, which the runtime is chosen from. */
+  backend?: string;
+  /** The pipeline has a report section (a run then ends with the metrics table). */
+  report: boolean;
+  /** The pipeline's executor setting. */
+  executor?: 'local' | 'slurm';
+  /** The most of each resource token one node needs: a run with less plans in full (and says so). */
+  resources: Record<string, number>;
+  header: PipelineHeader;
+  stages: string[];
+  /** Per node, in pipeline order (columns: one array each, so that reading it is one parse and few objects). */
+  ids: string[];
+  stageOf: number[];
+  planKeys: string[];
+  execKeys: string[];
+  /** The witnessed paths (relative to the workspace where inside it) and, five numbers each, their stats. */
+  paths: string[];
+  stats: number[];
+}
+
+/** One file per pipeline variant, replaced by each write: snapshots do not pile up with edits. */
+function snapshotPath(loc: { store: { stateDir: string }; variantKey: string }): string {
+  return join(loc.store.stateDir, 'snapshots', `${loc.variantKey}.json`);
+}
+
+/**
+ * The snapshot of this pipeline in this workspace, if one was written and nothing it witnessed
+ * has changed since; `runtimeOf` gives the runtime for the pipeline's backend setting.
+ */
+export function validSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): Snapshot | undefined {
+  let s: Snapshot;
+  try {
+    s = JSON.parse(readFileSync(snapshotPath(loc), 'utf8')) as Snapshot;
+  } catch {
+    return undefined;
+  }
+  // A snapshot only saves time: one of another shape is ignored.
+  if (
+    s?.format !== SNAPSHOT_FORMAT || s.expansionKey !== loc.expansionKey || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
+    !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) ||
+    !Array.isArray(s.paths) || !Array.isArray(s.stats) || s.stats.length !== 5 * s.paths.length
+  ) return undefined;
+  let runtime: Record<string, string>;
+  try {
+    runtime = runtimeOf(s.backend);
+  } catch {
+    return undefined;
+  }
+  if (JSON.stringify(runtime) !== JSON.stringify(s.runtime)) return undefined;
+  const { paths, stats } = s;
+  const base = `${loc.workspace}/`;
+  for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
+    const p = paths[i]!;
+    const st = lstatSync(p[0] === '/' ? p : p === '.' ? loc.workspace : base + p, { throwIfNoEntry: false });
+    if (!st || st.dev !== stats[j] || st.ino !== stats[j + 1] || st.size !== stats[j + 2] || st.mtimeMs !== stats[j + 3] || st.ctimeMs !== stats[j + 4]) return undefined;
+  }
+  return s;
+}
+
+/** Why a snapshot cannot be written: something is not as it must be, or not witnessable. */
+class NotWitnessable extends Error {}
+
+/**
+ * Write the snapshot of a project whose every node is served by `records` (found cached, or just
+ * run). Checks all of it again first; writes nothing if anything is not in place. A directory
+ * changed within the last clock tick (a run's last output) is waited for, once.
+ */
+export async function writeSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>): Promise<void> {
+  const wait = tryWriteSnapshot(project, records);
+  if (wait === undefined) return;
+  await new Promise((r) => setTimeout(r, wait));
+  tryWriteSnapshot(project, records);
+}
+
+/** Undefined when written or not writable; else how long to wait before trying again. */
+function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>): number | undefined {
+  const { workspace, store, digests, graph } = project;
+  const witnesses = new Map<string, Witness>();
+  const now = Date.now();
+  let wait = 0;
+  const witness = (abs: string, st: Stats, racyMs: number): void => {
+    if (now - st.mtimeMs < racyMs) {
+      if (racyMs !== DIR_RACY_MS) throw new NotWitnessable('a source changed too recently');
+      wait = Math.max(wait, racyMs - (now - st.mtimeMs) + 1);
+    }
+    const rel = relative(workspace, abs);
+    const path = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
+    witnesses.set(path, [path, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs]);
+  };
+  const above = (abs: string): void => {
+    // The directories holding each directory on the way: one replaced (by a symlink that leads
+    // outside, say) changes its parent's mtime.
+    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) witness(dirname(p), lstatSync(dirname(p)), DIR_RACY_MS);
+  };
+  /** Every entry under abs; symlinks allowed only where they are content (outputs). */
+  const tree = (abs: string, output: boolean): void => {
+    const st = lstatSync(abs);
+    if (st.isSymbolicLink() && !output) throw new NotWitnessable('a followed symlink');
+    // A source's content must be old enough to trust its stat; an output's files are sealed.
+    witness(abs, st, output ? DIR_RACY_MS : RACY_MS);
+    if (st.isDirectory()) for (const name of readdirSync(abs)) tree(join(abs, name), output);
+  };
+  const resources: Record<string, number> = {};
+  for (const n of graph.order) for (const [r, a] of Object.entries(n.resources)) resources[r] = Math.max(resources[r] ?? 0, a);
+  const stages = [...new Set(graph.order.map((n) => n.stage))];
+  const stageIndex = new Map(stages.map((s, i) => [s, i]));
+  const ids: string[] = [];
+  const stageOf: number[] = [];
+  const planKeys: string[] = [];
+  const execKeys: string[] = [];
+  try {
+    for (const node of graph.order) {
+      const record = records.get(node.id);
+      if (!record) return undefined;
+      const produced = graph.producedDeps.get(node.id)!;
+      const sources: [string, string][] = [
+        ...node.deps.filter((d) => !produced.has(d)).map((d): [string, string] => [d, join(workspace, d)]),
+        ...node.inputs.map((p): [string, string] => [`input:${p}`, resolve(workspace, p)]),
+      ];
+      for (const [name, abs] of sources) {
+        const digest = name.startsWith('input:') ? digests.digestInput(abs) : digests.digest(abs);
+        if (digest === undefined || digest !== record.fingerprint.deps[name]) return undefined;
+        tree(abs, false);
+        above(abs);
+      }
+      for (const [name, rel] of Object.entries(node.outs)) {
+        const abs = join(workspace, rel);
+        const entry = record.outputs[name];
+        if (!entry || entry.path !== rel || outputState(store, digests, abs, entry) !== 'materialized') return undefined;
+        tree(abs, true);
+        above(abs);
+        // A sealed copy (cache on another filesystem) is not the object's inode: watch the object too.
+        const files = entry.kind === 'file' ? [{ path: '', digest: entry.digest }] : entry.files!;
+        for (const f of files) {
+          const obj = store.objectPath(f.digest);
+          const objSt = lstatSync(obj);
+          if (objSt.ino !== lstatSync(f.path ? join(abs, f.path) : abs).ino) witness(obj, objSt, DIR_RACY_MS);
+        }
+      }
+      const shard = dirname(store.recordPath(record.execKey));
+      witness(shard, lstatSync(shard), DIR_RACY_MS);
+      ids.push(node.id);
+      stageOf.push(stageIndex.get(node.stage)!);
+      planKeys.push(record.planKey);
+      execKeys.push(record.execKey);
+    }
+  } catch (err) {
+    if (err instanceof NotWitnessable || (err as NodeJS.ErrnoException).code) return undefined;
+    throw err;
+  }
+  if (wait > 0) return wait;
+  const snapshot: Snapshot = {
+    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor, resources,
+    header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
+    stages, ids, stageOf, planKeys, execKeys, paths: [...witnesses.keys()], stats: [...witnesses.values()].flatMap((w) => w.slice(1) as number[]),
+  };
+  try {
+    writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
+  } catch {
+    // a read-only or full cache: the next no-op plans in full
+  }
+  return undefined;
+}
