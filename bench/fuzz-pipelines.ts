@@ -7,6 +7,7 @@ import { Rng } from '../src/ml/random.js';
 import { planAll } from '../src/plan.js';
 import { openProject } from '../src/project.js';
 import { registry } from '../stages/index.js';
+import { executors } from '../src/execute/executors/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -51,7 +52,7 @@ export async function fuzzPipelines(n: number, seed = 'fuzz'): Promise<FuzzStats
       rmSync(join(ws, 'cache'), { recursive: true, force: true });
       stats.inputs++;
       try {
-        planAll(await openProject({ workspace: ws, stageTypes: registry }));
+        planAll(await openProject({ workspace: ws, stageTypes: registry, executors }));
         stats.valid++;
       } catch (err) {
         const unlocated = err instanceof UserError ? err.diagnostics.filter((d) => !d.location) : [];

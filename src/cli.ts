@@ -157,8 +157,8 @@ program
   .command('schema')
   .description('print the JSON Schema of pipeline files (built-in stage types included)')
   .action(async () => {
-    const [{ pipelineSchema }, { registry }] = await Promise.all([import('./pipeline/schema.js'), import('../stages/index.js')]);
-    process.stdout.write(JSON.stringify(pipelineSchema(registry), null, 2) + '\n');
+    const [{ pipelineSchema }, { registry }, { executors }] = await Promise.all([import('./pipeline/schema.js'), import('../stages/index.js'), import('./execute/executors/index.js')]);
+    process.stdout.write(JSON.stringify(pipelineSchema(registry, executors), null, 2) + '\n');
   });
 
 program

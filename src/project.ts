@@ -14,6 +14,7 @@ import { DFWE_VERSION } from './version.js';
 import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
 import { Bounds } from './workspace-bounds.js';
 import type { StageType } from './stage-type.js';
+import type { ExecutorKind } from './execute/executor.js';
 
 export interface ProjectOptions {
   /** Pipeline file; default: dfwe.yaml in the workspace, else the embedded quickstart. */
@@ -28,6 +29,8 @@ export interface ProjectOptions {
   backend?: string;
   /** The built-in stage types a pipeline may use (`uses:`), by name: stages/index.ts for the CLI. */
   stageTypes: ReadonlyMap<string, StageType>;
+  /** The executors nodes may run on, by name: src/execute/executors/index.ts for the CLI. */
+  executors: ReadonlyMap<string, ExecutorKind>;
 }
 
 export interface Project {
@@ -53,7 +56,8 @@ export interface Project {
   /** What `dfwe metrics` compares, if the pipeline says. */
   report?: { baseline: string; method: string };
   /** The pipeline's `executor`, if it sets one (`--executor` overrides it). */
-  executor?: 'local' | 'slurm';
+  executor?: string;
+  executors: ReadonlyMap<string, ExecutorKind>;
   /** Directories outside the workspace that symlinked deps and outputs may lead to. */
   allowOutside: string[];
   /** Where dfwe may read and write: the workspace and allow_outside, by real path. */
@@ -118,7 +122,7 @@ export function locateProject(opts: ProjectOptions): ProjectLocation {
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
   const stageVersions = [...opts.stageTypes.values()].map((t) => [t.name, t.version]);
-  const expansionKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, displayPath, digestBytes(text), opts.only ?? {}, opts.params ?? {}]);
+  const expansionKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, [...opts.executors.keys()], displayPath, digestBytes(text), opts.only ?? {}, opts.params ?? {}]);
   const variantKey = keyOf([workspace, displayPath, opts.only ?? {}, opts.params ?? {}]);
   return { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey };
 }
@@ -134,7 +138,7 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
   const { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, expansionKey, opts.stageTypes, opts.only ?? {}, opts.params ?? {});
+  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, expansionKey, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, allowOutside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
@@ -143,7 +147,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, executor, allowOutside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, executor, executors: opts.executors, allowOutside, bounds, saveState };
 }
 
 /*
@@ -152,7 +156,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 7;
+const EXPANSION_FORMAT = 8;
 
 interface Expanded {
   nodes: NodeDef[];
@@ -163,11 +167,11 @@ interface Expanded {
   backend?: string;
   /** The pipeline's `report` section (what `dfwe metrics` compares). */
   report?: { baseline: string; method: string };
-  executor?: 'local' | 'slurm';
+  executor?: string;
   allowOutside: string[];
 }
 
-async function expandCached(text: string, displayPath: string, store: CacheStore, memoKey: string, stageTypes: ReadonlyMap<string, StageType>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
+async function expandCached(text: string, displayPath: string, store: CacheStore, memoKey: string, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
   const memoPath = join(store.stateDir, 'pipelines', `${memoKey}.json`);
   try {
     const memo: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
@@ -183,10 +187,10 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     import('./pipeline/expand.js'),
   ]);
   const { source, data } = parsePipeline(text, displayPath);
-  validatePipeline(data, source, stageTypes);
+  validatePipeline(data, source, stageTypes, executors);
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
-  const { nodes, members, instances } = expandPipeline(raw, source, stageTypes, { only });
+  const { nodes, members, instances } = expandPipeline(raw, source, stageTypes, { only, executors });
   const result: Expanded = { nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
   const save = (): void => {
     try {

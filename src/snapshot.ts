@@ -57,7 +57,7 @@ export interface Snapshot {
   /** The pipeline has a report section (a run then ends with the metrics table). */
   report: boolean;
   /** The pipeline's executor setting. */
-  executor?: 'local' | 'slurm';
+  executor?: string;
   /** The most of each resource token one node needs: a run with less plans in full (and says so). */
   resources: Record<string, number>;
   header: PipelineHeader;

@@ -7,6 +7,7 @@ import { fuzzPipelines } from '../bench/fuzz-pipelines.js';
 import type { UserError } from '../src/diagnostics.js';
 import { openProject } from '../src/project.js';
 import { registry } from '../stages/index.js';
+import { executors } from '../src/execute/executors/index.js';
 
 test('mutated example pipelines never crash dfwe: each is valid, or fails with located errors', async () => {
   // The short version; `npm run bench -- reliability` fuzzes 3,000.
@@ -18,7 +19,7 @@ test('mutated example pipelines never crash dfwe: each is valid, or fails with l
 test('a YAML key that is a list or map is a located error, not a warning', () => {
   const ws = mkdtempSync(join(tmpdir(), 'dfwe-key-'));
   writeFileSync(join(ws, 'dfwe.yaml'), 'version: 1\nstages:\n  a:\n    cmd: echo\n    { x }: 1\n');
-  return openProject({ workspace: ws, stageTypes: registry }).then(
+  return openProject({ workspace: ws, stageTypes: registry, executors }).then(
     () => assert.fail('accepted a collection key'),
     (err: UserError) => assert.ok(err.diagnostics.some((d) => /a key must be a plain name/.test(d.message) && d.location?.line === 5), err.message),
   );

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { batchScript, sbatchArgs } from '../src/execute/slurm.js';
+import { batchScript, sbatchArgs } from '../src/execute/executors/slurm.js';
 import { dfwe, dfweAsync, ran, read, REPO, workspace } from './helpers.js';
 
 /*
@@ -42,7 +42,7 @@ async function until<T>(what: string, f: () => T | undefined, ms = 30_000): Prom
 test('sbatch options come from the node resources and its Slurm settings', () => {
   const args = sbatchArgs({
     nodeId: 'train[task=a]', cwd: '/w', logPath: '/c/tmp/1.log', resources: { cpu: 4, gpu: 2, licence: 1 },
-    slurm: { partition: 'gpu', time: '2:00:00', mem: '16G', options: ['--account=lab', '--qos=high'] },
+    options: { partition: 'gpu', time: '2:00:00', mem: '16G', options: ['--account=lab', '--qos=high'] },
   });
   assert.deepEqual(args, [
     '--parsable', '--job-name=dfwe:train[task=a]', '--chdir=/w', '--output=/c/tmp/1.log', '--open-mode=append', '--export=ALL',

@@ -1,8 +1,8 @@
 import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { JobHandle } from '../execute/executor.js';
 import { UserError } from '../diagnostics.js';
 import { describeFsError, isEnvironmentError } from '../util/fs-safe.js';
 import { keyOf } from '../util/hash.js';
@@ -43,18 +43,19 @@ export interface LeaseHolder {
   start?: string;
   since: string;
   what: string;
-  /** Process group of the stage running under this lease: killed when the lease is broken. */
-  group?: number;
-  /** Slurm job running the stage: cancelled when the lease is broken. */
-  slurmJob?: string;
+  /** The job running the stage under this lease (its executor's handle): stopped when the lease is broken. */
+  job?: JobHandle;
 }
+
+/** Stops a job a dead holder left running; the executor registry knows how (src/execute/executors). */
+export type JobCanceller = (job: JobHandle, holderHost: string) => void;
 
 export interface Lease {
   /** The lease was taken over from a holder that died: what it guards may be that holder's half-done work. */
   readonly tookOver: boolean;
   release(): void;
-  /** Record how to stop the stage (process group, Slurm job), so a run that breaks this lease can. */
-  setHandle(handle: { group?: number; slurmJob?: string }): void;
+  /** Record how to stop the stage (its executor's job handle), so a run that breaks this lease can. */
+  setHandle(job: JobHandle): void;
 }
 
 export type LeaseMode = 'read' | 'write';
@@ -69,7 +70,10 @@ export class CacheNotWritable extends UserError {
 function parseHolder(text: string): LeaseHolder | undefined {
   try {
     const parts = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Partial<LeaseHolder>);
-    const h = Object.assign({}, ...parts) as Partial<LeaseHolder>;
+    const h = Object.assign({}, ...parts) as Partial<LeaseHolder> & { group?: number; slurmJob?: string };
+    // Written by dfwe before executors had handles: a process group, or a Slurm job.
+    if (typeof h.group === 'number') h.job = { executor: 'local', id: h.group };
+    if (typeof h.slurmJob === 'string') h.job = { executor: 'slurm', id: h.slurmJob };
     return typeof h.pid === 'number' && typeof h.host === 'string' && typeof h.what === 'string' ? (h as LeaseHolder) : undefined;
   } catch {
     return undefined;
@@ -90,6 +94,7 @@ export class LeaseManager {
   constructor(
     private readonly dir: string,
     private readonly who = 'dfwe',
+    private readonly cancelJob: JobCanceller = () => {},
   ) {
     this.me = { pid: process.pid, host: hostname(), start: processStart(process.pid) };
   }
@@ -220,15 +225,12 @@ export class LeaseManager {
 
   /** Remove a dead holder's lease, first stopping what it left running (its stage may still write). */
   private breakStale(path: string, h: LeaseHolder | 'malformed'): void {
-    if (h !== 'malformed') {
-      if (h.group && h.host === this.me.host) {
-        try {
-          process.kill(-h.group, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+    if (h !== 'malformed' && h.job) {
+      try {
+        this.cancelJob(h.job, h.host);
+      } catch {
+        // best effort: the job may be gone, its executor unknown here
       }
-      if (h.slurmJob) spawnSync('scancel', [h.slurmJob], { stdio: 'ignore', timeout: 30_000 });
     }
     // Renamed away first, so two runs breaking it at once never delete a fresh one.
     const grave = `${path}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -298,8 +300,8 @@ export class LeaseManager {
         if (typeof h !== 'string' && h.pid === this.me.pid && h.host === this.me.host) rmSync(path, { force: true });
       },
       // Appended, not rewritten: one write to a file only we own.
-      setHandle: (handle) => {
-        if (writer) appendFileSync(path, `\n${JSON.stringify(handle)}`);
+      setHandle: (job) => {
+        if (writer) appendFileSync(path, `\n${JSON.stringify({ job })}`);
       },
     };
   }

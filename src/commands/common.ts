@@ -4,6 +4,7 @@ import type { Decision } from '../plan.js';
 import type { NodeRecord } from '../cache/store.js';
 import { validSnapshot, writeSnapshot, type Snapshot } from '../snapshot.js';
 import { registry } from '../../stages/index.js';
+import { executors } from '../execute/executors/index.js';
 
 export interface GlobalOptions {
   workspace?: string;
@@ -45,7 +46,7 @@ export async function parseParams(specs: string[] = []): Promise<Record<string, 
 
 async function projectOptions(pipeline: string | undefined, g: GlobalOptions): Promise<ProjectOptions> {
   // The CLI is where the stage types are chosen (stages/index.ts): the engine is handed them.
-  return { pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: await parseParams(g.param), backend: g.backend, stageTypes: registry };
+  return { pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: await parseParams(g.param), backend: g.backend, stageTypes: registry, executors };
 }
 
 /** The project a command works on. */

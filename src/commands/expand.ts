@@ -17,9 +17,9 @@ export async function expandCommand(pipeline: string | undefined, opts: { json?:
         // What it runs: the command, or the built-in stage's `with` with its defaults filled in.
         ...(n.type === 'cmd' ? { command: n.command } : { with: n.params }),
         outs: n.outs,
-        // What a Slurm job for the node would ask for, to check before submitting.
+        // What a cluster job for the node would ask for, to check before submitting.
         ...(Object.keys(n.resources).length ? { resources: n.resources } : {}),
-        ...(Object.keys(n.slurm).length ? { slurm: n.slurm } : {}),
+        ...Object.fromEntries(Object.entries(n.executorOptions).filter(([, o]) => Object.keys(o).length > 0)),
       })),
     }, null, 2) + '\n');
     return 0;

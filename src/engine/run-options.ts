@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { UserError } from '../diagnostics.js';
+import type { ExecutorKind } from '../execute/executor.js';
 
 /*
  * A run's options as the user gives them, and their checks: light, so that a no-op run checks
@@ -16,10 +17,12 @@ export interface RunOptions {
   executor?: string;
 }
 
-export function executorChoice(flag: string | undefined, pipeline: 'local' | 'slurm' | undefined): 'local' | 'slurm' {
+/** The executor a run uses: --executor, else the pipeline's, else local. */
+export function executorChoice(executors: ReadonlyMap<string, ExecutorKind>, flag: string | undefined, pipeline: string | undefined): ExecutorKind {
   const name = flag ?? pipeline ?? 'local';
-  if (name !== 'local' && name !== 'slurm') throw new UserError(`--executor must be local or slurm, not "${name}"`);
-  return name;
+  const kind = executors.get(name);
+  if (!kind) throw new UserError(`--executor must be ${[...executors.keys()].join(' or ')}, not "${name}"`);
+  return kind;
 }
 
 /** GPUs visible to this machine: NVIDIA device nodes, unless CUDA_VISIBLE_DEVICES narrows them. */

@@ -4,8 +4,8 @@ import { defaultJobs, nodeOrError, type Project } from '../project.js';
 import type { Reporter } from '../report/reporter.js';
 import { detectGpus, executorChoice, parseResources, positiveInt, readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
-import { localExecutor } from '../execute/executor.js';
-import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
+import type { ExecutorKind } from '../execute/executor.js';
+import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
 import { writeSnapshot } from '../snapshot.js';
 
 /*
@@ -15,12 +15,9 @@ import { writeSnapshot } from '../snapshot.js';
  */
 
 
-const SLURM_DEFAULT_JOBS = 32;
-
-
 interface RunSettings {
   force: Set<string>;
-  executorName: 'local' | 'slurm';
+  executorKind: ExecutorKind;
   jobs: number;
   capacity?: Record<string, number>;
 }
@@ -37,19 +34,21 @@ export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof pl
 function runSettings(project: Project, opts: RunOptions): RunSettings {
   const force = new Set(opts.force ?? []);
   for (const id of force) nodeOrError(project, id);
-  const executorName = executorChoice(opts.executor, project.executor);
-  // Under Slurm the cluster allocates cpus and GPUs; --jobs bounds the jobs queued at once.
-  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : executorName === 'slurm' ? SLURM_DEFAULT_JOBS : defaultJobs();
+  const executorKind = executorChoice(project.executors, opts.executor, project.executor);
+  // A cluster allocates cpus and GPUs itself; --jobs then bounds the jobs queued at once.
+  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : executorKind.defaultJobs ?? defaultJobs();
   const resources = parseResources(opts.resource);
-  const capacity = executorName === 'slurm' ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources };
+  const capacity = executorKind.allocatesResources ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources };
   if (capacity) checkCapacity(project, capacity, jobs);
-  return { force, executorName, jobs, capacity };
+  return { force, executorKind, jobs, capacity };
 }
 
 /** One run of an opened project: check, plan what the reporter needs, run, report. */
 export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
-  const { force, executorName, jobs, capacity } = runSettings(project, opts);
-  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`);
+  const { force, executorKind, jobs, capacity } = runSettings(project, opts);
+  // A dead run's lease is broken with its job stopped, by whichever executor launched it.
+  const cancelJob: JobCanceller = (job, host) => project.executors.get(job.executor)?.cancel(job, host);
+  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, cancelJob);
   let cacheLease: Lease;
   try {
     // Held for the whole run: gc waits for it, and a run waits for a gc in progress.
@@ -63,11 +62,11 @@ export async function executeRun(project: Project, opts: RunOptions, reporter: R
     // Missing source files are input errors reported (located) before anything runs.
     const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkSourceDeps(project), []);
     project.saveState();
-    const executor = executorName === 'slurm' ? await (await import('../execute/slurm.js')).SlurmExecutor.connect() : localExecutor;
+    const executor = await executorKind.connect();
     await reporter.begin(expected);
     let summary: RunSummary;
     try {
-      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, runtime: project.runtime, signal, events: reporter, leases });
+      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases });
     } finally {
       executor.close();
     }

@@ -12,7 +12,7 @@ import { computeKeys, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
-import type { Executor, Launch } from './executor.js';
+import type { Executor, ExecutorKind, Launch } from './executor.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -29,6 +29,8 @@ export interface RunContext {
   staging: string;
   leases: LeaseManager;
   executor: Executor;
+  /** What the engine may assume of the executor. */
+  executorKind: ExecutorKind;
   /** Makes the files of finished nodes durable in groups. */
   commits: GroupCommit;
   force: ReadonlySet<string>;
@@ -310,11 +312,11 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       argv = [process.execPath, CLI, 'exec', specPath];
     }
     // Built-in stages print progress (epoch, loss); a shell command's output goes to its log only.
-    const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.executor.name !== 'local') ? (line: string) => ctx.onProgress!(node.id, line) : undefined;
+    const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.executorKind.commandOutputIsProgress) ? (line: string) => ctx.onProgress!(node.id, line) : undefined;
     // The executor returns once every process of the stage is gone: nothing can write an output
     // after it is committed.
     const result = await ctx.executor.launch({
-      nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, slurm: node.slurm, signal: ctx.signal, onHandle, onLine,
+      nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, options: node.executorOptions[ctx.executorKind.name] ?? {}, signal: ctx.signal, onHandle, onLine,
     });
     // A success frees its job slot for the commit; a failure keeps it until the scheduler has
     // seen the failure, so that without --keep-going nothing new starts after it.
@@ -327,7 +329,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     }
     for (const [name, p] of Object.entries(node.outs)) {
       // A job's files written on another host can take a moment to show here (NFS caches attributes).
-      const st = await statEventually(join(workspace, p), ctx.executor.name === 'local' ? 0 : REMOTE_VISIBILITY_MS);
+      const st = await statEventually(join(workspace, p), ctx.executorKind.outputsVisibleWithinMs);
       if (!st) return fail(`did not write its declared output "${name}" (${p})`, 0);
     }
     let record: NodeRecord;
@@ -379,8 +381,6 @@ function readMetrics(path: string): Record<string, number> | undefined {
   const entries = Object.entries(m).filter(([, v]) => typeof v === 'number' && Number.isFinite(v));
   return entries.length ? (Object.fromEntries(entries) as Record<string, number>) : undefined;
 }
-
-const REMOTE_VISIBILITY_MS = 10_000;
 
 async function statEventually(path: string, waitMs: number): Promise<Stats | undefined> {
   const until = Date.now() + waitMs;

@@ -6,7 +6,7 @@ import type { NodeDef } from '../pipeline/expand.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
-import type { Executor } from './executor.js';
+import type { Executor, ExecutorKind } from './executor.js';
 import { GroupCommit } from '../cache/group-commit.js';
 
 export interface SchedulerOptions {
@@ -20,6 +20,7 @@ export interface SchedulerOptions {
    */
   capacity?: Record<string, number>;
   executor: Executor;
+  executorKind: ExecutorKind;
   runtime?: Record<string, string>;
   signal: AbortSignal;
   events: SchedulerEvents;
@@ -82,7 +83,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
   const ctx: RunContext = {
-    project, leases, staging, executor: opts.executor, commits: new GroupCommit(), force: opts.force, runtime: opts.runtime, signal: opts.signal,
+    project, leases, staging, executor: opts.executor, executorKind: opts.executorKind, commits: new GroupCommit(), force: opts.force, runtime: opts.runtime, signal: opts.signal,
     onWait: (id, h) => opts.events.waiting(id, h),
     onStart: (id) => opts.events.started(id),
     onProgress: (id, line) => opts.events.progress(id, line),

@@ -1,4 +1,5 @@
 import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../diagnostics.js';
+import type { ExecutorKind } from '../execute/executor.js';
 import type { StageType } from '../stage-type.js';
 import { canonicalJson } from '../util/canonical.js';
 import { keyOf } from '../util/hash.js';
@@ -31,8 +32,8 @@ export interface NodeDef {
   outs: Record<string, string>;
   outKinds: Record<string, 'file' | 'dir' | 'any'>;
   resources: Record<string, number>;
-  /** sbatch settings under `--executor slurm`: the pipeline's, then the stage's. Not part of the key. */
-  slurm: SlurmOptions;
+  /** Each executor's settings for this node (under its name: the pipeline's, then the stage's). Not part of the key. */
+  executorOptions: Record<string, Record<string, unknown>>;
   /** Upstream node ids named in expressions. */
   refs: string[];
   /**
@@ -44,14 +45,6 @@ export interface NodeDef {
   loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation> };
 }
 
-/** Where and how long a node's Slurm job runs; `options` are passed to sbatch as they are. */
-export interface SlurmOptions {
-  partition?: string;
-  time?: string;
-  mem?: string;
-  options?: string[];
-}
-
 interface RawStage {
   cmd?: string;
   uses?: string;
@@ -61,7 +54,8 @@ interface RawStage {
   outs?: Record<string, string | null>;
   env?: Record<string, string | number | boolean>;
   resources?: Record<string, number>;
-  slurm?: SlurmOptions;
+  /** An executor's settings, under its name. */
+  [executor: string]: unknown;
 }
 
 export interface RawPipeline {
@@ -71,15 +65,18 @@ export interface RawPipeline {
   sweep?: Record<string, unknown>;
   runtime?: { backend?: string };
   report?: { baseline: string; method: string };
-  executor?: 'local' | 'slurm';
-  slurm?: SlurmOptions;
+  executor?: string;
   allow_outside?: string[];
   stages: Record<string, RawStage>;
+  /** An executor's settings, under its name. */
+  [executor: string]: unknown;
 }
 
 export interface ExpandOptions {
   /** Keep only sweep members whose variable shows one of these values (`--only target=emotion`, repeatable). */
   only?: Record<string, string[]>;
+  /** The executors whose settings (under their names) nodes carry. */
+  executors?: ReadonlyMap<string, ExecutorKind>;
 }
 
 /**
@@ -108,10 +105,14 @@ function outputsRead(refs: Refs): Record<string, string[]> {
   return Object.fromEntries([...byNode].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, outs]) => [id, [...outs].sort()]));
 }
 
-/** A stage's Slurm settings override the pipeline's one by one; sbatch options add up. */
-function mergeSlurm(pipeline: SlurmOptions = {}, stage: SlurmOptions = {}): SlurmOptions {
-  const options = [...(pipeline.options ?? []), ...(stage.options ?? [])];
-  return { ...pipeline, ...stage, ...(options.length ? { options } : {}) };
+/** Each executor's settings for a stage, as the executor merges the pipeline's and the stage's. */
+function executorOptions(executors: ReadonlyMap<string, ExecutorKind> | undefined, raw: RawPipeline, st: RawStage): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const kind of executors?.values() ?? []) {
+    if (!kind.mergeOptions) continue;
+    out[kind.name] = kind.mergeOptions(raw[kind.name] as Record<string, unknown> | undefined, st[kind.name] as Record<string, unknown> | undefined);
+  }
+  return out;
 }
 
 /** Names that expressions use for other things; a sweep or foreach variable cannot take them. */
@@ -600,7 +601,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       outs,
       outKinds,
       resources: st.resources ?? {},
-      slurm: mergeSlurm(raw.slurm, st.slurm),
+      executorOptions: executorOptions(opts.executors, raw, st),
       refs: [...new Set([...refs.keys()].map((r) => r.node.id))],
       refOuts: outputsRead(refs),
       mlRuntime: plan.type?.mlRuntime ?? false,

@@ -4,6 +4,7 @@
  * the schema of their `with`, so editors complete both.
  */
 import type { StageType } from '../stage-type.js';
+import type { ExecutorKind } from '../execute/executor.js';
 
 const BASE = {
   $schema: "http://json-schema.org/draft-07/schema#",
@@ -58,14 +59,6 @@ const BASE = {
       "description": "Directories outside the workspace (absolute, or relative to it) that deps and outputs may really be in, through a symlink in the workspace. Without it, a dep or output that a symlink leads outside the workspace is an input error. Paths in the pipeline itself never name `..` or an absolute path.",
       "type": "array",
       "items": { "type": "string", "minLength": 1 }
-    },
-    "executor": {
-      "description": "Where nodes run: local (default: child processes on this machine) or slurm (one sbatch job per node; the workspace and cache must be on a filesystem every node sees). `--executor` overrides it.",
-      "enum": ["local", "slurm"]
-    },
-    "slurm": {
-      "$ref": "#/definitions/slurm",
-      "description": "sbatch settings for every node under the Slurm executor; a stage's own `slurm` overrides them. Not part of any key."
     },
     "sweep": {
       "description": "Sweep variables, in order: the pipeline's stages are expanded once per assignment (a sweep member). A value is a list, or an expression giving a list that may read params and earlier variables, e.g. `sources: ${{ combinations(params.tasks.filter(t, t != target), 3) }}`. Expressions see the variables by name. A list value (such as a set of tasks) is a set: sorted, without repeats. Nodes that come out identical in several members run once.",
@@ -160,21 +153,7 @@ const BASE = {
             "type": "integer",
             "minimum": 0
           }
-        },
-        "slurm": {
-          "$ref": "#/definitions/slurm",
-          "description": "This stage's sbatch settings, over the pipeline's (options are added to the pipeline's). Not part of the key."
         }
-      }
-    },
-    "slurm": {
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {
-        "partition": { "type": "string", "minLength": 1, "description": "sbatch --partition" },
-        "time": { "type": "string", "minLength": 1, "description": "sbatch --time, e.g. 2:00:00; a job that runs over fails its node (TIMEOUT)" },
-        "mem": { "type": "string", "minLength": 1, "description": "sbatch --mem, e.g. 8G" },
-        "options": { "type": "array", "items": { "type": "string", "pattern": "^-" }, "description": "More sbatch options, passed as they are, e.g. [--account=lab, --qos=high]" }
       }
     }
   }
@@ -190,8 +169,23 @@ function allowExpressions(schema: object): object {
   return { ...schema, properties: Object.fromEntries(Object.entries(s.properties).map(([k, p]) => [k, { anyOf: [p, EXPRESSION_STRING] }])) };
 }
 
-export function pipelineSchema(registry: ReadonlyMap<string, StageType>): Record<string, unknown> {
-  const schema = structuredClone(BASE) as unknown as { definitions: { stage: Record<string, unknown> & { properties: { uses: Record<string, unknown> } } } };
+export function pipelineSchema(registry: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>): Record<string, unknown> {
+  const schema = structuredClone(BASE) as unknown as {
+    properties: Record<string, unknown>;
+    definitions: Record<string, unknown> & { stage: Record<string, unknown> & { properties: Record<string, unknown> & { uses: Record<string, unknown> } } };
+  };
+  // Each executor's own settings, under its name: for every node, and for one stage's.
+  const kinds = [...executors.values()];
+  schema.properties.executor = {
+    description: `Where nodes run: ${kinds.map((k) => `${k.name}, ${k.description}`).join('; ')}. \`--executor\` overrides it.`,
+    enum: kinds.map((k) => k.name),
+  };
+  for (const k of kinds) {
+    if (!k.optionsSchema) continue;
+    schema.definitions[k.name] = k.optionsSchema;
+    schema.properties[k.name] = { $ref: `#/definitions/${k.name}`, description: `Settings of the ${k.name} executor for every node; a stage's own override them. Not part of any key.` };
+    schema.definitions.stage.properties[k.name] = { $ref: `#/definitions/${k.name}`, description: `This stage's settings of the ${k.name} executor, over the pipeline's. Not part of the key.` };
+  }
   const types = [...registry.values()].sort((a, b) => a.name.localeCompare(b.name));
   const stage = schema.definitions.stage;
   stage.properties.uses = { ...stage.properties.uses, enum: types.map((t) => t.name) };

@@ -3,18 +3,19 @@ import { didYouMean, UserError, type Diagnostic } from '../diagnostics.js';
 import { pipelineSchema } from './schema.js';
 import type { SourceFile } from './source.js';
 import type { StageType } from '../stage-type.js';
+import type { ExecutorKind } from '../execute/executor.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
-const pipelineValidators = new WeakMap<ReadonlyMap<string, StageType>, ValidateFunction>();
+let pipelineValidator: { stageTypes: unknown; executors: unknown; validate: ValidateFunction } | undefined;
 
 /** Validate against the pipeline schema (built-in stages' `with` included); all errors at once,
  * located, with did-you-mean. */
-export function validatePipeline(data: unknown, source: SourceFile, stageTypes: ReadonlyMap<string, StageType>): void {
-  let validator = pipelineValidators.get(stageTypes);
-  if (!validator) {
-    validator = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema(stageTypes));
-    pipelineValidators.set(stageTypes, validator);
+export function validatePipeline(data: unknown, source: SourceFile, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>): void {
+  if (pipelineValidator?.stageTypes !== stageTypes || pipelineValidator.executors !== executors) {
+    const validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema(stageTypes, executors));
+    pipelineValidator = { stageTypes, executors, validate };
   }
+  const validator = pipelineValidator.validate;
   if (!validator(data)) throw new UserError(schemaDiagnostics(validator.errors ?? [], source, []));
 }
 

@@ -1,8 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { execa } from 'execa';
-import { UserError } from '../diagnostics.js';
-import { shellQuote } from '../util/shell.js';
-import type { Executor, Finished, Launch } from './executor.js';
+import { UserError } from '../../diagnostics.js';
+import { shellQuote } from '../../util/shell.js';
+import type { Executor, ExecutorKind, Finished, Launch } from '../executor.js';
 
 /*
  * Each node is one batch job running the node's own command (for a built-in stage,
@@ -23,16 +23,58 @@ const MISSING_POLLS = 5;
 /** After Ctrl-C, how long to wait for cancelled jobs to end before leaving them. */
 const CANCEL_WAIT_MS = 30_000;
 
+/** Where and how long a node's job runs; `options` are passed to sbatch as they are. */
+export interface SlurmOptions {
+  partition?: string;
+  time?: string;
+  mem?: string;
+  options?: string[];
+}
+
+const OPTIONS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    partition: { type: 'string', minLength: 1, description: 'sbatch --partition' },
+    time: { type: 'string', minLength: 1, description: 'sbatch --time, e.g. 2:00:00; a job that runs over fails its node (TIMEOUT)' },
+    mem: { type: 'string', minLength: 1, description: 'sbatch --mem, e.g. 8G' },
+    options: { type: 'array', items: { type: 'string', pattern: '^-' }, description: 'More sbatch options, passed as they are, e.g. [--account=lab, --qos=high]' },
+  },
+};
+
+/** One sbatch job per node; the engine stays here and commits what the jobs wrote. */
+export const slurm: ExecutorKind = {
+  name: 'slurm',
+  description: 'one sbatch job per node (the workspace and cache must be on a filesystem every node sees)',
+  allocatesResources: true,
+  defaultJobs: 32,
+  outputsVisibleWithinMs: 10_000,
+  commandOutputIsProgress: true,
+  optionsSchema: OPTIONS_SCHEMA,
+  // A stage's settings override the pipeline's one by one; sbatch options add up.
+  mergeOptions(pipeline = {}, stage = {}) {
+    const p = pipeline as SlurmOptions;
+    const st = stage as SlurmOptions;
+    const options = [...(p.options ?? []), ...(st.options ?? [])];
+    return { ...p, ...st, ...(options.length ? { options } : {}) };
+  },
+  connect: () => SlurmExecutor.connect(),
+  cancel(job) {
+    spawnSync('scancel', [String(job.id)], { stdio: 'ignore', timeout: 30_000 });
+  },
+};
+
 /** sbatch options for a node: its resources and the pipeline's and stage's Slurm settings. */
-export function sbatchArgs(l: Pick<Launch, 'nodeId' | 'cwd' | 'logPath' | 'resources' | 'slurm'>): string[] {
+export function sbatchArgs(l: Pick<Launch, 'nodeId' | 'cwd' | 'logPath' | 'resources' | 'options'>): string[] {
+  const settings = l.options as SlurmOptions;
   const args = ['--parsable', `--job-name=dfwe:${l.nodeId}`, `--chdir=${l.cwd}`, `--output=${l.logPath}`, '--open-mode=append', '--export=ALL'];
   const { cpu, gpu } = l.resources;
   if (cpu !== undefined && cpu > 0) args.push(`--cpus-per-task=${cpu}`);
   if (gpu !== undefined && gpu > 0) args.push(`--gres=gpu:${gpu}`);
-  if (l.slurm.partition) args.push(`--partition=${l.slurm.partition}`);
-  if (l.slurm.time) args.push(`--time=${l.slurm.time}`);
-  if (l.slurm.mem) args.push(`--mem=${l.slurm.mem}`);
-  args.push(...(l.slurm.options ?? []));
+  if (settings.partition) args.push(`--partition=${settings.partition}`);
+  if (settings.time) args.push(`--time=${settings.time}`);
+  if (settings.mem) args.push(`--mem=${settings.mem}`);
+  args.push(...(settings.options ?? []));
   return args;
 }
 
@@ -59,8 +101,10 @@ interface JobRow {
   wait: number;
 }
 
-export class SlurmExecutor implements Executor {
-  readonly name = 'slurm';
+/** Loaded when the executor connects: planning with its kind never loads it. */
+let execa: typeof import('execa').execa;
+
+class SlurmExecutor implements Executor {
   private readonly jobs = new Map<string, Tracked>();
   private timer: NodeJS.Timeout | undefined;
   private delay = POLL_MIN_MS;
@@ -69,6 +113,7 @@ export class SlurmExecutor implements Executor {
 
   /** Fails fast, with the reason, when this machine cannot talk to a Slurm controller. */
   static async connect(): Promise<SlurmExecutor> {
+    ({ execa } = await import('execa'));
     const r = await execa('sinfo', ['-h', '-o', '%P'], { reject: false, timeout: 30_000 });
     if (r.exitCode !== 0) {
       const why = (r as { code?: string }).code === 'ENOENT' ? 'sinfo is not on PATH (is Slurm installed here?)' : String(r.stderr || r.message).trim();
@@ -83,7 +128,7 @@ export class SlurmExecutor implements Executor {
       return { exitCode: null, reason: `sbatch refused the job: ${String(sub.stderr || sub.message).trim()}`, host: '' };
     }
     const id = String(sub.stdout).trim().split(';')[0]!;
-    l.onHandle({ slurmJob: id });
+    l.onHandle({ executor: 'slurm', id });
     l.onLine?.(`slurm job ${id} submitted`);
     const finished = new Promise<Finished>((resolve) => {
       this.jobs.set(id, { launch: l, resolve, missing: 0, logOffset: 0 });
