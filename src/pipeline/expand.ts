@@ -539,12 +539,15 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     const withValue = (resolve(st.with ?? {}, [...at, 'with'], context, boundNames) ?? {}) as Record<string, unknown>;
     const env = Object.fromEntries(Object.entries((resolve(st.env ?? {}, [...at, 'env'], context, boundNames) ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
     const deps: string[] = [];
+    // A set beside the list: one dep entry can resolve to the paths of 10,000 upstream outputs.
+    const seenDeps = new Set<string>();
     const depLocs: SourceLocation[] = [];
     (st.deps ?? []).forEach((d, i) => {
       const resolved = resolve(d, [...at, 'deps', i], context, boundNames);
       for (const one of Array.isArray(resolved) ? resolved : [resolved]) {
         const n = normPath(one, [...at, 'deps', i], 'dependency');
-        if (n !== undefined && !deps.includes(n)) {
+        if (n !== undefined && !seenDeps.has(n)) {
+          seenDeps.add(n);
           deps.push(n);
           depLocs.push(plan.loc.deps[i]!);
         }
