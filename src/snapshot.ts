@@ -26,7 +26,7 @@ import { writeFileAtomic } from './util/fsx.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 2;
+const SNAPSHOT_FORMAT = 3;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -70,6 +70,15 @@ export interface Snapshot {
   /** The witnessed paths (relative to the workspace where inside it) and, five numbers each, their stats. */
   paths: string[];
   stats: number[];
+  /** Witnesses a change of which needs the full plan: outputs, directories on the way, record shards. */
+  structural: number[];
+  /** Per node, the witnesses of its sources (sourceWitnesses[sourcesAt[i] .. sourcesAt[i+1]]). */
+  sourcesAt: number[];
+  sourceWitnesses: number[];
+  /** Per node, its upstream nodes by index, in the graph's order. */
+  upstreamAt: number[];
+  upstreamNodes: number[];
+  allowOutside: string[];
 }
 
 /** One file per pipeline variant, replaced by each write: snapshots do not pile up with edits. */
@@ -82,6 +91,21 @@ function snapshotPath(loc: { store: { stateDir: string }; variantKey: string }):
  * has changed since; `runtimeOf` gives the runtime for the pipeline's backend setting.
  */
 export function validSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): Snapshot | undefined {
+  const check = checkSnapshot(loc, runtimeOf);
+  return check && check.dirty.length === 0 ? check.snap : undefined;
+}
+
+/** A snapshot and the nodes whose sources changed since it was written (by index, in pipeline order). */
+export interface SnapshotCheck {
+  snap: Snapshot;
+  dirty: number[];
+}
+
+/**
+ * The snapshot, if usable: written for this pipeline and runtime, and nothing but sources
+ * changed since (an output, a directory on the way or a record shard changed: undefined).
+ */
+export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): SnapshotCheck | undefined {
   let s: Snapshot;
   try {
     s = JSON.parse(readFileSync(snapshotPath(loc), 'utf8')) as Snapshot;
@@ -92,7 +116,9 @@ export function validSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
   if (
     s?.format !== SNAPSHOT_FORMAT || s.expansionKey !== loc.expansionKey || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
     !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) ||
-    !Array.isArray(s.paths) || !Array.isArray(s.stats) || s.stats.length !== 5 * s.paths.length
+    !Array.isArray(s.paths) || !Array.isArray(s.stats) || s.stats.length !== 5 * s.paths.length || !Array.isArray(s.structural) ||
+    !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
+    s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1
   ) return undefined;
   let runtime: Record<string, string>;
   try {
@@ -103,12 +129,24 @@ export function validSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
   if (JSON.stringify(runtime) !== JSON.stringify(s.runtime)) return undefined;
   const { paths, stats } = s;
   const base = `${loc.workspace}/`;
+  let changed: Set<number> | undefined;
   for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
     const p = paths[i]!;
     const st = lstatSync(p[0] === '/' ? p : p === '.' ? loc.workspace : base + p, { throwIfNoEntry: false });
-    if (!st || st.dev !== stats[j] || st.ino !== stats[j + 1] || st.size !== stats[j + 2] || st.mtimeMs !== stats[j + 3] || st.ctimeMs !== stats[j + 4]) return undefined;
+    if (!st || st.dev !== stats[j] || st.ino !== stats[j + 1] || st.size !== stats[j + 2] || st.mtimeMs !== stats[j + 3] || st.ctimeMs !== stats[j + 4]) (changed ??= new Set()).add(i);
   }
-  return s;
+  if (!changed) return { snap: s, dirty: [] };
+  for (const i of s.structural) if (changed.has(i)) return undefined;
+  const dirty: number[] = [];
+  for (let n = 0; n < s.ids.length; n++) {
+    for (let k = s.sourcesAt[n]!; k < s.sourcesAt[n + 1]!; k++) {
+      if (changed.has(s.sourceWitnesses[k]!)) {
+        dirty.push(n);
+        break;
+      }
+    }
+  }
+  return { snap: s, dirty };
 }
 
 /** Why a snapshot cannot be written: something is not as it must be, or not witnessable. */
@@ -130,16 +168,28 @@ export async function writeSnapshot(project: Project, records: ReadonlyMap<strin
 function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>): number | undefined {
   const { workspace, store, digests, graph } = project;
   const witnesses = new Map<string, Witness>();
+  const index = new Map<string, number>();
+  /** Witnesses whose change the snapshot cannot plan around (outputs, directories on the way, record shards). */
+  const structural = new Set<number>();
+  /** The source witnesses of the node being visited: a change there reruns it (and what follows). */
+  let own: number[] | undefined;
   const now = Date.now();
   let wait = 0;
-  const witness = (abs: string, st: Stats, racyMs: number): void => {
+  const witness = (abs: string, st: Stats, racyMs: number, source = false): void => {
     if (now - st.mtimeMs < racyMs) {
       if (racyMs !== DIR_RACY_MS) throw new NotWitnessable('a source changed too recently');
       wait = Math.max(wait, racyMs - (now - st.mtimeMs) + 1);
     }
     const rel = relative(workspace, abs);
     const path = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
-    witnesses.set(path, [path, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs]);
+    let i = index.get(path);
+    if (i === undefined) {
+      i = witnesses.size;
+      index.set(path, i);
+      witnesses.set(path, [path, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs]);
+    }
+    if (source) own!.push(i);
+    else structural.add(i);
   };
   const above = (abs: string): void => {
     // The directories holding each directory on the way: one replaced (by a symlink that leads
@@ -151,7 +201,7 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     const st = lstatSync(abs);
     if (st.isSymbolicLink() && !output) throw new NotWitnessable('a followed symlink');
     // A source's content must be old enough to trust its stat; an output's files are sealed.
-    witness(abs, st, output ? DIR_RACY_MS : RACY_MS);
+    witness(abs, st, output ? DIR_RACY_MS : RACY_MS, !output);
     if (st.isDirectory()) for (const name of readdirSync(abs)) tree(join(abs, name), output);
   };
   const resources: Record<string, number> = {};
@@ -162,10 +212,16 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
   const stageOf: number[] = [];
   const planKeys: string[] = [];
   const execKeys: string[] = [];
+  const sourcesAt: number[] = [0];
+  const sourceWitnesses: number[] = [];
+  const upstreamAt: number[] = [0];
+  const upstreamNodes: number[] = [];
+  const position = new Map(graph.order.map((n, i) => [n.id, i]));
   try {
     for (const node of graph.order) {
       const record = records.get(node.id);
       if (!record) return undefined;
+      own = [];
       const produced = graph.producedDeps.get(node.id)!;
       const sources: [string, string][] = [
         ...node.deps.filter((d) => !produced.has(d)).map((d): [string, string] => [d, join(workspace, d)]),
@@ -193,6 +249,10 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
       }
       const shard = dirname(store.recordPath(record.execKey));
       witness(shard, lstatSync(shard), DIR_RACY_MS);
+      sourceWitnesses.push(...new Set(own));
+      sourcesAt.push(sourceWitnesses.length);
+      for (const u of graph.upstream.get(node.id)!) upstreamNodes.push(position.get(u)!);
+      upstreamAt.push(upstreamNodes.length);
       ids.push(node.id);
       stageOf.push(stageIndex.get(node.stage)!);
       planKeys.push(record.planKey);
@@ -207,6 +267,7 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor, resources,
     header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
     stages, ids, stageOf, planKeys, execKeys, paths: [...witnesses.keys()], stats: [...witnesses.values()].flatMap((w) => w.slice(1) as number[]),
+    structural: [...structural].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes, allowOutside: project.allowOutside,
   };
   try {
     writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });

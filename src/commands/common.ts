@@ -1,8 +1,8 @@
 import { UserError } from '../diagnostics.js';
-import { locateProject, openProject, runtimeFor, type Project, type ProjectOptions } from '../project.js';
+import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
 import type { Decision } from '../plan.js';
 import type { NodeRecord } from '../cache/store.js';
-import { validSnapshot, writeSnapshot, type Snapshot } from '../snapshot.js';
+import { checkSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../snapshot.js';
 import { registry } from '../../stages/index.js';
 import { executors } from '../execute/executors/index.js';
 
@@ -60,10 +60,16 @@ export async function open(pipeline: string | undefined, g: GlobalOptions): Prom
  * pipeline's location is left to the full plan to report.
  */
 export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; cacheRoot: string } | undefined> {
+  const found = await snapshotOf(pipeline, g);
+  return found && found.check.dirty.length === 0 ? { snap: found.check.snap, cacheRoot: found.loc.store.root } : undefined;
+}
+
+/** The snapshot and what changed since it (see checkSnapshot), if it can be used at all. */
+export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions): Promise<{ check: SnapshotCheck; loc: ProjectLocation } | undefined> {
   try {
     const loc = locateProject(await projectOptions(pipeline, g));
-    const snap = validSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
-    return snap && { snap, cacheRoot: loc.store.root };
+    const check = checkSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
+    return check && { check, loc };
   } catch (err) {
     if (err instanceof UserError) return undefined;
     throw err;

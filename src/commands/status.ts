@@ -1,16 +1,22 @@
 import type { Decision } from '../plan.js';
 import type { Project } from '../project.js';
-import type { PipelineHeader, Snapshot } from '../snapshot.js';
-import { noopSnapshot, open, saveSnapshotIfAllCached, type GlobalOptions } from './common.js';
+import type { PipelineHeader, Snapshot, SnapshotCheck } from '../snapshot.js';
+import type { ProjectLocation } from '../project.js';
+import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
 
 export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions): Promise<number> {
-  // Nothing changed since everything was found cached: said from the snapshot alone.
-  const snap = (await noopSnapshot(pipeline, g))?.snap;
-  if (snap) {
-    const stages = new Map(snap.ids.map((id, i) => [id, snap.stages[snap.stageOf[i]!]!]));
-    printStatus(snap.header, snapshotDecisions(snap), (id) => stages.get(id)!, opts.json ?? false, opts.all ?? false);
-    return 0;
+  // Nothing changed since everything was found cached: said from the snapshot alone. Only
+  // sources changed: the nodes they reach are planned again, the rest is the snapshot's.
+  const found = await snapshotOf(pipeline, g);
+  if (found) {
+    const { snap, dirty } = found.check;
+    const decisions = dirty.length === 0 ? snapshotDecisions(snap) : await replanned(found.check, found.loc);
+    if (decisions) {
+      const stages = new Map(snap.ids.map((id, i) => [id, snap.stages[snap.stageOf[i]!]!]));
+      printStatus(snap.header, decisions, (id) => stages.get(id)!, opts.json ?? false, opts.all ?? false);
+      return 0;
+    }
   }
   const project = await open(pipeline, g);
   const { planAll } = await import('../plan.js');
@@ -27,6 +33,15 @@ export function headerOf(project: Project): PipelineHeader {
 
 export function stageOf(project: Project): (id: string) => string {
   return (id) => project.graph.byId.get(id)!.stage;
+}
+
+async function replanned(check: SnapshotCheck, loc: ProjectLocation): Promise<Decision[] | undefined> {
+  const { planFromSnapshot } = await import('../snapshot-plan.js');
+  try {
+    return planFromSnapshot(check, loc);
+  } catch {
+    return undefined; // a source that cannot be read as it is: the full plan says why, located
+  }
 }
 
 function snapshotDecisions(snap: Snapshot): Decision[] {

@@ -1,0 +1,73 @@
+import { join, resolve } from 'node:path';
+import type { NodeRecord } from './cache/store.js';
+import { FileDigests } from './keys/file-digests.js';
+import { diffFingerprints, keyOfFingerprint, type Fingerprint } from './keys/fingerprint.js';
+import { describeChanges, listSome, type Decision } from './plan.js';
+import type { ProjectLocation } from './project.js';
+import type { SnapshotCheck } from './snapshot.js';
+import { Bounds } from './workspace-bounds.js';
+
+/*
+ * Status when only sources changed since the snapshot: the plan of the whole pipeline, worked
+ * out for the nodes those sources reach and read from the snapshot for all others. A node whose
+ * sources changed is keyed again from its last record's fingerprint with the new digests (the
+ * expansion is the snapshot's, so nothing else of its fingerprint can differ); what follows a
+ * node that will run will run too. Anything this cannot decide exactly as the full plan would
+ * (a changed source that is missing, a new key with a record already, a fingerprint that does
+ * not give its key back) returns undefined, and the full plan runs.
+ */
+export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): Decision[] | undefined {
+  const { snap, dirty } = check;
+  const { store, workspace } = loc;
+  const digests = new FileDigests(undefined, new Bounds(workspace, snap.allowOutside));
+  const n = snap.ids.length;
+  const isDirty = new Uint8Array(n);
+  for (const i of dirty) isDirty[i] = 1;
+  const upstreamOf = (i: number): number[] => snap.upstreamNodes.slice(snap.upstreamAt[i], snap.upstreamAt[i + 1]);
+  const planKeys = [...snap.planKeys];
+  const decisions: Decision[] = new Array(n);
+  const fingerprintOf = (i: number): Fingerprint | undefined => {
+    const r: NodeRecord | undefined = store.readRecord(snap.execKeys[i]!);
+    return r && keyOfFingerprint(r.fingerprint) === snap.execKeys[i] ? r.fingerprint : undefined;
+  };
+  for (let i = 0; i < n; i++) {
+    const id = snap.ids[i]!;
+    const ups = upstreamOf(i);
+    const pending = ups.filter((u) => decisions[u]!.state !== 'cached');
+    const replanned = ups.some((u) => planKeys[u] !== snap.planKeys[u]);
+    if (!isDirty[i] && pending.length === 0 && !replanned) {
+      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]! };
+      continue;
+    }
+    const before = fingerprintOf(i);
+    if (!before) return undefined;
+    let exec = before;
+    if (isDirty[i]) {
+      const deps: Record<string, string> = {};
+      for (const name of Object.keys(before.deps)) {
+        const digest = name.startsWith('input:') ? digests.digestInput(resolve(workspace, name.slice('input:'.length))) : digests.digest(join(workspace, name));
+        if (digest === undefined) return undefined;
+        deps[name] = digest;
+      }
+      exec = { ...before, deps };
+    }
+    // The plan key: the same fingerprint with the upstream nodes' plan keys.
+    planKeys[i] = keyOfFingerprint({ ...exec, upstream: Object.fromEntries(ups.map((u) => [snap.ids[u]!, planKeys[u]!])) });
+    if (pending.length > 0) {
+      decisions[i] = { id, state: 'run', planKey: planKeys[i]!, reason: `upstream ${listSome(pending.map((u) => snap.ids[u]!))} will run (cached again if its outputs come out identical)` };
+      continue;
+    }
+    const execKey = keyOfFingerprint(exec);
+    if (execKey === snap.execKeys[i]) {
+      // Touched, not changed: the same content, the same key.
+      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey };
+      continue;
+    }
+    if (store.readRecord(execKey)) return undefined;
+    const last = store.readAttempt(workspace, id);
+    const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, exec) : undefined;
+    const reason = !last ? 'never run' : changes && changes.length > 0 ? describeChanges(changes) : last.status === 'failed' ? 'last run failed' : 'no cached result for this key';
+    decisions[i] = { id, state: 'run', planKey: planKeys[i]!, execKey, reason, changes };
+  }
+  return decisions;
+}
