@@ -102,6 +102,20 @@ export function checkSourceDeps(project: Project): void {
   if (diagnostics.length > 0) throw new UserError(diagnostics);
 }
 
+/**
+ * Whether a node's result for a key is in the cache, and usable as it is: the one place that
+ * decides "cached" (planning and the scheduler both ask it). A record whose objects are missing
+ * or modified is 'damaged'; one whose outputs are not in the workspace is a 'restore'.
+ */
+export type Lookup = { state: 'miss'; record?: undefined } | { state: 'hit' | 'restore' | 'damaged'; record: NodeRecord };
+
+export function lookupResult(project: Project, node: NodeDef, execKey: string): Lookup {
+  const record = project.store.readRecord(execKey);
+  if (!record) return { state: 'miss' };
+  const check = checkRecord(project.store, project.digests, record, project.workspace, node.outs);
+  return { state: !check.usable ? 'damaged' : check.restore ? 'restore' : 'hit', record };
+}
+
 export type NodeState = 'cached' | 'run' | 'blocked';
 
 export interface Decision {
@@ -136,20 +150,19 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
     if (keys.execKey === undefined) {
       d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${listSome(pendingUp)} will run (cached again if its outputs come out identical)` };
     } else {
-      const record = project.store.readRecord(keys.execKey);
-      const check = record ? checkRecord(project.store, project.digests, record, project.workspace, node.outs) : undefined;
-      const complete = check?.usable ?? false;
+      const found = lookupResult(project, node, keys.execKey);
+      const record = found.record;
       if (opts.force?.has(node.id)) {
         d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason: 'forced (--force)' };
-      } else if (record && complete) {
-        const restore = check!.restore;
+      } else if (record && (found.state === 'hit' || found.state === 'restore')) {
+        const restore = found.state === 'restore';
         d = { id: node.id, state: 'cached', planKey: keys.planKey, execKey: keys.execKey, record, restore, reason: restore ? 'cached; will restore its outputs into the workspace' : 'cached' };
         info.outputs = outputDigests(record);
       } else {
         const last = project.store.readAttempt(project.workspace, node.id);
         const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, keys.execFingerprint!) : undefined;
         let reason: string;
-        if (record && !complete) reason = 'cached result is damaged or incomplete (an output was modified in place or removed from the cache); will recompute';
+        if (found.state === 'damaged') reason = 'cached result is damaged or incomplete (an output was modified in place or removed from the cache); will recompute';
         else if (!last) reason = 'never run';
         else if (changes && changes.length > 0) reason = describeChanges(changes);
         else if (last.status === 'failed') reason = 'last run failed';

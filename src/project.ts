@@ -156,7 +156,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 8;
+const EXPANSION_FORMAT = 9;
 
 interface Expanded {
   nodes: NodeDef[];

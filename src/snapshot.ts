@@ -173,6 +173,8 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
   const structural = new Set<number>();
   /** The source witnesses of the node being visited: a change there reruns it (and what follows). */
   let own: number[] | undefined;
+  /** This node's witnesses, stat again once its sources and outputs are checked. */
+  const pending: [string, Stats][] = [];
   const now = Date.now();
   let wait = 0;
   const witness = (abs: string, st: Stats, racyMs: number, source = false): void => {
@@ -182,6 +184,7 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     }
     const rel = relative(workspace, abs);
     const path = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
+    pending.push([abs, st]);
     let i = index.get(path);
     if (i === undefined) {
       i = witnesses.size;
@@ -227,18 +230,21 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
         ...node.deps.filter((d) => !produced.has(d)).map((d): [string, string] => [d, join(workspace, d)]),
         ...node.inputs.map((p): [string, string] => [`input:${p}`, resolve(workspace, p)]),
       ];
+      // Witnessed first, checked next, stat again last: what was checked is what was witnessed,
+      // even if another run writes there meanwhile.
       for (const [name, abs] of sources) {
-        const digest = name.startsWith('input:') ? digests.digestInput(abs) : digests.digest(abs);
-        if (digest === undefined || digest !== record.fingerprint.deps[name]) return undefined;
         tree(abs, false);
         above(abs);
+        const digest = name.startsWith('input:') ? digests.digestInput(abs) : digests.digest(abs);
+        if (digest === undefined || digest !== record.fingerprint.deps[name]) return undefined;
       }
       for (const [name, rel] of Object.entries(node.outs)) {
         const abs = join(workspace, rel);
         const entry = record.outputs[name];
-        if (!entry || entry.path !== rel || outputState(store, digests, abs, entry) !== 'materialized') return undefined;
+        if (!entry || entry.path !== rel) return undefined;
         tree(abs, true);
         above(abs);
+        if (outputState(store, digests, abs, entry) !== 'materialized') return undefined;
         // A sealed copy (cache on another filesystem) is not the object's inode: watch the object too.
         const files = entry.kind === 'file' ? [{ path: '', digest: entry.digest }] : entry.files!;
         for (const f of files) {
@@ -249,6 +255,10 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
       }
       const shard = dirname(store.recordPath(record.execKey));
       witness(shard, lstatSync(shard), DIR_RACY_MS);
+      for (const [abs, st] of pending.splice(0)) {
+        const again = lstatSync(abs);
+        if (again.ino !== st.ino || again.dev !== st.dev || again.size !== st.size || again.mtimeMs !== st.mtimeMs || again.ctimeMs !== st.ctimeMs) return undefined;
+      }
       sourceWitnesses.push(...new Set(own));
       sourcesAt.push(sourceWitnesses.length);
       for (const u of graph.upstream.get(node.id)!) upstreamNodes.push(position.get(u)!);

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsx.js';
 import { objectsOf, SEAL_MS, type CacheStore } from './store.js';
@@ -116,14 +116,24 @@ export function applyGc(store: CacheStore, plan: GcPlan): void {
   // Lease files of processes that died (reader templates, temps): a live one's heartbeat keeps its
   // mtime young, and gc holds the cache's writer lease, so no run is taking one meanwhile.
   const stale = (p: string): boolean => Date.now() - (statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 5 * 60_000;
-  for (const dir of [store.locksDir, join(store.locksDir, 'readers')]) {
-    let names: string[] = [];
+  const list = (dir: string): string[] => {
     try {
-      names = readdirSync(dir);
+      return readdirSync(dir);
     } catch {
-      continue;
+      return [];
     }
-    for (const n of names) if (/^\.(reader|tmp)-|~/.test(n) && stale(join(dir, n))) rmSync(join(dir, n), { force: true });
+  };
+  for (const n of list(store.locksDir)) if (/^\.(reader|tmp)-/.test(n) && stale(join(store.locksDir, n))) rmSync(join(store.locksDir, n), { force: true });
+  // Reader tokens, a directory per lease name.
+  const readers = join(store.locksDir, 'readers');
+  for (const name of list(readers)) {
+    const dir = join(readers, name);
+    for (const t of list(dir)) if (stale(join(dir, t))) rmSync(join(dir, t), { force: true });
+    try {
+      rmdirSync(dir);
+    } catch {
+      // a live reader's token is in it
+    }
   }
 }
 

@@ -3,12 +3,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
-import { checkRecord, materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
+import { materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
 import { localHost, objectsOf, type NodeRecord, type OutputEntry } from '../cache/store.js';
 import type { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/expand.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
-import { computeKeys, type NodeKeys, type UpstreamInfo } from '../plan.js';
+import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
@@ -56,15 +56,11 @@ function failure(err: unknown): string {
 export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord } {
   const keys = computeKeys(ctx.project, node, upstream, ctx.runtime);
   if (ctx.force.has(node.id)) return { keys };
-  const record = ctx.project.store.readRecord(keys.execKey!);
-  if (!record) return { keys };
-  const check = checkRecord(ctx.project.store, ctx.project.digests, record, ctx.project.workspace, node.outs);
-  if (!check.usable) {
-    quarantineModified(ctx.project.store, record);
-    return { keys };
-  }
-  if (check.restore) return { keys, restore: record };
-  return { keys, outcome: { status: 'cached', record, restored: false } };
+  const found = lookupResult(ctx.project, node, keys.execKey!);
+  if (found.state === 'damaged') quarantineModified(ctx.project.store, found.record);
+  if (found.state === 'restore') return { keys, restore: found.record };
+  if (found.state === 'hit') return { keys, outcome: { status: 'cached', record: found.record, restored: false } };
+  return { keys };
 }
 
 /**
@@ -73,14 +69,14 @@ export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, 
  */
 function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Owned): Outcome | undefined {
   const { project } = ctx;
-  const record = project.store.readRecord(execKey);
-  if (!record) return undefined;
-  const check = checkRecord(project.store, project.digests, record, project.workspace, node.outs);
-  if (!check.usable) {
+  const found = lookupResult(project, node, execKey);
+  if (found.state === 'miss') return undefined;
+  const { record } = found;
+  if (found.state === 'damaged') {
     quarantineModified(project.store, record);
     return undefined;
   }
-  if (check.restore) {
+  if (found.state === 'restore') {
     if (!verifyRecord(project.store, record, VERIFY_ON_RESTORE_BYTES)) return undefined;
     for (const [name, rel] of Object.entries(node.outs)) {
       const abs = join(project.workspace, rel);
@@ -90,7 +86,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
     // The record in use is the one `dfwe why` compares with next time.
     project.store.writeAttempt(project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint });
   }
-  return { status: 'cached', record, restored: check.restore };
+  return { status: 'cached', record, restored: found.state === 'restore' };
 }
 
 /** The lease names of a node: write for each output path (or its key), read for each input it reads. */

@@ -69,6 +69,9 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
   if (unfit.length > 0) throw new UserError(unfit);
 }
 
+/** Nodes per job slot that may wait for their group commit at once. */
+const COMMITTING_PER_JOB = 8;
+
 /**
  * Runs the graph: a node starts when all its upstreams succeeded and a job slot and its resource
  * tokens are free. Cache hits complete inline (no process, no await), so a no-op run of 10,000
@@ -102,6 +105,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   let running = 0;
   /** Nodes started and not complete: running, or committing after their process ended. */
   let inFlight = 0;
+  const maxCommitting = Math.max(COMMITTING_PER_JOB * opts.jobs, 16);
   /** Cache hits whose outputs are being restored (under their leases; no job slot). */
   let restoring = 0;
   let halted = false;
@@ -197,7 +201,9 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
             });
         } else enqueueRun(n, r.keys);
       }
-      while (!stopped() && running < opts.jobs) {
+      // Committing nodes hold their leases until their group commit is done: bounded, so that
+      // a slow disk makes stages wait rather than piling up leases and memory.
+      while (!stopped() && running < opts.jobs && inFlight - running < maxCommitting) {
         const idx = toRun.findIndex((t) => fits(t.node));
         if (idx < 0) break;
         // A node that comes earlier in the pipeline is about to be ready (only commits are left

@@ -53,7 +53,7 @@ export function fingerprint(
     version: node.version,
     command: node.command,
     params: node.params,
-    pipelineParams: node.uses,
+    pipelineParams: node.pipelineParams,
     env: node.env,
     deps,
     outs: node.outs,

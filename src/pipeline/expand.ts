@@ -22,9 +22,10 @@ export interface NodeDef {
   type: string;
   version: number;
   command?: string;
+  /** A built-in stage's resolved `with` (defaults filled in); empty for a command. */
   params: Record<string, unknown>;
   /** Values of the pipeline `params` this stage reads (only those), so `why` can name them. */
-  uses: Record<string, unknown>;
+  pipelineParams: Record<string, unknown>;
   env: Record<string, string>;
   deps: string[];
   /** Paths a built-in stage reads through its parameters (see StageType.inputs). */
@@ -597,7 +598,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
       version: plan.type ? plan.type.version : 1,
       command: command === undefined ? undefined : String(fill(command)),
       params: plan.type ? (fill(withValue) as Record<string, unknown>) : {},
-      uses: Object.fromEntries(plan.usedParams.map((p) => [p, params[p]])),
+      pipelineParams: Object.fromEntries(plan.usedParams.map((p) => [p, params[p]])),
       env: fill(env) as Record<string, string>,
       deps: deps.map((d) => String(fill(d))),
       inputs: plan.type?.inputs ? plan.type.inputs(fill(withValue) as Record<string, unknown>) : [],
