@@ -1,8 +1,10 @@
 import { UserError } from './diagnostics.js';
 
 /**
- * A built-in stage type is one file under stages/: its parameter schema, its version, its
- * outputs and its run function. Adding one touches that file and a line in stages/index.ts.
+ * A built-in stage type is one file under stages/: a light descriptor (its parameter schema,
+ * version, outputs, inputs) that planning reads, and a run function that imports the stage's
+ * heavy code (training, data loaders, tfjs) when a node runs: planning never loads it. Adding
+ * one touches that file and a line in stages/index.ts.
  */
 
 export type OutputKind = 'file' | 'dir';
@@ -51,6 +53,7 @@ export interface StageType {
    * messages. Runs when planning, on the resolved `with`, so what it fills in is keyed.
    */
   complete?(params: Record<string, unknown>): string[];
+  /** Runs in the node's own process. Heavy modules are imported here (`await import`), not at the top of the file. */
   run(ctx: StageRunContext): Promise<StageResult | void>;
 }
 
