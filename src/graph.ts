@@ -1,5 +1,5 @@
 import { UserError, type Diagnostic } from './diagnostics.js';
-import type { NodeDef } from './pipeline/expand.js';
+import type { NodeDef } from './pipeline/types.js';
 import { MinHeap } from './util/heap.js';
 
 export interface Graph {

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { NodeRecord } from './cache/store.js';
 import { UserError, type Diagnostic } from './diagnostics.js';
 import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from './keys/fingerprint.js';
-import type { NodeDef } from './pipeline/expand.js';
+import type { NodeDef } from './pipeline/types.js';
 import type { Project } from './project.js';
 import { keyOf } from './util/hash.js';
 import { OUTSIDE_HINT, outputDiagnostics } from './workspace-bounds.js';

@@ -6,7 +6,7 @@ import { CacheStore } from './cache/store.js';
 import { didYouMean, UserError } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
 import { FileDigests } from './keys/file-digests.js';
-import type { NodeDef, RawPipeline } from './pipeline/expand.js';
+import type { NodeDef, RawPipeline } from './pipeline/types.js';
 import { readPipelineText } from './pipeline/read.js';
 import { digestBytes, keyOf } from './util/hash.js';
 import { writeFileAtomic } from './util/fsx.js';

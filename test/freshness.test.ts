@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RawPipeline } from '../src/pipeline/expand.js';
+import type { RawPipeline } from '../src/pipeline/types.js';
 import type { StageType } from '../src/stage-type.js';
 import { dfwe, ran, read, workspace, write } from './helpers.js';
 

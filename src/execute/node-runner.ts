@@ -6,7 +6,7 @@ import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type 
 import { materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
 import { localHost, objectsOf, type NodeRecord, type OutputEntry } from '../cache/store.js';
 import type { GroupCommit } from '../cache/group-commit.js';
-import type { NodeDef } from '../pipeline/expand.js';
+import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/store.js';
-import type { NodeDef } from '../pipeline/expand.js';
+import type { NodeDef } from '../pipeline/types.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
 import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';

@@ -1,4 +1,4 @@
-import type { NodeDef } from '../pipeline/expand.js';
+import type { NodeDef } from '../pipeline/types.js';
 import { keyOf } from '../util/hash.js';
 
 /**

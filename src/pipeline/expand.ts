@@ -2,100 +2,18 @@ import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../
 import type { ExecutorKind } from '../execute/executor.js';
 import type { StageType } from '../stage-type.js';
 import { canonicalJson } from '../util/canonical.js';
-import { keyOf } from '../util/hash.js';
 import { ExpressionAbort, ExpressionError, findExpressions, resetListBudget, hasExpression, interpolate, referencedMembers, toCel } from './expressions.js';
 import { normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
 import { validateResolved } from './validate.js';
+import { canonicalValue, defaultOutPath, nodeId, showValue } from './naming.js';
+import type { ExpandOptions, Expansion, NodeDef, RawPipeline, RawStage } from './types.js';
 
-/** One node of the graph, fully resolved: no expressions left, paths normalised. */
-export interface NodeDef {
-  /** `stage` alone, or `stage[var=value,…]` with the variables the node depends on. */
-  id: string;
-  /** The stage name in the pipeline file. */
-  stage: string;
-  /** Sweep and foreach variables this node depends on, with their (canonical) values. */
-  vars: Record<string, unknown>;
-  /** How many sweep members need this node (a shared node runs once for all of them). */
-  members: number;
-  /** 'cmd' for shell commands, else the built-in stage type. */
-  type: string;
-  version: number;
-  command?: string;
-  /** A built-in stage's resolved `with` (defaults filled in); empty for a command. */
-  params: Record<string, unknown>;
-  /** Values of the pipeline `params` this stage reads (only those), so `why` can name them. */
-  pipelineParams: Record<string, unknown>;
-  env: Record<string, string>;
-  deps: string[];
-  /** Paths a built-in stage reads through its parameters (see StageType.inputs). */
-  inputs: string[];
-  outs: Record<string, string>;
-  outKinds: Record<string, 'file' | 'dir' | 'any'>;
-  resources: Record<string, number>;
-  /** Each executor's settings for this node (under its name: the pipeline's, then the stage's). Not part of the key. */
-  executorOptions: Record<string, Record<string, unknown>>;
-  /** Upstream node ids named in expressions. */
-  refs: string[];
-  /**
-   * The outputs of each referenced node that expressions read: the node's key covers only
-   * these, so an upstream output it never reads (a log, timings) cannot make it rerun.
-   */
-  refOuts: Record<string, string[]>;
-  mlRuntime: boolean;
-  loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation> };
-}
-
-interface RawStage {
-  cmd?: string;
-  uses?: string;
-  with?: Record<string, unknown>;
-  foreach?: Record<string, unknown>;
-  deps?: string[];
-  outs?: Record<string, string | null>;
-  env?: Record<string, string | number | boolean>;
-  resources?: Record<string, number>;
-  /** An executor's settings, under its name. */
-  [executor: string]: unknown;
-}
-
-export interface RawPipeline {
-  version: 1;
-  name?: string;
-  params?: Record<string, unknown>;
-  sweep?: Record<string, unknown>;
-  runtime?: { backend?: string };
-  report?: { baseline: string; method: string };
-  executor?: string;
-  allow_outside?: string[];
-  stages: Record<string, RawStage>;
-  /** An executor's settings, under its name. */
-  [executor: string]: unknown;
-}
-
-export interface ExpandOptions {
-  /** Keep only sweep members whose variable shows one of these values (`--only target=emotion`, repeatable). */
-  only?: Record<string, string[]>;
-  /** The executors whose settings (under their names) nodes carry. */
-  executors?: ReadonlyMap<string, ExecutorKind>;
-}
-
-/**
- * More stage instances than this is a sweep gone wrong (two variables of a thousand values each),
- * not an experiment: an error, said at once, rather than minutes of work and then out of memory.
- */
 export const MAX_INSTANCES = 1_000_000;
 
 /** Linux's limit on one argument (MAX_ARG_STRLEN, 32 pages, its NUL included): a command is one. */
 const MAX_COMMAND_BYTES = 32 * 4096;
 
-export interface Expansion {
-  nodes: NodeDef[];
-  /** Sweep members expanded (1 without a sweep). */
-  members: number;
-  /** Stage instances before identical ones were merged. */
-  instances: number;
-}
 
 function outputsRead(refs: Refs): Record<string, string[]> {
   const byNode = new Map<string, Set<string>>();
@@ -118,44 +36,6 @@ function executorOptions(executors: ReadonlyMap<string, ExecutorKind> | undefine
 
 /** Names that expressions use for other things; a sweep or foreach variable cannot take them. */
 const RESERVED = new Set(['params', 'stages', 'outs', 'true', 'false', 'null', 'in']);
-
-/*
- * Values of sweep and foreach variables are canonical: a list of plain values is a set (sorted,
- * without repeats), so {emotion, qa} is one value however it was built, and the expert trained on
- * it is one node whichever sweep member asks for it.
- */
-export function canonicalValue(v: unknown): unknown {
-  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) {
-    const seen = new Map<string, unknown>();
-    for (const x of v) seen.set(JSON.stringify(x), x);
-    return [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, x]) => x);
-  }
-  return v;
-}
-
-/** A value as it appears in node ids and `--only`: `emotion`, `emotion+qa`, `3`. */
-export function showValue(v: unknown): string {
-  if (typeof v === 'string') return /^[\w.@-]+$/.test(v) ? v : JSON.stringify(v);
-  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) return v.map(showValue).join('+');
-  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
-}
-
-function nodeId(stage: string, vars: Record<string, unknown>): string {
-  const keys = Object.keys(vars).sort();
-  return keys.length ? `${stage}[${keys.map((k) => `${k}=${showValue(vars[k])}`).join(',')}]` : stage;
-}
-
-/** Default output path: out/STAGE/OUT, or out/STAGE/var=value,…/OUT in a sweep. */
-function defaultOutPath(stage: string, vars: Record<string, unknown>, out: string): string {
-  const keys = Object.keys(vars).sort();
-  if (keys.length === 0) return `out/${stage}/${out}`;
-  const raw = keys.map((k) => `${k}=${showValue(vars[k])}`).join(',');
-  // Commands get paths substituted as they are: keep them to characters no shell treats
-  // specially. Values that needed replacing get a digest suffix, so two never collide.
-  const safe = raw.replace(/"/g, '').replace(/[^\p{L}\p{N}._,=+@%-]/gu, '_');
-  const dir = safe === raw.replace(/"/g, '') ? safe : `${safe}~${keyOf(raw).slice(0, 8)}`;
-  return `out/${stage}/${dir}/${out}`;
-}
 
 /** Where a string value sits in the file, so an error at an offset inside it can be located. */
 function locateInString(source: SourceFile, path: (string | number)[], value: string, offset: number, length: number): SourceLocation {

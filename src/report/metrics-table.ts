@@ -1,6 +1,6 @@
 import { planAll } from '../plan.js';
 import type { Project } from '../project.js';
-import type { NodeDef } from '../pipeline/expand.js';
+import type { NodeDef } from '../pipeline/types.js';
 
 /*
  * The comparison the paper's Table 2 makes: per task, the baseline's test score, the method's,
