@@ -94,3 +94,18 @@ test('a directory on the way to an output replaced by a symlink outside: the ful
   assert.equal(s.code, 2, s.stdout);
   assert.match(s.stderr, /outside the workspace/);
 });
+
+test('edits replace the memos: one expansion memo and one snapshot per pipeline, however often it changes', () => {
+  const ws = ranOnce();
+  const text = PIPELINE;
+  for (let i = 1; i <= 3; i++) {
+    writeFileSync(join(ws, 'dfwe.yaml'), `${text}# edit ${i}\n`);
+    assert.match(dfwe(ws, ['status']).stdout, /2 nodes: 2 cached, 0 will run/);
+  }
+  assert.equal(readdirSync(join(ws, 'cache/state/pipelines')).length, 1);
+  assert.equal(readdirSync(join(ws, 'cache/state/snapshots')).length, 1);
+  // Another variant (a param given) has memos of its own, beside the first.
+  writeFileSync(join(ws, 'dfwe.yaml'), text.replace('version: 1\n', 'version: 1\nparams: { n: 1 }\n'));
+  assert.equal(dfwe(ws, ['status', '--param', 'n=2']).code, 0);
+  assert.equal(readdirSync(join(ws, 'cache/state/pipelines')).length, 2);
+});
