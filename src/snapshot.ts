@@ -86,15 +86,6 @@ function snapshotPath(loc: { store: { stateDir: string }; variantKey: string }):
   return join(loc.store.stateDir, 'snapshots', `${loc.variantKey}.json`);
 }
 
-/**
- * The snapshot of this pipeline in this workspace, if one was written and nothing it witnessed
- * has changed since; `runtimeOf` gives the runtime for the pipeline's backend setting.
- */
-export function validSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): Snapshot | undefined {
-  const check = checkSnapshot(loc, runtimeOf);
-  return check && check.dirty.length === 0 ? check.snap : undefined;
-}
-
 /** A snapshot and the nodes whose sources changed since it was written (by index, in pipeline order). */
 export interface SnapshotCheck {
   snap: Snapshot;
@@ -194,10 +185,18 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     if (source) own!.push(i);
     else structural.add(i);
   };
+  // Directories on the way and record shards are shared by thousands of nodes: each is stat
+  // once. (Its first stat is the one kept; if it changes later, the snapshot is not used.)
+  const sharedDirs = new Set<string>();
+  const witnessDir = (abs: string): void => {
+    if (sharedDirs.has(abs)) return;
+    sharedDirs.add(abs);
+    witness(abs, lstatSync(abs), DIR_RACY_MS);
+  };
   const above = (abs: string): void => {
     // The directories holding each directory on the way: one replaced (by a symlink that leads
     // outside, say) changes its parent's mtime.
-    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) witness(dirname(p), lstatSync(dirname(p)), DIR_RACY_MS);
+    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) witnessDir(dirname(p));
   };
   /** Every entry under abs; symlinks allowed only where they are content (outputs). */
   const tree = (abs: string, output: boolean): void => {
@@ -254,7 +253,7 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
         }
       }
       const shard = dirname(store.recordPath(record.execKey));
-      witness(shard, lstatSync(shard), DIR_RACY_MS);
+      witnessDir(shard);
       for (const [abs, st] of pending.splice(0)) {
         const again = lstatSync(abs);
         if (again.ino !== st.ino || again.dev !== st.dev || again.size !== st.size || again.mtimeMs !== st.mtimeMs || again.ctimeMs !== st.ctimeMs) return undefined;

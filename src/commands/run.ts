@@ -1,10 +1,9 @@
 import type { RunSummary } from '../execute/scheduler.js';
-import { defaultJobs } from '../project.js';
 import { PlainReporter, type Reporter } from '../report/reporter.js';
 import { noopSnapshot, open, type GlobalOptions } from './common.js';
 import { executors } from '../execute/executors/index.js';
 import { EXIT_FAILED } from '../diagnostics.js';
-import { detectGpus, executorChoice, parseResources, positiveInt, readOnlyNote, type RunOptions } from '../engine/run-options.js';
+import { executorChoice, readOnlyNote, runCapacity, type RunOptions } from '../engine/run-options.js';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
@@ -59,17 +58,11 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
  */
 async function noopRun(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
   if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose) return false;
-  const kind = executorChoice(executors, opts.executor, undefined);
-  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : defaultJobs();
-  const resources = parseResources(opts.resource);
   const found = await noopSnapshot(pipeline, g);
   if (!found || found.snap.report) return false;
   const { snap, cacheRoot } = found;
-  const pipelineKind = snap.executor === undefined ? undefined : executors.get(snap.executor);
-  if (!(opts.executor ? kind : pipelineKind ?? kind).allocatesResources) {
-    const capacity: Record<string, number> = { cpu: jobs, gpu: detectGpus(), ...resources };
-    if (Object.entries(snap.resources).some(([r, amount]) => amount > (capacity[r] ?? 0))) return false;
-  }
+  const { capacity } = runCapacity(executorChoice(executors, opts.executor, snap.executor), opts);
+  if (capacity && Object.entries(snap.resources).some(([r, amount]) => amount > (capacity[r] ?? 0))) return false;
   const reporter = await reporterFor(liveDisplay(), false);
   await reporter.begin([]);
   if (!writable(join(cacheRoot, 'locks'))) process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);

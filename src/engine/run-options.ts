@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { UserError } from '../diagnostics.js';
 import type { ExecutorKind } from '../execute/executor.js';
+import { defaultJobs } from '../project.js';
 
 /*
  * A run's options as the user gives them, and their checks: light, so that a no-op run checks
@@ -41,6 +42,16 @@ export function parseResources(specs: string[] = []): Record<string, number> {
     out[m[1]!] = Number(m[2]);
   }
   return out;
+}
+
+/**
+ * --jobs (default: the executor's, else the cores) and the capacity of each resource token,
+ * undefined when the executor's cluster allocates them itself.
+ */
+export function runCapacity(kind: ExecutorKind, opts: RunOptions): { jobs: number; capacity?: Record<string, number> } {
+  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : kind.defaultJobs ?? defaultJobs();
+  const resources = parseResources(opts.resource);
+  return { jobs, capacity: kind.allocatesResources ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources } };
 }
 
 export function positiveInt(value: string, name: string): number {

@@ -1,8 +1,8 @@
 import { checkCapacity, runGraph, type RunSummary } from '../execute/scheduler.js';
 import { checkSourceDeps, planAll } from '../plan.js';
-import { defaultJobs, nodeOrError, type Project } from '../project.js';
+import { nodeOrError, type Project } from '../project.js';
 import type { Reporter } from '../report/reporter.js';
-import { detectGpus, executorChoice, parseResources, positiveInt, readOnlyNote, type RunOptions } from './run-options.js';
+import { executorChoice, readOnlyNote, runCapacity, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
 import type { ExecutorKind } from '../execute/executor.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
@@ -36,9 +36,7 @@ function runSettings(project: Project, opts: RunOptions): RunSettings {
   for (const id of force) nodeOrError(project, id);
   const executorKind = executorChoice(project.executors, opts.executor, project.executor);
   // A cluster allocates cpus and GPUs itself; --jobs then bounds the jobs queued at once.
-  const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : executorKind.defaultJobs ?? defaultJobs();
-  const resources = parseResources(opts.resource);
-  const capacity = executorKind.allocatesResources ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources };
+  const { jobs, capacity } = runCapacity(executorKind, opts);
   if (capacity) checkCapacity(project, capacity, jobs);
   return { force, executorKind, jobs, capacity };
 }
