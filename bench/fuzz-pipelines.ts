@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../src/diagnostics.js';
 import { Rng } from '../src/ml/random.js';
-import { planAll } from '../src/plan.js';
+import { planAll } from '../src/engine/plan.js';
 import { openProject } from '../src/project.js';
 import { registry } from '../stages/index.js';
 import { executors } from '../src/execute/executors/index.js';

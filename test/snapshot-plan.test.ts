@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { executors } from '../src/execute/executors/index.js';
-import { planAll, type Decision } from '../src/plan.js';
+import { planAll, type Decision } from '../src/engine/plan.js';
 import { locateProject, openProject, runtimeFor, type ProjectOptions } from '../src/project.js';
-import { checkSnapshot } from '../src/snapshot.js';
-import { planFromSnapshot } from '../src/snapshot-plan.js';
+import { checkSnapshot } from '../src/engine/snapshot.js';
+import { planFromSnapshot } from '../src/engine/snapshot-plan.js';
 import { registry } from '../stages/index.js';
 import { dfwe, workspace } from './helpers.js';
 

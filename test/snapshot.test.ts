@@ -30,7 +30,7 @@ function ranOnce(): string {
 /** `dfwe ARGS`, and whether it was answered from the snapshot (it then never loads the planner). */
 function traced(ws: string, args: string[]): { code: number; stdout: string; stderr: string; fromSnapshot: boolean } {
   const r = dfweTraced(ws, args);
-  return { ...r, fromSnapshot: !r.modules.some((m) => /\/dist\/src\/plan\.js$/.test(m)) };
+  return { ...r, fromSnapshot: !r.modules.some((m) => /\/dist\/src\/engine\/plan\.js$/.test(m)) };
 }
 
 test('a no-op after a run is told from the snapshot: status and run plan nothing', () => {

@@ -8,7 +8,9 @@ import { FsShapeError, kindOf, openRegular } from '../util/fs-safe.js';
 import { tmpName } from '../util/fsx.js';
 import { digestFd } from '../util/hash.js';
 import type { Bounds } from '../workspace-bounds.js';
-import { SEAL_MS, type CacheStore, type OutputEntry, type OutputFile, type OutputLink } from './store.js';
+import type { CacheStore } from './store.js';
+import type { OutputEntry, OutputFile, OutputLink } from './records.js';
+import { objectState, quarantine, SEAL_MS } from './objects.js';
 import { linkInto, stagingName } from './restore.js';
 
 /*
@@ -112,8 +114,8 @@ export function ingestFile(store: CacheStore, abs: string, what = abs, linkTmp?:
     const digest = digestFd(fd);
     const exec = (st.mode & 0o111) !== 0;
     const obj = store.objectPath(digest);
-    const state = store.objectState(digest);
-    if (state === 'modified') store.quarantine(digest);
+    const state = objectState(store, digest);
+    if (state === 'modified') quarantine(store, digest);
     if (state === 'ok') linkInto(obj, abs, linkTmp);
     else if (!(st.nlink === 1 && adopt(fd, st, abs, obj, exec))) {
       copyToObject(fd, obj, exec);

@@ -1,7 +1,9 @@
 import { lstatSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsx.js';
-import { objectsOf, SEAL_MS, type CacheStore } from './store.js';
+import type { CacheStore } from './store.js';
+import { objectsOf, readRecord } from './records.js';
+import { checkObject, SEAL_MS } from './objects.js';
 
 /** Files below a directory with their sizes (missing directory: none). */
 function walk(dir: string, out: { path: string; size: number }[] = []): { path: string; size: number }[] {
@@ -90,7 +92,7 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
   for (const f of walk(store.recordsDir)) {
     const key = /([0-9a-f]{32})\.json$/.exec(f.path)?.[1];
     if (key && liveRecords.has(key)) {
-      const r = store.readRecord(key);
+      const r = readRecord(store, key);
       if (r) {
         objectsOf(r).forEach((d) => liveObjects.add(d));
         keptRecords++;
@@ -152,7 +154,7 @@ export function verifyObjects(store: CacheStore): VerifyReport {
     if (!/^[0-9a-f]{32}$/.test(name)) continue; // a temp file of a commit in progress
     report.objects++;
     report.bytes += f.size;
-    if (!store.checkObject(name)) {
+    if (!checkObject(store, name)) {
       report.corrupt.push(name);
     } else if (statSync(f.path).mtimeMs !== SEAL_MS) {
       // Intact content whose seal moved (touched): seal it again rather than throw it away.

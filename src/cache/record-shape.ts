@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { NodeAttempt, NodeRecord } from './store.js';
+import type { NodeAttempt, NodeRecord } from './records.js';
 
 /*
  * Records and attempts are files anyone can edit, and a restore writes where a record says.

@@ -3,7 +3,9 @@ import type { FileDigests } from '../keys/file-digests.js';
 import { dirname, join } from 'node:path';
 import { tmpName } from '../util/fsx.js';
 import type { Bounds } from '../workspace-bounds.js';
-import { SEAL_MS, type CacheStore, type NodeRecord, type OutputEntry } from './store.js';
+import type { CacheStore } from './store.js';
+import type { NodeRecord, OutputEntry } from './records.js';
+import { checkObject, objectState, quarantine, SEAL_MS } from './objects.js';
 
 /*
  * Putting cached outputs back into the workspace, and telling whether they are there. A restore
@@ -129,8 +131,8 @@ export function quarantineModified(store: CacheStore, record: NodeRecord): numbe
   let n = 0;
   for (const o of Object.values(record.outputs)) {
     for (const d of o.kind === 'file' ? [o.digest] : o.files!.map((f) => f.digest)) {
-      if (store.objectState(d) === 'modified') {
-        store.quarantine(d);
+      if (objectState(store, d) === 'modified') {
+        quarantine(store, d);
         n++;
       }
     }
@@ -147,7 +149,7 @@ export function verifyRecord(store: CacheStore, record: NodeRecord, maxBytes: nu
   let intact = true;
   for (const o of Object.values(record.outputs)) {
     const files = o.kind === 'file' ? [{ digest: o.digest, size: o.size }] : o.files!;
-    for (const f of files) if (f.size <= maxBytes && !store.checkObject(f.digest)) intact = false;
+    for (const f of files) if (f.size <= maxBytes && !checkObject(store, f.digest)) intact = false;
   }
   return intact;
 }

@@ -1,8 +1,8 @@
 import { UserError } from '../diagnostics.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
-import type { Decision } from '../plan.js';
-import type { NodeRecord } from '../cache/store.js';
-import { checkSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../snapshot.js';
+import type { Decision } from '../engine/plan.js';
+import type { NodeRecord } from '../cache/records.js';
+import { checkSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
 import { registry } from '../../stages/index.js';
 import { executors } from '../execute/executors/index.js';
 
@@ -56,7 +56,7 @@ export async function open(pipeline: string | undefined, g: GlobalOptions): Prom
 
 /**
  * The no-op snapshot, when nothing changed since everything was last found cached and in place
- * (src/snapshot.ts); undefined otherwise, and the command plans in full. A problem with the
+ * (src/engine/snapshot.ts); undefined otherwise, and the command plans in full. A problem with the
  * pipeline's location is left to the full plan to report.
  */
 export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; cacheRoot: string } | undefined> {

@@ -1,8 +1,9 @@
 import { CACHE_LEASE, LeaseManager, type Lease } from '../cache/lease.js';
 import type { CacheStore } from '../cache/store.js';
+import { readAttempt } from '../cache/records.js';
 import { applyGc, planGc, readPins, removePin, verifyObjects, writePin } from '../cache/maintenance.js';
 import { UserError } from '../diagnostics.js';
-import { planAll } from '../plan.js';
+import { planAll } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 
@@ -16,7 +17,7 @@ function reached(project: Project): { records: Set<string>; objects: Set<string>
   const objects = new Set<string>();
   for (const d of planAll(project)) if (d.state === 'cached' && d.execKey) records.add(d.execKey);
   for (const n of project.graph.order) {
-    const a = project.store.readAttempt(project.workspace, n.id);
+    const a = readAttempt(project.store, project.workspace, n.id);
     if (a?.status === 'succeeded') records.add(a.execKey);
     if (a?.log) objects.add(a.log);
   }

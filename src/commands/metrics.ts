@@ -1,4 +1,4 @@
-import { planAll } from '../plan.js';
+import { planAll } from '../engine/plan.js';
 import { comparePairs, formatTable, taskRows } from '../report/metrics-table.js';
 import { didYouMean, UserError } from '../diagnostics.js';
 import { open, type GlobalOptions } from './common.js';

@@ -51,7 +51,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
 }
 
 /**
- * A run with nothing to do, told from the no-op snapshot (src/snapshot.ts) without planning:
+ * A run with nothing to do, told from the no-op snapshot (src/engine/snapshot.ts) without planning:
  * true when it was. Its options are checked as a run checks them; anything a snapshot cannot
  * answer for (forced nodes, -v's line per node, a report to print, resources this run lacks)
  * goes the full way.

@@ -1,16 +1,18 @@
-import { planAll } from '../plan.js';
+import { planAll } from '../engine/plan.js';
 import { nodeOrError } from '../project.js';
 import { secondsOf } from '../report/reporter.js';
 import { open, type GlobalOptions } from './common.js';
+import { readAttempt, readRecord } from '../cache/records.js';
+import { hasObject, readObject } from '../cache/objects.js';
 
 export async function showCommand(id: string, pipeline: string | undefined, opts: { json?: boolean; log?: boolean }, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
   const node = nodeOrError(project, id);
   const decision = planAll(project).find((d) => d.id === id)!;
-  const attempt = project.store.readAttempt(project.workspace, id);
-  const record = decision.record ?? (attempt?.status === 'succeeded' ? project.store.readRecord(attempt.execKey) : undefined);
+  const attempt = readAttempt(project.store, project.workspace, id);
+  const record = decision.record ?? (attempt?.status === 'succeeded' ? readRecord(project.store, attempt.execKey) : undefined);
   const logDigest = decision.record?.log ?? attempt?.log;
-  const log = logDigest && project.store.hasObject(logDigest) ? project.store.readObject(logDigest).toString('utf8') : undefined;
+  const log = logDigest && hasObject(project.store, logDigest) ? readObject(project.store, logDigest).toString('utf8') : undefined;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ id, type: node.type, state: decision.state, reason: decision.reason, record: record ?? null, lastAttempt: attempt ?? null, log: log ?? null }, null, 2) + '\n');
     return 0;

@@ -1,6 +1,6 @@
-import type { Decision } from '../plan.js';
+import type { Decision } from '../engine/plan.js';
 import type { Project } from '../project.js';
-import type { PipelineHeader, Snapshot, SnapshotCheck } from '../snapshot.js';
+import type { PipelineHeader, Snapshot, SnapshotCheck } from '../engine/snapshot.js';
 import type { ProjectLocation } from '../project.js';
 import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
@@ -19,7 +19,7 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
     }
   }
   const project = await open(pipeline, g);
-  const { planAll } = await import('../plan.js');
+  const { planAll } = await import('../engine/plan.js');
   const decisions = planAll(project);
   await saveSnapshotIfAllCached(project, decisions);
   project.saveState();
@@ -36,7 +36,7 @@ export function stageOf(project: Project): (id: string) => string {
 }
 
 async function replanned(check: SnapshotCheck, loc: ProjectLocation): Promise<Decision[] | undefined> {
-  const { planFromSnapshot } = await import('../snapshot-plan.js');
+  const { planFromSnapshot } = await import('../engine/snapshot-plan.js');
   try {
     return planFromSnapshot(check, loc);
   } catch {

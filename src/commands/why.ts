@@ -1,4 +1,4 @@
-import { planAll, type Decision } from '../plan.js';
+import { planAll, type Decision } from '../engine/plan.js';
 import { nodeOrError } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 

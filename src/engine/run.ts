@@ -1,49 +1,30 @@
-import { checkCapacity, runGraph, type RunSummary } from '../execute/scheduler.js';
-import { checkSourceDeps, planAll } from '../plan.js';
-import { nodeOrError, type Project } from '../project.js';
+import { runGraph, type RunSummary } from '../execute/scheduler.js';
+import { planAll } from './plan.js';
+import type { Project } from '../project.js';
+import { checkInputs, checkRunOptions } from './preflight.js';
 import type { Reporter } from '../report/reporter.js';
-import { executorChoice, readOnlyNote, runCapacity, type RunOptions } from './run-options.js';
+import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
-import type { ExecutorKind } from '../execute/executor.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
-import { writeSnapshot } from '../snapshot.js';
+import { writeSnapshot } from './snapshot.js';
 
 /*
- * The run sequence, for every command that runs a pipeline (run, watch): options checked,
- * the cache's read lease taken, sources checked, the graph run, the snapshot and memos saved.
+ * The run sequence, for every command that runs a pipeline (run, watch): options checked (preflight.ts),
+ * the cache's read lease taken, inputs checked, the graph run, the snapshot and memos saved.
  * Commands only format what it reports.
  */
 
-
-interface RunSettings {
-  force: Set<string>;
-  executorKind: ExecutorKind;
-  jobs: number;
-  capacity?: Record<string, number>;
-}
-
 /** What a run would do, and why: the options checked as a run checks them (what -n accepts, a run accepts). */
 export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof planAll> {
-  const { force } = runSettings(project, opts);
+  const { force } = checkRunOptions(project, opts);
   const decisions = planAll(project, { force });
   project.saveState();
   return decisions;
 }
 
-/** The run's options, checked: every bad value is an input error, with or without -n. */
-function runSettings(project: Project, opts: RunOptions): RunSettings {
-  const force = new Set(opts.force ?? []);
-  for (const id of force) nodeOrError(project, id);
-  const executorKind = executorChoice(project.executors, opts.executor, project.executor);
-  // A cluster allocates cpus and GPUs itself; --jobs then bounds the jobs queued at once.
-  const { jobs, capacity } = runCapacity(executorKind, opts);
-  if (capacity) checkCapacity(project, capacity, jobs);
-  return { force, executorKind, jobs, capacity };
-}
-
 /** One run of an opened project: check, plan what the reporter needs, run, report. */
 export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
-  const { force, executorKind, jobs, capacity } = runSettings(project, opts);
+  const { force, executorKind, jobs, capacity } = checkRunOptions(project, opts);
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
   const cancelJob: JobCanceller = (job, host) => project.executors.get(job.executor)?.cancel(job, host);
   const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, cancelJob);
@@ -58,7 +39,7 @@ export async function executeRun(project: Project, opts: RunOptions, reporter: R
   }
   try {
     // Missing source files are input errors reported (located) before anything runs.
-    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkSourceDeps(project), []);
+    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkInputs(project), []);
     project.saveState();
     const executor = await executorKind.connect();
     await reporter.begin(expected);

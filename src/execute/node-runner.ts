@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
 import { materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
-import { localHost, objectsOf, type NodeRecord, type OutputEntry } from '../cache/store.js';
+import { localHost, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
 import type { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
-import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../plan.js';
+import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
@@ -84,7 +84,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
       materialize(project.store, project.digests, abs, record.outputs[name]!);
     }
     // The record in use is the one `dfwe why` compares with next time.
-    project.store.writeAttempt(project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint });
+    writeAttempt(project.store, project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint });
   }
   return { status: 'cached', record, restored: found.state === 'restore' };
 }
@@ -135,7 +135,7 @@ function ownedOutputs(project: Project, node: NodeDef, tookOver: ReadonlySet<str
   return (rel) => {
     if (tookOver.has(outputLeaseName(project.workspace, rel))) return true;
     if (!before) {
-      const last = project.store.readAttempt(project.workspace, node.id)?.fingerprint?.outs;
+      const last = readAttempt(project.store, project.workspace, node.id)?.fingerprint?.outs;
       before = new Set(last && typeof last === 'object' ? Object.values(last) : []);
     }
     return before.has(rel);
@@ -242,7 +242,7 @@ function checkInputs(project: Project, node: NodeDef, upstream: Map<string, Upst
       now = undefined;
     }
     if (now === expected) continue;
-    const record = info?.execKey ? project.store.readRecord(info.execKey) : undefined;
+    const record = info?.execKey ? readRecord(project.store, info.execKey) : undefined;
     if (record && verifyRecord(project.store, record, Infinity)) replaced.push(i);
     else bad.push(`${i.rel} (output "${i.name}" of ${i.producer.id})`);
   }
@@ -275,7 +275,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
         logTail = tail(readFileSync(logPath, 'utf8'), 20);
         log = storeLog(logPath);
       }
-      store.writeAttempt(workspace, {
+      writeAttempt(store, workspace, {
         nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0,
         exitCode, error, log, host, fingerprint: fp,
       });
@@ -343,7 +343,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       };
       // Group commit: objects durable, then the record that names them, then durable too.
       await ctx.commits.durable(objectsOf(record).map((d) => store.objectPath(d)));
-      store.writeRecord(record);
+      writeRecord(store, record);
       try {
         await ctx.commits.durable([store.recordPath(execKey)]);
       } catch (err) {
@@ -355,7 +355,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
       return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
     }
-    store.writeAttempt(workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: fp });
+    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: fp });
     return { status: 'ran', record };
   } catch (err) {
     if (err instanceof RestoreError) return fail(err.message);

@@ -1,9 +1,10 @@
 import { rmSync } from 'node:fs';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
-import type { NodeRecord } from '../cache/store.js';
+import type { NodeRecord } from '../cache/records.js';
 import type { NodeDef } from '../pipeline/types.js';
-import { outputDigests, type NodeKeys, type UpstreamInfo } from '../plan.js';
+import { outputDigests, type NodeKeys, type UpstreamInfo } from '../engine/plan.js';
+import { capacityFor } from '../engine/preflight.js';
 import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
 import type { Executor, ExecutorKind } from './executor.js';
@@ -47,28 +48,6 @@ export interface RunSummary {
   interrupted: boolean;
 }
 
-function capacityFor(capacity: Record<string, number>, jobs: number, r: string): number {
-  return r === 'cpu' ? Math.max(capacity.cpu ?? jobs, 1) : capacity[r] ?? 0;
-}
-
-/** Every node's resources fit this run's capacity; else located input errors (nothing written). */
-export function checkCapacity(project: Project, capacity: Record<string, number>, jobs: number): void {
-  const capacityOf = (r: string): number => capacityFor(capacity, jobs, r);
-  const unfit: Diagnostic[] = [];
-  for (const n of project.graph.order) {
-    for (const [r, amount] of Object.entries(n.resources)) {
-      if (amount > capacityOf(r)) {
-        unfit.push({
-          message: `stage "${n.id}" needs ${r}: ${amount}, but this run has ${capacityOf(r)}`,
-          location: n.loc.stage,
-          hint: r === 'cpu' ? 'raise --jobs' : r === 'gpu' ? 'no GPU is visible here; run where one is, or set --resource gpu=N' : `set --resource ${r}=N`,
-        });
-      }
-    }
-  }
-  if (unfit.length > 0) throw new UserError(unfit);
-}
-
 /** Nodes per job slot that may wait for their group commit at once. */
 const COMMITTING_PER_JOB = 8;
 
@@ -80,7 +59,6 @@ const COMMITTING_PER_JOB = 8;
 export async function runGraph(project: Project, opts: SchedulerOptions): Promise<RunSummary> {
   const { graph } = project;
   const { capacity } = opts;
-  if (capacity) checkCapacity(project, capacity, opts.jobs);
   const capacityOf = (r: string): number => (capacity ? capacityFor(capacity, opts.jobs, r) : Infinity);
   const { leases } = opts;
   project.store.cleanDeadStaging();

@@ -1,4 +1,4 @@
-import { planAll } from '../plan.js';
+import { planAll } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import type { NodeDef } from '../pipeline/types.js';
 

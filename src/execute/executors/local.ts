@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
-import { localHost } from '../../cache/store.js';
+import { localHost } from '../../cache/records.js';
 import type { Executor, ExecutorKind } from '../executor.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */

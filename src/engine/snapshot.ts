@@ -1,9 +1,9 @@
 import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { outputState } from './cache/restore.js';
-import type { NodeRecord } from './cache/store.js';
-import type { Project, ProjectLocation } from './project.js';
-import { writeFileAtomic } from './util/fsx.js';
+import { outputState } from '../cache/restore.js';
+import type { NodeRecord } from '../cache/records.js';
+import type { Project, ProjectLocation } from '../project.js';
+import { writeFileAtomic } from '../util/fsx.js';
 
 /*
  * The no-op snapshot: what lets `status` and `run` answer "everything is cached and in place"

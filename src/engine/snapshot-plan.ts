@@ -1,11 +1,11 @@
 import { join, resolve } from 'node:path';
-import type { NodeRecord } from './cache/store.js';
-import { FileDigests } from './keys/file-digests.js';
-import { diffFingerprints, keyOfFingerprint, type Fingerprint } from './keys/fingerprint.js';
+import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
+import { FileDigests } from '../keys/file-digests.js';
+import { diffFingerprints, keyOfFingerprint, type Fingerprint } from '../keys/fingerprint.js';
 import { describeChanges, listSome, type Decision } from './plan.js';
-import type { ProjectLocation } from './project.js';
+import type { ProjectLocation } from '../project.js';
 import type { SnapshotCheck } from './snapshot.js';
-import { Bounds } from './workspace-bounds.js';
+import { Bounds } from '../workspace-bounds.js';
 
 /*
  * Status when only sources changed since the snapshot: the plan of the whole pipeline, worked
@@ -27,7 +27,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): De
   const planKeys = [...snap.planKeys];
   const decisions: Decision[] = new Array(n);
   const fingerprintOf = (i: number): Fingerprint | undefined => {
-    const r: NodeRecord | undefined = store.readRecord(snap.execKeys[i]!);
+    const r: NodeRecord | undefined = readRecord(store, snap.execKeys[i]!);
     return r && keyOfFingerprint(r.fingerprint) === snap.execKeys[i] ? r.fingerprint : undefined;
   };
   for (let i = 0; i < n; i++) {
@@ -63,8 +63,8 @@ export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): De
       decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey };
       continue;
     }
-    if (store.readRecord(execKey)) return undefined;
-    const last = store.readAttempt(workspace, id);
+    if (readRecord(store, execKey)) return undefined;
+    const last = readAttempt(store, workspace, id);
     const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, exec) : undefined;
     const reason = !last ? 'never run' : changes && changes.length > 0 ? describeChanges(changes) : last.status === 'failed' ? 'last run failed' : 'no cached result for this key';
     decisions[i] = { id, state: 'run', planKey: planKeys[i]!, execKey, reason, changes };

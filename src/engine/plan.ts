@@ -1,13 +1,11 @@
 import { join, resolve } from 'node:path';
-import type { NodeRecord } from './cache/store.js';
-import { UserError, type Diagnostic } from './diagnostics.js';
-import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from './keys/fingerprint.js';
-import type { NodeDef } from './pipeline/types.js';
-import type { Project } from './project.js';
-import { keyOf } from './util/hash.js';
-import { OUTSIDE_HINT, outputDiagnostics } from './workspace-bounds.js';
-import { checkRecord } from './cache/restore.js';
-import { FsShapeError } from './util/fs-safe.js';
+import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
+import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from '../keys/fingerprint.js';
+import type { NodeDef } from '../pipeline/types.js';
+import type { Project } from '../project.js';
+import { keyOf } from '../util/hash.js';
+import { checkRecord } from '../cache/restore.js';
+import { checkInputs } from './preflight.js';
 
 /** What is known of an upstream node when keying its consumers. */
 export interface UpstreamInfo {
@@ -72,37 +70,6 @@ function pick(outputs: Record<string, string>, names: string[]): Record<string, 
 }
 
 /**
- * Source deps that do not exist or cannot be read as they are (a FIFO, a device, a symlink out of
- * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
- * located before anything runs. Each dep is hashed here, so keying it later costs a stat.
- */
-export function checkSourceDeps(project: Project): void {
-  const diagnostics: Diagnostic[] = outputDiagnostics(project);
-  const seen = new Set<string>();
-  const check = (location: Diagnostic['location'], digest: () => string | undefined, missing: string): void => {
-    try {
-      if (digest() === undefined) diagnostics.push({ message: missing, location });
-    } catch (err) {
-      if (!(err instanceof FsShapeError)) throw err;
-      if (!seen.has(err.message)) diagnostics.push({ message: err.message, location, hint: /outside the workspace/.test(err.message) ? OUTSIDE_HINT : undefined });
-      seen.add(err.message);
-    }
-  };
-  for (const node of project.graph.order) {
-    const produced = project.graph.producedDeps.get(node.id)!;
-    node.deps.forEach((d, i) => {
-      if (produced.has(d)) return;
-      const what = `dependency "${d}" of stage "${node.stage}"`;
-      check(node.loc.deps[i], () => project.digests.digest(join(project.workspace, d), what), `${what} does not exist and no stage produces it`);
-    });
-    for (const p of node.inputs) {
-      check(node.loc.stage, () => project.digests.digestInput(resolve(project.workspace, p), `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
-    }
-  }
-  if (diagnostics.length > 0) throw new UserError(diagnostics);
-}
-
-/**
  * Whether a node's result for a key is in the cache, and usable as it is: the one place that
  * decides "cached" (planning and the scheduler both ask it). A record whose objects are missing
  * or modified is 'damaged'; one whose outputs are not in the workspace is a 'restore'.
@@ -110,7 +77,7 @@ export function checkSourceDeps(project: Project): void {
 export type Lookup = { state: 'miss'; record?: undefined } | { state: 'hit' | 'restore' | 'damaged'; record: NodeRecord };
 
 export function lookupResult(project: Project, node: NodeDef, execKey: string): Lookup {
-  const record = project.store.readRecord(execKey);
+  const record = readRecord(project.store, execKey);
   if (!record) return { state: 'miss' };
   const check = checkRecord(project.store, project.digests, record, project.workspace, node.outs);
   return { state: !check.usable ? 'damaged' : check.restore ? 'restore' : 'hit', record };
@@ -137,7 +104,7 @@ export interface PlanOptions {
 
 /** Decide, before anything runs, what each node will do and why. */
 export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
-  checkSourceDeps(project);
+  checkInputs(project);
   const infos = new Map<string, UpstreamInfo>();
   const decisions: Decision[] = [];
   const byId = new Map<string, Decision>();
@@ -159,7 +126,7 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
         d = { id: node.id, state: 'cached', planKey: keys.planKey, execKey: keys.execKey, record, restore, reason: restore ? 'cached; will restore its outputs into the workspace' : 'cached' };
         info.outputs = outputDigests(record);
       } else {
-        const last = project.store.readAttempt(project.workspace, node.id);
+        const last = readAttempt(project.store, project.workspace, node.id);
         const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, keys.execFingerprint!) : undefined;
         let reason: string;
         if (found.state === 'damaged') reason = 'cached result is damaged or incomplete (an output was modified in place or removed from the cache); will recompute';

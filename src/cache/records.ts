@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Fingerprint } from '../keys/fingerprint.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import { isAttemptShape, isRecordShape } from './record-shape.js';
+import type { CacheStore } from './store.js';
+
+/*
+ * What the cache knows of each result: a record per executed key (records/), written last, after
+ * its objects, and the last attempt of each node of a workspace (nodes/), which only explains.
+ */
+
+export const RECORD_FORMAT = 2;
+
+export interface OutputFile {
+  path: string;
+  digest: string;
+  size: number;
+  exec: boolean;
+}
+
+/** A symlink inside a directory output, stored as a link (its target stays inside the output). */
+export interface OutputLink {
+  path: string;
+  target: string;
+}
+
+export interface OutputEntry {
+  path: string;
+  kind: 'file' | 'dir';
+  /** For a file its content digest; for a directory the digest of its manifest. */
+  digest: string;
+  size: number;
+  /** For a directory: its files, relative to it. */
+  files?: OutputFile[];
+  links?: OutputLink[];
+  /** Empty directories inside it: they are part of what it holds and are restored. */
+  dirs?: string[];
+}
+
+export interface NodeRecord {
+  format: typeof RECORD_FORMAT;
+  nodeId: string;
+  planKey: string;
+  execKey: string;
+  fingerprint: Fingerprint;
+  outputs: Record<string, OutputEntry>;
+  /** Digest of the log object. */
+  log?: string;
+  metrics?: Record<string, number>;
+  startedAt: string;
+  durationMs: number;
+  host: string;
+}
+
+export interface NodeAttempt {
+  nodeId: string;
+  status: 'succeeded' | 'failed';
+  execKey: string;
+  planKey: string;
+  at: string;
+  durationMs: number;
+  exitCode?: number | null;
+  error?: string;
+  log?: string;
+  host: string;
+  /** What the attempt was keyed on, so `dfwe why` can say what changed since. */
+  fingerprint?: Fingerprint;
+}
+
+/**
+ * The record of a key, if present, whole and well-formed. A record is written last, by rename;
+ * one that was edited or damaged (a path leading out, a digest that is not one) is never served.
+ */
+export function readRecord(store: CacheStore, execKey: string): NodeRecord | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(readFileSync(store.recordPath(execKey), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return isRecordShape(r, execKey) ? r : undefined;
+}
+
+/** Written whole by rename; the caller makes it durable (group commit) and its objects before it. */
+export function writeRecord(store: CacheStore, record: NodeRecord): void {
+  writeFileAtomic(store.recordPath(record.execKey), JSON.stringify(record), { durable: false });
+}
+
+export function readAttempt(store: CacheStore, workspace: string, nodeId: string): NodeAttempt | undefined {
+  try {
+    const a: unknown = JSON.parse(readFileSync(store.attemptPath(workspace, nodeId), 'utf8'));
+    return isAttemptShape(a, nodeId) ? a : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Advisory (for why and show): a full disk here costs an explanation, never a result. */
+export function writeAttempt(store: CacheStore, workspace: string, attempt: NodeAttempt): void {
+  try {
+    writeFileAtomic(store.attemptPath(workspace, attempt.nodeId), JSON.stringify(attempt), { durable: false });
+  } catch {
+    // the record, written before, is what counts
+  }
+}
+
+export function localHost(): string {
+  return hostname();
+}
+
+/** Every object a record names. */
+export function objectsOf(record: NodeRecord): string[] {
+  const out: string[] = [];
+  for (const o of Object.values(record.outputs)) {
+    if (o.kind === 'file') out.push(o.digest);
+    else out.push(...o.files!.map((f) => f.digest));
+  }
+  if (record.log) out.push(record.log);
+  return out;
+}

@@ -1,0 +1,86 @@
+import { join, resolve } from 'node:path';
+import { UserError, type Diagnostic } from '../diagnostics.js';
+import type { ExecutorKind } from '../execute/executor.js';
+import { nodeOrError, type Project } from '../project.js';
+import { FsShapeError } from '../util/fs-safe.js';
+import { OUTSIDE_HINT, outputDiagnostics } from '../workspace-bounds.js';
+import { executorChoice, runCapacity, type RunOptions } from './run-options.js';
+
+/*
+ * Every check of what a user gives a run, made once before anything is written: the run's options
+ * (forced ids, the executor, jobs and resources against what each node needs) and the inputs
+ * (source deps and outputs against the workspace's bounds). Each failure is a located input
+ * error; planning and running may then assume what was checked here.
+ */
+
+export interface RunSettings {
+  force: Set<string>;
+  executorKind: ExecutorKind;
+  jobs: number;
+  capacity?: Record<string, number>;
+}
+
+/** The run's options, checked: every bad value is an input error, with or without -n. */
+export function checkRunOptions(project: Project, opts: RunOptions): RunSettings {
+  const force = new Set(opts.force ?? []);
+  for (const id of force) nodeOrError(project, id);
+  const executorKind = executorChoice(project.executors, opts.executor, project.executor);
+  // A cluster allocates cpus and GPUs itself; --jobs then bounds the jobs queued at once.
+  const { jobs, capacity } = runCapacity(executorKind, opts);
+  if (capacity) checkCapacity(project, capacity, jobs);
+  return { force, executorKind, jobs, capacity };
+}
+
+export function capacityFor(capacity: Record<string, number>, jobs: number, r: string): number {
+  return r === 'cpu' ? Math.max(capacity.cpu ?? jobs, 1) : capacity[r] ?? 0;
+}
+
+/** Every node's resources fit this run's capacity; else located input errors (nothing written). */
+export function checkCapacity(project: Project, capacity: Record<string, number>, jobs: number): void {
+  const capacityOf = (r: string): number => capacityFor(capacity, jobs, r);
+  const unfit: Diagnostic[] = [];
+  for (const n of project.graph.order) {
+    for (const [r, amount] of Object.entries(n.resources)) {
+      if (amount > capacityOf(r)) {
+        unfit.push({
+          message: `stage "${n.id}" needs ${r}: ${amount}, but this run has ${capacityOf(r)}`,
+          location: n.loc.stage,
+          hint: r === 'cpu' ? 'raise --jobs' : r === 'gpu' ? 'no GPU is visible here; run where one is, or set --resource gpu=N' : `set --resource ${r}=N`,
+        });
+      }
+    }
+  }
+  if (unfit.length > 0) throw new UserError(unfit);
+}
+
+/**
+ * Source deps that do not exist or cannot be read as they are (a FIFO, a device, a symlink out of
+ * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
+ * located before anything runs. Each dep is hashed here, so keying it later costs a stat.
+ */
+export function checkInputs(project: Project): void {
+  const diagnostics: Diagnostic[] = outputDiagnostics(project);
+  const seen = new Set<string>();
+  const check = (location: Diagnostic['location'], digest: () => string | undefined, missing: string): void => {
+    try {
+      if (digest() === undefined) diagnostics.push({ message: missing, location });
+    } catch (err) {
+      if (!(err instanceof FsShapeError)) throw err;
+      if (!seen.has(err.message)) diagnostics.push({ message: err.message, location, hint: /outside the workspace/.test(err.message) ? OUTSIDE_HINT : undefined });
+      seen.add(err.message);
+    }
+  };
+  for (const node of project.graph.order) {
+    const produced = project.graph.producedDeps.get(node.id)!;
+    node.deps.forEach((d, i) => {
+      if (produced.has(d)) return;
+      const what = `dependency "${d}" of stage "${node.stage}"`;
+      check(node.loc.deps[i], () => project.digests.digest(join(project.workspace, d), what), `${what} does not exist and no stage produces it`);
+    });
+    for (const p of node.inputs) {
+      check(node.loc.stage, () => project.digests.digestInput(resolve(project.workspace, p), `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
+    }
+  }
+  if (diagnostics.length > 0) throw new UserError(diagnostics);
+}
+
