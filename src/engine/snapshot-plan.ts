@@ -30,15 +30,20 @@ export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): De
     const r: NodeRecord | undefined = readRecord(store, snap.execKeys[i]!);
     return r && keyOfFingerprint(r.fingerprint) === snap.execKeys[i] ? r.fingerprint : undefined;
   };
+  /** Nodes that will run or were keyed again: what follows them must be looked at. */
+  const touched = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const id = snap.ids[i]!;
-    const ups = upstreamOf(i);
-    const pending = ups.filter((u) => decisions[u]!.state !== 'cached');
-    const replanned = ups.some((u) => planKeys[u] !== snap.planKeys[u]);
-    if (!isDirty[i] && pending.length === 0 && !replanned) {
+    let upTouched = false;
+    for (let k = snap.upstreamAt[i]!; k < snap.upstreamAt[i + 1]! && !upTouched; k++) upTouched = touched[snap.upstreamNodes[k]!] === 1;
+    // Most nodes: clean, and so is everything above them (no list is built for those).
+    if (!isDirty[i] && !upTouched) {
       decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]! };
       continue;
     }
+    touched[i] = 1;
+    const ups = upstreamOf(i);
+    const pending = ups.filter((u) => decisions[u]!.state !== 'cached');
     const before = fingerprintOf(i);
     if (!before) return undefined;
     let exec = before;
