@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -178,9 +178,12 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   // (14 MB each at 20,000 nodes).
   const memoPath = join(store.stateDir, 'pipelines', `${loc.variantKey}.json`);
   try {
-    const memo: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
-    // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
-    if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
+    // The memo of an earlier version of the file (megabytes) is told by its first bytes, unparsed.
+    if (memoHead(memoPath) === expectedHead(loc.expansionKey)) {
+      const memo: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
+      // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
+      if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
+    }
   } catch {
     // not memoised yet
   }
@@ -204,6 +207,21 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     }
   };
   return { ...result, save };
+}
+
+/** How a memo for this key begins: JSON.stringify keeps the key order of `Expanded`, expansionKey first. */
+function expectedHead(expansionKey: string): string {
+  return `{"expansionKey":${JSON.stringify(expansionKey)},`;
+}
+
+function memoHead(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.toString('utf8', 0, readSync(fd, buf, 0, buf.length, 0)).slice(0, expectedHead('').length + 32);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function isExpanded(m: unknown): m is Expanded {

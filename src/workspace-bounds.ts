@@ -1,4 +1,4 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Diagnostic } from './diagnostics.js';
 import { isWithin } from './pipeline/paths.js';
@@ -59,31 +59,61 @@ export class Bounds {
    * keeps what was found, so a sweep's thousands of output directories cost a syscall each.
    */
   realLocation(abs: string, memo?: Map<string, string | typeof MISSING>): string | undefined {
+    if (memo) return this.realViaParent(abs, memo);
     const rest: string[] = [];
     for (let p = abs; ; p = dirname(p)) {
-      let known = memo?.get(p);
-      if (known === undefined && memo) {
-        // Below a directory known to be missing, nothing exists: no syscall needed.
-        for (let a = dirname(p); a !== dirname(a); a = dirname(a)) {
-          const k = memo.get(a);
-          if (k === undefined) continue;
-          if (k === MISSING) known = MISSING;
-          break;
-        }
-      }
-      if (typeof known === 'string') return join(known, ...rest.reverse());
-      if (known !== MISSING) {
-        try {
-          const real = realpathSync.native(p);
-          memo?.set(p, real);
-          return join(real, ...rest.reverse());
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
-          memo?.set(p, MISSING);
-        }
+      try {
+        return join(realpathSync.native(p), ...rest.reverse());
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
       }
       if (dirname(p) === p) return undefined;
       rest.push(basename(p));
+    }
+  }
+
+  /**
+   * realLocation for one plan: a path's real location is its parent's joined with its name unless
+   * it is a symlink, so each directory costs one lstat, and only a symlink a realpath. A path
+   * that does not exist (or a dangling symlink) is its parent's location joined with its name.
+   */
+  private realViaParent(p: string, memo: Map<string, string | typeof MISSING>): string | undefined {
+    const known = memo.get(p);
+    if (typeof known === 'string') return known;
+    const parent = dirname(p);
+    if (parent === p) {
+      const root = realOr(p);
+      memo.set(p, root);
+      return root;
+    }
+    const up = this.realViaParent(parent, memo);
+    if (up === undefined) return undefined;
+    const here = join(up, basename(p));
+    // Below a path known to be missing, nothing exists: no syscall needed.
+    if (known === MISSING || memo.get(parent) === MISSING) {
+      memo.set(p, MISSING);
+      return here;
+    }
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+      memo.set(p, MISSING);
+      return here;
+    }
+    if (!st.isSymbolicLink()) {
+      memo.set(p, here);
+      return here;
+    }
+    try {
+      const real = realpathSync.native(p);
+      memo.set(p, real);
+      return real;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+      memo.set(p, MISSING);
+      return here;
     }
   }
 

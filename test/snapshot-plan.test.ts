@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { executors } from '../src/execute/executors/index.js';
 import { planAll, type Decision } from '../src/engine/plan.js';
 import { locateProject, openProject, runtimeFor, type ProjectOptions } from '../src/project.js';
-import { checkSnapshot } from '../src/engine/snapshot.js';
+import { checkSnapshot, priorResults, readSnapshot } from '../src/engine/snapshot.js';
 import { planFromSnapshot } from '../src/engine/snapshot-plan.js';
 import { registry } from '../stages/index.js';
 import { dfwe, workspace } from './helpers.js';
@@ -91,4 +91,64 @@ test('what the snapshot cannot decide exactly goes to the full plan: a source go
   const { fromSnapshot, full } = await bothPlans(back);
   assert.equal(fromSnapshot, undefined);
   assert.deepEqual(full.filter((d) => d.state !== 'cached').map((d) => d.id), []);
+});
+
+/** The plan with the snapshot written before the edit as its prior, the full plan, and how many nodes the prior decided. */
+async function editedPlans(ws: string) {
+  const loc = locateProject(options(ws));
+  const snap = readSnapshot(loc, (b) => runtimeFor(b));
+  assert.ok(snap && snap.expansionKey !== loc.expansionKey, 'a snapshot of the pipeline before the edit');
+  const prior = priorResults(loc, snap);
+  assert.ok(prior, 'no output, directory or record changed: the prior snapshot can be used');
+  const project = await openProject(options(ws));
+  const withPrior = planAll(project, { prior });
+  return { withPrior: comparable(withPrior), full: comparable(planAll(project)), fromPrior: withPrior.filter((d) => d.prior).length };
+}
+
+test('the pipeline edited: what the snapshot before it vouches for decides those nodes, and the plan is the full plan', async () => {
+  const edit = (from: string, to: string) => (ws: string) => writeFileSync(join(ws, 'dfwe.yaml'), readFileSync(join(ws, 'dfwe.yaml'), 'utf8').replace(from, to));
+  const cases: [string, (ws: string) => void, string[], number][] = [
+    ['a comment added', (ws) => appendFileSync(join(ws, 'dfwe.yaml'), '# a note\n'), [], 8],
+    ["the aggregate's command edited", edit('cat out/ft/*/f >', 'cat out/ft/*/f  >'), ['agg'], 7],
+    ['a stage in the middle edited', edit('cat ${{ stages.ex.outs.e }} >', 'cat ${{ stages.ex.outs.e }}  >'), ['ft[i=0]', 'ft[i=1]', 'ft[i=2]', 'agg'], 4],
+    ['a source edited too', (ws) => (appendFileSync(join(ws, 'dfwe.yaml'), '# a note\n'), appendFileSync(join(ws, 'src/d1.txt'), 'more\n')), ['ex[i=1]', 'ft[i=1]', 'agg'], 5],
+  ];
+  for (const [what, change, willRun, fromPrior] of cases) {
+    const ws = ranOnce();
+    assert.equal(dfwe(ws, ['status']).code, 0);
+    change(ws);
+    const plans = await editedPlans(ws);
+    assert.deepEqual(plans.withPrior, plans.full, what);
+    assert.deepEqual(plans.full.filter((d) => d.state !== 'cached').map((d) => d.id), willRun, what);
+    assert.equal(plans.fromPrior, fromPrior, `${what}: nodes the prior snapshot decided`);
+  }
+  // Everything as the snapshot had it: status writes it again for the edited pipeline, without a record read.
+  const ws = ranOnce();
+  appendFileSync(join(ws, 'dfwe.yaml'), '# a note\n');
+  assert.match(dfwe(ws, ['status']).stdout, /8 nodes: 8 cached/);
+  const loc = locateProject(options(ws));
+  assert.deepEqual(checkSnapshot(loc, (b) => runtimeFor(b))?.dirty, [], 'the next no-op is told from the snapshot');
+});
+
+test('an edit that changes only which output of an upstream node a node reads: it runs, though its plan key is the same', async () => {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+stages:
+  two:
+    cmd: echo a > \${{ outs.a }} && echo b > \${{ outs.b }}
+    outs: { a: out/two/a, b: out/two/b }
+  read:
+    deps: [out/two/a]
+    cmd: cat out/two/* > \${{ outs.r }}
+    outs: { r: out/read }
+`,
+  });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.equal(dfwe(ws, ['status']).code, 0);
+  writeFileSync(join(ws, 'dfwe.yaml'), readFileSync(join(ws, 'dfwe.yaml'), 'utf8').replace('deps: [out/two/a]', 'deps: [out/two/b]'));
+  const plans = await editedPlans(ws);
+  assert.equal(plans.full.find((d) => d.id === 'read')!.planKey, plans.withPrior.find((d) => d.id === 'read')!.planKey);
+  assert.deepEqual(plans.withPrior, plans.full);
+  assert.deepEqual(plans.full.filter((d) => d.state !== 'cached').map((d) => d.id), ['read']);
+  assert.match(dfwe(ws, ['status']).stdout, /will run +read/);
 });

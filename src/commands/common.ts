@@ -2,7 +2,8 @@ import { UserError } from '../diagnostics.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
 import type { Decision } from '../engine/plan.js';
 import type { NodeRecord } from '../cache/records.js';
-import { checkSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
+import { checkReadSnapshot, readSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
+import { readRecord } from '../cache/records.js';
 import { registry } from '../../stages/index.js';
 import { executors } from '../execute/executors/index.js';
 
@@ -61,15 +62,18 @@ export async function open(pipeline: string | undefined, g: GlobalOptions): Prom
  */
 export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; cacheRoot: string } | undefined> {
   const found = await snapshotOf(pipeline, g);
-  return found && found.check.dirty.length === 0 ? { snap: found.check.snap, cacheRoot: found.loc.store.root } : undefined;
+  return found?.check && found.check.dirty.length === 0 ? { snap: found.check.snap, cacheRoot: found.loc.store.root } : undefined;
 }
 
-/** The snapshot and what changed since it (see checkSnapshot), if it can be used at all. */
-export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions): Promise<{ check: SnapshotCheck; loc: ProjectLocation } | undefined> {
+/**
+ * This pipeline variant's snapshot, and what changed since it (see checkReadSnapshot) when it was
+ * written for the pipeline as it is now; undefined if there is none to use at all.
+ */
+export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; check?: SnapshotCheck; loc: ProjectLocation } | undefined> {
   try {
     const loc = locateProject(await projectOptions(pipeline, g));
-    const check = checkSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
-    return check && { check, loc };
+    const snap = readSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
+    return snap && { snap, check: checkReadSnapshot(loc, snap), loc };
   } catch (err) {
     if (err instanceof UserError) return undefined;
     throw err;
@@ -80,11 +84,10 @@ export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions)
 export async function saveSnapshotIfAllCached(project: Project, decisions: readonly Decision[]): Promise<void> {
   const records = new Map<string, NodeRecord>();
   for (const d of decisions) {
-    if (d.state !== 'cached' || d.restore || !d.record) return;
-    records.set(d.id, d.record);
+    // Decided from the prior snapshot: its record was not needed to plan, and is read now.
+    const record = d.record ?? (d.state === 'cached' && d.execKey ? readRecord(project.store, d.execKey) : undefined);
+    if (d.state !== 'cached' || d.restore || !record) return;
+    records.set(d.id, record);
   }
   await writeSnapshot(project, records);
 }
-
-
-

@@ -1,6 +1,6 @@
 import type { Decision } from '../engine/plan.js';
 import type { Project } from '../project.js';
-import type { PipelineHeader, Snapshot, SnapshotCheck } from '../engine/snapshot.js';
+import { priorResults, restampSnapshot, type PipelineHeader, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
 import type { ProjectLocation } from '../project.js';
 import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
@@ -9,7 +9,7 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   // Nothing changed since everything was found cached: said from the snapshot alone. Only
   // sources changed: the nodes they reach are planned again, the rest is the snapshot's.
   const found = await snapshotOf(pipeline, g);
-  if (found) {
+  if (found?.check) {
     const { snap, dirty } = found.check;
     const decisions = dirty.length === 0 ? snapshotDecisions(snap) : await replanned(found.check, found.loc);
     if (decisions) {
@@ -18,10 +18,12 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
       return 0;
     }
   }
+  // The pipeline was edited since the snapshot: what it still vouches for spares reading records.
+  const prior = found && !found.check && found.snap.expansionKey !== found.loc.expansionKey ? priorResults(found.loc, found.snap) : undefined;
   const project = await open(pipeline, g);
   const { planAll } = await import('../engine/plan.js');
-  const decisions = planAll(project);
-  await saveSnapshotIfAllCached(project, decisions);
+  const decisions = planAll(project, { prior });
+  if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);
   project.saveState();
   printStatus(headerOf(project), decisions, stageOf(project), opts.json ?? false, opts.all ?? false);
   return 0;

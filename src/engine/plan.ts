@@ -5,7 +5,8 @@ import type { NodeDef } from '../pipeline/types.js';
 import type { Project } from '../project.js';
 import { keyOf } from '../util/hash.js';
 import { checkRecord } from '../cache/restore.js';
-import { checkInputs } from './preflight.js';
+import { checkInputs, type SourceDigests } from './preflight.js';
+import { readsSignature, type PriorResults } from './snapshot.js';
 
 /** What is known of an upstream node when keying its consumers. */
 export interface UpstreamInfo {
@@ -27,26 +28,31 @@ export function outputDigests(record: NodeRecord): Record<string, string> {
   return Object.fromEntries(Object.entries(record.outputs).map(([k, o]) => [k, o.digest]));
 }
 
-/** Digests of the node's source deps (not those another node produces). */
-export function sourceDepDigests(project: Project, node: NodeDef): Record<string, string> {
+/**
+ * Digests of the node's source deps (not those another node produces), as found now, or as the
+ * preflight of this plan found them (`known`).
+ */
+export function sourceDepDigests(project: Project, node: NodeDef, known?: SourceDigests): Record<string, string> {
   const produced = project.graph.producedDeps.get(node.id)!;
   const deps: Record<string, string> = {};
   for (const d of node.deps) {
     if (produced.has(d)) continue;
-    const digest = project.digests.digest(join(project.workspace, d), `dependency "${d}"`);
+    const abs = join(project.workspace, d);
+    const digest = known?.get(abs) ?? project.digests.digest(abs, `dependency "${d}"`);
     if (digest === undefined) throw new Error(`dependency "${d}" of "${node.id}" is missing`);
     deps[d] = digest;
   }
   for (const p of node.inputs) {
-    const digest = project.digests.digestInput(resolve(project.workspace, p), `input "${p}"`);
+    const abs = resolve(project.workspace, p);
+    const digest = known?.get(`input:${abs}`) ?? project.digests.digestInput(abs, `input "${p}"`);
     if (digest === undefined) throw new Error(`input "${p}" of "${node.id}" is missing`);
     deps[`input:${p}`] = digest;
   }
   return deps;
 }
 
-export function computeKeys(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>, runtime?: Record<string, string>): NodeKeys {
-  const deps = sourceDepDigests(project, node);
+export function computeKeys(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>, runtime?: Record<string, string>, known?: SourceDigests): NodeKeys {
+  const deps = sourceDepDigests(project, node, known);
   const ups = project.graph.upstream.get(node.id)!;
   const consumes = project.graph.consumes.get(node.id)!;
   const planUp: Record<string, string> = {};
@@ -96,23 +102,59 @@ export interface Decision {
   record?: NodeRecord;
   /** What changed since the node's last run (when known). */
   changes?: FingerprintChange[];
+  /** Found cached from the prior snapshot's witnesses, its record not read (see PriorResults). */
+  prior?: boolean;
 }
 
 export interface PlanOptions {
   force?: ReadonlySet<string>;
+  /** A snapshot written before the pipeline was edited, and what it still vouches for. */
+  prior?: PriorResults;
 }
 
 /** Decide, before anything runs, what each node will do and why. */
 export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
-  checkInputs(project);
+  const sources = checkInputs(project);
+  try {
+    return planNodes(project, opts, sources);
+  } catch (err) {
+    // A record the prior snapshot vouched for went (a gc meanwhile): planned without it.
+    if (err instanceof PriorStale) return planNodes(project, { ...opts, prior: undefined }, sources);
+    throw err;
+  }
+}
+
+class PriorStale extends Error {}
+
+function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests): Decision[] {
   const infos = new Map<string, UpstreamInfo>();
   const decisions: Decision[] = [];
   const byId = new Map<string, Decision>();
+  const { prior } = opts;
+  /** Nodes decided from the prior snapshot: their records are read only if a node that was not needs their outputs. */
+  const fromPrior = new Set<string>();
   for (const node of project.graph.order) {
-    const keys = computeKeys(project, node, infos, project.runtime);
+    const ups = project.graph.upstream.get(node.id)!;
+    const p = prior?.clean.get(node.id);
+    const priorCandidate = p !== undefined && !opts.force?.has(node.id) && ups.every((u) => fromPrior.has(u)) && prior!.snap.reads[p] === readsSignature(project.graph, node.id);
+    let keys = computeKeys(project, node, infos, project.runtime, sources);
+    if (priorCandidate && keys.planKey === prior!.snap.planKeys[p]) {
+      const execKey = prior!.snap.execKeys[p]!;
+      fromPrior.add(node.id);
+      infos.set(node.id, { planKey: keys.planKey, execKey });
+      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true };
+      byId.set(node.id, d);
+      decisions.push(d);
+      continue;
+    }
+    // Not decided from the prior snapshot: the outputs of upstream nodes that were are needed.
+    const unread = ups.filter((u) => fromPrior.has(u) && !infos.get(u)!.outputs);
+    if (unread.length > 0) {
+      for (const u of unread) fillOutputs(project, infos.get(u)!);
+      keys = computeKeys(project, node, infos, project.runtime, sources);
+    }
     const info: UpstreamInfo = { planKey: keys.planKey };
     let d: Decision;
-    const ups = project.graph.upstream.get(node.id)!;
     const pendingUp = ups.filter((u) => byId.get(u)!.state !== 'cached');
     if (keys.execKey === undefined) {
       d = { id: node.id, state: 'run', planKey: keys.planKey, reason: `upstream ${listSome(pendingUp)} will run (cached again if its outputs come out identical)` };
@@ -142,6 +184,13 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
     decisions.push(d);
   }
   return decisions;
+}
+
+/** The outputs of a node decided from the prior snapshot, from its record, for a node that reads them. */
+function fillOutputs(project: Project, info: UpstreamInfo): void {
+  const record = readRecord(project.store, info.execKey!);
+  if (!record) throw new PriorStale();
+  info.outputs = outputDigests(record);
 }
 
 export function describeChanges(changes: FingerprintChange[]): string {

@@ -56,14 +56,17 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
 /**
  * Source deps that do not exist or cannot be read as they are (a FIFO, a device, a symlink out of
  * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
- * located before anything runs. Each dep is hashed here, so keying it later costs a stat.
+ * located before anything runs.
  */
-export function checkInputs(project: Project): void {
+export function checkInputs(project: Project): SourceDigests {
   const diagnostics: Diagnostic[] = outputDiagnostics(project);
   const seen = new Set<string>();
-  const check = (location: Diagnostic['location'], digest: () => string | undefined, missing: string): void => {
+  const found: SourceDigests = new Map();
+  const check = (location: Diagnostic['location'], key: string, digest: () => string | undefined, missing: string): void => {
     try {
-      if (digest() === undefined) diagnostics.push({ message: missing, location });
+      const d = found.get(key) ?? digest();
+      if (d === undefined) diagnostics.push({ message: missing, location });
+      else found.set(key, d);
     } catch (err) {
       if (!(err instanceof FsShapeError)) throw err;
       if (!seen.has(err.message)) diagnostics.push({ message: err.message, location, hint: /outside the workspace/.test(err.message) ? OUTSIDE_HINT : undefined });
@@ -75,12 +78,21 @@ export function checkInputs(project: Project): void {
     node.deps.forEach((d, i) => {
       if (produced.has(d)) return;
       const what = `dependency "${d}" of stage "${node.stage}"`;
-      check(node.loc.deps[i], () => project.digests.digest(join(project.workspace, d), what), `${what} does not exist and no stage produces it`);
+      const abs = join(project.workspace, d);
+      check(node.loc.deps[i], abs, () => project.digests.digest(abs, what), `${what} does not exist and no stage produces it`);
     });
     for (const p of node.inputs) {
-      check(node.loc.stage, () => project.digests.digestInput(resolve(project.workspace, p), `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
+      const abs = resolve(project.workspace, p);
+      check(node.loc.stage, `input:${abs}`, () => project.digests.digestInput(abs, `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
     }
   }
   if (diagnostics.length > 0) throw new UserError(diagnostics);
+  return found;
 }
+
+/**
+ * The digest of each source dep (by absolute path) and declared input (`input:` and its absolute
+ * path) as the preflight found them: a plan made right after keys them without a second look.
+ */
+export type SourceDigests = Map<string, string>;
 

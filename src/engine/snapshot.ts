@@ -4,6 +4,8 @@ import { outputState } from '../cache/restore.js';
 import type { NodeRecord } from '../cache/records.js';
 import type { Project, ProjectLocation } from '../project.js';
 import { writeFileAtomic } from '../util/fsx.js';
+import { createHash } from 'node:crypto';
+import type { Graph } from '../graph.js';
 
 /*
  * The no-op snapshot: what lets `status` and `run` answer "everything is cached and in place"
@@ -26,7 +28,7 @@ import { writeFileAtomic } from '../util/fsx.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 3;
+const SNAPSHOT_FORMAT = 4;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -67,6 +69,8 @@ export interface Snapshot {
   stageOf: number[];
   planKeys: string[];
   execKeys: string[];
+  /** Which outputs of which upstream nodes each node reads (see readsSignature). */
+  reads: string[];
   /** The witnessed paths (relative to the workspace where inside it) and, five numbers each, their stats. */
   paths: string[];
   stats: number[];
@@ -93,10 +97,10 @@ export interface SnapshotCheck {
 }
 
 /**
- * The snapshot, if usable: written for this pipeline and runtime, and nothing but sources
- * changed since (an output, a directory on the way or a record shard changed: undefined).
+ * This pipeline variant's last snapshot, for whatever expansion it was written, if it is whole
+ * and written for this ML runtime; undefined otherwise.
  */
-export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): SnapshotCheck | undefined {
+export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): Snapshot | undefined {
   let s: Snapshot;
   try {
     s = JSON.parse(readFileSync(snapshotPath(loc), 'utf8')) as Snapshot;
@@ -105,11 +109,11 @@ export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
   }
   // A snapshot only saves time: one of another shape is ignored.
   if (
-    s?.format !== SNAPSHOT_FORMAT || s.expansionKey !== loc.expansionKey || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
-    !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) ||
+    s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
+    !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
     !Array.isArray(s.paths) || !Array.isArray(s.stats) || s.stats.length !== 5 * s.paths.length || !Array.isArray(s.structural) ||
     !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
-    s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1
+    s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1 || s.reads.length !== s.ids.length
   ) return undefined;
   let runtime: Record<string, string>;
   try {
@@ -117,18 +121,26 @@ export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
   } catch {
     return undefined;
   }
-  if (JSON.stringify(runtime) !== JSON.stringify(s.runtime)) return undefined;
+  return JSON.stringify(runtime) === JSON.stringify(s.runtime) ? s : undefined;
+}
+
+/** The witnesses whose stat differs from the snapshot's now (by index into its paths). */
+function changedWitnesses(s: Snapshot, workspace: string): Set<number> {
   const { paths, stats } = s;
-  const base = `${loc.workspace}/`;
-  let changed: Set<number> | undefined;
+  const base = `${workspace}/`;
+  const changed = new Set<number>();
   for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
     const p = paths[i]!;
-    const st = lstatSync(p[0] === '/' ? p : p === '.' ? loc.workspace : base + p, { throwIfNoEntry: false });
-    if (!st || st.dev !== stats[j] || st.ino !== stats[j + 1] || st.size !== stats[j + 2] || st.mtimeMs !== stats[j + 3] || st.ctimeMs !== stats[j + 4]) (changed ??= new Set()).add(i);
+    const st = lstatSync(p[0] === '/' ? p : p === '.' ? workspace : base + p, { throwIfNoEntry: false });
+    if (!st || st.dev !== stats[j] || st.ino !== stats[j + 1] || st.size !== stats[j + 2] || st.mtimeMs !== stats[j + 3] || st.ctimeMs !== stats[j + 4]) changed.add(i);
   }
-  if (!changed) return { snap: s, dirty: [] };
-  for (const i of s.structural) if (changed.has(i)) return undefined;
+  return changed;
+}
+
+/** The nodes (by index) with a source whose witness changed. */
+function dirtyNodes(s: Snapshot, changed: ReadonlySet<number>): number[] {
   const dirty: number[] = [];
+  if (changed.size === 0) return dirty;
   for (let n = 0; n < s.ids.length; n++) {
     for (let k = s.sourcesAt[n]!; k < s.sourcesAt[n + 1]!; k++) {
       if (changed.has(s.sourceWitnesses[k]!)) {
@@ -137,7 +149,99 @@ export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
       }
     }
   }
-  return { snap: s, dirty };
+  return dirty;
+}
+
+/**
+ * The snapshot, if usable for this expansion: written for this pipeline and runtime, and nothing
+ * but sources changed since (an output, a directory on the way or a record shard changed:
+ * undefined).
+ */
+export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): SnapshotCheck | undefined {
+  const s = readSnapshot(loc, runtimeOf);
+  return s && checkReadSnapshot(loc, s);
+}
+
+/** checkSnapshot of a snapshot already read. */
+export function checkReadSnapshot(loc: ProjectLocation, s: Snapshot): SnapshotCheck | undefined {
+  if (s.expansionKey !== loc.expansionKey) return undefined;
+  const changed = changedWitnesses(s, loc.workspace);
+  for (const i of s.structural) if (changed.has(i)) return undefined;
+  return { snap: s, dirty: dirtyNodes(s, changed) };
+}
+
+/**
+ * What a snapshot written for an earlier version of the pipeline still vouches for: if no output,
+ * directory on the way or record shard changed since, each node whose sources did not change was
+ * served by record execKeys[i] with its outputs in place. The planner uses it for a node whose
+ * plan key and reads are the snapshot's and whose upstream nodes it used too (their records, so
+ * their outputs, are the ones this node's key was computed from): the execution key is then the
+ * snapshot's, found without reading a record.
+ */
+export interface PriorResults {
+  snap: Snapshot;
+  /** Node id to its index in the snapshot, for the nodes whose sources did not change. */
+  clean: Map<string, number>;
+  /** No witness changed at all: a plan that uses the snapshot for every node can keep its witnesses. */
+  unchanged: boolean;
+}
+
+export function priorResults(loc: ProjectLocation, s: Snapshot): PriorResults | undefined {
+  const changed = changedWitnesses(s, loc.workspace);
+  for (const i of s.structural) if (changed.has(i)) return undefined;
+  const dirty = new Set(dirtyNodes(s, changed));
+  const clean = new Map<string, number>();
+  s.ids.forEach((id, i) => dirty.has(i) || clean.set(id, i));
+  return { snap: s, clean, unchanged: changed.size === 0 };
+}
+
+/**
+ * Which outputs of which upstream nodes a node reads: its execution key depends on them, and its
+ * plan key does not (an output read through a dependency path is not in the command).
+ */
+export function readsSignature(graph: Graph, id: string): string {
+  const consumes = graph.consumes.get(id)!;
+  if (consumes.size === 0) return '';
+  let text = '';
+  for (const [u, outs] of consumes) text += `${u}\0${outs.join('\0')}\n`;
+  // Most nodes read one or two upstream nodes: the text itself is shorter than a digest.
+  return text.length <= 64 ? text : createHash('sha256').update(text).digest('base64');
+}
+
+/**
+ * After a plan that found every node as the prior snapshot had it (see PriorResults, nothing
+ * changed), the same witnesses vouch for the new expansion: the snapshot is written again with the
+ * new pipeline's key and what status prints, without a stat or a record read.
+ */
+export function restampSnapshot(project: Project, prior: PriorResults): boolean {
+  const { snap } = prior;
+  const order = project.graph.order;
+  if (!prior.unchanged || order.length !== snap.ids.length || order.some((n, i) => n.id !== snap.ids[i])) return false;
+  const { resources, stages, stageOf } = pipelineColumns(project);
+  const snapshot: Snapshot = { ...snap, ...projectFields(project), resources, stages, stageOf };
+  try {
+    writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
+  } catch {
+    // a read-only or full cache: the next no-op plans in full
+  }
+  return true;
+}
+
+function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'allowOutside'> {
+  return {
+    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor,
+    header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
+    allowOutside: project.allowOutside,
+  };
+}
+
+function pipelineColumns(project: Project): { resources: Record<string, number>; stages: string[]; stageOf: number[] } {
+  const order = project.graph.order;
+  const resources: Record<string, number> = {};
+  for (const n of order) for (const [r, a] of Object.entries(n.resources)) resources[r] = Math.max(resources[r] ?? 0, a);
+  const stages = [...new Set(order.map((n) => n.stage))];
+  const stageIndex = new Map(stages.map((s, i) => [s, i]));
+  return { resources, stages, stageOf: order.map((n) => stageIndex.get(n.stage)!) };
 }
 
 /** Why a snapshot cannot be written: something is not as it must be, or not witnessable. */
@@ -206,14 +310,11 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     witness(abs, st, output ? DIR_RACY_MS : RACY_MS, !output);
     if (st.isDirectory()) for (const name of readdirSync(abs)) tree(join(abs, name), output);
   };
-  const resources: Record<string, number> = {};
-  for (const n of graph.order) for (const [r, a] of Object.entries(n.resources)) resources[r] = Math.max(resources[r] ?? 0, a);
-  const stages = [...new Set(graph.order.map((n) => n.stage))];
-  const stageIndex = new Map(stages.map((s, i) => [s, i]));
+  const { resources, stages, stageOf } = pipelineColumns(project);
   const ids: string[] = [];
-  const stageOf: number[] = [];
   const planKeys: string[] = [];
   const execKeys: string[] = [];
+  const reads: string[] = [];
   const sourcesAt: number[] = [0];
   const sourceWitnesses: number[] = [];
   const upstreamAt: number[] = [0];
@@ -263,9 +364,9 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
       for (const u of graph.upstream.get(node.id)!) upstreamNodes.push(position.get(u)!);
       upstreamAt.push(upstreamNodes.length);
       ids.push(node.id);
-      stageOf.push(stageIndex.get(node.stage)!);
       planKeys.push(record.planKey);
       execKeys.push(record.execKey);
+      reads.push(readsSignature(graph, node.id));
     }
   } catch (err) {
     if (err instanceof NotWitnessable || (err as NodeJS.ErrnoException).code) return undefined;
@@ -273,10 +374,9 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
   }
   if (wait > 0) return wait;
   const snapshot: Snapshot = {
-    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor, resources,
-    header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
-    stages, ids, stageOf, planKeys, execKeys, paths: [...witnesses.keys()], stats: [...witnesses.values()].flatMap((w) => w.slice(1) as number[]),
-    structural: [...structural].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes, allowOutside: project.allowOutside,
+    ...projectFields(project), resources, stages, stageOf, ids, planKeys, execKeys, reads,
+    paths: [...witnesses.keys()], stats: [...witnesses.values()].flatMap((w) => w.slice(1) as number[]),
+    structural: [...structural].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes,
   };
   try {
     writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
