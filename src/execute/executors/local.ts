@@ -1,82 +1,207 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { localHost } from '../../cache/records.js';
-import type { Executor, ExecutorKind } from '../executor.js';
+import type { Executor, ExecutorKind, Launch } from '../executor.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */
 const STOP_GRACE_MS = (Number(process.env.DFWE_STOP_GRACE) || 10) * 1000;
 /** How long processes a finished stage left behind get after SIGTERM before SIGKILL. */
 const LEFTOVER_GRACE_MS = 1000;
 
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** It never started: spawn's error code. */
+  error?: string;
+}
+
+/** A started process: its process group (its pid), once known, and how it ended. */
+interface Started {
+  pgid: Promise<number | undefined>;
+  exit: Promise<Exit>;
+}
+
 /**
  * Runs each node as a child process on this machine. Each leads its own process group, so
  * stopping a stage stops everything its shell started, and a launch returns only once the whole
  * group is gone: a background child (`cmd &`) can never write an output after it is committed.
+ * A shell command is started by the spawner process (spawner.ts) so that the engine's thread does
+ * not wait on the kernel; a built-in stage, whose output is read as progress, is started here.
  */
-const localExecutor: Executor = {
-  async launch(l) {
-    // node:child_process directly: execa's option handling and abort plumbing added ≈0.4 ms a
-    // node to a 0.9 ms spawn (measured), and a sweep spawns tens of thousands.
-    const log = openSync(l.logPath, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(l.argv[0]!, l.argv.slice(1), { cwd: l.cwd, env: l.env, stdio: ['ignore', l.onLine ? 'pipe' : log, log], detached: true });
-    } catch (err) {
-      closeSync(log);
-      return { exitCode: null, reason: notStarted(err as NodeJS.ErrnoException), host: localHost() };
+function localExecutor(): Executor {
+  const spawner = new Spawner();
+  return {
+    async launch(l) {
+      const started = l.onLine ? startHere(l) : spawner.start(l);
+      let stopping = false;
+      let finished = false;
+      let escalate: NodeJS.Timeout | undefined;
+      // A stage that traps SIGTERM gets a grace period, then SIGKILL: Ctrl-C never waits forever.
+      const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
+        void started.pgid.then((pgid) => {
+          if (pgid === undefined || finished) return;
+          killGroup(pgid, 'SIGTERM');
+          escalate = setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS);
+        });
+      };
+      l.signal.addEventListener('abort', stop, { once: true });
+      if (l.signal.aborted) stop();
+      let exit: Exit;
+      let left = 0;
+      try {
+        const pgid = await started.pgid;
+        if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid });
+        // The stage's own process has exited (its streams may still be held open by a child it left).
+        exit = await started.exit;
+        // Also when the spawner was lost with the stage running: nothing of it may outlive the launch.
+        if (pgid !== undefined) left = await endGroup(pgid, l.signal.aborted || exit.error ? 0 : LEFTOVER_GRACE_MS);
+      } finally {
+        finished = true;
+        l.signal.removeEventListener('abort', stop);
+        if (escalate) clearTimeout(escalate);
+      }
+      if (left > 0) appendFileSync(l.logPath, `dfwe: the stage left ${left} process${left === 1 ? '' : 'es'} running after it exited; stopped before its outputs were stored\n`);
+      const reason = exit.error ? notStarted(exit.error) : exit.signal ? `killed by ${exit.signal}` : undefined;
+      return { exitCode: exit.code, reason, host: localHost() };
+    },
+    close() {
+      spawner.close();
+    },
+  };
+}
+
+/** Started in this process, its stdout read line by line as progress (and written to the log as it comes). */
+function startHere(l: Launch): Started {
+  const log = openSync(l.logPath, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(l.argv[0]!, l.argv.slice(1), { cwd: l.cwd, env: l.env, stdio: ['ignore', 'pipe', log], detached: true });
+  } catch (err) {
+    closeSync(log);
+    return { pgid: Promise.resolve(undefined), exit: Promise.resolve({ code: null, signal: null, error: (err as NodeJS.ErrnoException).code ?? 'EINVAL' }) };
+  }
+  // Each chunk goes to the log as it comes (in order with stderr, which writes the log directly).
+  let partial = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    writeAll(log, chunk);
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) l.onLine!(line);
+  });
+  const exit = new Promise<Exit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error: error.code ?? 'EINVAL' }));
+  }).then(async (e) => {
+    if (!child.stdout!.destroyed && !child.stdout!.readableEnded) await new Promise((r) => child.stdout!.once('close', r));
+    if (partial) l.onLine!(partial);
+    closeSync(log);
+    return e;
+  });
+  return { pgid: Promise.resolve(child.pid), exit };
+}
+
+const SPAWNER = fileURLToPath(new URL('./spawner.js', import.meta.url));
+
+/** The engine's end of the spawner process (see spawner.ts). */
+class Spawner {
+  private child: ChildProcess | undefined;
+  /** The environment the spawner was started with: each launch sends what differs from it. */
+  private readonly base = { ...process.env };
+  private readonly waiting = new Map<number, { pid: (pid: number | undefined) => void; exit: (e: Exit) => void }>();
+  private nextId = 1;
+  private gone: string | undefined;
+
+  start(l: Launch): Started {
+    const id = this.nextId++;
+    let pid!: (pid: number | undefined) => void;
+    let exit!: (e: Exit) => void;
+    const started: Started = { pgid: new Promise((r) => (pid = r)), exit: new Promise((r) => (exit = r)) };
+    if (this.gone) {
+      pid(undefined);
+      exit({ code: null, signal: null, error: this.gone });
+      return started;
     }
-    const pgid = child.pid;
-    if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid });
-    // With a progress reader the stage's stdout is a pipe: each chunk goes to the log as it
-    // comes (in order with stderr, which writes the log directly) and complete lines to onLine.
+    const env: Record<string, string | null> = {};
+    for (const [k, v] of Object.entries(l.env)) if (v !== undefined && this.base[k] !== v) env[k] = v;
+    for (const k of Object.keys(this.base)) if (l.env[k] === undefined) env[k] = null;
+    this.waiting.set(id, { pid, exit });
+    this.process().stdin!.write(`${JSON.stringify({ id, file: l.argv[0], args: l.argv.slice(1), cwd: l.cwd, env, log: l.logPath })}\n`);
+    this.hold();
+    return started;
+  }
+
+  close(): void {
+    this.child?.stdin?.end();
+    this.child = undefined;
+  }
+
+  private process(): ChildProcess {
+    if (this.child) return this.child;
+    const child = spawn(process.execPath, [SPAWNER], { env: this.base, stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = child;
     let partial = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      writeAll(log, chunk);
+    child.stdout!.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString('utf8')).split('\n');
       partial = lines.pop()!;
-      for (const line of lines) l.onLine!(line);
+      for (const line of lines) this.answer(JSON.parse(line) as { id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string });
     });
-    let escalate: NodeJS.Timeout | undefined;
-    // A stage that traps SIGTERM gets a grace period, then SIGKILL: Ctrl-C never waits forever.
-    const stop = (): void => {
-      killGroup(pgid, 'SIGTERM');
-      escalate ??= setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS);
+    // A spawner that is gone (killed): what it started is lost to this run, and said so.
+    const lost = (): void => {
+      this.gone = 'SPAWNER';
+      if (this.child === child) this.child = undefined;
+      for (const w of this.waiting.values()) {
+        w.pid(undefined);
+        w.exit({ code: null, signal: null, error: 'SPAWNER' });
+      }
+      this.waiting.clear();
     };
-    l.signal.addEventListener('abort', stop, { once: true });
-    if (l.signal.aborted) stop();
-    let exit: { code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException };
-    let left = 0;
-    try {
-      // The stage's own process has exited (its streams may still be held open by a child it left).
-      exit = await new Promise((resolve) => {
-        child.once('exit', (code, signal) => resolve({ code, signal }));
-        child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error }));
-      });
-      if (!exit.error) left = await endGroup(pgid, l.signal.aborted ? 0 : LEFTOVER_GRACE_MS);
-      if (child.stdout && !child.stdout.destroyed && !child.stdout.readableEnded) await new Promise((r) => child.stdout!.once('close', r));
-      if (partial) l.onLine!(partial);
-    } finally {
-      l.signal.removeEventListener('abort', stop);
-      if (escalate) clearTimeout(escalate);
-      closeSync(log);
+    child.once('exit', lost);
+    child.once('error', lost);
+    child.stdin!.on('error', () => {});
+    return child;
+  }
+
+  private answer(m: { id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string }): void {
+    const w = this.waiting.get(m.id);
+    if (!w) return;
+    if (m.pid !== undefined) {
+      w.pid(m.pid);
+      return;
     }
-    if (left > 0) appendFileSync(l.logPath, `dfwe: the stage left ${left} process${left === 1 ? '' : 'es'} running after it exited; stopped before its outputs were stored\n`);
-    const reason = exit.error ? notStarted(exit.error) : exit.signal ? `killed by ${exit.signal}` : undefined;
-    return { exitCode: exit.code, reason, host: localHost() };
-  },
-  close() {},
-};
+    this.waiting.delete(m.id);
+    w.pid(undefined);
+    w.exit(m.error ? { code: null, signal: null, error: m.error } : { code: m.exit![0], signal: m.exit![1] });
+    this.hold();
+  }
+
+  /** The spawner keeps this process alive only while a process it started runs. */
+  private hold(): void {
+    const c = this.child;
+    if (!c) return;
+    const streams = [c.stdin, c.stdout] as unknown as { ref(): void; unref(): void }[];
+    if (this.waiting.size > 0) {
+      c.ref();
+      for (const s of streams) s.ref();
+    } else {
+      c.unref();
+      for (const s of streams) s.unref();
+    }
+  }
+}
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /** Why a process never started (spawn's error code), said for a person. */
-function notStarted(r: { code?: string }): string {
-  if (!r.code) return 'it could not start';
-  if (r.code === 'E2BIG') return 'it could not start: the command line is longer than the system allows (128 KiB for one argument, the shell command); pass long lists through a file or a glob';
-  if (r.code === 'ENOENT') return 'it could not start: the program was not found';
-  return `it could not start (${r.code})`;
+function notStarted(code: string): string {
+  if (code === 'SPAWNER') return "it was lost: dfwe's process starter stopped";
+  if (code === 'E2BIG') return 'it could not start: the command line is longer than the system allows (128 KiB for one argument, the shell command); pass long lists through a file or a glob';
+  if (code === 'ENOENT') return 'it could not start: the program was not found';
+  return `it could not start (${code})`;
 }
 
 function killGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
@@ -140,7 +265,7 @@ export const local: ExecutorKind = {
   allocatesResources: false,
   outputsVisibleWithinMs: 0,
   commandOutputIsProgress: false,
-  connect: async () => localExecutor,
+  connect: async () => localExecutor(),
   cancel(job, holderHost) {
     if (holderHost === localHost() && typeof job.id === 'number') killGroup(job.id, 'SIGKILL');
   },
