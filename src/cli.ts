@@ -1,4 +1,7 @@
-import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+// Required, not imported: importing a CommonJS package from an ES module first scans its source
+// for export names (≈7 ms of every command's start, a no-op `status` included).
+const { Command, CommanderError } = createRequire(import.meta.url)('commander') as typeof import('commander');
 import { formatDiagnostic, UserError, EXIT_BAD_INPUT } from './diagnostics.js';
 import { DFWE_VERSION } from './version.js';
 import { describeFsError, isEnvironmentError } from './util/fs-safe.js';

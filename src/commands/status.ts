@@ -13,8 +13,8 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
     const { snap, dirty } = found.check;
     const decisions = dirty.length === 0 ? snapshotDecisions(snap) : await replanned(found.check, found.loc);
     if (decisions) {
-      const stages = new Map(snap.ids.map((id, i) => [id, snap.stages[snap.stageOf[i]!]!]));
-      printStatus(snap.header, decisions, (id) => stages.get(id)!, opts.json ?? false, opts.all ?? false);
+      // Decisions come in the snapshot's order: the i-th is node i.
+      printStatus(snap.header, decisions, (_id, i) => snap.stages[snap.stageOf[i]!]!, opts.json ?? false, opts.all ?? false);
       return 0;
     }
   }
@@ -33,7 +33,7 @@ export function headerOf(project: Project): PipelineHeader {
   return { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length };
 }
 
-export function stageOf(project: Project): (id: string) => string {
+export function stageOf(project: Project): (id: string, i: number) => string {
   return (id) => project.graph.byId.get(id)!.stage;
 }
 
@@ -53,7 +53,8 @@ function snapshotDecisions(snap: Snapshot): Decision[] {
 /** Beyond this many nodes, status prints a line per stage unless --all asks for every node. */
 const PER_NODE_LINES = 100;
 
-export function printStatus(header: PipelineHeader, decisions: Decision[], stage: (id: string) => string, json: boolean, all = false): void {
+/** `stage` names the stage of decision i, node `id`. */
+export function printStatus(header: PipelineHeader, decisions: Decision[], stage: (id: string, i: number) => string, json: boolean, all = false): void {
   const counts = { cached: 0, run: 0, blocked: 0 };
   for (const d of decisions) counts[d.state]++;
   if (json) {
@@ -79,10 +80,11 @@ export function printStatus(header: PipelineHeader, decisions: Decision[], stage
 }
 
 /** A line per stage: its nodes by state, and the first node that will run with its reason. */
-function stageSummary(decisions: Decision[], stageOf: (id: string) => string): string[] {
+function stageSummary(decisions: Decision[], stageOf: (id: string, i: number) => string): string[] {
   const byStage = new Map<string, { nodes: number; cached: number; run: Decision[] }>();
-  for (const d of decisions) {
-    const stage = stageOf(d.id);
+  for (let i = 0; i < decisions.length; i++) {
+    const d = decisions[i]!;
+    const stage = stageOf(d.id, i);
     const row = byStage.get(stage) ?? byStage.set(stage, { nodes: 0, cached: 0, run: [] }).get(stage)!;
     row.nodes++;
     if (d.state === 'cached' && !d.restore) row.cached++;

@@ -147,8 +147,9 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests):
       decisions.push(d);
       continue;
     }
-    // Not decided from the prior snapshot: the outputs of upstream nodes that were are needed.
-    const unread = ups.filter((u) => fromPrior.has(u) && !infos.get(u)!.outputs);
+    // Not decided from the prior snapshot: the outputs of upstream nodes that were are needed,
+    // unless an upstream node will run (the key then waits for its outputs anyway).
+    const unread = ups.every((u) => byId.get(u)!.state === 'cached') ? ups.filter((u) => fromPrior.has(u) && !infos.get(u)!.outputs) : [];
     if (unread.length > 0) {
       for (const u of unread) fillOutputs(project, infos.get(u)!);
       keys = computeKeys(project, node, infos, project.runtime, sources);

@@ -334,7 +334,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       // A big output can take minutes to commit on this thread: heartbeats go on without it.
       const heavy = <T>(work: () => T): T => ctx.leases.heavy(work);
       for (const [name, p] of Object.entries(node.outs)) outputs[name] = commitOutput(store, project.bounds, join(workspace, p), p, name, node.outKinds[name] ?? 'any', heavy);
-      const metrics = readMetrics(metricsPath);
+      // Only a built-in stage is told where its metrics go.
+      const metrics = node.type === 'cmd' ? undefined : readMetrics(metricsPath);
       const log = storeLog(logPath);
       const durationMs = performance.now() - t0;
       record = {
@@ -361,7 +362,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     if (err instanceof RestoreError) return fail(err.message);
     return fail(`dfwe could not run it: ${failure(err)}`);
   } finally {
-    for (const p of [logPath, specPath, metricsPath, scratch]) rmSync(p, { recursive: true, force: true });
+    // A shell command has a log only; a built-in stage also its spec, metrics and scratch.
+    for (const p of node.type === 'cmd' ? [logPath] : [logPath, specPath, metricsPath, scratch]) rmSync(p, { recursive: true, force: true });
   }
 }
 

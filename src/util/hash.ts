@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, readSync } from 'node:fs';
-import xxhash from '@node-rs/xxhash';
+import { createRequire } from 'node:module';
 import { canonicalJson } from './canonical.js';
 import { openRegular } from './fs-safe.js';
 
@@ -14,6 +14,13 @@ import { openRegular } from './fs-safe.js';
  *   sha256, so a shared cache never has to argue about collisions of its index.
  */
 
+/**
+ * The native xxhash binding, loaded when a file is first hashed: a no-op `status` hashes nothing,
+ * and loading it (a CommonJS package and a shared library) is a few ms of its start.
+ */
+let binding: typeof import('@node-rs/xxhash') | undefined;
+const xxh3 = (): typeof import('@node-rs/xxhash')['xxh3'] => (binding ??= createRequire(import.meta.url)('@node-rs/xxhash') as typeof import('@node-rs/xxhash')).xxh3;
+
 const SEED_A = 0n;
 const SEED_B = 0x9e3779b97f4a7c15n;
 const CHUNK = 1 << 20; // 1 MiB: the measured sweet spot between syscall count and cache misses
@@ -24,16 +31,16 @@ function hex64(v: bigint): string {
 }
 
 export function digestBytes(data: Uint8Array | string): string {
-  const a = xxhash.xxh3.Xxh3.withSeed(SEED_A).update(data);
-  const b = xxhash.xxh3.Xxh3.withSeed(SEED_B).update(data);
+  const a = xxh3().Xxh3.withSeed(SEED_A).update(data);
+  const b = xxh3().Xxh3.withSeed(SEED_B).update(data);
   return hex64(a.digest()) + hex64(b.digest());
 }
 
 /** Digest of the bytes behind an open descriptor, read from its start. */
 export function digestFd(fd: number): string {
   chunkBuffer ??= Buffer.allocUnsafe(CHUNK);
-  const a = xxhash.xxh3.Xxh3.withSeed(SEED_A);
-  const b = xxhash.xxh3.Xxh3.withSeed(SEED_B);
+  const a = xxh3().Xxh3.withSeed(SEED_A);
+  const b = xxh3().Xxh3.withSeed(SEED_B);
   let n: number;
   let pos = 0;
   while ((n = readSync(fd, chunkBuffer, 0, CHUNK, pos)) > 0) {
