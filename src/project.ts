@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CacheStore } from './cache/store.js';
-import { didYouMean, UserError } from './diagnostics.js';
+import { didYouMean, UserError, type SourceLocation } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
 import { FileDigests } from './keys/file-digests.js';
 import type { NodeDef, RawPipeline } from './pipeline/types.js';
@@ -156,7 +156,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 9;
+const EXPANSION_FORMAT = 10;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -180,7 +180,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   try {
     // The memo of an earlier version of the file (megabytes) is told by its first bytes, unparsed.
     if (memoHead(memoPath) === expectedHead(loc.expansionKey)) {
-      const memo: unknown = JSON.parse(readFileSync(memoPath, 'utf8'));
+      const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')));
       // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
       if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
     }
@@ -201,12 +201,48 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
   const save = (): void => {
     try {
-      writeFileAtomic(memoPath, JSON.stringify(result), { durable: false });
+      writeFileAtomic(memoPath, JSON.stringify(toMemo(result)), { durable: false });
     } catch {
       // a read-only cache still runs; it only re-parses next time
     }
   };
   return { ...result, save };
+}
+
+/**
+ * The memo's form: every node's source locations as indexes into one table. Instances of a stage
+ * share their locations, and written out per node they were 40% of the memo.
+ */
+interface Memo extends Omit<Expanded, 'nodes'> {
+  locations: SourceLocation[];
+  nodes: (Omit<NodeDef, 'loc'> & { loc: { stage: number; deps: number[]; outs: Record<string, number> } })[];
+}
+
+function toMemo(e: Expanded): Memo {
+  const index = new Map<SourceLocation, number>();
+  const locations: SourceLocation[] = [];
+  const at = (l: SourceLocation): number => index.get(l) ?? (index.set(l, locations.push(l) - 1), locations.length - 1);
+  const nodes = e.nodes.map((n) => ({ ...n, loc: { stage: at(n.loc.stage), deps: n.loc.deps.map(at), outs: Object.fromEntries(Object.entries(n.loc.outs).map(([o, l]) => [o, at(l)])) } }));
+  return { ...e, locations, nodes };
+}
+
+/** The expansion a memo holds; anything of another shape is returned as it is (and then not used). */
+function fromMemo(m: unknown): unknown {
+  const memo = m as Memo;
+  if (typeof m !== 'object' || m === null || !Array.isArray(memo.locations) || !Array.isArray(memo.nodes)) return m;
+  const { locations } = memo;
+  const loc = (i: unknown): SourceLocation | undefined => (typeof i === 'number' ? locations[i] : undefined);
+  const nodes: NodeDef[] = [];
+  for (const n of memo.nodes) {
+    if (typeof n !== 'object' || n === null || typeof n.loc !== 'object' || n.loc === null || !Array.isArray(n.loc.deps) || typeof n.loc.outs !== 'object' || n.loc.outs === null) return undefined;
+    const stage = loc(n.loc.stage);
+    const deps = n.loc.deps.map(loc);
+    const outs = Object.entries(n.loc.outs).map(([o, i]) => [o, loc(i)] as const);
+    if (!stage || deps.some((d) => !d) || outs.some(([, l]) => !l)) return undefined;
+    nodes.push({ ...n, loc: { stage, deps: deps as SourceLocation[], outs: Object.fromEntries(outs) as Record<string, SourceLocation> } });
+  }
+  const { locations: _, ...rest } = memo;
+  return { ...rest, nodes };
 }
 
 /** How a memo for this key begins: JSON.stringify keeps the key order of `Expanded`, expansionKey first. */

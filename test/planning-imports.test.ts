@@ -26,3 +26,11 @@ test('planning loads no stage implementation; a memoised plan loads neither the 
     assert.deepEqual(memoised.filter((f) => STAGE_CODE.test(f) || PARSING.test(f)), []);
   }
 });
+
+test("an edited pipeline of the built-in stage types is checked by the validator the build compiled: ajv's compiler is not loaded", () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo hi > ${{ outs.f }}\n    outs: { f: out/a }\n' });
+  const modules = loaded(ws, ['status']);
+  assert.ok(modules.some((f) => /\/node_modules\/yaml\//.test(f)), 'the file was parsed');
+  assert.ok(modules.some((f) => /\/dist\/src\/pipeline\/pipeline-validator\.cjs$/.test(f)), 'the precompiled validator was used');
+  assert.deepEqual(modules.filter((f) => /\/node_modules\/ajv\/dist\/(core|compile)\//.test(f)), []);
+});

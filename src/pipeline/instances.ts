@@ -196,6 +196,12 @@ export class Instances {
 }
 
 function outputsRead(refs: Refs): Record<string, string[]> {
+  // Most instances read one instance: no map to build and sort.
+  if (refs.size === 0) return {};
+  if (refs.size === 1) {
+    const [x, outs] = refs.entries().next().value as [Instance, Set<string>];
+    return { [x.node.id]: [...outs].sort() };
+  }
   const byNode = new Map<string, Set<string>>();
   for (const [x, outs] of refs) {
     const set = byNode.get(x.node.id) ?? byNode.set(x.node.id, new Set()).get(x.node.id)!;

@@ -1,0 +1,24 @@
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type AjvModule from 'ajv';
+import { executors } from '../execute/executors/index.js';
+import { registry } from '../../stages/index.js';
+import { keyOf } from '../util/hash.js';
+import { pipelineSchema } from './schema.js';
+import { PIPELINE_AJV_OPTIONS, PRECOMPILED_VALIDATOR } from './validate.js';
+
+/*
+ * Run by `npm run build`: ajv's validator of the built-in registry's pipeline schema, as code
+ * (ajv's standalone output), tagged with the schema's key. validate.ts uses it only for a schema
+ * with that key; any other registry's schema is compiled when used.
+ */
+const require = createRequire(import.meta.url);
+const ajvModule = require('ajv') as typeof AjvModule;
+const Ajv = ajvModule.default ?? (ajvModule as unknown as typeof AjvModule.default);
+const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: unknown, v: unknown) => string }).default;
+
+const schema = pipelineSchema(registry, executors);
+const ajv = new Ajv({ ...PIPELINE_AJV_OPTIONS, code: { source: true } });
+const code = standaloneCode(ajv, ajv.compile(schema));
+writeFileSync(fileURLToPath(new URL(PRECOMPILED_VALIDATOR, import.meta.url)), `${code}\nmodule.exports.schemaKey = ${JSON.stringify(keyOf(schema))};\n`);
