@@ -3,6 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Diagnostic } from './diagnostics.js';
 import { isWithin } from './pipeline/paths.js';
 import type { Project } from './project.js';
+import type { NodeDef } from './pipeline/types.js';
 
 /*
  * Pipeline paths are workspace-relative and cannot name `..` or an absolute path (checked when
@@ -142,6 +143,9 @@ function realOr(p: string): string {
   }
 }
 
+/** Real locations found during one plan: outputs of a pipeline share directories, each is resolved once. */
+export type RealMemo = Map<string, string | typeof MISSING>;
+
 /** Version-control metadata: an output there would delete a repository's history. */
 const VCS_DIRS = ['.git', '.hg', '.svn', '.jj'];
 
@@ -152,11 +156,9 @@ export const OUTSIDE_HINT = 'a symlink leads it out of the workspace: list the r
  * what dfwe must never delete (its cache, the pipeline file, version-control metadata): input
  * errors, located, before anything runs.
  */
-export function outputDiagnostics(project: Project): Diagnostic[] {
+export function outputDiagnostics(project: Project, nodes: Iterable<NodeDef> = project.graph.order, memo: RealMemo = new Map()): Diagnostic[] {
   const out: Diagnostic[] = [];
-  // Outputs of a pipeline share directories: each is resolved once.
-  const memo = new Map<string, string | typeof MISSING>();
-  for (const node of project.graph.order) {
+  for (const node of nodes) {
     for (const [name, p] of Object.entries(node.outs)) {
       const abs = join(project.workspace, p);
       const r = project.bounds.realLocation(dirname(abs), memo);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executors } from '../src/execute/executors/index.js';
 import { planAll, type Decision } from '../src/engine/plan.js';
@@ -151,4 +152,37 @@ stages:
   assert.deepEqual(plans.withPrior, plans.full);
   assert.deepEqual(plans.full.filter((d) => d.state !== 'cached').map((d) => d.id), ['read']);
   assert.match(dfwe(ws, ['status']).stdout, /will run +read/);
+});
+
+test('after an edit, outputs the prior snapshot does not vouch for are checked as in the full plan: one a symlink leads outside is a located error', async () => {
+  const errorOf = (plan: () => unknown): string => {
+    try {
+      plan();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'no error';
+  };
+  const elsewhere = mkdtempSync(join(tmpdir(), 'dfwe-elsewhere-'));
+  const cases: [string, (ws: string) => void][] = [
+    ['a new stage writing through the link', (ws) => appendFileSync(join(ws, 'dfwe.yaml'), '  new:\n    cmd: echo x > ${{ outs.n }}\n    outs: { n: link/n }\n')],
+    ["an existing stage's output moved there", (ws) => writeFileSync(join(ws, 'dfwe.yaml'), readFileSync(join(ws, 'dfwe.yaml'), 'utf8').replace('outs: { a: out/agg }', 'outs: { a: link/agg }'))],
+  ];
+  for (const [what, change] of cases) {
+    const ws = ranOnce();
+    symlinkSync(elsewhere, join(ws, 'link'));
+    assert.equal(dfwe(ws, ['status']).code, 0); // the snapshot sees the link
+    change(ws);
+    const loc = locateProject(options(ws));
+    const prior = priorResults(loc, readSnapshot(loc, (b) => runtimeFor(b))!);
+    assert.ok(prior, what);
+    const project = await openProject(options(ws));
+    const withPrior = errorOf(() => planAll(project, { prior }));
+    assert.match(withPrior, /outside the workspace/, what);
+    assert.equal(withPrior, errorOf(() => planAll(project)), what);
+    const s = dfwe(ws, ['status']);
+    assert.equal(s.code, 2, `${what}: ${s.stdout}`);
+    assert.match(s.stderr, /dfwe\.yaml:\d+:\d+/, what);
+  }
+  assert.deepEqual(readdirSync(elsewhere), [], 'nothing was written outside');
 });

@@ -6,6 +6,8 @@ import type { Project } from '../project.js';
 import { keyOf } from '../util/hash.js';
 import { checkRecord } from '../cache/restore.js';
 import { checkInputs, type SourceDigests } from './preflight.js';
+import { UserError, type Diagnostic } from '../diagnostics.js';
+import { outputDiagnostics, type RealMemo } from '../workspace-bounds.js';
 import { readsSignature, type PriorResults } from './snapshot.js';
 
 /** What is known of an upstream node when keying its consumers. */
@@ -114,19 +116,29 @@ export interface PlanOptions {
 
 /** Decide, before anything runs, what each node will do and why. */
 export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
-  const sources = checkInputs(project);
-  try {
-    return planNodes(project, opts, sources);
-  } catch (err) {
-    // A record the prior snapshot vouched for went (a gc meanwhile): planned without it.
-    if (err instanceof PriorStale) return planNodes(project, { ...opts, prior: undefined }, sources);
-    throw err;
+  // A node decided from the prior snapshot has its outputs where they were when it was written,
+  // every directory on their way unchanged: they passed the output checks then, with the same
+  // allow_outside. Only the other nodes' outputs are checked, each before it is looked at.
+  const prior = opts.prior && JSON.stringify(opts.prior.snap.allowOutside) === JSON.stringify(project.allowOutside) ? opts.prior : undefined;
+  const sources = checkInputs(project, { outputs: prior === undefined });
+  if (prior) {
+    try {
+      return planNodes(project, { ...opts, prior }, sources, new Map());
+    } catch (err) {
+      if (!(err instanceof PriorStale)) throw err;
+      // A record the prior snapshot vouched for went (a gc meanwhile): planned without it.
+      const problems = outputDiagnostics(project);
+      if (problems.length > 0) throw new UserError(problems);
+    }
   }
+  return planNodes(project, { ...opts, prior: undefined }, sources);
 }
 
 class PriorStale extends Error {}
 
-function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests): Decision[] {
+/** `outputsMemo`: the outputs of nodes not decided from the prior are checked here (see planAll). */
+function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, outputsMemo?: RealMemo): Decision[] {
+  const outputProblems: Diagnostic[] = [];
   const infos = new Map<string, UpstreamInfo>();
   const decisions: Decision[] = [];
   const byId = new Map<string, Decision>();
@@ -146,6 +158,17 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests):
       byId.set(node.id, d);
       decisions.push(d);
       continue;
+    }
+    if (outputsMemo) {
+      const problems = outputDiagnostics(project, [node], outputsMemo);
+      if (problems.length > 0) {
+        outputProblems.push(...problems);
+        const d: Decision = { id: node.id, state: 'blocked', planKey: keys.planKey, reason: problems[0]!.message };
+        infos.set(node.id, { planKey: keys.planKey });
+        byId.set(node.id, d);
+        decisions.push(d);
+        continue;
+      }
     }
     // Not decided from the prior snapshot: the outputs of upstream nodes that were are needed,
     // unless an upstream node will run (the key then waits for its outputs anyway).
@@ -184,6 +207,7 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests):
     byId.set(node.id, d);
     decisions.push(d);
   }
+  if (outputProblems.length > 0) throw new UserError(outputProblems);
   return decisions;
 }
 

@@ -56,10 +56,11 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
 /**
  * Source deps that do not exist or cannot be read as they are (a FIFO, a device, a symlink out of
  * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
- * located before anything runs.
+ * located before anything runs. `outputs: false` leaves the outputs to a planner that checks
+ * each node's before it looks at them (see planAll).
  */
-export function checkInputs(project: Project): SourceDigests {
-  const diagnostics: Diagnostic[] = outputDiagnostics(project);
+export function checkInputs(project: Project, opts: { outputs?: boolean } = {}): SourceDigests {
+  const diagnostics: Diagnostic[] = opts.outputs === false ? [] : outputDiagnostics(project);
   const seen = new Set<string>();
   const found: SourceDigests = new Map();
   const check = (location: Diagnostic['location'], key: string, digest: () => string | undefined, missing: string): void => {
@@ -86,7 +87,8 @@ export function checkInputs(project: Project): SourceDigests {
       check(node.loc.stage, `input:${abs}`, () => project.digests.digestInput(abs, `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
     }
   }
-  if (diagnostics.length > 0) throw new UserError(diagnostics);
+  // Outputs left to the planner (see planAll) are still said together with a source's problem.
+  if (diagnostics.length > 0) throw new UserError(opts.outputs === false ? [...outputDiagnostics(project), ...diagnostics] : diagnostics);
   return found;
 }
 
