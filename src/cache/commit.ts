@@ -166,6 +166,8 @@ function copyToObject(fd: number, obj: string, exec: boolean): void {
   mkdirSync(dirname(obj), { recursive: true });
   const tmp = tmpName(obj);
   const out = openSync(tmp, 'wx', 0o600);
+  // Closed once only: another thread (the group commit's) may have been given the number since.
+  let open = true;
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     let pos = 0;
@@ -174,14 +176,11 @@ function copyToObject(fd: number, obj: string, exec: boolean): void {
     }
     fchmodSync(out, exec ? 0o555 : 0o444);
     futimesSync(out, SEAL_MS / 1000, SEAL_MS / 1000);
+    open = false;
     closeSync(out);
     renameSync(tmp, obj);
   } catch (e) {
-    try {
-      closeSync(out);
-    } catch {
-      // already closed
-    }
+    if (open) closeSync(out);
     rmSync(tmp, { force: true });
     throw e;
   }
