@@ -4,7 +4,7 @@ import type { StageType } from '../src/stage-type.js';
 /** Finetune a model (an expert, or the base) on one task, stopping early on its dev score. */
 export const finetune: StageType = {
   name: 'finetune',
-  version: 2,
+  version: 3,
   description: 'Finetune a model on one task; a head the model lacks is initialised deterministically',
   mlRuntime: true,
   schema: {

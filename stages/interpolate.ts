@@ -11,7 +11,7 @@ import { StageInputError } from '../src/stage-type.js';
  */
 export const interpolate: StageType = {
   name: 'interpolate',
-  version: 2,
+  version: 3,
   description: "Interpolate finetuned models' weights with α chosen on the target's dev score",
   mlRuntime: true,
   schema: {

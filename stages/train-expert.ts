@@ -7,7 +7,7 @@ import type { StageType } from '../src/stage-type.js';
  */
 export const trainExpert: StageType = {
   name: 'train-expert',
-  version: 2,
+  version: 3,
   description: 'Train a model on a set of tasks, from a base model',
   mlRuntime: true,
   schema: {

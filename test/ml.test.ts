@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { majorityScore } from '../src/ml/baseline.js';
 import { readDataset, writeDataset } from '../src/ml/data/dataset-io.js';
 import { generateSynthetic } from '../src/ml/data/synthetic.js';
-import { encode } from '../src/ml/encode.js';
+import { encode, spanPositions } from '../src/ml/encode.js';
+import type { Span } from '../src/ml/data/types.js';
 import { disposeBatch, forward, initEncoder, initHead, makeBatch, type ModelConfig } from '../src/ml/model.js';
 import { readSafetensors } from '../src/ml/safetensors.js';
 import { loadTf } from '../src/ml/tf.js';
@@ -158,4 +159,22 @@ test('two fresh runs of the ML stages give bit-identical safetensors; the weight
   // The runtime is part of ML stages' keys: another backend is another result.
   const cpu = JSON.parse(dfwe(a, ['status', '--json', '--backend', 'cpu']).stdout);
   assert.deepEqual(cpu.nodes.filter((n: { state: string }) => n.state !== 'cached').map((n: { id: string }) => n.id), ['expert', 'tuned', 'test']);
+});
+
+test('QA dev loss with answers truncated away: the loss over the examples whose span survives, the same in any batch size', async () => {
+  const tf = await loadTf('wasm');
+  const ds = readDataset(smallDataset(40));
+  const vocab = buildVocab(ds, 500, 1);
+  const cfg: ModelConfig = { encoder: 'cnn', vocabSize: vocab.tokens.length, embedDim: 8, hidden: 12, kernel: 3, maxLen: 24, seed: 3, tasks: {} };
+  const m = { cfg, weights: initEncoder(cfg), vocab: '' };
+  ensureHeads(m, Object.values(ds.manifest.tasks));
+  const vars = toVars(tf, m.weights);
+  const exs = ds.examples('qa', 'dev');
+  const kept = exs.filter((e) => spanPositions(encode(e, ds.dialogues.get(e.dialogue)!, vocab, cfg.maxLen), e.label as Span[]));
+  assert.ok(kept.length > 0 && kept.length < exs.length, `some but not all answers survive ${cfg.maxLen} tokens: ${kept.length} of ${exs.length}`);
+  const whole = evaluate(tf, cfg, vars, ds, vocab, 'qa', 'dev', 64);
+  const oneByOne = evaluate(tf, cfg, vars, ds, vocab, 'qa', 'dev', 1);
+  vars.forEach((v) => v.dispose());
+  assert.ok(Number.isFinite(whole.loss), `dev loss ${whole.loss}`);
+  assert.ok(Math.abs(whole.loss - oneByOne.loss) < 1e-4 * Math.max(1, oneByOne.loss), `batches of 64: ${whole.loss}, of 1: ${oneByOne.loss}`);
 });

@@ -129,11 +129,16 @@ export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars, ds: Dataset, voca
     const idx = Array.from({ length: Math.min(batchSize, examples.length - s) }, (_, i) => s + i);
     const batch = makeBatch(tf, idx.map((i) => encs[i]!), cfg.maxLen);
     const outs = tf.tidy(() => forward(tf, cfg, vars, task, batch));
-    const lossIdx = info.kind === 'span' ? idx.filter((i) => spanPositions(encs[i]!, examples[i]!.label as Span[])) : idx;
-    if (lossIdx.length === idx.length) {
-      const l = tf.tidy(() => lossOf(tf, info.kind, outs, targets(tf, p, idx, cfg.maxLen)));
-      lossSum += l.dataSync()[0]! * idx.length;
-      lossN += idx.length;
+    // A span example whose answer was truncated away has no target: the batch's loss is over the
+    // others (requiring all of them left QA without a dev loss: no batch of 64 had every span).
+    const rows = info.kind === 'span' ? idx.flatMap((i, r) => (spanPositions(encs[i]!, examples[i]!.label as Span[]) ? [r] : [])) : idx.map((_, r) => r);
+    if (rows.length > 0) {
+      const l = tf.tidy(() => {
+        const kept = rows.length === idx.length ? outs : outs.map((o) => tf.gather(o, tf.tensor1d(rows, 'int32')));
+        return lossOf(tf, info.kind, kept, targets(tf, p, rows.map((r) => idx[r]!), cfg.maxLen));
+      });
+      lossSum += l.dataSync()[0]! * rows.length;
+      lossN += rows.length;
       l.dispose();
     }
     const data = outs.map((o) => o.dataSync() as Float32Array);
