@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type AjvModule from 'ajv';
+import { ajvClass } from '../util/ajv.js';
 import { executors } from '../execute/executors/index.js';
 import { registry } from '../../stages/index.js';
 import { keyOf } from '../util/hash.js';
@@ -14,8 +14,7 @@ import { PIPELINE_AJV_OPTIONS, PRECOMPILED_VALIDATOR } from './validate.js';
  * with that key; any other registry's schema is compiled when used.
  */
 const require = createRequire(import.meta.url);
-const ajvModule = require('ajv') as typeof AjvModule;
-const Ajv = ajvModule.default ?? (ajvModule as unknown as typeof AjvModule.default);
+const Ajv = ajvClass();
 const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: unknown, v: unknown) => string }).default;
 
 const schema = pipelineSchema(registry, executors);

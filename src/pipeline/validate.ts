@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type AjvModule from 'ajv';
+import { ajvClass } from '../util/ajv.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { didYouMean, UserError, type Diagnostic } from '../diagnostics.js';
 import { keyOf } from '../util/hash.js';
@@ -9,11 +9,6 @@ import type { StageType } from '../stage-type.js';
 import type { ExecutorKind } from '../execute/executor.js';
 
 const require = createRequire(import.meta.url);
-/** Loaded when a schema is compiled: a pipeline of the built-in types is checked by precompiled code. */
-const Ajv = (): typeof AjvModule.default => {
-  const m = require('ajv') as typeof AjvModule;
-  return m.default ?? (m as unknown as typeof AjvModule.default);
-};
 
 export const PIPELINE_AJV_OPTIONS = { allErrors: true, verbose: true, strict: true, allowUnionTypes: true } as const;
 /** Written by the build (precompile-validator.ts): the built-in registry's validator, as ajv compiles it, and its schema's key. */
@@ -34,7 +29,7 @@ function pipelineValidate(stageTypes: ReadonlyMap<string, StageType>, executors:
   } catch {
     // not built (a checkout compiled by tsc alone): compiled here
   }
-  return new (Ajv())(PIPELINE_AJV_OPTIONS).compile(schema);
+  return new (ajvClass())(PIPELINE_AJV_OPTIONS).compile(schema);
 }
 
 /** Validate against the pipeline schema (built-in stages' `with` included); all errors at once,
@@ -57,7 +52,7 @@ const resolvedValidators = new WeakMap<object, ValidateFunction>();
 export function withValidator(schema: object): ValidateFunction {
   let validate = resolvedValidators.get(schema);
   if (!validate) {
-    validate = new (Ajv())({ ...PIPELINE_AJV_OPTIONS, useDefaults: true }).compile(schema);
+    validate = new (ajvClass())({ ...PIPELINE_AJV_OPTIONS, useDefaults: true }).compile(schema);
     resolvedValidators.set(schema, validate);
   }
   return validate;
