@@ -22,13 +22,20 @@ function smallDataset(train = 300): string {
   return dir;
 }
 
+/** An untrained model with a head for every task of the dataset. */
+function untrainedModel(ds: ReturnType<typeof readDataset>, vocab: ReturnType<typeof buildVocab>, maxLen: number): { cfg: ModelConfig; weights: ReturnType<typeof initEncoder>; vocab: string } {
+  const cfg: ModelConfig = { encoder: 'cnn', vocabSize: vocab.tokens.length, embedDim: 8, hidden: 12, kernel: 3, maxLen, seed: 3, tasks: {} };
+  const m = { cfg, weights: initEncoder(cfg), vocab: '' };
+  ensureHeads(m, Object.values(ds.manifest.tasks));
+  return m;
+}
+
 test('wasm gradients (embedding gather, transposed matmuls, shifted-matmul CNN, every head kind) match the cpu backend', async () => {
   const tf = await loadTf('wasm');
   const ds = readDataset(smallDataset(40));
   const vocab = buildVocab(ds, 500, 1);
-  const cfg: ModelConfig = { encoder: 'cnn', vocabSize: vocab.tokens.length, embedDim: 8, hidden: 12, kernel: 3, maxLen: 48, seed: 3, tasks: {} };
-  const m = { cfg, weights: initEncoder(cfg), vocab: '' };
-  ensureHeads(m, Object.values(ds.manifest.tasks));
+  const m = untrainedModel(ds, vocab, 48);
+  const { cfg } = m;
   const gradsOn = async (backend: string): Promise<Map<string, Float32Array>> => {
     await tf.setBackend(backend);
     const vars = toVars(tf, m.weights);
@@ -165,9 +172,8 @@ test('QA dev loss with answers truncated away: the loss over the examples whose 
   const tf = await loadTf('wasm');
   const ds = readDataset(smallDataset(40));
   const vocab = buildVocab(ds, 500, 1);
-  const cfg: ModelConfig = { encoder: 'cnn', vocabSize: vocab.tokens.length, embedDim: 8, hidden: 12, kernel: 3, maxLen: 24, seed: 3, tasks: {} };
-  const m = { cfg, weights: initEncoder(cfg), vocab: '' };
-  ensureHeads(m, Object.values(ds.manifest.tasks));
+  const m = untrainedModel(ds, vocab, 24);
+  const { cfg } = m;
   const vars = toVars(tf, m.weights);
   const exs = ds.examples('qa', 'dev');
   const kept = exs.filter((e) => spanPositions(encode(e, ds.dialogues.get(e.dialogue)!, vocab, cfg.maxLen), e.label as Span[]));
