@@ -2,12 +2,9 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dfweTimed, round } from './util.js';
+import { dfweTimed, meanCi, round } from './util.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-
-/** Two-sided 95% Student t quantiles by degrees of freedom (1 to 10). */
-const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
 
 /**
  * The PyTorch example (pipelines/torch.yaml) over several seeds, from an empty cache each: the
@@ -36,8 +33,6 @@ export function benchTorch(seeds: number[], python: string): unknown {
     }
   });
   const d = perSeed.map((r) => r.delta);
-  const mean = d.reduce((a, b) => a + b, 0) / d.length;
-  const sd = Math.sqrt(d.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, d.length - 1));
-  const half = d.length > 1 ? T95[Math.min(d.length - 2, T95.length - 1)]! * (sd / Math.sqrt(d.length)) : NaN;
-  return { python, seeds: perSeed, delta_mean: round(mean), delta_sd: round(sd), delta_ci95: [round(mean - half), round(mean + half)], ahead_on: d.filter((x) => x > 0).length };
+  const { mean, sd, ci95 } = meanCi(d);
+  return { python, seeds: perSeed, delta_mean: round(mean), delta_sd: round(sd), delta_ci95: ci95.map((x) => round(x)), ahead_on: d.filter((x) => x > 0).length };
 }

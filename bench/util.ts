@@ -52,3 +52,14 @@ export function writeResult(name: string, data: unknown): string {
 }
 
 export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+/** Two-sided 95% Student t quantiles by degrees of freedom (1 to 10; 10's beyond, a slight overstatement). */
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+
+/** Mean, sample sd and the 95% t interval of the mean (paired differences give a paired interval). */
+export function meanCi(xs: number[]): { mean: number; sd: number; ci95: [number, number] } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+  const half = xs.length > 1 ? T95[Math.min(xs.length - 2, T95.length - 1)]! * (sd / Math.sqrt(xs.length)) : NaN;
+  return { mean, sd, ci95: [mean - half, mean + half] };
+}

@@ -1,12 +1,15 @@
 import { writeFileSync } from 'node:fs';
-import { MODEL_INPUTS } from './schema-parts.js';
+import { MODEL_INPUTS, PATH } from './schema-parts.js';
 import type { StageType } from '../src/stage-type.js';
 import { StageInputError } from '../src/stage-type.js';
 
-/** Test (or dev) metrics of a model per task, as TLiDB defines them, into metrics.json. */
+/**
+ * Test (or dev) metrics of a model per task, as TLiDB defines them, into metrics.json. A list of
+ * models is scored as their output ensemble (a reference point beside a weight merge).
+ */
 export const evaluate: StageType = {
   name: 'evaluate',
-  version: 2,
+  version: 3,
   description: 'Score a model on tasks (deterministic decoding) → metrics.json',
   mlRuntime: true,
   schema: {
@@ -15,7 +18,7 @@ export const evaluate: StageType = {
     required: ['data', 'vocab', 'model', 'tasks'],
     properties: {
       ...MODEL_INPUTS,
-      model: { type: 'string', minLength: 1, description: 'The model to score' },
+      model: { anyOf: [PATH, { type: 'array', minItems: 1, items: PATH }], description: 'The model to score; a list of models (one architecture, one vocabulary) is scored as the average of their outputs' },
       tasks: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'Tasks to score (the model needs a head for each)' },
       split: { enum: ['dev', 'test'], default: 'test' },
     },
@@ -26,13 +29,21 @@ export const evaluate: StageType = {
     const tf = await tfFor(ctx);
     const ds = dataset(ctx);
     const { vocab } = vocabulary(ctx);
-    const m = loadModel(ctx.resolve(String(ctx.params.model)));
+    const paths = ([] as string[]).concat(ctx.params.model as string | string[]);
+    const models = paths.map((path) => loadModel(ctx.resolve(path)));
+    const m = models[0]!;
+    models.forEach((other, i) => {
+      if (other.vocab !== m.vocab) throw new StageInputError(`${paths[i]} was built with another vocabulary than ${paths[0]}`);
+      if (JSON.stringify({ ...other.cfg, tasks: {} }) !== JSON.stringify({ ...m.cfg, tasks: {} })) throw new StageInputError(`${paths[i]} has another architecture than ${paths[0]}: an output ensemble needs one`);
+    });
     const split = ctx.params.split as 'dev' | 'test';
-    const vars = toVars(tf, m.weights);
+    const vars = models.map((x, i) => toVars(tf, x.weights, `model${i}/`));
     const results: Record<string, unknown> = {};
     const flat: Record<string, number> = {};
     for (const task of ctx.params.tasks as string[]) {
-      if (!m.cfg.tasks[task]) throw new StageInputError(`the model has no head for task "${task}" (it has ${Object.keys(m.cfg.tasks).join(', ') || 'none'}): finetune it on that task first`);
+      models.forEach((x, i) => {
+        if (!x.cfg.tasks[task]) throw new StageInputError(`${models.length > 1 ? paths[i] : 'the model'} has no head for task "${task}" (it has ${Object.keys(x.cfg.tasks).join(', ') || 'none'}): finetune it on that task first`);
+      });
       const t0 = performance.now();
       const r = evaluateTask(tf, m.cfg, vars, ds, vocab, task, split);
       const secs = (performance.now() - t0) / 1000;

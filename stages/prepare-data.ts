@@ -26,7 +26,7 @@ const ALL_TASKS = [...SYNTHETIC_TASK_NAMES, ...FRIENDS_TASK_NAMES];
  */
 export const prepareData: StageType = {
   name: 'prepare-data',
-  version: 3,
+  version: 4,
   description: 'Build a multi-task dialogue dataset: synthetic, the Friends files, or TLiDB unified JSON',
   schema: {
     type: 'object',
@@ -34,8 +34,8 @@ export const prepareData: StageType = {
     required: ['source'],
     properties: {
       source: { enum: ['synthetic', 'friends', 'tlidb'], description: 'synthetic: generated from `seed` (no download); friends: the public Friends files under `path`; tlidb: TLiDB_Friends.json at `path`' },
-      path: { type: 'string', minLength: 1, description: 'friends: the folder holding emory_emotion_recognition/, meld_emotion_recognition/, …; tlidb: the TLiDB_Friends.json file. Its content is part of the key' },
-      seed: { type: 'integer', description: 'Seed of the synthetic corpus and of few-shot sampling', default: 0 },
+      path: { type: 'string', minLength: 1, description: 'friends: the folder holding emory_emotion_recognition/, meld_emotion_recognition/, …, feta_splits/; tlidb: the TLiDB_Friends.json file. Its content is part of the key' },
+      seed: { type: 'integer', description: 'Seed of the synthetic corpus, of few-shot sampling and of the Friends train/dev split of the scenes', default: 0 },
       scenes: { type: 'integer', minimum: 10, description: 'Synthetic scenes to generate (split 70/15/15 by scene)', default: 1500 },
       train: { type: 'integer', minimum: 0, description: 'Training examples per task (synthetic default 400; friends: the few-shot size)' },
       dev: { type: 'integer', minimum: 0, description: 'Dev examples per task (synthetic default 200; friends: the few-shot size)' },
@@ -48,13 +48,15 @@ export const prepareData: StageType = {
   outputs: () => ({ data: 'dir' }),
   inputs: (params) => (params.source !== 'synthetic' && typeof params.path === 'string' ? [params.path] : []),
   async run(ctx) {
-    const [{ writeDataset }, { FETA_FEW_SHOT, FRIENDS_TASKS }, { generateSynthetic }, { loadTlidb }, { Rng }] = await Promise.all([
-      import('../src/ml/data/dataset-io.js'), import('../src/ml/data/friends.js'), import('../src/ml/data/synthetic.js'), import('../src/ml/data/tlidb.js'), import('../src/ml/random.js'),
+    const [{ writeDataset }, { FETA_FEW_SHOT, FRIENDS_TASKS }, { readTestScenes, shareSceneSplit }, { generateSynthetic }, { loadTlidb }, { Rng }] = await Promise.all([
+      import('../src/ml/data/dataset-io.js'), import('../src/ml/data/friends.js'), import('../src/ml/data/scene-split.js'), import('../src/ml/data/synthetic.js'),
+      import('../src/ml/data/tlidb.js'), import('../src/ml/random.js'),
     ]);
     const p = ctx.params as unknown as Params;
     let tasks: TaskInfo[];
     let dialogues: Dialogue[];
     let examples: Record<string, Record<Split, Example[]>>;
+    let split: unknown;
     if (p.source === 'synthetic') {
       const sizes = { train: p.train ?? 400, dev: p.dev ?? 200, test: p.test ?? 400 };
       ({ tasks, dialogues, examples } = generateSynthetic({ seed: p.seed, scenes: p.scenes, sizes, trainPerTask: p.train_per_task, tasks: p.tasks }));
@@ -63,11 +65,20 @@ export const prepareData: StageType = {
       const path = ctx.resolve(p.path);
       if (p.source === 'friends') {
         const names = p.tasks ?? Object.keys(FRIENDS_TASKS);
-        const loaded = names.map((n) => {
+        const testScenes = readTestScenes(path);
+        const raw = names.map((n) => {
           if (!FRIENDS_TASKS[n]) throw new StageInputError(`"${n}" is not a Friends task; they are ${Object.keys(FRIENDS_TASKS).join(', ')}`);
+          return FRIENDS_TASKS[n]!.load(path);
+        });
+        const report = shareSceneSplit(raw, testScenes, String(p.seed));
+        split = { test_scenes: testScenes.size, tasks: report };
+        for (const [task, r] of Object.entries(report)) {
+          ctx.log(`${task}: split by ${r.by}${r.unmapped ? `, ${r.unmapped} examples in no scene left out` : ''}, ${r.repeatsTest} train/dev examples whose dialogue repeats a test turn left out`);
+        }
+        const loaded = raw.map((l) => {
+          const n = l.info.name;
           // Sources share scene ids with different turns (Emory's CSV keeps only utterances with
           // video): each task's dialogues get the task's own namespace.
-          const l = FRIENDS_TASKS[n]!.load(path);
           const ns = (id: string): string => `${n}/${id}`;
           return {
             info: l.info,
@@ -99,7 +110,7 @@ export const prepareData: StageType = {
       }
       dialogues = dedupe(dialogues);
     }
-    const manifest = writeDataset(ctx.outs.data!, p.source, tasks, dialogues, examples, { ...p, path: p.path ? join(p.path) : undefined });
+    const manifest = writeDataset(ctx.outs.data!, p.source, tasks, dialogues, examples, { ...p, path: p.path ? join(p.path) : undefined, ...(split ? { split } : {}) });
     for (const [task, c] of Object.entries(manifest.counts)) ctx.log(`${task}: ${c.train} train, ${c.dev} dev, ${c.test} test`);
     ctx.log(`${manifest.dialogues} dialogues`);
     return { metrics: { dialogues: manifest.dialogues } };

@@ -1,14 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FRIENDS_TASKS, personaTurns } from '../src/ml/data/friends.js';
 import { loadTlidb } from '../src/ml/data/tlidb.js';
 import { SYNTHETIC_TASKS } from '../src/ml/data/synthetic.js';
 import { FRIENDS_TASK_NAMES, SYNTHETIC_TASK_NAMES } from '../src/ml/data/task-names.js';
-import type { Span } from '../src/ml/data/types.js';
-import { dfwe, workspace } from './helpers.js';
+import type { Span, Split } from '../src/ml/data/types.js';
+import { readDataset } from '../src/ml/data/dataset-io.js';
+import { readTestScenes, shareSceneSplit, turnKey } from '../src/ml/data/scene-split.js';
+import { dfwe, REPO, workspace } from './helpers.js';
+import { untrainedModel } from './ml-helpers.js';
+import { loadTf } from '../src/ml/tf.js';
+import { evaluate, toVars } from '../src/ml/train.js';
+import { buildVocab } from '../src/ml/vocab.js';
 
 function put(dir: string, path: string, content: string | object): void {
   mkdirSync(join(dir, path, '..'), { recursive: true });
@@ -32,6 +38,8 @@ function fixtures(): string {
   const meld = 'Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\r\n' +
     '1,"Oh my God, he’s lost it.",Phoebe,sadness,negative,0,0,4,7,"00:20:57,256","00:21:00,049"\r\n2,What?,Monica,surprise,negative,0,1,4,7,a,b\r\n';
   for (const s of ['train', 'dev', 'test']) put(d, `meld_emotion_recognition/${s}_sent_emo.csv`, meld);
+  put(d, 'meld_emotion_recognition/meld_manual_mapping.json', { 'train-1': ['s04_e07_c05_u001'], 'train-2': ['s04_e07_c06_u000'], 'dev-1': [], 'test-1': ['s04_e08_c01_u000'] });
+  put(d, 'feta_splits/feta_test_scene_ids.txt', 's01_e22_c01\ns02_e22_c01\ns01_e01_c05\n');
   const charId = (id: string) => ({ season_id: 's01', episodes: [{ episode_id: 'e', scenes: [scene(id, [
     { utterance_id: `${id}_u001`, speakers: ['Ross Geller'], transcript: 'I told mom', tokens: [['I', 'told', 'mom']], character_entities: [[[0, 1, 'Ross Geller'], [2, 3, 'Judy Geller']]] },
   ]), scene(`${id}x`, [{ utterance_id: `${id}x_u001`, speakers: ['Joey Tribbiani'], transcript: 'Hey you', tokens: [['Hey', 'you']], character_entities: [[[1, 2, 'Chandler Bing']]] }])] }] });
@@ -64,27 +72,32 @@ test('every Friends format loads from its public layout into one example format'
   const meld = load('MELD_emotion_recognition');
   assert.deepEqual(meld.splits.train.map((e) => e.label), [5, 6]);
   assert.equal(meld.dialogues[0]!.turns[0]!.text, 'Oh my God, he’s lost it.');
+  assert.deepEqual(meld.scenes!(meld.splits.train[0]!), ['s04_e07_c05', 's04_e07_c06'], 'a dialogue is in the scenes of its mapped rows');
+  assert.deepEqual(meld.splits.dev.map((e) => meld.scenes!(e)), [[], []], 'a dialogue with no mapped row is in no scene');
+  assert.deepEqual(meld.splits.test.map((e) => meld.scenes!(e)), [['s04_e08_c01'], ['s04_e08_c01']]);
   const ci = load('character_identification');
-  const ciAll = [...ci.splits.train, ...ci.splits.dev];
-  assert.deepEqual(ciAll.map((e) => [e.item, e.label]).sort(), [['I', 5], ['mom', 6], ['you', 0]]);
+  assert.deepEqual(ci.splits.dev.map((e) => [e.item, e.label]).sort(), [['I', 5], ['mom', 6], ['you', 0]]);
   assert.equal(ci.splits.test.length, 3);
+  assert.deepEqual(ci.scenes!(ci.splits.test[0]!), ['s02_e22_c01']);
   const rc = load('reading_comprehension');
-  const q = [...rc.splits.train, ...rc.splits.dev].find((e) => e.item === '@placeholder builds furniture .')!;
+  const q = rc.splits.dev.find((e) => e.item === '@placeholder builds furniture .')!;
   assert.deepEqual(q.candidates, ['@ent00', '@ent01']);
   assert.equal(q.label, 0);
+  assert.deepEqual(rc.scenes!(q), ['s01_e01_c04']);
   const qa = load('question_answering');
-  const all = [...qa.splits.train, ...qa.splits.dev];
-  assert.equal(all.length, 1, 'a question answered only by a speaker is left out');
-  assert.deepEqual(all[0]!.label as Span[], [{ turn: 1, start: 7, end: 8 }]);
+  assert.equal(qa.splits.dev.length, 1, 'a question answered only by a speaker is left out');
+  assert.deepEqual(qa.splits.dev[0]!.label as Span[], [{ turn: 1, start: 7, end: 8 }]);
+  assert.deepEqual(qa.scenes!(qa.splits.dev[0]!), ['s01_e01_c01']);
   const pd = load('personality_detection');
-  const pdAll = [...pd.splits.train, ...pd.splits.dev, ...pd.splits.test];
-  assert.deepEqual(pdAll[0]!.label, [0, 2]);
-  assert.equal(pdAll[0]!.item, 'Joey Tribbiani');
+  assert.deepEqual(pd.splits.train[0]!.label, [0, 2]);
+  assert.equal(pd.splits.train[0]!.item, 'Joey Tribbiani');
+  assert.deepEqual(pd.scenes!(pd.splits.train[0]!), ['s01_e01_c01'], 'the scene id gets its leading "s"');
   assert.deepEqual(pd.dialogues[0]!.turns, [{ speaker: 'Ross Geller', text: 'No!! Okay?!' }, { speaker: '', text: '(They all stare.)' }, { speaker: 'Joey Tribbiani', text: 'Alright.' }]);
   const re = load('relation_extraction');
   assert.deepEqual(re.splits.test[0]!.label, [8, 29]);
   assert.equal(re.splits.test[0]!.item, 'Speaker 2 ; Ross');
   assert.deepEqual(re.dialogues[0]!.turns[1], { speaker: 'Speaker 2', text: 'Hi, Ross.' });
+  assert.equal(re.scenes, undefined, 'DialogRE has no scene ids');
 });
 
 test('a malformed file gives an error that names the file and the place', () => {
@@ -150,4 +163,77 @@ test('prepare-data reads the Friends files through its path; their content is pa
 test("the task names prepare-data offers are the generator's and the loaders' own", () => {
   assert.deepEqual([...SYNTHETIC_TASK_NAMES], SYNTHETIC_TASKS.map((t) => t.name));
   assert.deepEqual([...FRIENDS_TASK_NAMES].sort(), Object.keys(FRIENDS_TASKS).sort());
+});
+
+const FRIENDS_DATA = join(REPO, '..', 'shared', 'data', 'friends');
+
+/** Every turn long enough to tell a dialogue apart, per split, over every task of a written dataset. */
+function longTurns(data: string, split: Split): Map<string, string> {
+  const ds = readDataset(data);
+  const out = new Map<string, string>();
+  for (const task of Object.keys(ds.manifest.tasks)) {
+    for (const e of ds.examples(task, split)) for (const t of ds.dialogues.get(e.dialogue)!.turns) {
+      const k = turnKey(t.text);
+      if (k) out.set(k, `${task} ${e.id}`);
+    }
+  }
+  return out;
+}
+
+test('the shared split: test scenes are test for every task, a train dialogue repeating a test turn is left out, DialogRE keeps its files', () => {
+  const d = fixtures();
+  const tasks = Object.values(FRIENDS_TASKS).map((t) => t.load(d));
+  // Personality's conversation is the test scene s01_e01_c05's text under another scene id.
+  const pd = tasks.find((t) => t.info.name === 'personality_detection')!;
+  const rc = tasks.find((t) => t.info.name === 'reading_comprehension')!;
+  rc.dialogues.find((x) => x.id === 'rc-dev-1')!.turns.push({ speaker: '@ent00', text: 'We were on a break , a real break !' });
+  pd.dialogues[0]!.turns.push({ speaker: 'Ross Geller', text: 'We were on a break, a REAL break!' });
+  const report = shareSceneSplit(tasks, readTestScenes(d), '0');
+  const of = (name: string) => tasks.find((t) => t.info.name === name)!.splits;
+  assert.deepEqual(of('emory_emotion_recognition').test.map((e) => e.dialogue), ['s01_e22_c01', 's01_e22_c01']);
+  assert.equal(of('emory_emotion_recognition').train.length + of('emory_emotion_recognition').dev.length, 4, "the files' own test scene s01_e15 is not a FETA test scene: train or dev");
+  assert.deepEqual(of('character_identification').test.map((e) => e.item), ['I', 'mom'], 'the test scene only, not the whole test file');
+  assert.deepEqual(of('reading_comprehension').test.map((e) => e.dialogue), ['rc-dev-1', 'rc-test-1'], 'from both files, by scene');
+  assert.equal(report.personality_detection!.repeatsTest, 1);
+  assert.equal(pd.splits.train.length + pd.splits.dev.length, 0, 'its dialogue repeats a test turn');
+  assert.equal(report.MELD_emotion_recognition!.unmapped, 2, 'MELD rows in no scene are left out');
+  assert.deepEqual(Object.values(of('relation_extraction')).map((xs) => xs.length), [1, 1, 1]);
+  assert.equal(report.relation_extraction!.by, 'files');
+  // A scene's split is its own: loading one task alone puts its scenes where loading all did.
+  const alone = [FRIENDS_TASKS.emory_emotion_recognition!.load(d)];
+  shareSceneSplit(alone, readTestScenes(d), '0');
+  assert.deepEqual(alone[0]!.splits, of('emory_emotion_recognition'));
+  assert.throws(() => readTestScenes(join(d, 'nowhere')), /feta_test_scene_ids\.txt: cannot be read/);
+  writeFileSync(join(d, 'feta_splits/feta_test_scene_ids.txt'), 's01_e22_c01\nscene 7\n');
+  assert.throws(() => readTestScenes(d), /feta_test_scene_ids\.txt:2: "scene 7" is not a scene id/);
+});
+
+test('on the real Friends files, prepare-data leaves no test text in any task\'s train or dev set', { skip: !existsSync(FRIENDS_DATA) && 'needs ../shared/data/friends', timeout: 180_000 }, async () => {
+  const ws = workspace({ 'dfwe.yaml': `version: 1\nstages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: ${JSON.stringify(FRIENDS_DATA)}, few_shot: false }\n` });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  const data = join(ws, JSON.parse(dfwe(ws, ['show', '--json', 'data']).stdout).record.outputs.data.path as string);
+  const test_ = longTurns(data, 'test');
+  for (const split of ['train', 'dev'] as const) {
+    for (const [turn, where] of longTurns(data, split)) assert.ok(!test_.has(turn), `${split} ${where} repeats "${turn}" of test ${test_.get(turn)}`);
+  }
+  const ds = readDataset(data);
+  const split = ds.manifest.provenance.split as { test_scenes: number; tasks: Record<string, { by: string; test: number }> };
+  assert.equal(split.test_scenes, 433);
+  for (const [task, c] of Object.entries(ds.manifest.counts)) {
+    assert.ok(c.train > 0 && c.dev > 0 && c.test > 0, `${task}: ${JSON.stringify(c)}`);
+    assert.equal(split.tasks[task]!.by, task === 'relation_extraction' ? 'files' : 'scenes');
+  }
+  // FETA's test scenes for personality hold 110 conversations (550 trait instances in its test set).
+  assert.equal(ds.manifest.counts.personality_detection!.test, 110);
+  // Every task's dev loss is finite (QA's was NaN: no batch had every answer inside 128 tokens).
+  const tf = await loadTf('wasm');
+  const vocab = buildVocab(ds, 4000, 2);
+  const m = untrainedModel(ds, vocab, 128);
+  const vars = toVars(tf, m.weights);
+  for (const task of Object.keys(ds.manifest.tasks)) {
+    const loss = evaluate(tf, m.cfg, vars, ds, vocab, task, 'dev').loss;
+    assert.ok(Number.isFinite(loss), `${task}: dev loss ${loss}`);
+  }
+  vars.forEach((v) => v.dispose());
 });

@@ -14,20 +14,13 @@ import { loadTf } from '../src/ml/tf.js';
 import { ensureHeads, evaluate, toVars, train } from '../src/ml/train.js';
 import { buildVocab } from '../src/ml/vocab.js';
 import { dfwe, ran, workspace } from './helpers.js';
+import { untrainedModel } from './ml-helpers.js';
 
 function smallDataset(train = 300): string {
   const dir = mkdtempSync(join(tmpdir(), 'dfwe-ml-'));
   const { tasks, dialogues, examples } = generateSynthetic({ seed: 1, scenes: 700, sizes: { train, dev: 100, test: 150 } });
   writeDataset(dir, 'synthetic', tasks, dialogues, examples, {});
   return dir;
-}
-
-/** An untrained model with a head for every task of the dataset. */
-function untrainedModel(ds: ReturnType<typeof readDataset>, vocab: ReturnType<typeof buildVocab>, maxLen: number): { cfg: ModelConfig; weights: ReturnType<typeof initEncoder>; vocab: string } {
-  const cfg: ModelConfig = { encoder: 'cnn', vocabSize: vocab.tokens.length, embedDim: 8, hidden: 12, kernel: 3, maxLen, seed: 3, tasks: {} };
-  const m = { cfg, weights: initEncoder(cfg), vocab: '' };
-  ensureHeads(m, Object.values(ds.manifest.tasks));
-  return m;
 }
 
 test('wasm gradients (embedding gather, transposed matmuls, shifted-matmul CNN, every head kind) match the cpu backend', async () => {
@@ -183,4 +176,30 @@ test('QA dev loss with answers truncated away: the loss over the examples whose 
   vars.forEach((v) => v.dispose());
   assert.ok(Number.isFinite(whole.loss), `dev loss ${whole.loss}`);
   assert.ok(Math.abs(whole.loss - oneByOne.loss) < 1e-4 * Math.max(1, oneByOne.loss), `batches of 64: ${whole.loss}, of 1: ${oneByOne.loss}`);
+});
+
+test('an output ensemble averages the models’ distributions: one model twice scores as that model, two give the loss of their mean', async () => {
+  const tf = await loadTf('wasm');
+  const ds = readDataset(smallDataset(40));
+  const vocab = buildVocab(ds, 500, 1);
+  const a = untrainedModel(ds, vocab, 48);
+  const b = untrainedModel(ds, vocab, 48, 4);
+  const va = toVars(tf, a.weights, 'a/');
+  const vb = toVars(tf, b.weights, 'b/');
+  for (const task of Object.keys(ds.manifest.tasks)) {
+    const one = evaluate(tf, a.cfg, va, ds, vocab, task, 'dev');
+    const twice = evaluate(tf, a.cfg, [va, va], ds, vocab, task, 'dev');
+    assert.equal(twice.score, one.score, task);
+    assert.ok(Number.isFinite(twice.loss) && Math.abs(twice.loss - one.loss) < 1e-4 * Math.max(1, one.loss), `${task}: ${twice.loss} vs ${one.loss}`);
+  }
+  // A single-label task by hand: the cross-entropy of the mean of the two softmaxes.
+  const exs = ds.examples('emotion', 'dev');
+  const batch = makeBatch(tf, exs.map((e) => encode(e, ds.dialogues.get(e.dialogue)!, vocab, a.cfg.maxLen)), a.cfg.maxLen);
+  const pa = tf.softmax(forward(tf, a.cfg, va, 'emotion', batch)[0]!).arraySync() as number[][];
+  const pb = tf.softmax(forward(tf, b.cfg, vb, 'emotion', batch)[0]!).arraySync() as number[][];
+  disposeBatch(batch);
+  const byHand = -exs.reduce((sum, e, i) => sum + Math.log((pa[i]![e.label as number]! + pb[i]![e.label as number]!) / 2), 0) / exs.length;
+  const pair = evaluate(tf, a.cfg, [va, vb], ds, vocab, 'emotion', 'dev');
+  assert.ok(Math.abs(pair.loss - byHand) < 1e-4, `ensemble loss ${pair.loss}, by hand ${byHand}`);
+  [...va.values(), ...vb.values()].forEach((v) => v.dispose());
 });

@@ -49,8 +49,9 @@ export function ensureHeads(m: ModelDir, tasks: TaskInfo[]): void {
   }
 }
 
-export function toVars(tf: Tf, w: Weights): Vars {
-  return new Map([...w].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), true, k)]));
+/** tfjs variables of the weights; `scope` keeps the names of several models' variables apart. */
+export function toVars(tf: Tf, w: Weights, scope = ''): Vars {
+  return new Map([...w].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), true, `${scope}${k}`)]));
 }
 
 export function fromVars(v: Vars): Weights {
@@ -119,16 +120,22 @@ export interface EvalResult {
 }
 
 /** Deterministic evaluation: argmax decoding, the same batches in the same order. */
-export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars, ds: Dataset, vocab: Vocab, task: string, split: Split, batchSize = 64, prepared?: Prepared): EvalResult {
+/**
+ * A model's scores on a split. Given several models of one architecture, it scores their output
+ * ensemble: each model's class, candidate or position distribution averaged, then decoded (and
+ * its loss taken) as one model's would be.
+ */
+export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars | Vars[], ds: Dataset, vocab: Vocab, task: string, split: Split, batchSize = 64, prepared?: Prepared): EvalResult {
   const p = prepared ?? prepare(ds, vocab, task, split, cfg.maxLen);
   const { task: info, examples, encs } = p;
+  const members = Array.isArray(vars) ? vars : [vars];
   const preds: (number | number[] | string)[] = [];
   let lossSum = 0;
   let lossN = 0;
   for (let s = 0; s < examples.length; s += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, examples.length - s) }, (_, i) => s + i);
     const batch = makeBatch(tf, idx.map((i) => encs[i]!), cfg.maxLen);
-    const outs = tf.tidy(() => forward(tf, cfg, vars, task, batch));
+    const outs = tf.tidy(() => (members.length === 1 ? forward(tf, cfg, members[0]!, task, batch) : averageOutputs(tf, info.kind, members.map((v) => forward(tf, cfg, v, task, batch)))));
     // A span example whose answer was truncated away has no target: the batch's loss is over the
     // others (requiring all of them left QA without a dev loss: no batch of 64 had every span).
     const rows = info.kind === 'span' ? idx.flatMap((i, r) => (spanPositions(encs[i]!, examples[i]!.label as Span[]) ? [r] : [])) : idx.map((_, r) => r);
@@ -162,6 +169,23 @@ export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars, ds: Dataset, voca
   }
   if (info.kind === 'choice') metrics.accuracy = metrics.exact_match;
   return { task, metrics, score: score(metrics, info.metrics), loss: lossN ? lossSum / lossN : NaN, examples: examples.length };
+}
+
+/**
+ * The mean of several models' distributions, as logits again: sigmoid probabilities per label
+ * (multi), softmax over classes, candidates or positions (the rest). A masked position keeps a
+ * probability of 0, so its log is floored rather than -Infinity.
+ */
+function averageOutputs(tf: Tf, kind: TaskInfo['kind'], outs: TF.Tensor[][]): TF.Tensor[] {
+  return outs[0]!.map((_, k) => {
+    const probs = outs.map((o) => (kind === 'multi' ? tf.sigmoid(o[k]!) : tf.softmax(o[k]!)));
+    const mean = tf.div(tf.addN(probs), probs.length);
+    if (kind === 'multi') {
+      const p = tf.clipByValue(mean, 1e-7, 1 - 1e-7);
+      return tf.sub(tf.log(p), tf.log(tf.sub(1, p)));
+    }
+    return tf.log(tf.maximum(mean, 1e-30));
+  });
 }
 
 /** Classes whose logit passes 0 (p > 0.5); with `atLeastOne`, the top class when none does. */

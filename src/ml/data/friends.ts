@@ -3,16 +3,16 @@ import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { UserError } from '../../diagnostics.js';
 import { jsonErrorOffset } from '../../util/json-error.js';
-import { Rng } from '../random.js';
 import type { Dialogue, Example, Span, Split, TaskInfo } from './types.js';
 
 /*
  * Loaders for the FETA-Friends tasks in their original public formats (see
  * shared/data/friends/README.md): Emory emotion (CSV + JSON), MELD (CSV), character
  * identification, reading comprehension, FriendsQA (JSON), personality (CSV with HTML) and
- * DialogRE (JSON). Where a task has no train file, its dev file is split by scene into train
- * and dev (80/20, seeded); personality has one file, split by scene 70/15/15. A malformed file
- * is an error that names the file and the place in it.
+ * DialogRE (JSON). Each loader gives the files' own splits and, where the task can be mapped to
+ * Character Mining scenes, the scenes of each example; scene-split.ts then puts every mapped
+ * task on one shared split by scene. A malformed file is an error that names the file and the
+ * place in it.
  */
 
 export class DataError extends UserError {}
@@ -67,9 +67,13 @@ const isInt = (v: unknown): boolean => Number.isInteger(v);
 export interface TaskData {
   info: TaskInfo;
   dialogues: Dialogue[];
+  /** As the files split them (a task with one file has it all in train). */
   splits: Record<Split, Example[]>;
-  /** Scene of each example's dialogue, to split by scene. */
-  sceneOf?: Map<string, string>;
+  /**
+   * The Character Mining scenes (sSS_eEE_cCC) an example's dialogue comes from: none when it
+   * cannot be mapped; absent for a task that cannot be mapped at all (DialogRE).
+   */
+  scenes?: (e: Example) => readonly string[];
 }
 
 const pad = (n: string | number, w: number): string => String(n).padStart(w, '0');
@@ -124,16 +128,19 @@ function emotionCsv(
   file: string,
   columns: string[],
   labels: string[],
-  rowOf: (r: Record<string, string>) => { dialogue: string; u: number; speaker: string },
+  rowOf: (r: Record<string, string>) => { dialogue: string; u: number; speaker: string; scenes?: readonly string[] },
   exampleId: (dialogue: string, u: number) => string,
-): { dialogues: Dialogue[]; examples: Example[] } {
+): { dialogues: Dialogue[]; examples: Example[]; scenes: Map<string, Set<string>> } {
   const byDialogue = new Map<string, { u: number; speaker: string; text: string; emotion: string; line: number }[]>();
+  const scenes = new Map<string, Set<string>>();
   readCsv(file).forEach((r, i) => {
     for (const k of ['Utterance', 'Emotion', ...columns]) if (r[k] === undefined) fail(file, `row ${i + 2}`, `missing column "${k}"`);
-    const { dialogue, u, speaker } = rowOf(r);
-    const list = byDialogue.get(dialogue) ?? [];
-    list.push({ u, speaker, text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
-    byDialogue.set(dialogue, list);
+    const row = rowOf(r);
+    const list = byDialogue.get(row.dialogue) ?? [];
+    list.push({ u: row.u, speaker: row.speaker, text: r.Utterance!, emotion: r.Emotion!.toLowerCase(), line: i + 2 });
+    byDialogue.set(row.dialogue, list);
+    const seen = scenes.get(row.dialogue) ?? scenes.set(row.dialogue, new Set()).get(row.dialogue)!;
+    for (const sc of row.scenes ?? []) seen.add(sc);
   });
   const dialogues: Dialogue[] = [];
   const examples: Example[] = [];
@@ -146,7 +153,7 @@ function emotionCsv(
       examples.push({ id: exampleId(id, x.u), dialogue: id, focus: ti, label });
     });
   }
-  return { dialogues, examples };
+  return { dialogues, examples, scenes };
 }
 
 /** The multimodal EmoryNLP CSV: scenes from season, episode and scene numbers. */
@@ -172,7 +179,8 @@ register(
     const train = emoryCsv(join(d, 'emorynlp_train_final.csv'), info.name);
     const dev = emoryJson(join(d, 'emotion-detection-dev.json'), info.name, EMORY);
     const test = emoryJson(join(d, 'emotion-detection-tst.json'), info.name, EMORY);
-    return { info, dialogues: [...train.dialogues, ...dev.dialogues, ...test.dialogues], splits: { train: train.examples, dev: dev.examples, test: test.examples } };
+    // Dialogue ids are scene ids.
+    return { info, dialogues: [...train.dialogues, ...dev.dialogues, ...test.dialogues], splits: { train: train.examples, dev: dev.examples, test: test.examples }, scenes: (e) => [e.dialogue] };
   },
 );
 
@@ -181,22 +189,38 @@ const MELD = ['anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise
 register(
   { name: 'MELD_emotion_recognition', kind: 'single', labels: MELD, metrics: ['f1_micro', 'f1_weighted'], description: 'MELD emotion of an utterance (7 classes)' },
   (dir, info) => {
+    const mapping = meldMapping(join(dir, 'meld_emotion_recognition', 'meld_manual_mapping.json'));
     const dialogues: Dialogue[] = [];
     const splits = { train: [], dev: [], test: [] } as Record<Split, Example[]>;
+    const scenes = new Map<string, readonly string[]>();
     for (const [split, name] of [['train', 'train_sent_emo.csv'], ['dev', 'dev_sent_emo.csv'], ['test', 'test_sent_emo.csv']] as const) {
       const r = emotionCsv(
         join(dir, 'meld_emotion_recognition', name),
-        ['Speaker', 'Dialogue_ID', 'Utterance_ID'],
+        ['Sr No.', 'Speaker', 'Dialogue_ID', 'Utterance_ID'],
         MELD,
-        (row) => ({ dialogue: `meld-${split}-${row.Dialogue_ID}`, u: Number(row.Utterance_ID), speaker: row.Speaker! }),
+        (row) => ({ dialogue: `meld-${split}-${row.Dialogue_ID}`, u: Number(row.Utterance_ID), speaker: row.Speaker!, scenes: mapping.get(`${split}-${row['Sr No.']}`) }),
         (id, u) => `${info.name}-${id}-${u}`,
       );
       dialogues.push(...r.dialogues);
       splits[split] = r.examples;
+      for (const [d, sc] of r.scenes) scenes.set(d, [...sc].sort());
     }
-    return { info, dialogues, splits };
+    // A MELD dialogue is in every scene one of its rows maps to (TLiDB's manual mapping).
+    return { info, dialogues, splits, scenes: (e) => scenes.get(e.dialogue) ?? [] };
   },
 );
+
+/** TLiDB's MELD mapping: "<split>-<Sr No.>" → Character Mining utterance ids, of which the scene part is reliable. */
+function meldMapping(file: string): Map<string, string[]> {
+  const raw = readJson(file);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(file, '', 'should map "<split>-<Sr No.>" to lists of utterance ids');
+  const out = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!Array.isArray(v) || v.some((u) => typeof u !== 'string')) fail(file, JSON.stringify(k), 'should be a list of utterance ids');
+    out.set(k, [...new Set((v as string[]).map((u) => u.slice(0, u.lastIndexOf('_u') >= 0 ? u.lastIndexOf('_u') : u.length)))]);
+  }
+  return out;
+}
 
 // ---- 3. Character identification ------------------------------------------------------------
 const CHARACTERS = ['chandler', 'joey', 'monica', 'phoebe', 'rachel', 'ross', 'other'];
@@ -232,7 +256,7 @@ register(
     const d = join(dir, 'character_identification');
     const dev = charIdFile(join(d, 'character-identification-dev.json'), info.name);
     const test = charIdFile(join(d, 'character-identification-tst.json'), info.name);
-    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { ...splitByScene(dev.examples, (e) => e.dialogue, `${info.name}`), test: test.examples } };
+    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { train: [], dev: dev.examples, test: test.examples }, scenes: (e) => [e.dialogue] };
   },
 );
 
@@ -272,7 +296,8 @@ register(
     const d = join(dir, 'reading_comprehension');
     const dev = rcFile(join(d, 'reading-comprehension-dev.json'), info.name, 'dev');
     const test = rcFile(join(d, 'reading-comprehension-tst.json'), info.name, 'test');
-    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { ...splitByScene(dev.examples, (e) => dev.scene.get(e.dialogue)!, info.name), test: test.examples } };
+    const scene = new Map([...dev.scene, ...test.scene]);
+    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { train: [], dev: dev.examples, test: test.examples }, scenes: (e) => [scene.get(e.dialogue)!] };
   },
 );
 
@@ -311,7 +336,7 @@ register(
     const d = join(dir, 'question_answering');
     const dev = qaFile(join(d, 'friendsqa_dev.json'), info.name);
     const test = qaFile(join(d, 'friendsqa_tst.json'), info.name);
-    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { ...splitByScene(dev.examples, (e) => e.dialogue.split('#')[0]!, info.name), test: test.examples } };
+    return { info, dialogues: [...dev.dialogues, ...test.dialogues], splits: { train: [], dev: dev.examples, test: test.examples }, scenes: (e) => [e.dialogue.split('#')[0]!] };
   },
 );
 
@@ -346,7 +371,7 @@ register(
       scene.set(id, `s${r.scene_id}`); // scene ids here lack the leading "s"
       examples.push({ id: `${info.name}-${i}`, dialogue: id, item: r.character!, label: TRAIT_COLUMNS.flatMap((c, k) => (r[c] === '1' ? [k] : [])) });
     });
-    return { info, dialogues, splits: splitByScene(examples, (e) => scene.get(e.dialogue)!, info.name, [0.7, 0.15]) };
+    return { info, dialogues, splits: { train: examples, dev: [], test: [] }, scenes: (e) => [scene.get(e.dialogue)!] };
   },
 );
 
@@ -390,21 +415,6 @@ register(
     return { info, dialogues, splits };
   },
 );
-
-/**
- * Split examples by scene: no scene in two splits. `fractions` are train and dev; with two
- * splits only (the other file is the test set) dev takes the rest.
- */
-function splitByScene(examples: Example[], sceneOf: (e: Example) => string, seed: string, fractions: [number, number] = [0.8, 0.2]): Record<Split, Example[]> {
-  const scenes = [...new Set(examples.map(sceneOf))].sort();
-  new Rng(`friends-split:${seed}`).shuffle(scenes);
-  const cut1 = Math.round(scenes.length * fractions[0]);
-  const cut2 = Math.round(scenes.length * (fractions[0] + fractions[1]));
-  const where = new Map(scenes.map((s, i) => [s, i < cut1 ? 'train' : i < cut2 ? 'dev' : 'test'] as const));
-  const out: Record<Split, Example[]> = { train: [], dev: [], test: [] };
-  for (const e of examples) out[where.get(sceneOf(e))!].push(e);
-  return out;
-}
 
 /** FETA's few-shot (10%) train/dev sizes, from TLiDB's scripts; MELD's is 10% of its train set. */
 export const FETA_FEW_SHOT: Record<string, [number, number]> = {
