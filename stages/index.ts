@@ -6,6 +6,7 @@ import { interpolate } from './interpolate.js';
 import { merge } from './merge.js';
 import { mergeSearch } from './merge-search.js';
 import { prepareData } from './prepare-data.js';
+import { pretrain } from './pretrain.js';
 import { trainExpert } from './train-expert.js';
 import { vocab } from './vocab.js';
 
@@ -14,6 +15,7 @@ export const registry: ReadonlyMap<string, StageType> = new Map<string, StageTyp
   [prepareData.name, prepareData],
   [vocab.name, vocab],
   [initModel.name, initModel],
+  [pretrain.name, pretrain],
   [trainExpert.name, trainExpert],
   [finetune.name, finetune],
   [interpolate.name, interpolate],

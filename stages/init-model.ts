@@ -24,6 +24,7 @@ export const initModel: StageType = {
       hidden: { type: 'integer', minimum: 4, default: 96 },
       kernel: { type: 'integer', minimum: 1, default: 3, description: 'cnn window width' },
       max_len: { type: 'integer', minimum: 16, default: 128, description: 'Tokens per example; longer dialogues are cut around the turn asked about' },
+      item_heads: { type: 'boolean', default: false, description: 'Span (QA) and choice (reading comprehension) heads read the item: token and candidate scores conditioned on the pooled question or query, and a candidate is also where the dialogue names it' },
       seed: { type: 'integer', default: 0 },
     },
   },
@@ -39,6 +40,8 @@ export const initModel: StageType = {
       hidden: Number(p.hidden),
       kernel: Number(p.kernel),
       maxLen: Number(p.max_len),
+      // Absent rather than false: a base without it is the same model.json as before the option.
+      ...(p.item_heads === true ? { itemHeads: true } : {}),
       ...(p.encoder === 'transformer' ? { layers: Number(p.layers), heads: Number(p.heads) } : {}),
       seed: Number(p.seed),
       tasks: {},

@@ -49,7 +49,7 @@ export const interpolate: StageType = {
     const cfg = { ...models[0]!.cfg, tasks: { [p.task]: models[0]!.cfg.tasks[p.task]! } };
     const vars = toVars(tf, merger.merge(models.map((_, i) => (i === 0 ? 1 : 0))));
     // Encoded once: every evaluation of the search scores the same dev examples.
-    const dev = prepare(ds, vocab, p.task, 'dev', cfg.maxLen);
+    const dev = prepare(ds, vocab, p.task, 'dev', cfg);
     ctx.log(`${models.length} models, ${merger.tensorNames.length} tensors; ${p.optimizer} on ${p.task} dev (${dev.examples.length} examples)`);
     const k = models.length;
     const result = await search(new CoefficientSpace(1, k, 'simplex'), p.optimizer, ([alpha]) => {

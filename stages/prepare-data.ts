@@ -21,12 +21,12 @@ interface Params {
 const ALL_TASKS = [...SYNTHETIC_TASK_NAMES, ...FRIENDS_TASK_NAMES];
 
 /**
- * Builds a dataset directory (dataset.json, dialogues.jsonl, TASK.SPLIT.jsonl): the generated
+ * Builds a dataset directory (dataset.json, dialogues.jsonl, TASK.SPLIT.jsonl, corpus.txt): the generated
  * synthetic corpus, the Friends datasets in their public formats, or TLiDB's unified JSON.
  */
 export const prepareData: StageType = {
   name: 'prepare-data',
-  version: 4,
+  version: 5,
   description: 'Build a multi-task dialogue dataset: synthetic, the Friends files, or TLiDB unified JSON',
   schema: {
     type: 'object',
@@ -57,9 +57,11 @@ export const prepareData: StageType = {
     let dialogues: Dialogue[];
     let examples: Record<string, Record<Split, Example[]>>;
     let split: unknown;
+    let corpus: string[];
     if (p.source === 'synthetic') {
       const sizes = { train: p.train ?? 400, dev: p.dev ?? 200, test: p.test ?? 400 };
       ({ tasks, dialogues, examples } = generateSynthetic({ seed: p.seed, scenes: p.scenes, sizes, trainPerTask: p.train_per_task, tasks: p.tasks }));
+      corpus = unlabelledCorpus(dialogues, tasks, examples);
     } else {
       if (!p.path) throw new StageInputError(`source ${p.source} needs "path"`);
       const path = ctx.resolve(p.path);
@@ -95,6 +97,7 @@ export const prepareData: StageType = {
         dialogues = t.dialogues;
         examples = t.splits;
       }
+      corpus = unlabelledCorpus(dialogues, tasks, examples);
       // Few-shot: seeded samples of FETA's sizes (or the sizes given) from the train and dev pools.
       for (const info of tasks) {
         const [fsTrain, fsDev] = FETA_FEW_SHOT[info.name] ?? [Infinity, Infinity];
@@ -110,12 +113,31 @@ export const prepareData: StageType = {
       }
       dialogues = dedupe(dialogues);
     }
-    const manifest = writeDataset(ctx.outs.data!, p.source, tasks, dialogues, examples, { ...p, path: p.path ? join(p.path) : undefined, ...(split ? { split } : {}) });
+    const manifest = writeDataset(ctx.outs.data!, p.source, tasks, dialogues, examples, { ...p, path: p.path ? join(p.path) : undefined, ...(split ? { split } : {}) }, corpus);
     for (const [task, c] of Object.entries(manifest.counts)) ctx.log(`${task}: ${c.train} train, ${c.dev} dev, ${c.test} test`);
-    ctx.log(`${manifest.dialogues} dialogues`);
+    ctx.log(`${manifest.dialogues} dialogues; ${corpus.length} in the unlabelled corpus (pretrain)`);
     return { metrics: { dialogues: manifest.dialogues } };
   },
 };
+
+/**
+ * The dialogues of every task's training pool before few-shot sampling, each text once (reading
+ * comprehension repeats a scene per query): what `pretrain` may read. Test dialogues are never
+ * in it, and for Friends no dialogue in it repeats a test turn (scene-split.ts).
+ */
+function unlabelledCorpus(dialogues: Dialogue[], tasks: TaskInfo[], examples: Record<string, Record<Split, Example[]>>): string[] {
+  const byId = new Map(dialogues.map((d) => [d.id, d]));
+  const ids = new Set(tasks.flatMap((t) => examples[t.name]!.train.map((e) => e.dialogue)));
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const id of [...ids].sort()) {
+    const text = JSON.stringify(byId.get(id)?.turns ?? []);
+    if (seen.has(text)) continue;
+    seen.add(text);
+    out.push(id);
+  }
+  return out;
+}
 
 function dedupe(ds: Dialogue[]): Dialogue[] {
   const seen = new Map<string, Dialogue>();

@@ -20,6 +20,7 @@ export const TRAIN_PARAMS = {
   seed: { type: 'integer', default: 0, description: 'Seed of the batch order' },
   patience: { type: 'integer', minimum: 1, default: 2, description: 'Epochs without dev improvement before stopping (with a target)' },
   max_train: { type: 'integer', minimum: 1, description: 'Use at most this many training examples per task' },
+  max_len: { type: 'integer', minimum: 16, description: "Tokens per example from this stage on (default: the model's own; cnn and bow only, whose weights do not depend on it)" },
 } as const;
 
 /** As the stage sees them: the schema's defaults are filled in before it runs. */
@@ -30,4 +31,5 @@ export interface TrainParams {
   seed: number;
   patience: number;
   max_train?: number;
+  max_len?: number;
 }

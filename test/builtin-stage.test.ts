@@ -69,7 +69,7 @@ test('dfwe exec runs a node spec by hand: the contract other executors rely on',
   writeFileSync(join(ws, 'spec.json'), JSON.stringify(spec));
   const r = dfwe(ws, ['exec', 'spec.json']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(listFiles(join(ws, 'ds')), ['dataset.json', 'dialogues.jsonl', 'topic.dev.jsonl', 'topic.test.jsonl', 'topic.train.jsonl']);
+  assert.deepEqual(listFiles(join(ws, 'ds')), ['corpus.txt', 'dataset.json', 'dialogues.jsonl', 'topic.dev.jsonl', 'topic.test.jsonl', 'topic.train.jsonl']);
   assert.ok(JSON.parse(readFileSync(join(ws, 'metrics.json'), 'utf8')).dialogues > 0);
   const stale = dfwe(ws, ['exec', 'nope.json']);
   assert.equal(stale.code, 2);

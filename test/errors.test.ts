@@ -154,7 +154,7 @@ const cases: Case[] = [
     name: 'unknown stage type',
     yaml: 'version: 1\nstages:\n  a:\n    uses: no-such-stage\n',
     at: [4, 11],
-    message: /"uses" of stage "a": "no-such-stage" is not one of evaluate, finetune, init-model, interpolate, merge, merge-search, prepare-data, train-expert, vocab/,
+    message: /"uses" of stage "a": "no-such-stage" is not one of evaluate, finetune, init-model, interpolate, merge, merge-search, prepare-data, pretrain, train-expert, vocab/,
   },
   {
     name: 'neither cmd nor uses',

@@ -13,7 +13,7 @@ import { readSafetensors } from '../src/ml/safetensors.js';
 import { loadTf } from '../src/ml/tf.js';
 import { ensureHeads, evaluate, toVars, train } from '../src/ml/train.js';
 import { buildVocab } from '../src/ml/vocab.js';
-import { dfwe, ran, workspace } from './helpers.js';
+import { dfwe, ran, workspace, write } from './helpers.js';
 import { untrainedModel } from './ml-helpers.js';
 
 function smallDataset(train = 300): string {
@@ -27,7 +27,7 @@ test('wasm gradients (embedding gather, transposed matmuls, shifted-matmul CNN, 
   const tf = await loadTf('wasm');
   const ds = readDataset(smallDataset(40));
   const vocab = buildVocab(ds, 500, 1);
-  const m = untrainedModel(ds, vocab, 48);
+  const m = untrainedModel(ds, vocab, 48, 3, true);
   const { cfg } = m;
   const gradsOn = async (backend: string): Promise<Map<string, Float32Array>> => {
     await tf.setBackend(backend);
@@ -202,4 +202,93 @@ test('an output ensemble averages the models’ distributions: one model twice s
   const pair = evaluate(tf, a.cfg, [va, vb], ds, vocab, 'emotion', 'dev');
   assert.ok(Math.abs(pair.loss - byHand) < 1e-4, `ensemble loss ${pair.loss}, by hand ${byHand}`);
   [...va.values(), ...vb.values()].forEach((v) => v.dispose());
+});
+
+test('item heads: QA scores depend on the question beyond the flags, an RC candidate is also where the dialogue names it, RE\'s x and y are apart', async () => {
+  const tf = await loadTf('wasm');
+  const ds = readDataset(smallDataset(40));
+  const vocab = buildVocab(ds, 500, 1);
+  const e = ds.examples('qa', 'dev')[0]!;
+  const d = ds.dialogues.get(e.dialogue)!;
+  // Two questions of words the dialogue never uses, one token each: the same flags, the same positions.
+  const words = new Set(d.turns.flatMap((x) => `${x.speaker} ${x.text}`.toLowerCase().split(/\W+/)));
+  const unused = vocab.tokens.filter((t) => /^[a-z]+$/.test(t) && !words.has(t)).slice(0, 2);
+  const encs = unused.map((q) => encode({ ...e, item: q }, d, vocab, 48));
+  const startLogits = (itemHeads: boolean): number[][] => {
+    const m = untrainedModel(ds, vocab, 48, 3, itemHeads);
+    const vars = toVars(tf, m.weights, `item-${itemHeads}/`);
+    const batch = makeBatch(tf, encs, 48);
+    const out = forward(tf, m.cfg, vars, 'qa', batch)[0]!.arraySync() as number[][];
+    disposeBatch(batch);
+    vars.forEach((v) => v.dispose());
+    return out;
+  };
+  // Past the kernel's reach of the question (CLS, 1 token, SEP, then 3 positions), every dialogue position.
+  const far = (rows: number[][]): number[][] => rows.map((r) => r.slice(6).filter((_, i) => encs[0]!.dialogueMask[i + 6] === 1));
+  const [plainA, plainB] = far(startLogits(false));
+  assert.deepEqual(plainA, plainB, 'without item heads a dialogue token far from the question does not see it');
+  const [itemA, itemB] = far(startLogits(true));
+  assert.ok(itemA!.length > 10 && itemA!.some((x, i) => Math.abs(x - itemB![i]!) > 1e-6), 'with item heads it does');
+  // RC: a candidate who never speaks has positions only where the dialogue names them.
+  const rc = { id: 'rc', dialogue: 'x', item: '@placeholder laughs', candidates: ['@ent00', '@ent01'], label: 1 };
+  const dialogue = { id: 'x', turns: [{ speaker: '@ent00', text: 'where is @ent01 ?' }] };
+  const named = (mentions: boolean): number => encode(rc, dialogue, vocab, 48, mentions).candidateMasks[1]!.reduce((a, x) => a + x, 0);
+  assert.equal(named(false), 0);
+  assert.equal(named(true), 1);
+  // RE: x and y apart, where each speaks and where each is named.
+  const re = { id: 're', dialogue: 'y', item: 'Speaker 2 ; Ross', label: [8] };
+  const talk = { id: 'y', turns: [{ speaker: 'Speaker 1', text: 'hi ross' }, { speaker: 'Speaker 2', text: 'hey' }] };
+  const enc = encode(re, talk, vocab, 48);
+  const at = (flags: Float32Array): string[] => [...flags].flatMap((f, i) => (f ? [enc.turnOf[i]! >= 0 ? `${enc.turnOf[i]}:${enc.wordOf[i]}` : `turn ${i}`] : []));
+  assert.deepEqual(at(enc.pairY), ['0:1'], 'y is named once');
+  assert.equal(at(enc.pairX).filter((p) => p === '1:0').length, 1, "x speaks turn 1: its text is x's");
+  assert.ok(at(enc.pairX).every((p) => !p.startsWith('0:')), "x's flag is not on turn 0");
+});
+
+test('max_len on a finetune: the finetuned model reads that many tokens (a cnn); a transformer is told to set it on init-model', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE.replace('task: sentiment, epochs: 1 }', 'task: sentiment, epochs: 1, max_len: 96 }') });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  const cfgOf = (node: string): { maxLen: number } => JSON.parse(readFileSync(join(ws, `out/${node}/model/model.json`), 'utf8')).config;
+  assert.equal(cfgOf('expert').maxLen, 64);
+  assert.equal(cfgOf('tuned').maxLen, 96);
+  write(ws, 'dfwe.yaml', PIPELINE.replace('hidden: 16, embed_dim: 8, max_len: 64', 'hidden: 16, embed_dim: 8, max_len: 64, encoder: transformer, heads: 2').replace('task: sentiment, epochs: 1 }', 'task: sentiment, epochs: 1, max_len: 96 }'));
+  const t = dfwe(ws, ['run']);
+  assert.equal(t.code, 1);
+  assert.match(t.stderr, /tuned.*max_len 96: a transformer's position embeddings are sized for 64 tokens; set max_len on init-model instead/s);
+});
+
+test('pretrain: masked tokens of the training pools only, deterministic, its loss falls; epochs 0 passes the base through; a model with heads is refused', () => {
+  const pipeline = PIPELINE.replace('max_len: 64 }\n', `max_len: 64 }
+  pre:
+    uses: pretrain
+    with: { data: "\${{ stages.data.outs.data }}", vocab: "\${{ stages.vocab.outs.vocab }}", model: "\${{ stages.base.outs.model }}", epochs: 3, max_windows: 96, lr: 0.01 }
+  same:
+    uses: pretrain
+    with: { data: "\${{ stages.data.outs.data }}", vocab: "\${{ stages.vocab.outs.vocab }}", model: "\${{ stages.base.outs.model }}", epochs: 0 }
+`).replace('model: ${{ stages.base.outs.model }}', 'model: ${{ stages.pre.outs.model }}');
+  const [a, b] = [workspace({ 'dfwe.yaml': pipeline }), workspace({ 'dfwe.yaml': pipeline })];
+  for (const ws of [a, b]) {
+    const r = dfwe(ws, ['run']);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const digest = (ws: string, node: string): string => JSON.parse(dfwe(ws, ['show', node, '--json']).stdout).record.outputs.model.digest;
+  assert.equal(digest(a, 'pre'), digest(b, 'pre'), 'two fresh runs give the same bytes');
+  const ds = readDataset(join(a, 'out/data/data'));
+  const corpus = new Set(ds.corpus().map((d) => d.id));
+  const train = new Set(Object.keys(ds.manifest.tasks).flatMap((t) => ds.examples(t, 'train').map((e) => e.dialogue)));
+  assert.ok(corpus.size > 0 && [...corpus].every((id) => train.has(id)), 'the corpus is training dialogues');
+  assert.ok(Object.keys(ds.manifest.tasks).every((t) => ds.examples(t, 'test').every((e) => !corpus.has(e.dialogue))), 'no test dialogue');
+  const history = JSON.parse(readFileSync(join(a, 'out/pre/model/model.json'), 'utf8')).history as { loss: number }[];
+  assert.ok(history.length === 3 && history[2]!.loss < history[0]!.loss, `masked-token loss by epoch: ${history.map((h) => h.loss.toFixed(3))}`);
+  const base = readSafetensors(join(a, 'out/base/model/weights.safetensors')).tensors;
+  const pre = readSafetensors(join(a, 'out/pre/model/weights.safetensors')).tensors;
+  assert.deepEqual([...pre.keys()].sort(), [...base.keys()].sort(), 'the output layer is dropped');
+  assert.notDeepEqual(pre.get('encoder.w0'), base.get('encoder.w0'));
+  assert.equal(digest(a, 'same').length > 0, true);
+  assert.deepEqual(readFileSync(join(a, 'out/same/model/weights.safetensors')), readFileSync(join(a, 'out/base/model/weights.safetensors')));
+  write(a, 'dfwe.yaml', pipeline.replace('model: "${{ stages.base.outs.model }}", epochs: 0', 'model: "${{ stages.tuned.outs.model }}", epochs: 0'));
+  const refused = dfwe(a, ['run']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /same.*already has task heads \(.*sentiment.*\): pretrain a base model/s);
 });

@@ -6,7 +6,9 @@ import { CLS, HIDDEN, id, PAD, SEP, tokenize, TURN, type Vocab } from './vocab.j
  * and three flags: in the focus turn; the token occurs in the item; the turn's speaker is named
  * in the item. One encoder reads them all, and each task kind pools what it needs: the focus
  * turn (emotion, who speaks), the named character's turns (personality), each candidate's
- * turns (reading comprehension), or every position (span extraction).
+ * turns (reading comprehension), or every position (span extraction). Models with item heads
+ * (model.ts) also read where the item sits, where each argument of a pair is, and where a
+ * candidate is named.
  */
 
 export interface Encoded {
@@ -20,11 +22,20 @@ export interface Encoded {
   /** Per position: turn index and token index in the turn's text, or -1. */
   turnOf: Int32Array;
   wordOf: Int32Array;
-  /** For choice tasks: per candidate, 1 where its turns are. */
+  /** For choice tasks: per candidate, 1 where its turns are (and, with `mentions`, where it is named). */
   candidateMasks: Float32Array[];
+  /** 1 where a token of the item (question, query, mention, argument pair) sits. */
+  itemMask: Float32Array;
+  /**
+   * For an item that is an argument pair "x ; y" (relation extraction): 1 where x (y) is named
+   * in the dialogue or speaks, so the two arguments are told apart.
+   */
+  pairX: Float32Array;
+  pairY: Float32Array;
 }
 
-export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encoded {
+/** `mentions`: a candidate's positions include the tokens that name it, not only its turns. */
+export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number, mentions = false): Encoded {
   const itemTokens = tokenize(e.item ?? '');
   const itemSet = new Set(itemTokens);
   const turnTokens = d.turns.map((t) => t.text.split(' ').flatMap((w, wi) => tokenize(w).map((tok) => ({ tok, wi }))));
@@ -55,10 +66,19 @@ export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encod
   const out: Encoded = {
     tokens: new Int32Array(n), speakers: new Int32Array(n), focus: new Float32Array(n), itemMatch: new Float32Array(n),
     speakerMatch: new Float32Array(n), dialogueMask: new Float32Array(n), turnOf: new Int32Array(n).fill(-1), wordOf: new Int32Array(n).fill(-1),
-    candidateMasks: [],
+    candidateMasks: [], itemMask: new Float32Array(n), pairX: new Float32Array(n), pairY: new Float32Array(n),
   };
+  const pair = (e.item ?? '').split(' ; ');
+  const xName = pair.length === 2 ? tokenize(pair[0]!) : [];
+  const yName = pair.length === 2 ? tokenize(pair[1]!) : [];
+  const xSet = new Set(xName);
+  const ySet = new Set(yName);
   let p = 0;
-  for (const t of head) if (p < n) out.tokens[p++] = t;
+  for (const [i, t] of head.entries()) {
+    if (p >= n) break;
+    if (i > 0 && i < head.length - 1) out.itemMask[p] = 1;
+    out.tokens[p++] = t;
+  }
   const candTokens = (e.candidates ?? []).map((c) => tokenize(c).join('_'));
   out.candidateMasks = candTokens.map(() => new Float32Array(n));
   for (let ti = lo; ti <= hi && d.turns.length; ti++) {
@@ -66,12 +86,17 @@ export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encod
     const spk = hidden ? HIDDEN : id(v, speakerTok[ti]!);
     const isFocus = ti === e.focus ? 1 : 0;
     const named = !hidden && speakerNamed[ti] ? 1 : 0;
-    const place = (tok: number, word: number, inText: boolean): void => {
+    const spkWords = tokenize(d.turns[ti]!.speaker).join(' ');
+    const speaksX = xName.length > 0 && spkWords === xName.join(' ');
+    const speaksY = yName.length > 0 && spkWords === yName.join(' ');
+    const place = (tok: number, word: number, inText: boolean, text = ''): void => {
       if (p >= n) return;
       out.tokens[p] = tok;
       out.speakers[p] = spk;
       out.focus[p] = isFocus;
       out.speakerMatch[p] = named;
+      if (speaksX || (inText && xSet.has(text))) out.pairX[p] = 1;
+      if (speaksY || (inText && ySet.has(text))) out.pairY[p] = 1;
       if (inText) {
         out.dialogueMask[p] = 1;
         out.turnOf[p] = ti;
@@ -79,13 +104,13 @@ export function encode(e: Example, d: Dialogue, v: Vocab, maxLen: number): Encod
         out.itemMatch[p] = itemSet.has(v.tokens[tok] ?? '') ? 1 : 0;
       }
       candTokens.forEach((c, ci) => {
-        if (!hidden && c === speakerTok[ti]) out.candidateMasks[ci]![p] = 1;
+        if ((!hidden && c === speakerTok[ti]) || (mentions && inText && c === text)) out.candidateMasks[ci]![p] = 1;
       });
       p++;
     };
     place(TURN, -1, false);
     place(spk, -1, false);
-    for (const { tok, wi } of turnTokens[ti]!) place(id(v, tok), wi, true);
+    for (const { tok, wi } of turnTokens[ti]!) place(id(v, tok), wi, true, tok);
   }
   for (; p < n; p++) out.tokens[p] = PAD;
   return out;

@@ -28,6 +28,11 @@ export interface ModelConfig {
   heads?: number;
   maxLen: number;
   seed: number;
+  /**
+   * Span and choice heads read the item: token and candidate scores are conditioned on the
+   * pooled question (query) vector, and a candidate is also where the dialogue names it.
+   */
+  itemHeads?: boolean;
   /** Tasks with a head: name → kind, classes. */
   tasks: Record<string, Pick<TaskInfo, 'kind' | 'labels'>>;
 }
@@ -73,6 +78,8 @@ export function initEncoder(cfg: ModelConfig): Weights {
       }
     }
   }
+  // Last, so that the rest of the encoder is drawn as without item heads.
+  if (cfg.itemHeads) put('embed.pair', [2, cfg.embedDim], glorot(rng, [2, cfg.embedDim]));
   return w;
 }
 
@@ -82,11 +89,11 @@ export function headShapes(cfg: ModelConfig, task: string): Record<string, numbe
   switch (t.kind) {
     case 'single':
     case 'multi':
-      return { w: [3 * h, t.labels!.length], b: [t.labels!.length] };
+      return { w: [(cfg.itemHeads ? 5 : 3) * h, t.labels!.length], b: [t.labels!.length] };
     case 'choice':
-      return { w1: [2 * h, h], b1: [h], w2: [h, 1] };
+      return { w1: [(cfg.itemHeads ? 3 : 2) * h, h], b1: [h], w2: [h, 1] };
     case 'span':
-      return { start: [h, 1], end: [h, 1] };
+      return { start: [(cfg.itemHeads ? 2 : 1) * h, 1], end: [(cfg.itemHeads ? 2 : 1) * h, 1] };
   }
 }
 
@@ -107,9 +114,23 @@ export interface Batch {
   valid: TF.Tensor3D;
   focus: TF.Tensor3D;
   speakerMatch: TF.Tensor3D;
+  item: TF.Tensor3D;
+  /** [B, L, 2]: where the pair's x and y are. */
+  pair: TF.Tensor3D;
   dialogueMask: TF.Tensor2D;
   candidates?: TF.Tensor3D;
   candidateValid?: TF.Tensor2D;
+}
+
+function pairFlags(encs: Encoded[], maxLen: number): Float32Array {
+  const out = new Float32Array(encs.length * maxLen * 2);
+  encs.forEach((e, i) => {
+    for (let p = 0; p < maxLen; p++) {
+      out[2 * (i * maxLen + p)] = e.pairX[p]!;
+      out[2 * (i * maxLen + p) + 1] = e.pairY[p]!;
+    }
+  });
+  return out;
 }
 
 export function makeBatch(tf: Tf, encs: Encoded[], maxLen: number): Batch {
@@ -138,6 +159,8 @@ export function makeBatch(tf: Tf, encs: Encoded[], maxLen: number): Batch {
     valid: tf.tensor3d(valid, [b, maxLen, 1]),
     focus: tf.tensor3d(focus, [b, maxLen, 1]),
     speakerMatch: tf.tensor3d(named, [b, maxLen, 1]),
+    item: tf.tensor3d(cat(Float32Array, (e) => e.itemMask), [b, maxLen, 1]),
+    pair: tf.tensor3d(pairFlags(encs, maxLen), [b, maxLen, 2]),
     dialogueMask: tf.tensor2d(cat(Float32Array, (e) => e.dialogueMask), [b, maxLen]),
   };
   const c = Math.max(0, ...encs.map((e) => e.candidateMasks.length));
@@ -164,16 +187,18 @@ export function disposeBatch(batch: Batch): void {
 
 export type Vars = Map<string, TF.Variable>;
 
-/** Per-token features [B·L, H] and the pooled summary [B, 3H]. */
-function encodeTokens(tf: Tf, cfg: ModelConfig, v: Vars, batch: Batch): { tokens: TF.Tensor2D; pooled: TF.Tensor2D; b: number; l: number } {
+/** Per-token features [B·L, H], the pooled summary [B, 3H] (5H with item heads), and (item heads) the item's mean [B, H]. */
+export function encodeTokens(tf: Tf, cfg: ModelConfig, v: Vars, batch: Batch): { tokens: TF.Tensor2D; pooled: TF.Tensor2D; item?: TF.Tensor2D; b: number; l: number } {
   const [b, l] = batch.tokens.shape;
   const e = cfg.embedDim;
   const table = v.get('embed.tokens')!;
   const flat = (t: TF.Tensor2D): TF.Tensor1D => tf.reshape(t, [b * l]);
   let x = tf.add(tf.gather(table, flat(batch.tokens)), tf.mul(tf.gather(table, flat(batch.speakers)), 0.5)) as TF.Tensor2D;
   x = tf.add(x, tf.matMul(tf.reshape(batch.flags, [b * l, 3]), v.get('embed.flags')!));
+  if (cfg.itemHeads) x = tf.add(x, tf.matMul(tf.reshape(batch.pair, [b * l, 2]), v.get('embed.pair')!));
   let h: TF.Tensor2D;
-  if (cfg.encoder === 'bow') {
+  // bow and the transformer start with a per-token dense layer (initEncoder gives them one tap).
+  if (cfg.encoder !== 'cnn') {
     h = tf.matMul(x, v.get('encoder.w0')!);
   } else {
     const half = Math.floor(cfg.kernel / 2);
@@ -188,8 +213,11 @@ function encodeTokens(tf: Tf, cfg: ModelConfig, v: Vars, batch: Batch): { tokens
   if (cfg.encoder === 'transformer') h = transformerLayers(tf, cfg, v, h, batch, b, l);
   const h3 = tf.mul(tf.reshape(h, [b, l, cfg.hidden]), batch.valid);
   const meanOver = (mask: TF.Tensor3D): TF.Tensor2D => tf.div(tf.sum(tf.mul(h3, mask), 1), tf.maximum(tf.sum(mask, 1), 1)) as TF.Tensor2D;
-  const pooled = tf.concat([tf.max(h3, 1) as TF.Tensor2D, meanOver(batch.focus), meanOver(batch.speakerMatch)], 1);
-  return { tokens: tf.reshape(h3, [b * l, cfg.hidden]), pooled, b, l };
+  const pools = [tf.max(h3, 1) as TF.Tensor2D, meanOver(batch.focus), meanOver(batch.speakerMatch)];
+  // Item heads: x's and y's positions apart (zeros for a task whose item is not a pair).
+  if (cfg.itemHeads) pools.push(meanOver(tf.slice(batch.pair, [0, 0, 0], [b, l, 1])), meanOver(tf.slice(batch.pair, [0, 0, 1], [b, l, 1])));
+  const pooled = tf.concat(pools, 1);
+  return { tokens: tf.reshape(h3, [b * l, cfg.hidden]), pooled, ...(cfg.itemHeads ? { item: meanOver(batch.item) } : {}), b, l };
 }
 
 const NEG = -1e9;
@@ -224,18 +252,24 @@ function transformerLayers(tf: Tf, cfg: ModelConfig, v: Vars, x0: TF.Tensor2D, b
 
 /** The head's raw output: class logits [B, C], candidate scores [B, C], or start/end logits [B, L] each. */
 export function forward(tf: Tf, cfg: ModelConfig, v: Vars, task: string, batch: Batch): TF.Tensor[] {
-  const { tokens, pooled, b, l } = encodeTokens(tf, cfg, v, batch);
+  const { tokens, pooled, item, b, l } = encodeTokens(tf, cfg, v, batch);
   const kind = cfg.tasks[task]!.kind;
   const p = (k: string): TF.Variable => v.get(`head.${task}.${k}`)!;
+  const h = cfg.hidden;
+  // The item's vector beside each of n rows per example: [B, n, H].
+  const itemFor = (n: number): TF.Tensor3D => tf.tile(tf.expandDims(item!, 1), [1, n, 1]) as TF.Tensor3D;
   if (kind === 'single' || kind === 'multi') return [tf.add(tf.matMul(pooled, p('w')), p('b'))];
   if (kind === 'span') {
     const mask = tf.mul(tf.sub(1, batch.dialogueMask), NEG);
-    return [tf.add(tf.reshape(tf.matMul(tokens, p('start')), [b, l]), mask), tf.add(tf.reshape(tf.matMul(tokens, p('end')), [b, l]), mask)];
+    // A token's score also depends on how it matches the question: [token, token ⊙ question].
+    const feats = item ? tf.concat([tokens, tf.mul(tokens, tf.reshape(itemFor(l), [b * l, h]))], 1) : tokens;
+    return [tf.add(tf.reshape(tf.matMul(feats, p('start')), [b, l]), mask), tf.add(tf.reshape(tf.matMul(feats, p('end')), [b, l]), mask)];
   }
   const c = batch.candidates!.shape[1];
-  const reps = tf.matMul(batch.candidates!, tf.reshape(tokens, [b, l, cfg.hidden])); // [B, C, H]
-  const globalMax = tf.tile(tf.expandDims(tf.slice(pooled, [0, 0], [b, cfg.hidden]), 1), [1, c, 1]);
-  const both = tf.reshape(tf.concat([reps, globalMax], 2), [b * c, 2 * cfg.hidden]);
+  const reps = tf.matMul(batch.candidates!, tf.reshape(tokens, [b, l, h])); // [B, C, H]
+  const globalMax = tf.tile(tf.expandDims(tf.slice(pooled, [0, 0], [b, h]), 1), [1, c, 1]);
+  const parts = item ? [reps, globalMax, tf.mul(reps, itemFor(c))] : [reps, globalMax];
+  const both = tf.reshape(tf.concat(parts, 2), [b * c, parts.length * h]);
   const scores = tf.reshape(tf.matMul(tf.relu(tf.add(tf.matMul(both, p('w1')), p('b1'))), p('w2')), [b, c]);
   return [tf.add(scores, tf.mul(tf.sub(1, batch.candidateValid!), NEG))];
 }

@@ -42,6 +42,10 @@ export async function trainStage(ctx: StageRunContext, opts: { tasks: string[]; 
     if (!ds.manifest.tasks[t]) throw new StageInputError(`task "${t}" is not in the dataset; it has ${Object.keys(ds.manifest.tasks).join(', ')}`);
   }
   const p = ctx.params as unknown as TrainParams;
+  if (p.max_len !== undefined && p.max_len !== m.cfg.maxLen) {
+    if (m.cfg.encoder === 'transformer') throw new StageInputError(`max_len ${p.max_len}: a transformer's position embeddings are sized for ${m.cfg.maxLen} tokens; set max_len on init-model instead`);
+    m.cfg = { ...m.cfg, maxLen: p.max_len };
+  }
   const r = train(tf, m, ds, vocab, {
     ...opts, epochs: p.epochs, lr: p.lr, batchSize: p.batch_size, seed: p.seed, patience: p.patience, maxTrain: p.max_train,
   }, ctx.log);

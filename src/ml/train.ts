@@ -65,11 +65,11 @@ export interface Prepared {
 }
 
 /** A task's examples of one split, encoded once (evaluation reuses them across calls). */
-export function prepare(ds: Dataset, vocab: Vocab, task: string, split: Split, maxLen: number, limit?: number): Prepared {
+export function prepare(ds: Dataset, vocab: Vocab, task: string, split: Split, cfg: Pick<ModelConfig, 'maxLen' | 'itemHeads'>, limit?: number): Prepared {
   const info = ds.manifest.tasks[task]!;
   let examples = ds.examples(task, split);
   if (limit !== undefined) examples = examples.slice(0, limit);
-  const encs = examples.map((e) => encode(e, ds.dialogues.get(e.dialogue)!, vocab, maxLen));
+  const encs = examples.map((e) => encode(e, ds.dialogues.get(e.dialogue)!, vocab, cfg.maxLen, cfg.itemHeads === true));
   return { task: info, examples, encs };
 }
 
@@ -126,7 +126,7 @@ export interface EvalResult {
  * its loss taken) as one model's would be.
  */
 export function evaluate(tf: Tf, cfg: ModelConfig, vars: Vars | Vars[], ds: Dataset, vocab: Vocab, task: string, split: Split, batchSize = 64, prepared?: Prepared): EvalResult {
-  const p = prepared ?? prepare(ds, vocab, task, split, cfg.maxLen);
+  const p = prepared ?? prepare(ds, vocab, task, split, cfg);
   const { task: info, examples, encs } = p;
   const members = Array.isArray(vars) ? vars : [vars];
   const preds: (number | number[] | string)[] = [];
@@ -254,8 +254,8 @@ export function train(tf: Tf, m: ModelDir, ds: Dataset, vocab: Vocab, opts: Trai
   if (opts.target) ensureHeads(m, [ds.manifest.tasks[opts.target]!]);
   const cfg = m.cfg;
   const vars = toVars(tf, m.weights);
-  const data = new Map(opts.tasks.map((t) => [t, prepare(ds, vocab, t, 'train', cfg.maxLen, opts.maxTrain)]));
-  const dev = opts.target ? prepare(ds, vocab, opts.target, 'dev', cfg.maxLen) : undefined;
+  const data = new Map(opts.tasks.map((t) => [t, prepare(ds, vocab, t, 'train', cfg, opts.maxTrain)]));
+  const dev = opts.target ? prepare(ds, vocab, opts.target, 'dev', cfg) : undefined;
   const optimizer = new Adam(tf, opts.lr);
   const encoderVars = [...vars].filter(([k]) => !k.startsWith('head.')).map(([, v]) => v);
   const history: EpochLog[] = [];

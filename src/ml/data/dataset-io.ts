@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../diagnostics.js';
 import { SPLITS, type DatasetManifest, type Dialogue, type Example, type Split, type TaskInfo } from './types.js';
@@ -8,6 +8,7 @@ import { SPLITS, type DatasetManifest, type Dialogue, type Example, type Split, 
  *   dataset.json            manifest: tasks (kind, labels, metrics), counts, provenance
  *   dialogues.jsonl         every dialogue once (tasks share scenes, as in FETA)
  *   TASK.SPLIT.jsonl        examples, referring to dialogues by id
+ *   corpus.txt              unlabelled dialogues for pretraining (training pools only), one id a line
  * JSON lines: readable with any tool, diffable, one example per line.
  */
 
@@ -15,6 +16,8 @@ export interface Dataset {
   manifest: DatasetManifest;
   dialogues: Map<string, Dialogue>;
   examples(task: string, split: Split): Example[];
+  /** The unlabelled corpus's dialogues (none for a dataset written before it existed). */
+  corpus(): Dialogue[];
 }
 
 export function writeDataset(
@@ -24,9 +27,11 @@ export function writeDataset(
   dialogues: Dialogue[],
   examples: Record<string, Record<Split, Example[]>>,
   provenance: Record<string, unknown>,
+  corpus: string[] = [],
 ): DatasetManifest {
   mkdirSync(dir, { recursive: true });
-  const used = new Set<string>();
+  const used = new Set<string>(corpus);
+  writeFileSync(join(dir, 'corpus.txt'), corpus.map((id) => `${id}\n`).join(''));
   for (const t of tasks) for (const s of SPLITS) for (const e of examples[t.name]![s]) used.add(e.dialogue);
   const kept = dialogues.filter((d) => used.has(d.id));
   writeFileSync(join(dir, 'dialogues.jsonl'), kept.map((d) => JSON.stringify(d)).join('\n') + '\n');
@@ -45,6 +50,7 @@ export function writeDataset(
     tasks: Object.fromEntries(tasks.map((t) => [t.name, t])),
     counts,
     dialogues: kept.length,
+    corpus: corpus.length,
     provenance,
   };
   writeFileSync(join(dir, 'dataset.json'), JSON.stringify(manifest, null, 2) + '\n');
@@ -82,6 +88,15 @@ export function readDataset(dir: string): Dataset {
       const k = `${task}.${split}`;
       if (!cache.has(k)) cache.set(k, readJsonLines<Example>(join(dir, `${k}.jsonl`)));
       return cache.get(k)!;
+    },
+    corpus() {
+      const file = join(dir, 'corpus.txt');
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((id) => {
+        const d = dialogues.get(id);
+        if (!d) throw new UserError(`${file}: dialogue "${id}" is not in dialogues.jsonl`);
+        return d;
+      });
     },
   };
 }

@@ -74,6 +74,8 @@ export interface DatasetManifest {
   /** Examples per task and split. */
   counts: Record<string, Record<Split, number>>;
   dialogues: number;
+  /** Dialogues in corpus.txt, the unlabelled pretraining text. */
+  corpus?: number;
   /** How the data was made (seed, sizes, path), for the record. */
   provenance: Record<string, unknown>;
 }
