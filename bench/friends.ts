@@ -60,7 +60,7 @@ interface TargetSeed {
   test_examples: number;
   experts: Expert[];
   best_on_dev: Expert;
-  uniform: { dev: number; test: number };
+  uniform: { test: number };
   ensemble: { test: number };
   dfwe: { dev: number; test: number; alpha: number[]; evaluations: number };
   baseline: { dev: number; test: number };
@@ -91,7 +91,6 @@ function measureSeed(seed: number): { seconds: number; targets: TargetSeed[] } {
   const expertTests = byTarget(stage('test_expert'));
   const baseline = one('baseline');
   const interp = one('interpolate');
-  const uniform = one('uniform');
   const testBaseline = one('test_baseline');
   const testDfwe = one('test_dfwe');
   const testUniform = one('test_uniform');
@@ -111,7 +110,7 @@ function measureSeed(seed: number): { seconds: number; targets: TargetSeed[] } {
       experts,
       // Ties go to the first listed ({t}): the choice a user makes on dev alone.
       best_on_dev: experts.reduce((a, e) => (e.dev > a.dev ? e : a)),
-      uniform: { dev: need(uniform.get(target), 'dev_score'), test: need(testUniform.get(target), score) },
+      uniform: { test: need(testUniform.get(target), score) },
       ensemble: { test: need(testEnsemble.get(target), score) },
       dfwe: { dev: need(interp.get(target), 'dev_score'), test: need(testDfwe.get(target), score), alpha: search.alpha.map((a) => round(a, 3)), evaluations: need(interp.get(target), 'evaluations') },
       baseline: { dev: need(baseline.get(target), 'dev_score'), test: need(testBaseline.get(target), score) },

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { majorityScore } from '../src/ml/baseline.js';
 import { readDataset, writeDataset } from '../src/ml/data/dataset-io.js';
 import { FETA_FEW_SHOT, FRIENDS_TASKS, friendsAvailable } from '../src/ml/data/friends.js';
+import { readTestScenes, shareSceneSplit } from '../src/ml/data/scene-split.js';
 import { generateSynthetic } from '../src/ml/data/synthetic.js';
 import { initEncoder, type EncoderKind, type ModelConfig } from '../src/ml/model.js';
 import { Rng } from '../src/ml/random.js';
@@ -15,7 +16,7 @@ import { round } from './util.js';
 /**
  * Training and evaluation throughput of the encoders on each backend (the cpu backend is the
  * baseline in the same run), and, when shared/data/friends is present, the Friends emotion
- * tasks against their majority baselines.
+ * tasks (on the shared scene split) against their majority baselines.
  */
 export async function benchMl(): Promise<unknown> {
   const tf = await loadTf('wasm');
@@ -58,6 +59,8 @@ export async function benchMl(): Promise<unknown> {
     const fdir = mkdtempSync(join(tmpdir(), 'dfwe-bench-friends-'));
     const tasks = ['emory_emotion_recognition', 'MELD_emotion_recognition'];
     const loaded = tasks.map((t) => FRIENDS_TASKS[t]!.load(friendsDir));
+    // The split every Friends pipeline uses (prepare-data): FETA's test scenes, the rest by scene.
+    shareSceneSplit(loaded, readTestScenes(friendsDir), '0');
     const examples = Object.fromEntries(loaded.map((l) => {
       const [tr, dv] = FETA_FEW_SHOT[l.info.name]!;
       return [l.info.name, { train: new Rng(`bench:${l.info.name}:train`).sample(l.splits.train, tr), dev: new Rng(`bench:${l.info.name}:dev`).sample(l.splits.dev, dv), test: l.splits.test }];
