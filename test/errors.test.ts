@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dfwe, listFiles, workspace } from './helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfwe, listFiles, REPO, workspace } from './helpers.js';
 
 interface Case {
   name: string;
@@ -53,6 +55,17 @@ const cases: Case[] = [
     yaml: 'version: 1\nsweep:\n  s: "${{ combinations(range(40), 20) }}"\nstages:\n  a:\n    cmd: echo ${{ s }}\n',
     at: [3, 11],
     message: /combinations\(a list of 40, 20\) would make more than 1,000,000 elements/,
+  },
+  {
+    // Found by the fuzzer: the merge's own check ran on params its schema had rejected.
+    name: "a merge whose models' stage failed to expand",
+    yaml: readFileSync(join(REPO, 'pipelines/friends.yaml'), 'utf8')
+      .split('\n  finetune:\n')
+      .map((part, i) => (i === 1 ? part.replace('[target] + sources] + sources.map', '[target] + source+ sources.map') : part))
+      .join('\n  finetune:\n')
+      .replace('\n  baseline:\n', '\n  aseline:\n'),
+    at: [80, 69],
+    message: /expression: Expected RBRACKET, got EOF/,
   },
   {
     name: 'a sweep with no members',

@@ -124,8 +124,10 @@ export class Instances {
       if (v.includes('\0') || k.includes('\0')) report({ message: `env ${JSON.stringify(k)} of stage "${plan.name}" holds a NUL byte, which an environment variable cannot`, location: source.locateKey([...at, 'env'], k) });
     }
     if (plan.type && resolver.failures() === before) {
-      for (const d of validateResolved(plan.type.schema, withValue, source, [...at, 'with'])) report(d);
-      if (resolver.failures() === before) {
+      const invalid = validateResolved(plan.type.schema, withValue, source, [...at, 'with']);
+      for (const d of invalid) report(d);
+      // A type's own checks assume params its schema accepts (a merge's models are a list).
+      if (invalid.length === 0 && resolver.failures() === before) {
         for (const message of plan.type.complete?.(withValue) ?? []) report({ message: `stage "${plan.name}": ${message}`, location: source.locate([...at, 'with']) });
       }
     }
