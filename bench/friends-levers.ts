@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
-import { BIN, RESULTS, round } from './util.js';
+import { dfweTimed, RESULTS, round } from './util.js';
 
 /**
  * `npm run bench:friends-levers`: the levers of pipelines/friends.yaml (item heads, a longer
@@ -21,12 +20,8 @@ const CONFIGS: Record<string, string[]> = {
   'pretrain_epochs=2': ['--param', 'pretrain_epochs=2'],
 };
 
-function dfwe(args: string[]): { stdout: string; ms: number } {
-  const t = performance.now();
-  const r = spawnSync(process.execPath, [BIN, '--cache', CACHE, ...args], { cwd: REPO, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`dfwe ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
-  return { stdout: r.stdout, ms: performance.now() - t };
-}
+/** The CLI on this cache, from the repository root. */
+const dfwe = (args: string[]): { stdout: string; ms: number } => dfweTimed(REPO, ['--cache', CACHE, ...args]);
 
 const devScores = (stage: string, args: string[]): Map<string, number> =>
   new Map((JSON.parse(dfwe(['metrics', '--json', '--stage', stage, ...args]).stdout) as { nodes: { vars: { target: string }; metrics?: { dev_score?: number } }[] }).nodes.map((n) => [n.vars.target, n.metrics?.dev_score ?? NaN]));

@@ -1,10 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
 import { majorityScore } from '../src/ml/baseline.js';
 import { readDataset } from '../src/ml/data/dataset-io.js';
-import { BIN, meanCi, RESULTS, round } from './util.js';
+import { dfweTimed, meanCi, RESULTS, round } from './util.js';
 
 /**
  * `npm run bench:friends`: pipelines/friends.yaml for several seeds (default 0–4), from the
@@ -35,12 +34,8 @@ const PAPER: Record<string, [number, number]> = {
  */
 const CACHE = join(REPO, 'out', 'bench-friends-cache');
 
-function dfwe(args: string[]): { stdout: string; ms: number } {
-  const t = performance.now();
-  const r = spawnSync(process.execPath, [BIN, '--cache', CACHE, ...args], { cwd: REPO, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`dfwe ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
-  return { stdout: r.stdout, ms: performance.now() - t };
-}
+/** The CLI on this cache, from the repository root. */
+const dfwe = (args: string[]): { stdout: string; ms: number } => dfweTimed(REPO, ['--cache', CACHE, ...args]);
 
 interface StageNode {
   id: string;
