@@ -4,6 +4,7 @@ import { benchHash } from './hash.js';
 import { benchMerge } from './merge.js';
 import { benchMl } from './ml.js';
 import { benchReliability } from './reliability.js';
+import { benchReport } from './report.js';
 import { benchSlurm } from './slurm.js';
 import { benchSweep } from './sweep.js';
 import { benchTorch } from './torch.js';
@@ -20,6 +21,7 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   dfwe: () => benchDfwe((process.env.DFWE_BENCH_SEEDS ?? '0,1,2').split(',').map(Number)),
   reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000), Number(process.env.DFWE_BENCH_ADVERSARIAL ?? 20)),
   torch: () => benchTorch((process.env.DFWE_BENCH_SEEDS ?? '0,1,2,3,4').split(',').map(Number), process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3'),
+  report: () => benchReport(Number(process.env.DFWE_BENCH_REPORT_MEMBERS ?? 2500)),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
 // Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).

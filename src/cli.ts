@@ -95,6 +95,41 @@ program
   });
 
 program
+  .command('runs')
+  .description('the run history: each run of this workspace (of PIPELINE, if given), what changed in its params, what ran, the report\'s average delta')
+  .argument('[pipeline]', 'only the runs of this pipeline file')
+  .option('--all', 'every run recorded in the cache, of any workspace')
+  .option('--last <n>', 'how many of the latest runs to list (default 20)')
+  .option('--json', 'machine-readable output')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { runsCommand } = await import('./commands/runs.js');
+    exitCode = runsCommand(pipeline, opts, globals());
+  });
+
+program
+  .command('diff')
+  .description('two runs side by side: params, settings and metrics that differ (default: the last two runs; one RUN: it against the last)')
+  .argument('[run-a]', 'a run id (or a unique prefix of one), last or last-N')
+  .argument('[run-b]', 'the run to compare it with (default: last)')
+  .option('--all', 'every param and metric, not only those that differ')
+  .option('--json', 'machine-readable output')
+  .action(async (a: string | undefined, b: string | undefined, opts) => {
+    const { diffCommand } = await import('./commands/runs.js');
+    exitCode = diffCommand(a, b, opts, globals());
+  });
+
+program
+  .command('report')
+  .description('one self-contained HTML page: the metrics table, each search, a sweep heatmap, the last run\'s timeline, the graph and the run history')
+  .argument('[pipeline]', 'pipeline file')
+  .option('-o, --output <file>', 'where to write it (default: WORKSPACE/report.html)')
+  .option('--runs <run...>', 'runs to compare side by side (ids, unique prefixes, last, last-N), e.g. the same pipeline at several seeds')
+  .action(async (pipeline: string | undefined, opts) => {
+    const { reportCommand } = await import('./commands/report.js');
+    exitCode = await reportCommand(pipeline, opts, globals());
+  });
+
+program
   .command('why')
   .description('which key component of NODE changed since its cached run (param, file, upstream, stage version)')
   .argument('<node>', 'node id')
@@ -128,9 +163,10 @@ program
 
 program
   .command('gc')
-  .description('remove cached results that no given pipeline (default: the current one) and no pin reaches')
+  .description('remove cached results that no given pipeline (default: the current one), no pin and none of the last runs reaches')
   .argument('[pipelines...]', 'every pipeline that uses this cache (default: ./dfwe.yaml, else the quickstart)')
   .option('-n, --dry-run', 'say what would be removed and how many bytes it frees; remove nothing')
+  .option('--keep-runs <n>', 'keep the last N runs of the history and every result they used (default 10; 0: none)')
   .action(async (pipelines: string[], opts) => {
     const { gcCommand } = await import('./commands/maintenance.js');
     exitCode = await gcCommand(pipelines, opts, globals());

@@ -38,6 +38,8 @@ export interface Project {
   pipelinePath: string;
   /** The pipeline path as the user sees it, for messages. */
   displayPath: string;
+  /** The digest of the pipeline file's bytes. */
+  pipelineDigest: string;
   name: string;
   nodes: NodeDef[];
   /** Sweep members expanded, and stage instances before identical ones were merged. */
@@ -55,6 +57,11 @@ export interface Project {
   variantKey: string;
   /** What `dfwe metrics` compares, if the pipeline says. */
   report?: { baseline: string; method: string };
+  /** The pipeline's params as this run sees them: the file's, with `--param` values in their place. */
+  params: Record<string, unknown>;
+  /** The `--param` values it was opened with, and its `--only` filters. */
+  overrides: Record<string, unknown>;
+  only: Record<string, string[]>;
   /** The pipeline's `executor`, if it sets one (`--executor` overrides it). */
   executor?: string;
   executors: ReadonlyMap<string, ExecutorKind>;
@@ -138,7 +145,7 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
   const { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, executor, allowOutside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
+  const { nodes, name, members, instances, backend, report, params, executor, allowOutside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, allowOutside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
@@ -147,7 +154,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, executor, executors: opts.executors, allowOutside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, pipelineDigest: digestBytes(text), name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, allowOutside, bounds, saveState };
 }
 
 /*
@@ -156,7 +163,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 10;
+const EXPANSION_FORMAT = 11;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -169,6 +176,7 @@ interface Expanded {
   backend?: string;
   /** The pipeline's `report` section (what `dfwe metrics` compares). */
   report?: { baseline: string; method: string };
+  params: Record<string, unknown>;
   executor?: string;
   allowOutside: string[];
 }
@@ -198,7 +206,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
   const { nodes, members, instances } = expandPipeline(raw, source, stageTypes, { only, executors });
-  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
+  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(toMemo(result)), { durable: false });
@@ -262,7 +270,7 @@ function memoHead(path: string): string {
 
 function isExpanded(m: unknown): m is Expanded {
   const e = m as Expanded;
-  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && Array.isArray(e.allowOutside) &&
+  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && Array.isArray(e.allowOutside) && typeof e.params === 'object' && e.params !== null &&
     e.nodes.every((n) => typeof n === 'object' && n !== null && typeof n.id === 'string' && typeof n.outs === 'object' && n.outs !== null && Array.isArray(n.deps) && Array.isArray(n.refs));
 }
 

@@ -15,7 +15,7 @@ stages:
     outs: { f: out/small }
 `;
 
-test('gc removes what the pipeline no longer reaches, keeps pins, and --dry-run removes nothing', () => {
+test('gc removes what the pipeline and the last run no longer reach, keeps pins, and --dry-run removes nothing', () => {
   const ws = workspace({ 'dfwe.yaml': P(100) });
   assert.equal(dfwe(ws, ['run']).code, 0);
   assert.match(dfwe(ws, ['pin', 'first']).stdout, /pinned first: 2 cached results/);
@@ -25,13 +25,13 @@ test('gc removes what the pipeline no longer reaches, keeps pins, and --dry-run 
   assert.equal(dfwe(ws, ['run']).code, 0);
   const objectsBefore = listFiles(join(ws, 'cache/objects')).length;
 
-  const dry = dfwe(ws, ['gc', '--dry-run']);
+  const dry = dfwe(ws, ['gc', '--dry-run', '--keep-runs', '1']);
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /would remove 2 records, \d+ objects .*: [\d.]+ [KM]iB \((\d+) bytes\)/);
   assert.match(dry.stdout, /and 1 pin \(first\)/);
   assert.equal(listFiles(join(ws, 'cache/objects')).length, objectsBefore);
 
-  const r = dfwe(ws, ['gc']);
+  const r = dfwe(ws, ['gc', '--keep-runs', '1']);
   const freed = Number(/\((\d+) bytes\)/.exec(r.stdout)![1]);
   assert.ok(freed >= 1_000_000, `freed ${freed} bytes`);
   assert.deepEqual(ran(dfwe(ws, ['run'])), [], 'the current pipeline is still fully cached');
@@ -42,7 +42,7 @@ test('gc removes what the pipeline no longer reaches, keeps pins, and --dry-run 
 
   assert.match(dfwe(ws, ['pin', '--list']).stdout, /^first {2}2 results of dfwe\.yaml/);
   assert.equal(dfwe(ws, ['pin', 'first', '--remove']).code, 0);
-  assert.match(dfwe(ws, ['gc']).stdout, /removed [1-9]\d* records/);
+  assert.match(dfwe(ws, ['gc', '--keep-runs', '1']).stdout, /removed [1-9]\d* records/);
   assert.equal(dfwe(ws, ['gc', '--only', 'x=1']).code, 2);
 });
 

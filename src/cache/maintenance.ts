@@ -85,7 +85,7 @@ export interface GcPlan {
  * What gc removes: every record not in `liveRecords`, every object no live record names (logs
  * included), quarantined objects and leftover temp files. Live attempts' logs are kept too.
  */
-export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects: Set<string>): GcPlan {
+export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects: Set<string>, history: { path: string; size: number }[] = []): GcPlan {
   const liveObjects = new Set(extraObjects);
   const records: GcPlan['records'] = [];
   let keptRecords = 0;
@@ -108,7 +108,7 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
     if (liveObjects.has(name)) keptObjects++;
     else objects.push(f);
   }
-  const other = [...walk(store.quarantineDir), ...walk(store.tmpDir).filter((f) => !/\/run-\d+-/.test(f.path))];
+  const other = [...walk(store.quarantineDir), ...walk(store.tmpDir).filter((f) => !/\/run-\d+-/.test(f.path)), ...history];
   const bytes = [...records, ...objects, ...other].reduce((a, f) => a + f.size, 0);
   return { records, objects, other, bytes, keptRecords, keptObjects };
 }

@@ -34,6 +34,7 @@ export function isRecordShape(r: unknown, execKey: string): r is NodeRecord {
   if (!isObject(r.outputs) || !Object.values(r.outputs).every(isOutputEntry)) return false;
   if (r.log !== undefined && !(isString(r.log) && DIGEST.test(r.log))) return false;
   if (r.metrics !== undefined && !(isObject(r.metrics) && Object.values(r.metrics).every((v) => typeof v === 'number'))) return false;
+  if (r.peakRssBytes !== undefined && !isCount(r.peakRssBytes)) return false;
   return isString(r.startedAt) && isCount(r.durationMs) && isString(r.host);
 }
 

@@ -51,6 +51,8 @@ export interface NodeRecord {
   startedAt: string;
   durationMs: number;
   host: string;
+  /** Peak resident memory of the stage's processes (bytes), where the executor measured it. */
+  peakRssBytes?: number;
 }
 
 export interface NodeAttempt {
@@ -60,6 +62,7 @@ export interface NodeAttempt {
   planKey: string;
   at: string;
   durationMs: number;
+  peakRssBytes?: number;
   exitCode?: number | null;
   error?: string;
   log?: string;

@@ -60,9 +60,9 @@ export async function open(pipeline: string | undefined, g: GlobalOptions): Prom
  * (src/engine/snapshot.ts); undefined otherwise, and the command plans in full. A problem with the
  * pipeline's location is left to the full plan to report.
  */
-export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; cacheRoot: string } | undefined> {
+export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; loc: ProjectLocation } | undefined> {
   const found = await snapshotOf(pipeline, g);
-  return found?.check && found.check.dirty.length === 0 ? { snap: found.check.snap, cacheRoot: found.loc.store.root } : undefined;
+  return found?.check && found.check.dirty.length === 0 ? { snap: found.check.snap, loc: found.loc } : undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { UserError } from '../diagnostics.js';
 import { planAll } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
+import { planHistoryGc } from '../history/gc.js';
 
 function mib(bytes: number): string {
   return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
@@ -37,21 +38,26 @@ function lockForGc(store: CacheStore): { lease: Lease; leases: LeaseManager } {
   throw new UserError(`${r.what === 'dfwe gc' ? 'another dfwe gc' : `a run is in progress (${r.what})`} (pid ${r.pid} on ${r.host}, since ${r.since}): gc would race it; try again when it ends`);
 }
 
-export async function gcCommand(pipelines: string[], opts: { dryRun?: boolean }, g: GlobalOptions): Promise<number> {
+export async function gcCommand(pipelines: string[], opts: { dryRun?: boolean; keepRuns?: string }, g: GlobalOptions): Promise<number> {
+  const keepRuns = opts.keepRuns === undefined ? KEEP_RUNS : Number(opts.keepRuns);
+  if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new UserError(`--keep-runs takes a whole number of runs (0: none), not "${opts.keepRuns}"`);
   if (g.only?.length) throw new UserError('gc considers whole pipelines: --only would make the rest of a sweep look unreachable');
   const projects = await Promise.all((pipelines.length ? pipelines : [undefined]).map((p) => open(p, g)));
   const store = projects[0]!.store;
   if (projects.some((p) => p.store.root !== store.root)) throw new UserError('gc: the pipelines use different caches');
   const { lease, leases } = lockForGc(store);
   try {
-    return collect(projects, store, opts);
+    return collect(projects, store, opts, keepRuns);
   } finally {
     lease.release();
     leases.close();
   }
 }
 
-function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolean }): number {
+/** How many of the latest runs gc keeps, with their results, unless told (`--keep-runs`). */
+const KEEP_RUNS = 10;
+
+function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolean }, keepRuns: number): number {
   const liveRecords = new Set<string>();
   const liveObjects = new Set<string>();
   for (const p of projects) {
@@ -62,7 +68,9 @@ function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolea
   const { pins, damaged } = readPins(store);
   if (damaged.length) throw new UserError(`gc: ${damaged.join(', ')} ${damaged.length === 1 ? 'is not a readable pin' : 'are not readable pins'}; gc would drop what ${damaged.length === 1 ? 'it keeps' : 'they keep'}. Fix or remove ${damaged.length === 1 ? 'it' : 'them'} first`);
   for (const pin of pins) pin.records.forEach((k) => liveRecords.add(k));
-  const plan = planGc(store, liveRecords, liveObjects);
+  const history = planHistoryGc(store, keepRuns);
+  history.records.forEach((k) => liveRecords.add(k));
+  const plan = planGc(store, liveRecords, liveObjects, history.remove);
   const verb = opts.dryRun ? 'would remove' : 'removed';
   if (!opts.dryRun) {
     applyGc(store, plan);
@@ -70,7 +78,7 @@ function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolea
   }
   process.stdout.write(
     `dfwe gc: ${verb} ${plan.records.length} records, ${plan.objects.length} objects and ${plan.other.length} other files: ${mib(plan.bytes)} (${plan.bytes} bytes)\n` +
-      `  kept ${plan.keptRecords} records and ${plan.keptObjects} objects reached by ${projects.map((p) => p.displayPath).join(', ')}${pins.length ? ` and ${pins.length} pin${pins.length === 1 ? '' : 's'} (${pins.map((p) => p.name).join(', ')})` : ''}\n`,
+      `  kept ${plan.keptRecords} records and ${plan.keptObjects} objects reached by ${projects.map((p) => p.displayPath).join(', ')}${pins.length ? ` and ${pins.length} pin${pins.length === 1 ? '' : 's'} (${pins.map((p) => p.name).join(', ')})` : ''}${history.keptRuns ? `, and the last ${history.keptRuns} run${history.keptRuns === 1 ? '' : 's'} of the history (--keep-runs)` : ''}\n`,
   );
   return 0;
 }

@@ -1,6 +1,9 @@
 import type { RunSummary } from '../execute/scheduler.js';
 import { PlainReporter, type Reporter } from '../report/reporter.js';
-import { noopSnapshot, open, type GlobalOptions } from './common.js';
+import { noopSnapshot, open, parseOnly, parseParams, type GlobalOptions } from './common.js';
+import type { ProjectLocation } from '../project.js';
+import type { Snapshot } from '../engine/snapshot.js';
+import { digestBytes } from '../util/hash.js';
 import { executors } from '../execute/executors/index.js';
 import { EXIT_FAILED } from '../diagnostics.js';
 import { executorChoice, readOnlyNote, runCapacity, type RunOptions } from '../engine/run-options.js';
@@ -59,16 +62,31 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
 async function noopRun(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
   if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose) return false;
   const found = await noopSnapshot(pipeline, g);
-  if (!found || found.snap.report) return false;
-  const { snap, cacheRoot } = found;
-  const { capacity } = runCapacity(executorChoice(executors, opts.executor, snap.executor), opts);
+  // A snapshot without the history's served set plans in full once, and that run records it.
+  if (!found || found.snap.report || !found.snap.served) return false;
+  const { snap, loc } = found;
+  const cacheRoot = loc.store.root;
+  const executorKind = executorChoice(executors, opts.executor, snap.executor);
+  const { capacity, jobs } = runCapacity(executorKind, opts);
   if (capacity && Object.entries(snap.resources).some(([r, amount]) => amount > (capacity[r] ?? 0))) return false;
   const reporter = await reporterFor(liveDisplay(), false);
   await reporter.begin([]);
   if (!writable(join(cacheRoot, 'locks'))) process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);
+  else await recordNoop(loc, snap, g, executorKind.name, jobs);
   const summary: RunSummary = { served: new Map(), ran: 0, cached: snap.ids.length, restored: 0, failed: [], skipped: 0, interrupted: false };
   await reporter.end(summary, (performance.now() - t0) / 1000);
   return true;
+}
+
+/** A no-op's history entry: everything cached, the snapshot's served set. */
+async function recordNoop(loc: ProjectLocation, snap: Snapshot, g: GlobalOptions, executor: string, jobs: number): Promise<void> {
+  const { startHistory } = await import('../history/start.js');
+  const subject = {
+    workspace: loc.workspace, pipeline: loc.displayPath, name: snap.header.name, pipelineDigest: digestBytes(loc.text), variantKey: loc.variantKey,
+    params: snap.params, overrides: await parseParams(g.param), only: parseOnly(g.only), nodes: snap.ids.length,
+  };
+  const log = await startHistory(loc.store, subject, { command: 'run', executor, jobs });
+  log?.end({ status: 'succeeded', ran: 0, cached: snap.ids.length, restored: 0, failed: 0, skipped: 0, served: snap.served });
 }
 
 

@@ -67,7 +67,7 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
         if (drop.length) watcher!.unwatch(drop);
         watched = new Set([...next, pipelineFile]);
         try {
-          await executeRun(project, opts, reporter, controller.signal, false);
+          await executeRun(project, opts, reporter, controller.signal, false, performance.now(), 'watch');
         } catch (err) {
           if (!(err instanceof UserError)) throw err;
           for (const d of err.diagnostics) say(formatDiagnostic(d));

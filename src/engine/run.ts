@@ -7,6 +7,8 @@ import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
 import { writeSnapshot } from './snapshot.js';
+import { HistoryRecorder } from '../history/recorder.js';
+import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
 
 /*
  * The run sequence, for every command that runs a pipeline (run, watch): options checked (preflight.ts),
@@ -22,8 +24,8 @@ export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof pl
   return decisions;
 }
 
-/** One run of an opened project: check, plan what the reporter needs, run, report. */
-export async function executeRun(project: Project, opts: RunOptions, reporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now()): Promise<RunSummary> {
+/** One run of an opened project: check, plan what the reporter needs, run, record it in the history, report. */
+export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run'): Promise<RunSummary> {
   const { force, executorKind, jobs, capacity } = checkRunOptions(project, opts);
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
   const cancelJob: JobCanceller = (job, host) => project.executors.get(job.executor)?.cancel(job, host);
@@ -34,7 +36,7 @@ export async function executeRun(project: Project, opts: RunOptions, reporter: R
     cacheLease = await leases.acquire(CACHE_LEASE, `run of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), signal);
   } catch (err) {
     leases.close();
-    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, reporter, err, t0);
+    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, userReporter, err, t0);
     throw err;
   }
   try {
@@ -42,15 +44,23 @@ export async function executeRun(project: Project, opts: RunOptions, reporter: R
     const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkInputs(project), []);
     project.saveState();
     const executor = await executorKind.connect();
+    const log = await startHistory(project.store, subjectOf(project), { command, executor: executorKind.name, jobs });
+    const recorder = log && new HistoryRecorder(userReporter, log, project);
+    const reporter = recorder ?? userReporter;
     await reporter.begin(expected);
     let summary: RunSummary;
     try {
       summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases });
+    } catch (err) {
+      // A run that ends by an error leaves its history without an end line, as a killed one does.
+      log?.close();
+      throw err;
     } finally {
       executor.close();
     }
+    const served = recorder?.finish(summary);
     // Everything ran or was cached: the next no-op is told from a snapshot.
-    if (summary.failed.length === 0 && summary.skipped === 0 && !summary.interrupted) await writeSnapshot(project, summary.served);
+    if (summary.failed.length === 0 && summary.skipped === 0 && !summary.interrupted) await writeSnapshot(project, summary.served, served);
     project.saveState();
     await reporter.end(summary, (performance.now() - t0) / 1000);
     return summary;

@@ -28,7 +28,7 @@ import type { Graph } from '../graph.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 5;
+const SNAPSHOT_FORMAT = 6;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -86,6 +86,10 @@ export interface Snapshot {
   upstreamAt: number[];
   upstreamNodes: number[];
   allowOutside: string[];
+  /** The pipeline's params (with `--param` values), for the run history of a no-op. */
+  params: Record<string, unknown>;
+  /** The run history's served set of these results (runs/served/), when a run wrote it. */
+  served?: string;
 }
 
 /** One file per pipeline variant, replaced by each write: snapshots do not pile up with edits. */
@@ -114,7 +118,7 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
   if (
     s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
     !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
-    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) ||
+    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || typeof s.params !== 'object' || s.params === null || (s.served !== undefined && typeof s.served !== 'string') ||
     !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
     s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1 || s.reads.length !== s.ids.length ||
     statsOf(s).length !== 5 * s.paths.length
@@ -246,11 +250,11 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
   return true;
 }
 
-function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'allowOutside'> {
+function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'allowOutside' | 'params'> {
   return {
     format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor,
     header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
-    allowOutside: project.allowOutside,
+    allowOutside: project.allowOutside, params: project.params,
   };
 }
 
@@ -271,15 +275,15 @@ class NotWitnessable extends Error {}
  * run). Checks all of it again first; writes nothing if anything is not in place. A directory
  * changed within the last clock tick (a run's last output) is waited for, once.
  */
-export async function writeSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>): Promise<void> {
-  const wait = tryWriteSnapshot(project, records);
+export async function writeSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>, served?: string): Promise<void> {
+  const wait = tryWriteSnapshot(project, records, served);
   if (wait === undefined) return;
   await new Promise((r) => setTimeout(r, wait));
-  tryWriteSnapshot(project, records);
+  tryWriteSnapshot(project, records, served);
 }
 
 /** Undefined when written or not writable; else how long to wait before trying again. */
-function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>): number | undefined {
+function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>, served: string | undefined): number | undefined {
   const { workspace, store, digests, graph } = project;
   const witnesses = new Map<string, Witness>();
   const index = new Map<string, number>();
@@ -393,7 +397,7 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
   }
   if (wait > 0) return wait;
   const snapshot: Snapshot = {
-    ...projectFields(project), resources, stages, stageOf, ids, planKeys, execKeys, reads,
+    ...projectFields(project), resources, stages, stageOf, ids, planKeys, execKeys, reads, served,
     paths: [...witnesses.keys()], stats: Buffer.from(new Float64Array([...witnesses.values()].flatMap((w) => w.slice(1) as number[])).buffer).toString('base64'),
     structural: [...structural].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes,
   };

@@ -39,6 +39,8 @@ export interface Finished {
   reason?: string;
   /** Where it ran: this machine, or the cluster node. */
   host: string;
+  /** The most resident memory its processes held at once, where the executor measures it. */
+  peakRssBytes?: number;
 }
 
 /** A connected executor: launches jobs for one run. */

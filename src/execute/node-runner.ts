@@ -19,7 +19,7 @@ const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 export type Outcome =
   | { status: 'cached'; record: NodeRecord; restored: boolean }
   | { status: 'ran'; record: NodeRecord }
-  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null };
+  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number };
 
 let nodeCounter = 0;
 
@@ -265,6 +265,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   const t0 = performance.now();
   // Where the node ran: this machine, or the Slurm node that ran its job.
   let host = localHost();
+  let peakRssBytes: number | undefined;
   // Most trivial stages print nothing: an empty log is not worth an object.
   const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? putBlob(store, path) : undefined);
   const fail = (error: string, exitCode?: number | null): Outcome => {
@@ -276,13 +277,13 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
         log = storeLog(logPath);
       }
       writeAttempt(store, workspace, {
-        nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0,
+        nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0, peakRssBytes,
         exitCode, error, log, host, fingerprint: fp,
       });
     } catch {
       // The failure itself is what matters; a log that cannot be kept (a full disk) is not.
     }
-    return { status: 'failed', error, logTail, exitCode };
+    return { status: 'failed', error, logTail, exitCode, peakRssBytes };
   };
   try {
     // Stale outputs must not pass for fresh ones: remove them before the stage runs, but only
@@ -318,6 +319,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     // seen the failure, so that without --keep-going nothing new starts after it.
     if (result.exitCode === 0 && !ctx.signal.aborted) processEnded();
     host = result.host || host;
+    peakRssBytes = result.peakRssBytes;
     if (ctx.signal.aborted) return fail('interrupted', null);
     if (result.exitCode !== 0) {
       const why = result.reason ?? `exit code ${result.exitCode}`;
@@ -340,7 +342,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const durationMs = performance.now() - t0;
       record = {
         format: 2, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
-        startedAt: startedAt.toISOString(), durationMs, host,
+        startedAt: startedAt.toISOString(), durationMs, host, peakRssBytes,
       };
       // Group commit: objects durable, then the record that names them, then durable too.
       await ctx.commits.durable(objectsOf(record).map((d) => store.objectPath(d)));
@@ -356,7 +358,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
       return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
     }
-    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: fp });
+    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, fingerprint: fp });
     return { status: 'ran', record };
   } catch (err) {
     if (err instanceof RestoreError) return fail(err.message);

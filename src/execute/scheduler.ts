@@ -35,6 +35,8 @@ export interface SchedulerEvents {
   waiting(id: string, holder: LeaseHolder): void;
   /** A progress line of a running node (a built-in stage's epoch and loss). */
   progress(id: string, line: string): void;
+  /** A node's processes ended well and its job slot is free; its results are being committed. */
+  processEnded?(id: string): void;
 }
 
 export interface RunSummary {
@@ -203,6 +205,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
         };
         runNode(ctx, node, keys, infos, () => {
           free();
+          opts.events.processEnded?.(node.id);
           committing(node, +1);
           pump();
         })

@@ -1,6 +1,7 @@
 import { planAll } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import type { NodeDef } from '../pipeline/types.js';
+import type { ReportPair as Pair } from '../history/run-log.js';
 
 /*
  * The comparison the paper's Table 2 makes: per task, the baseline's test score, the method's,
@@ -9,15 +10,7 @@ import type { NodeDef } from '../pipeline/types.js';
  * gives the best and the mean delta, and `--json` every pair.
  */
 
-export interface Pair {
-  task: string;
-  method: string;
-  baseline?: string;
-  vars: Record<string, unknown>;
-  methodScore?: number;
-  baselineScore?: number;
-  delta?: number;
-}
+export type { ReportPair as Pair } from '../history/run-log.js';
 
 export interface TaskRow {
   task: string;
@@ -33,9 +26,15 @@ function scoreOf(metrics: Record<string, number> | undefined, task: string): num
   return metrics?.[`${task}.score`];
 }
 
+/** The pairs of the pipeline as it stands: each node's metrics from its cached result. */
 export function comparePairs(project: Project): Pair[] {
-  const report = project.report!;
   const decisions = new Map(planAll(project).map((d) => [d.id, d]));
+  return pairsFrom(project, (id) => decisions.get(id)?.record?.metrics);
+}
+
+/** The pairs, with each node's metrics as `metricsOf` gives them (a run's served results, say). */
+export function pairsFrom(project: Project, metricsOf: (id: string) => Record<string, number> | undefined): Pair[] {
+  const report = project.report!;
   const nodes = project.graph.order;
   const baselines = nodes.filter((n) => n.stage === report.baseline);
   const agree = (a: NodeDef, b: NodeDef): boolean => Object.keys(a.vars).every((k) => !(k in b.vars) || JSON.stringify(a.vars[k]) === JSON.stringify(b.vars[k]));
@@ -44,8 +43,8 @@ export function comparePairs(project: Project): Pair[] {
     .map((m) => {
       const task = String((m.params.tasks as string[] | undefined)?.[0] ?? '');
       const b = baselines.find((x) => agree(x, m) && (x.params.tasks as string[] | undefined)?.[0] === task);
-      const methodScore = scoreOf(decisions.get(m.id)?.record?.metrics, task);
-      const baselineScore = b ? scoreOf(decisions.get(b.id)?.record?.metrics, task) : undefined;
+      const methodScore = scoreOf(metricsOf(m.id), task);
+      const baselineScore = b ? scoreOf(metricsOf(b.id), task) : undefined;
       return {
         task, method: m.id, baseline: b?.id, vars: m.vars, methodScore, baselineScore,
         delta: methodScore !== undefined && baselineScore !== undefined ? methodScore - baselineScore : undefined,
@@ -70,6 +69,14 @@ export function taskRows(pairs: Pair[]): TaskRow[] {
   });
 }
 
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** The table's average delta: the mean over tasks of each task's (best) delta; undefined before any ran. */
+export function averageDelta(rows: TaskRow[]): number | undefined {
+  const done = rows.filter((r) => r.delta !== undefined);
+  return done.length ? mean(done.map((r) => r.delta!)) : undefined;
+}
+
 const f = (x: number | undefined, sign = false): string => (x === undefined ? '—' : `${sign && x > 0 ? '+' : ''}${x.toFixed(2)}`);
 
 export function formatTable(rows: TaskRow[], methodName = 'DFWE'): string {
@@ -78,9 +85,8 @@ export function formatTable(rows: TaskRow[], methodName = 'DFWE'): string {
   const body = rows.map((r) => (sweep ? [r.task, f(r.baseline), f(r.method), f(r.delta, true), f(r.meanDelta, true), String(r.pairs)] : [r.task, f(r.baseline), f(r.method), f(r.delta, true)]));
   const done = rows.filter((r) => r.delta !== undefined);
   if (rows.length > 1 && done.length) {
-    const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const line = ['average', f(avg(done.map((r) => r.baseline!))), f(avg(done.map((r) => r.method!))), f(avg(done.map((r) => r.delta!)), true)];
-    body.push(sweep ? [...line, f(avg(done.map((r) => r.meanDelta!)), true), ''] : line);
+    const line = ['average', f(mean(done.map((r) => r.baseline!))), f(mean(done.map((r) => r.method!))), f(averageDelta(rows), true)];
+    body.push(sweep ? [...line, f(mean(done.map((r) => r.meanDelta!)), true), ''] : line);
   }
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const row = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;

@@ -3,6 +3,7 @@ import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, writeSy
 import { fileURLToPath } from 'node:url';
 import { localHost } from '../../cache/records.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
+import { trackMemory } from './memory-sampler.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */
 const STOP_GRACE_MS = (Number(process.env.DFWE_STOP_GRACE) || 10) * 1000;
@@ -51,11 +52,17 @@ function localExecutor(): Executor {
       if (l.signal.aborted) stop();
       let exit: Exit;
       let left = 0;
+      let peakRssBytes: number | undefined;
       try {
         const pgid = await started.pgid;
         if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid });
+        const memory = pgid !== undefined ? trackMemory(pgid) : undefined;
         // The stage's own process has exited (its streams may still be held open by a child it left).
-        exit = await started.exit;
+        try {
+          exit = await started.exit;
+        } finally {
+          peakRssBytes = memory?.stop();
+        }
         // Also when the spawner was lost with the stage running: nothing of it may outlive the launch.
         if (pgid !== undefined) left = await endGroup(pgid, l.signal.aborted || exit.error ? 0 : LEFTOVER_GRACE_MS);
       } finally {
@@ -65,7 +72,7 @@ function localExecutor(): Executor {
       }
       if (left > 0) appendFileSync(l.logPath, `dfwe: the stage left ${left} process${left === 1 ? '' : 'es'} running after it exited; stopped before its outputs were stored\n`);
       const reason = exit.error ? notStarted(exit.error) : exit.signal ? `killed by ${exit.signal}` : undefined;
-      return { exitCode: exit.code, reason, host: localHost() };
+      return { exitCode: exit.code, reason, host: localHost(), peakRssBytes };
     },
     close() {
       spawner.close();

@@ -1,0 +1,108 @@
+import type { LeaseHolder } from '../cache/lease.js';
+import type { NodeRecord } from '../cache/records.js';
+import type { RunSummary } from '../execute/scheduler.js';
+import type { Project } from '../project.js';
+import { averageDelta, pairsFrom, taskRows } from '../report/metrics-table.js';
+import type { Finished, Reporter } from '../report/reporter.js';
+import type { EndLine, NodeLine, RunLog, ServedSet } from './run-log.js';
+
+/*
+ * A run's history as it happens: a reporter that passes every event on to the one the user sees
+ * and writes a line to the run's history file (run-log.ts) for each node that executed or was
+ * restored. Which job slot a node ran in is the lowest one free when it started, as a timeline
+ * draws it.
+ */
+
+export class HistoryRecorder implements Reporter {
+  private readonly t0 = performance.now();
+  private readonly running = new Map<string, { start: number; lane: number; ended?: number }>();
+  private readonly lanes: boolean[] = [];
+
+  constructor(
+    private readonly inner: Reporter,
+    private readonly log: RunLog,
+    private readonly project: Project,
+  ) {}
+
+  begin(expected: string[]): Promise<void> | void {
+    return this.inner.begin(expected);
+  }
+
+  started(id: string): void {
+    let lane = this.lanes.indexOf(false);
+    if (lane < 0) lane = this.lanes.push(true) - 1;
+    else this.lanes[lane] = true;
+    this.running.set(id, { start: performance.now() - this.t0, lane });
+    this.inner.started(id);
+  }
+
+  processEnded(id: string): void {
+    const slot = this.running.get(id);
+    if (!slot) return;
+    slot.ended = performance.now() - this.t0;
+    this.lanes[slot.lane] = false;
+    this.inner.processEnded?.(id);
+  }
+
+  waiting(id: string, holder: LeaseHolder): void {
+    this.inner.waiting(id, holder);
+  }
+
+  progress(id: string, line: string): void {
+    this.inner.progress(id, line);
+  }
+
+  finished(id: string, o: Finished): void {
+    const now = performance.now() - this.t0;
+    const slot = this.running.get(id);
+    if (slot) {
+      this.running.delete(id);
+      if (slot.ended === undefined) this.lanes[slot.lane] = false;
+    }
+    const stage = this.project.graph.byId.get(id)!.stage;
+    const start = slot?.start ?? now;
+    let line: NodeLine | undefined;
+    if (o.status === 'ran') {
+      // The bar a timeline draws: its processes' run, in its job slot (the commit after it is not the slot's).
+      const ms = slot?.ended !== undefined ? slot.ended - slot.start : o.record.durationMs;
+      line = { t: 'node', id, stage, state: 'ran', start, ms, lane: slot?.lane, host: o.record.host, rss: o.record.peakRssBytes };
+    } else if (o.status === 'cached' && o.restored) {
+      line = { t: 'node', id, stage, state: 'restored', start, ms: 0 };
+    } else if (o.status === 'failed') {
+      line = { t: 'node', id, stage, state: 'failed', start, ms: now - start, lane: slot?.lane, rss: o.peakRssBytes, error: o.error };
+    }
+    if (line) this.log.append(line);
+    this.inner.finished(id, o);
+  }
+
+  end(summary: RunSummary, seconds: number): Promise<void> | void {
+    return this.inner.end(summary, seconds);
+  }
+
+  /** Writes the end line (the outcome, the served set, the report's pairs); the served set's digest. */
+  finish(summary: RunSummary): string | undefined {
+    const end = endOf(this.project, summary, this.log);
+    this.log.end(end);
+    return end.served;
+  }
+}
+
+function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine, 't' | 'endedAt'> {
+  const status = summary.interrupted ? 'interrupted' : summary.failed.length > 0 ? 'failed' : 'succeeded';
+  const served = summary.served.size > 0 ? log.storeServed(servedSet(project, summary.served)) : undefined;
+  let report: EndLine['report'];
+  if (project.report) {
+    const pairs = pairsFrom(project, (id) => summary.served.get(id)?.metrics);
+    report = { ...project.report, pairs, averageDelta: averageDelta(taskRows(pairs)) };
+  }
+  return { status, ran: summary.ran, cached: summary.cached, restored: summary.restored, failed: summary.failed.length, skipped: summary.skipped, served, report };
+}
+
+export function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'>>): ServedSet {
+  const nodes: ServedSet['nodes'] = [];
+  for (const n of project.graph.order) {
+    const r = served.get(n.id);
+    if (r) nodes.push([n.id, n.stage, r.execKey, r.metrics ?? null]);
+  }
+  return { format: 1, nodes };
+}

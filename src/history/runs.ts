@@ -1,0 +1,127 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { localHost } from '../cache/records.js';
+import type { CacheStore } from '../cache/store.js';
+import { UserError } from '../diagnostics.js';
+import { processAlive, processStart } from '../util/process.js';
+import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
+
+/*
+ * The run history read back (run-log.ts writes it). Files are anyone's to edit or damage: a line
+ * that does not parse (the last one of a killed run, say) is skipped, and a file without a start
+ * line is reported as unreadable, never a crash.
+ */
+
+export type RunStatus = EndLine['status'] | 'running' | 'killed' | 'unfinished';
+
+export interface Run {
+  id: string;
+  start: StartLine;
+  nodes: NodeLine[];
+  end?: EndLine;
+  status: RunStatus;
+  /** Lines that could not be read (a killed run's last, cut short). */
+  skippedLines: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function isStart(l: Record<string, unknown>): l is StartLine & Record<string, unknown> {
+  return l.t === 'start' && l.format === HISTORY_FORMAT && typeof l.id === 'string' && typeof l.startedAt === 'string' && typeof l.pipeline === 'string' && typeof l.workspace === 'string' &&
+    isObject(l.params) && isObject(l.overrides) && isObject(l.only) && typeof l.pid === 'number' && typeof l.host === 'string' && typeof l.nodes === 'number';
+}
+
+function isNode(l: Record<string, unknown>): l is NodeLine & Record<string, unknown> {
+  return l.t === 'node' && typeof l.id === 'string' && typeof l.stage === 'string' && typeof l.start === 'number' && typeof l.ms === 'number' && ['ran', 'restored', 'failed'].includes(l.state as string);
+}
+
+function isEnd(l: Record<string, unknown>): l is EndLine & Record<string, unknown> {
+  return l.t === 'end' && typeof l.endedAt === 'string' && ['succeeded', 'failed', 'interrupted'].includes(l.status as string) && typeof l.ran === 'number' && typeof l.cached === 'number' && typeof l.failed === 'number';
+}
+
+export function parseRun(text: string): Run | undefined {
+  let start: StartLine | undefined;
+  let end: EndLine | undefined;
+  const nodes: NodeLine[] = [];
+  let skippedLines = 0;
+  for (const raw of text.split('\n')) {
+    if (raw === '') continue;
+    let l: unknown;
+    try {
+      l = JSON.parse(raw);
+    } catch {
+      skippedLines++;
+      continue;
+    }
+    if (!isObject(l)) skippedLines++;
+    else if (!start) {
+      if (isStart(l)) start = l;
+      else skippedLines++;
+    } else if (isNode(l)) nodes.push(l);
+    else if (isEnd(l)) end = l;
+    else skippedLines++;
+  }
+  if (!start) return undefined;
+  return { id: start.id, start, nodes, end, status: end?.status ?? liveness(start), skippedLines };
+}
+
+/** A run without its end line: still going, or gone without one (killed, a crash, power lost). */
+function liveness(start: StartLine): RunStatus {
+  if (start.host !== localHost()) return 'unfinished';
+  const alive = processAlive(start.pid) && (start.pidStart === undefined || processStart(start.pid) === start.pidStart);
+  return alive ? 'running' : 'killed';
+}
+
+/** Every run in the cache, oldest first, and the history files that could not be read. */
+export function listRuns(store: CacheStore): { runs: Run[]; unreadable: string[] } {
+  let names: string[];
+  try {
+    names = readdirSync(runsDir(store)).filter((n) => n.endsWith('.jsonl')).sort();
+  } catch {
+    return { runs: [], unreadable: [] };
+  }
+  const runs: Run[] = [];
+  const unreadable: string[] = [];
+  for (const n of names) {
+    const path = join(runsDir(store), n);
+    let run: Run | undefined;
+    try {
+      run = parseRun(readFileSync(path, 'utf8'));
+    } catch {
+      run = undefined;
+    }
+    if (run && `${run.id}.jsonl` === n) runs.push(run);
+    else unreadable.push(path);
+  }
+  // Ids name the second a run started; runs within one second are told apart by the milliseconds.
+  runs.sort((a, b) => (a.start.startedAt < b.start.startedAt ? -1 : a.start.startedAt > b.start.startedAt ? 1 : a.id < b.id ? -1 : 1));
+  return { runs, unreadable };
+}
+
+/** A run's served set, if it is still in the cache and whole. */
+export function readServed(store: CacheStore, digest: string | undefined): ServedSet | undefined {
+  if (!digest || !/^[0-9a-f]{32}$/.test(digest)) return undefined;
+  try {
+    const s = JSON.parse(readFileSync(servedPath(store, digest), 'utf8')) as ServedSet;
+    return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A run named on the command line: its id, a unique prefix of it, `last` (the latest of `runs`)
+ * or `last-N` (N before it).
+ */
+export function resolveRun(runs: Run[], ref: string): Run {
+  const back = /^last(?:-(\d+))?$/.exec(ref);
+  if (back) {
+    const run = runs[runs.length - 1 - Number(back[1] ?? 0)];
+    if (!run) throw new UserError(`no run "${ref}": ${runs.length === 0 ? 'no run is recorded yet (dfwe run records one)' : `${runs.length} run${runs.length === 1 ? ' is' : 's are'} recorded`}`);
+    return run;
+  }
+  const found = runs.filter((r) => r.id.startsWith(ref));
+  if (found.length === 1) return found[0]!;
+  if (found.length === 0) throw new UserError(`no run "${ref}" in this cache's history; \`dfwe runs\` lists them`);
+  throw new UserError(`"${ref}" names ${found.length} runs (${found.slice(0, 3).map((r) => r.id).join(', ')}${found.length > 3 ? ', …' : ''}): give more of the id`);
+}
