@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { dfwe, dfweAsync, ran, waitFor, workspace, write } from './helpers.js';
 
@@ -167,4 +168,51 @@ stages:
   assert.ok(line.rss >= 300 * 1024 * 1024, `peak ${line.rss}`);
   assert.ok(line.rss < 1024 * 1024 * 1024, `peak ${line.rss}`);
   assert.match(dfwe(ws, ['show', 'hog']).stdout, /peak memory 3\d\d MiB/);
+});
+
+test("a run in a git repository records its commit and whether tracked files changed, without git writing anything or running the repository's fsmonitor", () => {
+  const ws = workspace({ 'dfwe.yaml': DATA, 'notes.txt': 'one\n' });
+  const git = (...args: string[]): string => {
+    const r = spawnSync('git', args, { cwd: ws, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  git('init', '-q');
+  write(ws, '.gitignore', 'cache/\nout/\n');
+  git('add', 'dfwe.yaml', 'notes.txt', '.gitignore');
+  git('commit', '-qm', 'first');
+  const head = git('rev-parse', 'HEAD');
+  // A repository whose config would start a program on every status: dfwe's git must not.
+  git('config', 'core.fsmonitor', `touch ${join(ws, 'FSMONITOR-RAN')}; false`);
+  const index = statSync(join(ws, '.git/index')).mtimeMs;
+
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'notes.txt', 'two\n');
+  write(ws, 'untracked.txt', 'untracked files do not make it dirty\n');
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const runs = (JSON.parse(dfwe(ws, ['runs', '--json']).stdout) as { runs: { git?: { commit: string; dirty: boolean } }[] }).runs;
+  assert.deepEqual(runs.map((r) => r.git), [{ commit: head, dirty: false }, { commit: head, dirty: true }]);
+  assert.equal(existsSync(join(ws, 'FSMONITOR-RAN')), false, 'the fsmonitor hook was not run');
+  assert.equal(statSync(join(ws, '.git/index')).mtimeMs, index, 'the index was not rewritten');
+  assert.match(dfwe(ws, ['diff', '--json']).stdout, /"name": "git commit",\s+"a": "[0-9a-f]{12}",\s+"b": "[0-9a-f]{12} \(dirty\)"/);
+});
+
+test('damaged history files are reported and skipped, never a crash; a run whose served set is gone is compared by its report alone', () => {
+  const ws = workspace({ 'dfwe.yaml': DATA });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.equal(dfwe(ws, ['run', '--param', 'scenes=60']).code, 0);
+  write(ws, 'cache/runs/20000101-000000-dead.jsonl', 'not json\n{"t":"start"}\n');
+  const listed = dfwe(ws, ['runs']);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stderr, /20000101-000000-dead\.jsonl is not a readable run history file; skipped/);
+  assert.equal(listed.stdout.trim().split('\n').length, 3, 'a header and the two runs');
+  for (const f of readdirSync(join(ws, 'cache/runs/served'))) write(ws, `cache/runs/served/${f}`, '{"format":1,"nodes":[7]}');
+  const d = dfwe(ws, ['diff']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /^scenes +40 +60$/m);
+  assert.doesNotMatch(d.stdout, /dialogues/);
+  assert.match(d.stdout, /node metrics are not in the cache any more/);
+  const one = workspace({ 'dfwe.yaml': DATA });
+  assert.equal(dfwe(one, ['run']).code, 0);
+  assert.match(dfwe(one, ['diff']).stderr, /dfwe diff compares two runs; one is recorded/);
 });

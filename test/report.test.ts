@@ -90,6 +90,7 @@ test('the quickstart report in headless Chromium: a graph element per node, the 
   // Runs compared: the same pipeline with another optimizer, each run's delta in its own column.
   assert.equal(dfwe(ws, ['run', '--param', 'optimizer=uniform']).code, 0);
   const runs = (JSON.parse(dfwe(ws, ['runs', '--json']).stdout) as { runs: { id: string; averageDelta: number }[] }).runs;
+  assert.equal(runs[0]!.averageDelta, metrics.tasks[0]!.delta, "the history keeps the report's average delta");
   const both = dfwe(ws, ['report', '--runs', runs[0]!.id, 'last', '-o', join(ws, 'compared.html')]);
   assert.equal(both.code, 0, both.stderr);
   const page = readFileSync(join(ws, 'compared.html'), 'utf8');

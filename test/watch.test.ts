@@ -56,6 +56,12 @@ test('watch: an edit reruns only the affected nodes; a bad edit is reported and 
 
     write(ws, 'data/in.txt', 'y\n');
     await waitFor(() => readNow(ws, 'out/b') === 'y\nyo\n' && readNow(ws, 'out/c') === 'y\n1\n2\n3\n', 20_000, 'a dep change to flow through');
+
+    // Each of watch's runs is in the history, as a run of its own.
+    const history = (JSON.parse(dfwe(ws, ['runs', '--json']).stdout) as { runs: { command: string; ran: number; changed: string }[] }).runs;
+    assert.ok(history.length >= 4, `${history.length} runs recorded`);
+    assert.ok(history.every((r) => r.command === 'watch'));
+    assert.deepEqual(history.slice(0, 3).map((r) => [r.ran, r.changed]), [[3, '(first run)'], [1, 'word: hi → yo, pipeline edited'], [1, 'n: 2 → 3, pipeline edited']]);
   } finally {
     w.child.kill('SIGINT');
     const r = await w.done;

@@ -89,6 +89,7 @@ export function diffCommand(refA: string | undefined, refB: string | undefined, 
   // `last` and `last-N` count the runs of this workspace; ids name any run of the cache.
   const here = runs.filter((r) => r.start.workspace === workspace);
   const pick = (ref: string): Run => (/^last(-\d+)?$/.test(ref) ? resolveRun(here, ref) : resolveRun(runs, ref));
+  if (refA === undefined && here.length < 2) throw new UserError(`dfwe diff compares two runs; ${here.length === 0 ? 'none is' : 'one is'} recorded for this workspace (name runs of another with their ids; \`dfwe runs --all\` lists them)`);
   // No run named: the last two; one: it against the last.
   const b = pick(refB ?? 'last');
   const a = pick(refA ?? 'last-1');

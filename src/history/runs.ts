@@ -103,7 +103,8 @@ export function readServed(store: CacheStore, digest: string | undefined): Serve
   if (!digest || !/^[0-9a-f]{32}$/.test(digest)) return undefined;
   try {
     const s = JSON.parse(readFileSync(servedPath(store, digest), 'utf8')) as ServedSet;
-    return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) ? s : undefined;
+    const entryOk = (e: unknown): boolean => Array.isArray(e) && e.length === 4 && typeof e[0] === 'string' && typeof e[1] === 'string' && typeof e[2] === 'string' && (e[3] === null || isObject(e[3]));
+    return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) && s.nodes.every(entryOk) ? s : undefined;
   } catch {
     return undefined;
   }
