@@ -85,6 +85,12 @@ export function resolvePipelinePath(workspace: string, pipeline?: string): strin
   return existsSync(local) ? local : EMBEDDED_QUICKSTART;
 }
 
+/** A pipeline's path as the user sees it: relative to the workspace when inside it. */
+export function displayPathOf(workspace: string, pipelinePath: string): string {
+  const rel = relative(workspace, pipelinePath);
+  return rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
+}
+
 export function cacheRoot(workspace: string, cacheDir?: string): string {
   const root = resolve(workspace, cacheDir ?? process.env.DFWE_CACHE ?? 'cache');
   try {
@@ -124,8 +130,7 @@ export function locateProject(opts: ProjectOptions): ProjectLocation {
   // its attempts), whichever path a run was started with.
   const workspace = realWorkspace(opts.workspace);
   const pipelinePath = resolvePipelinePath(workspace, opts.pipeline);
-  const rel = relative(workspace, pipelinePath);
-  const displayPath = rel.startsWith('..') || isAbsolute(rel) ? pipelinePath : rel;
+  const displayPath = displayPathOf(workspace, pipelinePath);
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
   const stageVersions = [...opts.stageTypes.values()].map((t) => [t.name, t.version]);

@@ -36,6 +36,7 @@ interface RunJson {
   failed: number;
   overrides: Record<string, unknown>;
   params: Record<string, unknown>;
+  executed: { id: string; state: string; lane: number; start: number; ms: number }[];
 }
 
 const runsOf = (ws: string, ...args: string[]): RunJson[] => {
@@ -55,6 +56,8 @@ test('two runs with different params appear in dfwe runs, and dfwe diff shows ex
   assert.equal(runs.length, 2);
   assert.deepEqual([runs[0]!.ran, runs[0]!.cached, runs[1]!.ran, runs[1]!.cached], [3, 0, 1, 2]);
   assert.equal(runs[1]!.changed, 'scenes: 40 → 60');
+  assert.deepEqual(runs[1]!.executed.map((n) => [n.id, n.state, n.lane]), [['small', 'ran', 0]]);
+  assert.ok(runs[1]!.executed[0]!.ms > 0 && runs[1]!.executed[0]!.start >= 0);
   assert.deepEqual(runs[1]!.overrides, { scenes: 60 });
   assert.equal(runs[1]!.params.label, 'a');
   const table = dfwe(ws, ['runs']).stdout;

@@ -1,11 +1,10 @@
 import { CacheStore } from '../cache/store.js';
 import { UserError } from '../diagnostics.js';
 import { diffRuns, type DiffRow } from '../history/diff.js';
-import { changedSince, showValue as show } from '../history/summary.js';
+import { changedSince, showValue as show, signed } from '../history/summary.js';
 import { listRuns, resolveRun, type Run } from '../history/runs.js';
-import { cacheRoot, realWorkspace, resolvePipelinePath } from '../project.js';
+import { cacheRoot, displayPathOf, realWorkspace, resolvePipelinePath } from '../project.js';
 import type { GlobalOptions } from './common.js';
-import { isAbsolute, relative } from 'node:path';
 
 /*
  * `dfwe runs` and `dfwe diff`: the run history (src/history/) as tables. By default the runs of
@@ -25,15 +24,11 @@ function scope(pipeline: string | undefined, all: boolean, g: GlobalOptions): Sc
   if (all) return { store, runs };
   let mine = runs.filter((r) => r.start.workspace === workspace);
   if (pipeline !== undefined) {
-    const path = resolvePipelinePath(workspace, pipeline);
-    const rel = relative(workspace, path);
-    const display = rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+    const display = displayPathOf(workspace, resolvePipelinePath(workspace, pipeline));
     mine = mine.filter((r) => r.start.pipeline === display);
   }
   return { store, runs: mine };
 }
-
-const signed = (x: number | undefined): string => (x === undefined ? '—' : `${x > 0 ? '+' : ''}${x.toFixed(2)}`);
 
 function table(rows: string[][], rightAligned: Set<number> = new Set()): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -63,7 +58,9 @@ export function runsCommand(pipeline: string | undefined, opts: { json?: boolean
       id: r.id, status: r.status, startedAt: r.start.startedAt, endedAt: r.end?.endedAt, command: r.start.command, workspace: r.start.workspace, pipeline: r.start.pipeline,
       params: r.start.params, overrides: r.start.overrides, only: r.start.only, git: r.start.git, changed: changedSince(prevOf.get(r), r),
       nodes: r.start.nodes, ran: r.end?.ran ?? r.nodes.filter((n) => n.state === 'ran').length, cached: r.end?.cached, failed: r.end?.failed ?? r.nodes.filter((n) => n.state === 'failed').length,
-      skipped: r.end?.skipped, averageDelta: r.end?.report?.averageDelta,
+      skipped: r.end?.skipped, averageDelta: r.end?.report?.averageDelta, report: r.end?.report,
+      // Each node that executed or was restored: state, start and length (ms from the run's start), job slot, host, peak memory.
+      executed: r.nodes.map(({ t: _, ...n }) => n),
     }));
     process.stdout.write(JSON.stringify({ runs: out }, null, 2) + '\n');
     return 0;

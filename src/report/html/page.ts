@@ -1,5 +1,5 @@
 import { DFWE_VERSION } from '../../version.js';
-import { changedSince } from '../../history/summary.js';
+import { changedSince, signed } from '../../history/summary.js';
 import { heatmapSvg, searchSvg, timelineSvg, type Bar } from './charts.js';
 import { dagSvg, stateLegend } from './dag-svg.js';
 import { esc } from './escape.js';
@@ -13,7 +13,6 @@ import type { Pair } from '../metrics-table.js';
  */
 
 const num = (x: number | undefined, digits = 2): string => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits));
-const signed = (x: number | undefined): string => (x === undefined ? '—' : `${x > 0 ? '+' : ''}${x.toFixed(2)}`);
 const deltaClass = (x: number | undefined): string => (x === undefined ? '' : x > 0 ? ' class="pos"' : x < 0 ? ' class="neg"' : '');
 const mib = (b: number | undefined): string => (b === undefined ? '—' : `${(b / (1 << 20)).toFixed(0)} MiB`);
 const secs = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 1000).toFixed(1)} s`);
