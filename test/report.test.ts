@@ -146,4 +146,9 @@ test('a sweep report has a target × source-set heatmap of the delta, a cell per
   assert.equal(cells.length, 3);
   for (const label of ['emotion', 'qa', 'qa+topic', 'qa+speaker', 'emotion+topic', '+1.50', '-0.50', '+0.25']) assert.ok(html.includes(`>${label}<`), `shows ${label}`);
   assert.equal(heatmapSection({ pairs: pairs.slice(2), rows: taskRows(pairs.slice(2)) }), '', 'no sweep, no heatmap');
+  // One outlier does not set the colour scale: it spans the 75th percentile, the outlier's label is its own.
+  const wide = [...pairs, pair('qa', ['emotion', 'speaker'], 40), pair('qa', ['speaker', 'topic'], 0.1)];
+  const clipped = heatmapSection({ pairs: wide, rows: taskRows(wide) });
+  assert.ok(clipped.includes('>+1.50 or more<') && clipped.includes('>+40.00<'), 'scale to +1.50, the outlier labelled');
+  assert.ok(html.includes('>+1.50<') && !html.includes('or more'), 'nothing to clip: the scale is the largest delta');
 });

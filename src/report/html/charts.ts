@@ -85,16 +85,33 @@ export function searchSvg(evals: Evaluation[], chosen: number): string {
   }, 440, 250);
 }
 
-/** Delta by target (rows) and source set (columns), diverging around zero. */
+/**
+ * Delta by target (rows, first at the top) and source set (columns), diverging around zero. The
+ * colour scale spans the 75th percentile of |delta|, so that a few outliers do not wash out the
+ * rest; cells beyond it take the end colour, and every label shows the cell's own delta.
+ */
 export function heatmapSvg(rows: string[], cols: string[], cells: [col: number, row: number, delta: number][]): string {
-  const extent = Math.max(0.01, ...cells.map((c) => Math.abs(c[2])));
-  const width = Math.min(1400, 180 + 44 * cols.length);
-  const height = 120 + 30 * rows.length;
+  const sorted = cells.map((c) => Math.abs(c[2])).sort((a, b) => a - b);
+  const extent = Math.max(0.01, sorted[Math.min(sorted.length - 1, Math.floor(0.75 * sorted.length))] ?? 0);
+  const clipped = sorted.length > 0 && sorted[sorted.length - 1]! > extent;
+  const longest = Math.max(...cols.map((c) => c.length));
+  const rotate = cols.length > 6 ? 35 : 0;
+  const bottom = 30 + (rotate ? Math.min(160, longest * 4.2) : 16);
+  const width = Math.min(1400, 260 + 46 * cols.length);
+  const height = 30 + 32 * rows.length + bottom;
+  const fmt = (x: number): string => `${x > 0 ? '+' : ''}${x.toFixed(2)}`;
   return render({
-    grid: { left: 170, right: 20, top: 10, bottom: 90 },
-    xAxis: { type: 'category', data: cols, axisLabel: { rotate: cols.length > 8 ? 40 : 0, interval: 0, fontSize: 10 }, splitArea: { show: true } },
-    yAxis: { type: 'category', data: rows, splitArea: { show: true } },
-    visualMap: { min: -extent, max: extent, calculable: false, orient: 'horizontal', left: 'center', bottom: 0, itemHeight: 120, text: [`+${extent.toFixed(2)}`, `−${extent.toFixed(2)}`], inRange: { color: ['#b2182b', '#f7f7f7', '#2166ac'] } },
-    series: [{ type: 'heatmap', data: cells, label: { show: cols.length <= 24, fontSize: 10, formatter: (p: { value: number[] }) => `${p.value[2]! > 0 ? '+' : ''}${p.value[2]!.toFixed(2)}` } }] as EChartsOption['series'],
+    grid: { left: 130, right: 110, top: 10, bottom },
+    xAxis: { type: 'category', data: cols, axisLabel: { rotate, interval: 0, fontSize: 10 }, splitArea: { show: true } },
+    yAxis: { type: 'category', data: rows, inverse: true, splitArea: { show: true } },
+    visualMap: {
+      min: -extent, max: extent, calculable: false, orient: 'vertical', right: 0, top: 'middle', itemHeight: 110, itemWidth: 12,
+      text: [`${fmt(extent)}${clipped ? ' or more' : ''}`, `${fmt(-extent)}${clipped ? ' or less' : ''}`], inRange: { color: ['#b2182b', '#f7f7f7', '#2166ac'] },
+    },
+    series: [{
+      type: 'heatmap',
+      data: cells.map(([c, r, d]) => [c, r, Math.max(-extent, Math.min(extent, d))]),
+      label: { show: cols.length <= 30, fontSize: 10, formatter: (p: { dataIndex: number }) => fmt(cells[p.dataIndex]![2]) },
+    }] as EChartsOption['series'],
   }, width, height);
 }
