@@ -123,7 +123,7 @@ program
   .description('one self-contained HTML page: the metrics table, each search, a sweep heatmap, the last run\'s timeline, the graph and the run history')
   .argument('[pipeline]', 'pipeline file')
   .option('-o, --output <file>', 'where to write it (default: WORKSPACE/report.html)')
-  .option('--runs <run...>', 'runs to compare side by side (ids, unique prefixes, last, last-N), e.g. the same pipeline at several seeds')
+  .option('--run <run>', 'a run to compare side by side with the others given (repeatable): an id, a unique prefix, last or last-N; e.g. the same pipeline at several seeds', collect)
   .action(async (pipeline: string | undefined, opts) => {
     const { reportCommand } = await import('./commands/report.js');
     exitCode = await reportCommand(pipeline, opts, globals());

@@ -87,11 +87,11 @@ test('the quickstart report in headless Chromium: a graph element per node, the 
     await b.close();
   }
 
-  // Runs compared: the same pipeline with another optimizer, each run's delta in its own column.
+  // Runs compared (--run, repeatable): the same pipeline with another optimizer, each run's delta in its own column.
   assert.equal(dfwe(ws, ['run', '--param', 'optimizer=uniform']).code, 0);
   const runs = (JSON.parse(dfwe(ws, ['runs', '--json']).stdout) as { runs: { id: string; averageDelta: number }[] }).runs;
   assert.equal(runs[0]!.averageDelta, metrics.tasks[0]!.delta, "the history keeps the report's average delta");
-  const both = dfwe(ws, ['report', '--runs', runs[0]!.id, 'last', '-o', join(ws, 'compared.html')]);
+  const both = dfwe(ws, ['report', '--run', runs[0]!.id, '--run', 'last', '-o', join(ws, 'compared.html')]);
   assert.equal(both.code, 0, both.stderr);
   const page = readFileSync(join(ws, 'compared.html'), 'utf8');
   const table = /<table id="compared-table">(.*?)<\/table>/s.exec(page)?.[1] ?? '';
@@ -100,7 +100,7 @@ test('the quickstart report in headless Chromium: a graph element per node, the 
   const sign = (x: number): string => `${x > 0 ? '+' : ''}${x.toFixed(2)}`;
   assert.deepEqual(cells.slice(0, 2), [sign(runs[0]!.averageDelta), sign(runs[1]!.averageDelta)]);
   assert.equal(cells[2], sign((runs[0]!.averageDelta + runs[1]!.averageDelta) / 2));
-  assert.equal(dfwe(ws, ['report', '--runs', 'nope']).code, 2);
+  assert.equal(dfwe(ws, ['report', '--run', 'nope']).code, 2);
 });
 
 test('a sweep of hundreds of nodes: its large stages drawn as one box each, with their counts', { skip }, async () => {

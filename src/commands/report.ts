@@ -7,13 +7,13 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { open, type GlobalOptions } from './common.js';
 
 /** `dfwe report`: the pipeline's results, graph, last run and history as one self-contained HTML file. */
-export async function reportCommand(pipeline: string | undefined, opts: { output?: string; runs?: string[] }, g: GlobalOptions): Promise<number> {
+export async function reportCommand(pipeline: string | undefined, opts: { output?: string; run?: string[] }, g: GlobalOptions): Promise<number> {
   const t0 = performance.now();
   const project = await open(pipeline, g);
   const { runs } = listRuns(project.store);
   const here = runs.filter((r) => r.start.workspace === project.workspace);
   // `last` and `last-N` count this workspace's runs; ids name any run of the cache.
-  const compared: Run[] = (opts.runs ?? []).map((ref) => (/^last(-\d+)?$/.test(ref) ? resolveRun(here, ref) : resolveRun(runs, ref)));
+  const compared: Run[] = (opts.run ?? []).map((ref) => (/^last(-\d+)?$/.test(ref) ? resolveRun(here, ref) : resolveRun(runs, ref)));
   const html = renderPage(buildModel(project, compared));
   const out = opts.output !== undefined ? resolve(opts.output) : resolve(project.workspace, 'report.html');
   writeFileAtomic(out, html, { durable: false });
