@@ -119,6 +119,8 @@ export interface ProjectLocation {
   displayPath: string;
   store: CacheStore;
   text: string;
+  /** The digest of `text`. */
+  pipelineDigest: string;
   /** Everything the expanded nodes depend on: the pipeline's bytes, options, versions. */
   expansionKey: string;
   /** This pipeline file in this workspace with these options, whatever its content. */
@@ -134,9 +136,10 @@ export function locateProject(opts: ProjectOptions): ProjectLocation {
   const store = new CacheStore(cacheRoot(workspace, opts.cacheDir));
   const text = readPipelineText(pipelinePath, displayPath);
   const stageVersions = [...opts.stageTypes.values()].map((t) => [t.name, t.version]);
-  const expansionKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, [...opts.executors.keys()], displayPath, digestBytes(text), opts.only ?? {}, opts.params ?? {}]);
+  const pipelineDigest = digestBytes(text);
+  const expansionKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, [...opts.executors.keys()], displayPath, pipelineDigest, opts.only ?? {}, opts.params ?? {}]);
   const variantKey = keyOf([workspace, displayPath, opts.only ?? {}, opts.params ?? {}]);
-  return { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey };
+  return { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey };
 }
 
 /** The runtime identity ML nodes are keyed by: `--backend`, else the pipeline's, else auto. */
@@ -149,7 +152,7 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 }
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
-  const { workspace, pipelinePath, displayPath, store, text, expansionKey, variantKey } = locateProject(opts);
+  const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey } = locateProject(opts);
   const { nodes, name, members, instances, backend, report, params, executor, allowOutside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
@@ -159,7 +162,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, pipelineDigest: digestBytes(text), name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, allowOutside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, allowOutside, bounds, saveState };
 }
 
 /*

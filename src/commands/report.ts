@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { statSync } from 'node:fs';
-import { listRuns, resolveRun, type Run } from '../history/runs.js';
+import { listRuns, resolveRun } from '../history/runs.js';
 import { buildModel } from '../report/html/report-model.js';
 import { renderPage } from '../report/html/page.js';
 import { writeFileAtomic } from '../util/fsx.js';
@@ -11,10 +11,8 @@ export async function reportCommand(pipeline: string | undefined, opts: { output
   const t0 = performance.now();
   const project = await open(pipeline, g);
   const { runs } = listRuns(project.store);
-  const here = runs.filter((r) => r.start.workspace === project.workspace);
-  // `last` and `last-N` count this workspace's runs; ids name any run of the cache.
-  const compared: Run[] = (opts.run ?? []).map((ref) => (/^last(-\d+)?$/.test(ref) ? resolveRun(here, ref) : resolveRun(runs, ref)));
-  const html = renderPage(buildModel(project, compared));
+  const compared = (opts.run ?? []).map((ref) => resolveRun(runs, ref, project.workspace));
+  const html = renderPage(buildModel(project, runs, compared));
   const out = opts.output !== undefined ? resolve(opts.output) : resolve(project.workspace, 'report.html');
   writeFileAtomic(out, html, { durable: false });
   project.saveState();

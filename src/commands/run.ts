@@ -3,7 +3,6 @@ import { PlainReporter, type Reporter } from '../report/reporter.js';
 import { noopSnapshot, open, parseOnly, parseParams, type GlobalOptions } from './common.js';
 import type { ProjectLocation } from '../project.js';
 import type { Snapshot } from '../engine/snapshot.js';
-import { digestBytes } from '../util/hash.js';
 import { executors } from '../execute/executors/index.js';
 import { EXIT_FAILED } from '../diagnostics.js';
 import { executorChoice, readOnlyNote, runCapacity, type RunOptions } from '../engine/run-options.js';
@@ -82,7 +81,7 @@ async function noopRun(pipeline: string | undefined, opts: RunOptions, g: Global
 async function recordNoop(loc: ProjectLocation, snap: Snapshot, g: GlobalOptions, executor: string, jobs: number): Promise<void> {
   const { startHistory } = await import('../history/start.js');
   const subject = {
-    workspace: loc.workspace, pipeline: loc.displayPath, name: snap.header.name, pipelineDigest: digestBytes(loc.text), variantKey: loc.variantKey,
+    workspace: loc.workspace, pipeline: loc.displayPath, name: snap.header.name, pipelineDigest: loc.pipelineDigest, variantKey: loc.variantKey,
     params: snap.params, overrides: await parseParams(g.param), only: parseOnly(g.only), nodes: snap.ids.length,
   };
   const log = await startHistory(loc.store, subject, { command: 'run', executor, jobs });

@@ -1,8 +1,9 @@
 import { CacheStore } from '../cache/store.js';
 import { UserError } from '../diagnostics.js';
 import { diffRuns, type DiffRow } from '../history/diff.js';
-import { changedSince, showValue as show, signed } from '../history/summary.js';
-import { listRuns, resolveRun, type Run } from '../history/runs.js';
+import { changedSince, showValue as show } from '../history/summary.js';
+import { signed } from '../report/metrics-table.js';
+import { countsOf, listRuns, resolveRun, type Run } from '../history/runs.js';
 import { cacheRoot, displayPathOf, realWorkspace, resolvePipelinePath } from '../project.js';
 import type { GlobalOptions } from './common.js';
 
@@ -12,6 +13,7 @@ import type { GlobalOptions } from './common.js';
  */
 
 interface Scope {
+  workspace: string;
   store: CacheStore;
   runs: Run[];
 }
@@ -21,13 +23,13 @@ function scope(pipeline: string | undefined, all: boolean, g: GlobalOptions): Sc
   const store = new CacheStore(cacheRoot(workspace, g.cache));
   const { runs, unreadable } = listRuns(store);
   for (const u of unreadable) process.stderr.write(`dfwe: ${u} is not a readable run history file; skipped\n`);
-  if (all) return { store, runs };
+  if (all) return { workspace, store, runs };
   let mine = runs.filter((r) => r.start.workspace === workspace);
   if (pipeline !== undefined) {
     const display = displayPathOf(workspace, resolvePipelinePath(workspace, pipeline));
     mine = mine.filter((r) => r.start.pipeline === display);
   }
-  return { store, runs: mine };
+  return { workspace, store, runs: mine };
 }
 
 function table(rows: string[][], rightAligned: Set<number> = new Set()): string {
@@ -55,10 +57,10 @@ export function runsCommand(pipeline: string | undefined, opts: { json?: boolean
   const shown = runs.slice(-last);
   if (opts.json) {
     const out = shown.map((r) => ({
+      ...countsOf(r),
       id: r.id, status: r.status, startedAt: r.start.startedAt, endedAt: r.end?.endedAt, command: r.start.command, workspace: r.start.workspace, pipeline: r.start.pipeline,
       params: r.start.params, overrides: r.start.overrides, only: r.start.only, git: r.start.git, changed: changedSince(prevOf.get(r), r),
-      nodes: r.start.nodes, ran: r.end?.ran ?? r.nodes.filter((n) => n.state === 'ran').length, cached: r.end?.cached, failed: r.end?.failed ?? r.nodes.filter((n) => n.state === 'failed').length,
-      skipped: r.end?.skipped, averageDelta: r.end?.report?.averageDelta, report: r.end?.report,
+      nodes: r.start.nodes, skipped: r.end?.skipped, averageDelta: r.end?.report?.averageDelta, report: r.end?.report,
       // Each node that executed or was restored: state, start and length (ms from the run's start), job slot, host, peak memory.
       executed: r.nodes.map(({ t: _, ...n }) => n),
     }));
@@ -71,9 +73,8 @@ export function runsCommand(pipeline: string | undefined, opts: { json?: boolean
   }
   const head = ['run', 'started', 'pipeline', 'changed', 'ran', 'cached', 'failed', 'avg delta', 'status'];
   const body = shown.map((r) => {
-    const ranNow = r.nodes.filter((n) => n.state === 'ran').length;
-    const failedNow = r.nodes.filter((n) => n.state === 'failed').length;
-    return [r.id, when(r.start.startedAt), r.start.pipeline, changedSince(prevOf.get(r), r), String(r.end?.ran ?? ranNow), r.end ? String(r.end.cached) : '—', String(r.end?.failed ?? failedNow), signed(r.end?.report?.averageDelta), r.status];
+    const { ran, cached, failed } = countsOf(r);
+    return [r.id, when(r.start.startedAt), r.start.pipeline, changedSince(prevOf.get(r), r), String(ran), show(cached), String(failed), signed(r.end?.report?.averageDelta), r.status];
   });
   process.stdout.write(table([head, ...body], new Set([4, 5, 6, 7])) + '\n');
   if (runs.length > shown.length) process.stdout.write(`(${runs.length - shown.length} earlier run${runs.length - shown.length === 1 ? '' : 's'} not shown: --last N)\n`);
@@ -81,12 +82,10 @@ export function runsCommand(pipeline: string | undefined, opts: { json?: boolean
 }
 
 export function diffCommand(refA: string | undefined, refB: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions): number {
-  const { store, runs } = scope(undefined, true, g);
-  const workspace = realWorkspace(g.workspace ?? process.cwd());
-  // `last` and `last-N` count the runs of this workspace; ids name any run of the cache.
-  const here = runs.filter((r) => r.start.workspace === workspace);
-  const pick = (ref: string): Run => (/^last(-\d+)?$/.test(ref) ? resolveRun(here, ref) : resolveRun(runs, ref));
-  if (refA === undefined && here.length < 2) throw new UserError(`dfwe diff compares two runs; ${here.length === 0 ? 'none is' : 'one is'} recorded for this workspace (name runs of another with their ids; \`dfwe runs --all\` lists them)`);
+  const { workspace, store, runs } = scope(undefined, true, g);
+  const pick = (ref: string): Run => resolveRun(runs, ref, workspace);
+  const here = runs.filter((r) => r.start.workspace === workspace).length;
+  if (refA === undefined && here < 2) throw new UserError(`dfwe diff compares two runs; ${here === 0 ? 'none is' : 'one is'} recorded for this workspace (name runs of another with their ids; \`dfwe runs --all\` lists them)`);
   // No run named: the last two; one: it against the last.
   const b = pick(refB ?? 'last');
   const a = pick(refA ?? 'last-1');

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CacheStore } from '../cache/store.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { writeAll, writeFileAtomic } from '../util/fsx.js';
 import { digestBytes } from '../util/hash.js';
 import type { GitState } from './git.js';
+import type { Pair } from '../report/metrics-table.js';
 
 /*
  * The run history: cache/runs/<run id>.jsonl, one file per run, only ever appended to. Its first
@@ -59,16 +60,6 @@ export interface NodeLine {
   error?: string;
 }
 
-export interface ReportPair {
-  task: string;
-  method: string;
-  baseline?: string;
-  vars: Record<string, unknown>;
-  methodScore?: number;
-  baselineScore?: number;
-  delta?: number;
-}
-
 export interface EndLine {
   t: 'end';
   endedAt: string;
@@ -81,7 +72,7 @@ export interface EndLine {
   /** The digest of the served set (runs/served/), when any node ran or was cached. */
   served?: string;
   /** The pipeline's report: its pairs and their average delta (the mean over tasks of each task's best). */
-  report?: { baseline: string; method: string; pairs: ReportPair[]; averageDelta?: number };
+  report?: { baseline: string; method: string; pairs: Pair[]; averageDelta?: number };
 }
 
 export type HistoryLine = StartLine | NodeLine | EndLine;
@@ -107,8 +98,8 @@ function newRunId(at: Date): string {
 
 /** One run's history file, open for appending. */
 export class RunLog {
+  /** Undefined once closed: ended, or given up on (a write failed). */
   private fd: number | undefined;
-  private ended = false;
 
   private constructor(
     private readonly store: CacheStore,
@@ -142,10 +133,9 @@ export class RunLog {
 
   append(line: HistoryLine): void {
     if (this.fd === undefined) return;
-    const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
     try {
-      // One write per line, at the end of the file (O_APPEND): lines never interleave.
-      for (let off = 0; off < bytes.length; ) off += writeSync(this.fd, bytes, off, bytes.length - off);
+      // Only this run writes its file, so its lines follow one another whole.
+      writeAll(this.fd, Buffer.from(`${JSON.stringify(line)}\n`));
     } catch {
       // History explains; a full disk here must not fail the run.
       this.close();
@@ -165,8 +155,7 @@ export class RunLog {
   }
 
   end(line: Omit<EndLine, 't' | 'endedAt'>): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.fd === undefined) return;
     this.append({ t: 'end', endedAt: new Date().toISOString(), ...line });
     if (this.fd !== undefined) {
       try {

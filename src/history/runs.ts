@@ -72,6 +72,12 @@ function liveness(start: StartLine): RunStatus {
   return alive ? 'running' : 'killed';
 }
 
+/** What a run did; a run without its end line (killed) counts the nodes it recorded, its cached ones unknown. */
+export function countsOf(run: Run): { ran: number; cached?: number; failed: number } {
+  if (run.end) return { ran: run.end.ran, cached: run.end.cached, failed: run.end.failed };
+  return { ran: run.nodes.filter((n) => n.state === 'ran').length, failed: run.nodes.filter((n) => n.state === 'failed').length };
+}
+
 /** Every run in the cache, oldest first, and the history files that could not be read. */
 export function listRuns(store: CacheStore): { runs: Run[]; unreadable: string[] } {
   let names: string[];
@@ -111,14 +117,15 @@ export function readServed(store: CacheStore, digest: string | undefined): Serve
 }
 
 /**
- * A run named on the command line: its id, a unique prefix of it, `last` (the latest of `runs`)
- * or `last-N` (N before it).
+ * A run named on the command line: its id or a unique prefix of it (any run of the cache), or
+ * `last` (the latest run of `workspace`) or `last-N` (N before it).
  */
-export function resolveRun(runs: Run[], ref: string): Run {
+export function resolveRun(runs: Run[], ref: string, workspace: string): Run {
   const back = /^last(?:-(\d+))?$/.exec(ref);
   if (back) {
-    const run = runs[runs.length - 1 - Number(back[1] ?? 0)];
-    if (!run) throw new UserError(`no run "${ref}": ${runs.length === 0 ? 'no run is recorded yet (dfwe run records one)' : `${runs.length} run${runs.length === 1 ? ' is' : 's are'} recorded`}`);
+    const here = runs.filter((r) => r.start.workspace === workspace);
+    const run = here[here.length - 1 - Number(back[1] ?? 0)];
+    if (!run) throw new UserError(`no run "${ref}": ${here.length === 0 ? 'no run is recorded yet (dfwe run records one)' : `${here.length} run${here.length === 1 ? ' is' : 's are'} recorded`}`);
     return run;
   }
   const found = runs.filter((r) => r.id.startsWith(ref));

@@ -6,11 +6,6 @@ export function showValue(v: unknown): string {
   return v === undefined ? '—' : typeof v === 'number' ? String(Number.isInteger(v) ? v : +v.toFixed(4)) : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-/** A delta with its sign, two decimals; a dash for none. */
-export function signed(x: number | undefined): string {
-  return x === undefined ? '—' : `${x > 0 ? '+' : ''}${x.toFixed(2)}`;
-}
-
 /** What a run was asked differently from the run of the same pipeline before it. */
 export function changedSince(prev: Run | undefined, run: Run): string {
   if (!prev) return '(first run)';

@@ -1,7 +1,6 @@
 import { planAll } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import type { NodeDef } from '../pipeline/types.js';
-import type { ReportPair as Pair } from '../history/run-log.js';
 
 /*
  * The comparison the paper's Table 2 makes: per task, the baseline's test score, the method's,
@@ -10,7 +9,15 @@ import type { ReportPair as Pair } from '../history/run-log.js';
  * gives the best and the mean delta, and `--json` every pair.
  */
 
-export type { ReportPair as Pair } from '../history/run-log.js';
+export interface Pair {
+  task: string;
+  method: string;
+  baseline?: string;
+  vars: Record<string, unknown>;
+  methodScore?: number;
+  baselineScore?: number;
+  delta?: number;
+}
 
 export interface TaskRow {
   task: string;
@@ -71,22 +78,33 @@ export function taskRows(pairs: Pair[]): TaskRow[] {
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** The table's average delta: the mean over tasks of each task's (best) delta; undefined before any ran. */
-export function averageDelta(rows: TaskRow[]): number | undefined {
+/** The table's average row over the tasks that ran: baseline, method, (best) delta and mean delta; undefined before any ran. */
+export function averageRow(rows: TaskRow[]): { tasks: number; baseline: number; method: number; delta: number; meanDelta: number } | undefined {
   const done = rows.filter((r) => r.delta !== undefined);
-  return done.length ? mean(done.map((r) => r.delta!)) : undefined;
+  if (done.length === 0) return undefined;
+  return { tasks: done.length, baseline: mean(done.map((r) => r.baseline!)), method: mean(done.map((r) => r.method!)), delta: mean(done.map((r) => r.delta!)), meanDelta: mean(done.map((r) => r.meanDelta!)) };
 }
 
-const f = (x: number | undefined, sign = false): string => (x === undefined ? '—' : `${sign && x > 0 ? '+' : ''}${x.toFixed(2)}`);
+/** The table's average delta: the mean over tasks of each task's (best) delta; undefined before any ran. */
+export function averageDelta(rows: TaskRow[]): number | undefined {
+  return averageRow(rows)?.delta;
+}
+
+/** A delta with its sign, two decimals; a dash for none. */
+export function signed(x: number | undefined): string {
+  return x === undefined ? '—' : `${x > 0 ? '+' : ''}${x.toFixed(2)}`;
+}
+
+const f = (x: number | undefined, sign = false): string => (sign ? signed(x) : x === undefined ? '—' : x.toFixed(2));
 
 export function formatTable(rows: TaskRow[], methodName = 'DFWE'): string {
   const sweep = rows.some((r) => r.pairs > 1);
   const head = sweep ? ['task', 'baseline', `${methodName} (best)`, 'delta (best)', 'delta (mean)', 'source sets'] : ['task', 'baseline', methodName, 'delta'];
   const body = rows.map((r) => (sweep ? [r.task, f(r.baseline), f(r.method), f(r.delta, true), f(r.meanDelta, true), String(r.pairs)] : [r.task, f(r.baseline), f(r.method), f(r.delta, true)]));
-  const done = rows.filter((r) => r.delta !== undefined);
-  if (rows.length > 1 && done.length) {
-    const line = ['average', f(mean(done.map((r) => r.baseline!))), f(mean(done.map((r) => r.method!))), f(averageDelta(rows), true)];
-    body.push(sweep ? [...line, f(mean(done.map((r) => r.meanDelta!)), true), ''] : line);
+  const avg = averageRow(rows);
+  if (rows.length > 1 && avg) {
+    const line = ['average', f(avg.baseline), f(avg.method), f(avg.delta, true)];
+    body.push(sweep ? [...line, f(avg.meanDelta, true), ''] : line);
   }
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const row = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;

@@ -23,13 +23,16 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: {
   }
 }
 
+/** All of `bytes` at the fd's position: a write may be short when the disk fills, so loop until done or ENOSPC is thrown. */
+export function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
 function writeTemp(path: string, data: string | Uint8Array, durable: boolean): void {
   const tmp = tmpName(path);
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    // A write may be short when the disk fills: loop until all is written or ENOSPC is thrown.
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
     if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { localHost } from '../../cache/records.js';
+import { writeAll } from '../../util/fsx.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
 import { trackMemory } from './memory-sampler.js';
 
@@ -197,10 +198,6 @@ class Spawner {
       for (const s of streams) s.unref();
     }
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /** Why a process never started (spawn's error code), said for a person. */

@@ -1,10 +1,11 @@
 import { DFWE_VERSION } from '../../version.js';
-import { changedSince, signed } from '../../history/summary.js';
+import { changedSince } from '../../history/summary.js';
 import { heatmapSvg, searchSvg, timelineSvg, type Bar } from './charts.js';
 import { dagSvg, stateLegend } from './dag-svg.js';
 import { esc } from './escape.js';
 import type { ReportModel } from './report-model.js';
-import type { Pair } from '../metrics-table.js';
+import { countsOf } from '../../history/runs.js';
+import { averageRow, signed, type Pair } from '../metrics-table.js';
 
 /*
  * The report as one HTML file: styles inline, every chart an inline SVG, no script, nothing
@@ -43,8 +44,8 @@ function metricsSection(m: ReportModel): string {
   const sweep = m.rows.some((r) => r.pairs > 1);
   const head = `<tr><th>task</th><th class="n">baseline (${esc(baseline)})</th><th class="n">${esc(method)}${sweep ? ' (best)' : ''}</th><th class="n">delta${sweep ? ' (best)' : ''}</th>${sweep ? '<th class="n">delta (mean)</th><th class="n">source sets</th>' : ''}</tr>`;
   const body = m.rows.map((r) => `<tr data-task="${esc(r.task)}"><td>${esc(r.task)}</td><td class="n">${num(r.baseline)}</td><td class="n">${num(r.method)}</td><td class="n"${deltaClass(r.delta)}>${signed(r.delta)}</td>${sweep ? `<td class="n"${deltaClass(r.meanDelta)}>${signed(r.meanDelta)}</td><td class="n">${r.pairs}</td>` : ''}</tr>`);
-  const done = m.rows.filter((r) => r.delta !== undefined);
-  const avg = done.length > 1 ? `<tr class="avg"><td>average</td><td class="n">${num(mean(done.map((r) => r.baseline!)))}</td><td class="n">${num(mean(done.map((r) => r.method!)))}</td><td class="n"${deltaClass(m.averageDelta)}>${signed(m.averageDelta)}</td>${sweep ? '<td></td><td></td>' : ''}</tr>` : '';
+  const a = averageRow(m.rows);
+  const avg = a && a.tasks > 1 ? `<tr class="avg"><td>average</td><td class="n">${num(a.baseline)}</td><td class="n">${num(a.method)}</td><td class="n"${deltaClass(a.delta)}>${signed(a.delta)}</td>${sweep ? '<td></td><td></td>' : ''}</tr>` : '';
   const missing = m.pairs!.filter((p) => p.delta === undefined).length;
   return `<h2>Metrics</h2><table id="metrics-table"><thead>${head}</thead><tbody>${body.join('')}${avg}</tbody></table>` +
     (missing ? `<p class="note">${missing} of ${m.pairs!.length} comparisons not run yet (<code>dfwe run</code>).</p>` : '');
@@ -106,7 +107,8 @@ function timelineSection(m: ReportModel): string {
   const run = m.lastRun;
   if (!run) return `<h2>Timeline</h2><p class="note">No run of this pipeline is in the history yet: <code>dfwe run</code> records one.</p>`;
   const executed = run.nodes.filter((n) => n.lane !== undefined);
-  const intro = `<p class="note">Run <code>${esc(run.id)}</code> (${esc(run.status)}), started ${esc(run.start.startedAt)}: ${run.end?.ran ?? executed.length} ran, ${run.end?.cached ?? '—'} cached, ${run.end?.failed ?? run.nodes.filter((n) => n.state === 'failed').length} failed.</p>`;
+  const counts = countsOf(run);
+  const intro = `<p class="note">Run <code>${esc(run.id)}</code> (${esc(run.status)}), started ${esc(run.start.startedAt)}: ${counts.ran} ran, ${counts.cached ?? '—'} cached, ${counts.failed} failed.</p>`;
   if (executed.length === 0) return `<h2>Timeline of the last run</h2>${intro}<p class="note">Every node came from the cache: nothing ran.</p>`;
   const lanes = Math.max(...executed.map((n) => n.lane!)) + 1;
   const stages = [...new Set(executed.map((n) => n.stage))];

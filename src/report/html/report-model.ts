@@ -1,7 +1,7 @@
 import { readObject } from '../../cache/objects.js';
 import { planAll, type Decision } from '../../engine/plan.js';
 import { paramRows } from '../../history/diff.js';
-import { listRuns, type Run } from '../../history/runs.js';
+import type { Run } from '../../history/runs.js';
 import type { Project } from '../../project.js';
 import { averageDelta, pairsFrom, taskRows, type Pair, type TaskRow } from '../metrics-table.js';
 import type { NodeState } from './dag-svg.js';
@@ -48,9 +48,10 @@ export interface ReportModel {
 /** Search charts drawn at most: a sweep's others are named, not drawn. */
 const MAX_SEARCH_CHARTS = 24;
 
-export function buildModel(project: Project, compareRefs: Run[]): ReportModel {
+/** The report of `project`, given the cache's history (`runs`, oldest first) and the runs to set side by side. */
+export function buildModel(project: Project, runs: Run[], compareRefs: Run[]): ReportModel {
   const decisions = new Map(planAll(project).map((d) => [d.id, d]));
-  const history = listRuns(project.store).runs.filter((r) => r.start.workspace === project.workspace && r.start.pipeline === project.displayPath);
+  const history = runs.filter((r) => r.start.workspace === project.workspace && r.start.pipeline === project.displayPath);
   const sameVariant = history.filter((r) => r.start.variantKey === project.variantKey);
   const lastRun = (sameVariant.length ? sameVariant : history).at(-1);
   const inLast = new Map((lastRun?.nodes ?? []).map((n) => [n.id, n.state]));
