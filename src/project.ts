@@ -159,6 +159,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const bounds = new Bounds(workspace, allowOutside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.json'), bounds);
   const saveState = (): void => {
+    store.claim();
     save();
     digests.save();
   };

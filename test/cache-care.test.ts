@@ -63,7 +63,8 @@ test('verify re-hashes objects, quarantines a corrupt one, and the next run reco
   assert.match(v.stdout, new RegExp(`1 corrupt\\n  quarantined ${digest}`));
   assert.equal(readdirSync(join(ws, 'cache/quarantine')).length, 1);
   const r = dfwe(ws, ['run']);
-  assert.deepEqual(ran(r), ['big']);
+  // When the bytes rotted cannot be told (the seal is intact), so small, which read them, runs too.
+  assert.deepEqual(ran(r), ['big', 'small']);
   assert.equal(JSON.parse(dfwe(ws, ['show', 'big', '--json']).stdout).record.outputs.f.digest, digest, 'recomputed to the same bytes');
   assert.equal(read(ws, 'out/big').split('\n').length, 10_001);
   assert.match(dfwe(ws, ['verify']).stdout, / 0 corrupt/);
@@ -77,8 +78,9 @@ test('a corrupt object is caught when it would be restored: quarantined, and its
   rmSync(join(ws, 'out'), { recursive: true });
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);
-  // small's input came out identical, so it is only restored.
-  assert.deepEqual(ran(r), ['big']);
+  // small's input came out identical, but it may have read the rotten bytes (when they rotted
+  // cannot be told under an intact seal): it runs again too (issue 23, repro 6).
+  assert.deepEqual(ran(r), ['big', 'small']);
   assert.equal(read(ws, 'out/big'), good);
   assert.equal(readdirSync(join(ws, 'cache/quarantine')).length, 1);
 });

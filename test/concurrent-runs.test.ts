@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { outputLeaseName } from '../src/cache/lease.js';
-import { dfwe, dfweAsync, listFiles, ran, read, smallDisk, waitFor, workspace, type CliResult } from './helpers.js';
+import { dfwe, dfweAsync, listFiles, ran, read, smallDisk, waitFor, workspace, type CliResult, markedCache } from './helpers.js';
 
 /** The lines a run printed for nodes it executed. */
 const executed = (r: CliResult): number => (r.stderr.match(/^run\s+/gm) ?? []).length;
@@ -83,7 +83,7 @@ test('gc while a run is in progress refuses, every time, and the run loses nothi
 test('a run waits for a gc in progress rather than racing it', async () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo a > out/a\n    outs: { f: out/a }\n' });
   // This test process plays a gc holding the cache's writer lease.
-  mkdirSync(join(ws, 'cache/locks'), { recursive: true });
+  mkdirSync(join(markedCache(join(ws, 'cache')), 'locks'), { recursive: true });
   const lock = join(ws, 'cache/locks/cache.lock');
   writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: 'now', what: 'dfwe gc' }));
   const run = dfweAsync(ws, ['run']);
@@ -139,7 +139,7 @@ test('the lease heartbeat goes on while a large output is committed on the main 
 
 test('a lease file left empty (a full disk, an old version) is broken at once, not waited on', () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo a > out/a\n    outs: { f: out/a }\n' });
-  mkdirSync(join(ws, 'cache/locks'), { recursive: true });
+  mkdirSync(join(markedCache(join(ws, 'cache')), 'locks'), { recursive: true });
   const lock = join(ws, 'cache/locks', `${outputLeaseName(ws, 'out/a')}.lock`);
   writeFileSync(lock, '');
   // Left by an earlier run: not one being written this moment.
@@ -157,7 +157,7 @@ test('a full disk while taking a lease: a clear error, no empty lock left, the n
   if (!disk) return;
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo a > out/a\n    outs: { f: out/a }\n' });
   const cache = join(disk.dir, 'cache');
-  mkdirSync(join(cache, 'locks'), { recursive: true });
+  mkdirSync(join(markedCache(cache), 'locks'), { recursive: true });
   // Fill the disk to the last byte.
   const filler = join(disk.dir, 'filler');
   const chunk = Buffer.alloc(4096, 1);

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { outputLeaseName } from '../src/cache/lease.js';
-import { dfwe, dfweAsync, listFiles, ran, read, waitFor, workspace } from './helpers.js';
+import { dfwe, dfweAsync, listFiles, ran, read, waitFor, workspace, markedCache } from './helpers.js';
 
 /** Every record in the cache parses and names only objects that exist; no temp file is visible. */
 function assertCacheWhole(ws: string): number {
@@ -72,7 +72,7 @@ test('four runs at once on one workspace: all finish, each node executes exactly
 
 test('a lease held by a dead process is broken automatically; a live one is waited for and named', async () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: mkdir -p out && echo a > out/a\n    outs: { f: out/a }\n' });
-  mkdirSync(join(ws, 'cache/locks'), { recursive: true });
+  mkdirSync(join(markedCache(join(ws, 'cache')), 'locks'), { recursive: true });
   // pid 2^22 + 1 is above Linux's largest pid_max: no such process.
   writeFileSync(join(ws, 'cache/locks', `${outputLeaseName(ws, 'out/a')}.lock`), JSON.stringify({ pid: 4194305, host: hostname(), since: 'then', what: 'a' }));
   const r = dfwe(ws, ['run']);
@@ -82,7 +82,7 @@ test('a lease held by a dead process is broken automatically; a live one is wait
   // A live holder: this test process. The run waits, says who holds it, and goes on once released.
   const ws2 = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: mkdir -p out && echo a > out/a\n    outs: { f: out/a }\n' });
   const lock = join(ws2, 'cache/locks', `${outputLeaseName(ws2, 'out/a')}.lock`);
-  mkdirSync(join(ws2, 'cache/locks'), { recursive: true });
+  mkdirSync(join(markedCache(join(ws2, 'cache')), 'locks'), { recursive: true });
   writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: 'now', what: 'a' }));
   const waiting = dfweAsync(ws2, ['run']);
   await waitFor(() => /wait\s+a: another run holds it \(pid \d+/.test(waiting.output()), 10_000, 'the wait message');

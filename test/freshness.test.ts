@@ -166,11 +166,17 @@ test('--force reruns one node; replaced workspace outputs are restored from the 
   const f = dfwe(ws, ['run', '--force', 'b']);
   assert.deepEqual(ran(f), ['b']);
   rmSync(join(ws, 'out/d.txt'));
-  write(ws, 'out/d.txt', 'replaced by hand\n');
   const r = dfwe(ws, ['run']);
   assert.deepEqual(ran(r), []);
   assert.match(r.stderr, /cached\s+d \(restored into the workspace\)/);
   assert.equal(read(ws, 'out/d.txt'), 'hi 1\nhi 2\nhi 3\n3\n');
+  // A file the user put there instead is theirs: not overwritten (repro 2 of issue 23).
+  rmSync(join(ws, 'out/d.txt'));
+  write(ws, 'out/d.txt', 'replaced by hand\n');
+  const mine = dfwe(ws, ['run']);
+  assert.equal(mine.code, 1);
+  assert.match(mine.stderr, /FAILED\s+d: output "f" \(out\/d\.txt\) already exists and was not made by dfwe/);
+  assert.equal(read(ws, 'out/d.txt'), 'replaced by hand\n');
 });
 
 test('an output edited in place (as root, through the hardlink) is caught: quarantined and recomputed', () => {

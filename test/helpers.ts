@@ -152,3 +152,10 @@ export function rot(ws: string, node: string): string {
   utimesSync(obj, sealed, sealed);
   return digest;
 }
+
+/** An empty dfwe cache at `dir` (made and marked as dfwe makes one), for tests that plant files in it before a run. */
+export function markedCache(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'CACHEDIR.TAG'), 'Signature: 8a477f597d28d172789f06886806bc55\ndfwe-cache-format: 1\n');
+  return dir;
+}

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BIN, dfwe, listFiles, ran, read, workspace, write } from './helpers.js';
+import { BIN, dfwe, listFiles, ran, read, workspace, write, markedCache } from './helpers.js';
 
 /*
  * dfwe never destroys, alters or follows its way into anything that is not its own: checked
@@ -57,7 +57,7 @@ test('an output cannot be the cache, the pipeline file, .git or all of out/: loc
     // The pipeline itself lives in conf/ for the case that outputs conf.
     const pipeline = outs.includes('conf') ? 'conf/dfwe.yaml' : 'dfwe.yaml';
     write(ws, pipeline, `version: 1\nstages:\n  c:\n    cmd: mkdir -p out && echo x > out/x\n    outs: ${outs}\n`);
-    mkdirSync(join(ws, 'cache/objects/ab'), { recursive: true });
+    mkdirSync(join(markedCache(join(ws, 'cache')), 'objects/ab'), { recursive: true });
     writeFileSync(join(ws, 'cache/objects/ab/precious'), 'cached\n');
     const before = listFiles(ws);
     const r = dfwe(ws, ['run', pipeline]);
@@ -70,7 +70,7 @@ test('an output cannot be the cache, the pipeline file, .git or all of out/: loc
 
 test('an output reached through a symlink into the cache is refused where it would be replaced', () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  c:\n    cmd: echo x > ${{ outs.o }}\n    outs: { o: link/objects }\n' });
-  mkdirSync(join(ws, 'cache/objects'), { recursive: true });
+  mkdirSync(join(markedCache(join(ws, 'cache')), 'objects'), { recursive: true });
   writeFileSync(join(ws, 'cache/objects/keep'), 'cached\n');
   symlinkSync(join(ws, 'cache'), join(ws, 'link'));
   const r = dfwe(ws, ['run']);

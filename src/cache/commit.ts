@@ -2,7 +2,7 @@ import {
   closeSync, fchmodSync, futimesSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, renameSync, rmSync, writeSync,
   type Stats,
 } from 'node:fs';
-import { dirname, isAbsolute, join, posix } from 'node:path';
+import { dirname, join } from 'node:path';
 import { manifestDigest, readTree } from '../keys/tree.js';
 import { FsShapeError, kindOf, openRegular } from '../util/fs-safe.js';
 import { tmpName } from '../util/fsx.js';
@@ -12,6 +12,7 @@ import type { CacheStore } from './store.js';
 import type { OutputEntry, OutputFile, OutputLink } from './records.js';
 import { objectState, quarantine, SEAL_MS } from './objects.js';
 import { linkInto, stagingName } from './restore.js';
+import { linkLeaves } from './record-shape.js';
 
 /*
  * Committing a node's outputs: each file's content becomes an object, and the workspace path a
@@ -64,8 +65,9 @@ export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel
     throw err;
   }
   const links: OutputLink[] = tree.links.map((l) => ({ path: l.rel, target: l.target }));
+  const linkPaths = new Set(links.map((l) => l.path));
   for (const l of links) {
-    if (leavesOutput(l.path, l.target)) {
+    if (linkLeaves(l.path, l.target, linkPaths)) {
       throw new CommitError(`${what} holds ${l.path}, a symlink to ${l.target}, outside the output: a link's target is not content dfwe can store; copy what it points to, or declare it as a dependency`);
     }
   }
@@ -81,13 +83,6 @@ export function commitOutput(store: CacheStore, bounds: Bounds, abs: string, rel
   if (links.length) entry.links = links;
   if (tree.emptyDirs.length) entry.dirs = tree.emptyDirs;
   return entry;
-}
-
-/** A link's target, read from where the link sits in the output, leaves the output. */
-function leavesOutput(linkPath: string, target: string): boolean {
-  if (isAbsolute(target)) return true;
-  const r = posix.normalize(posix.join(posix.dirname(linkPath), target));
-  return r === '..' || r.startsWith('../');
 }
 
 function sealLink(abs: string): void {

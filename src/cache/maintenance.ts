@@ -82,6 +82,19 @@ export interface GcPlan {
 }
 
 /**
+ * The names dfwe gives what it writes, relative to their directory: gc deletes nothing else, so a
+ * file someone put in the cache stays where it is. A temp name is `<name>.tmp-<pid>-<n>`
+ * (util/fsx.ts); a live run's staging directory (tmp/run-<pid>-…) is left to cleanDeadStaging.
+ */
+const TEMP = String.raw`(?:\.tmp-\d+-[0-9a-z]+)?`;
+const DFWE_NAMES = {
+  record: new RegExp(String.raw`^/[0-9a-f]{2}/[0-9a-f]{32}\.json${TEMP}$`),
+  object: new RegExp(String.raw`^/[0-9a-f]{2}/[0-9a-f]{32}${TEMP}$`),
+  quarantined: /^\/[0-9a-f]{32}-\d+$/,
+  tmp: /^\/[^/]+\.tmp-\d+-[0-9a-z]+$/,
+};
+
+/**
  * What gc removes: every record not in `liveRecords`, every object no live record names (logs
  * included), quarantined objects and leftover temp files. Live attempts' logs are kept too.
  */
@@ -90,6 +103,7 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
   const records: GcPlan['records'] = [];
   let keptRecords = 0;
   for (const f of walk(store.recordsDir)) {
+    if (!DFWE_NAMES.record.test(f.path.slice(store.recordsDir.length))) continue;
     const key = /([0-9a-f]{32})\.json$/.exec(f.path)?.[1];
     if (key && liveRecords.has(key)) {
       const r = readRecord(store, key);
@@ -104,11 +118,16 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
   const objects: GcPlan['objects'] = [];
   let keptObjects = 0;
   for (const f of walk(store.objectsDir)) {
+    if (!DFWE_NAMES.object.test(f.path.slice(store.objectsDir.length))) continue;
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);
     if (liveObjects.has(name)) keptObjects++;
     else objects.push(f);
   }
-  const other = [...walk(store.quarantineDir), ...walk(store.tmpDir).filter((f) => !/\/run-\d+-/.test(f.path)), ...history];
+  const other = [
+    ...walk(store.quarantineDir).filter((f) => DFWE_NAMES.quarantined.test(f.path.slice(store.quarantineDir.length))),
+    ...walk(store.tmpDir).filter((f) => DFWE_NAMES.tmp.test(f.path.slice(store.tmpDir.length))),
+    ...history,
+  ];
   const bytes = [...records, ...objects, ...other].reduce((a, f) => a + f.size, 0);
   return { records, objects, other, bytes, keptRecords, keptObjects };
 }

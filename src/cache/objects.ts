@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { digestFile } from '../util/hash.js';
 import type { CacheStore } from './store.js';
@@ -24,13 +24,33 @@ export function hasObject(store: CacheStore, digest: string): boolean {
   return objectState(store, digest) === 'ok';
 }
 
-/** Move a damaged object aside (kept for inspection), so it is never served again. */
+/**
+ * Move a damaged object aside (kept for inspection), so it is never served again, and taint its
+ * digest with when it was damaged (its mtime, which a write sets; the seal's when the bytes changed
+ * under a seal put back, i.e. always) and when that was found (now). A node that was still running
+ * once it was damaged, and started before it was found, may have read the damaged bytes, so its
+ * result is not served either (lookupResult).
+ */
 export function quarantine(store: CacheStore, digest: string): void {
   mkdirSync(store.quarantineDir, { recursive: true });
+  const now = Date.now();
+  const damagedAt = Math.min(statSync(store.objectPath(digest), { throwIfNoEntry: false })?.mtimeMs ?? now, now);
   try {
-    renameSync(store.objectPath(digest), join(store.quarantineDir, `${digest}-${Date.now()}`));
+    renameSync(store.objectPath(digest), join(store.quarantineDir, `${digest}-${now}`));
   } catch {
     // already moved by another run
+  }
+  const taints = store.taints();
+  const before = taints.get(digest);
+  const taint = { damagedAt: Math.min(before?.damagedAt ?? damagedAt, damagedAt), foundAt: Math.max(before?.foundAt ?? now, now) };
+  taints.set(digest, taint);
+  try {
+    mkdirSync(store.taintedDir, { recursive: true });
+    const path = join(store.taintedDir, digest);
+    writeFileSync(path, String(taint.foundAt));
+    utimesSync(path, taint.damagedAt / 1000, taint.damagedAt / 1000);
+  } catch {
+    // a cache that cannot be written (then nothing was quarantined either)
   }
 }
 

@@ -1,6 +1,9 @@
 import { posix } from 'node:path';
 import type { NodeAttempt, NodeRecord } from './records.js';
 
+/** Format 3: records carry a checksum (`check`), so an edited record is absent, not served. */
+export const RECORD_FORMAT = 3;
+
 /*
  * Records and attempts are files anyone can edit, and a restore writes where a record says.
  * So nothing read from the cache is trusted for its shape: a path that is not a clean
@@ -19,6 +22,40 @@ export function isCleanRelative(p: unknown): p is string {
   return typeof p === 'string' && p !== '' && !p.includes('\0') && !p.startsWith('/') && posix.normalize(p) === p && p !== '.' && p !== '..' && !p.startsWith('../');
 }
 
+/**
+ * Whether a link's target, read from where the link sits in its output, leaves the output: it is
+ * absolute, climbs above the output, or passes through another of the output's links (whose own
+ * target is not where the name seems to lead). `linkPaths`: every link of the output.
+ */
+export function linkLeaves(linkPath: string, target: string, linkPaths: ReadonlySet<string>): boolean {
+  if (target.startsWith('/')) return true;
+  const at = linkPath.split('/').slice(0, -1);
+  const segments = target.split('/').filter((s) => s !== '' && s !== '.');
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i]!;
+    if (s === '..') {
+      if (at.length === 0) return true;
+      at.pop();
+      continue;
+    }
+    at.push(s);
+    if (i < segments.length - 1 && linkPaths.has(at.join('/'))) return true;
+  }
+  return false;
+}
+
+/**
+ * A directory output's entries form a tree a restore can build without writing through anything:
+ * every path once, and none below a file, a link or an empty directory of the same output.
+ */
+function isTree(paths: readonly string[], leaves: ReadonlySet<string>): boolean {
+  if (new Set(paths).size !== paths.length) return false;
+  for (const p of paths) {
+    for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) if (leaves.has(p.slice(0, i))) return false;
+  }
+  return true;
+}
+
 function isOutputEntry(o: unknown): boolean {
   if (!isObject(o) || !isCleanRelative(o.path) || !isString(o.digest) || !DIGEST.test(o.digest) || !isCount(o.size)) return false;
   if (o.kind === 'file') return o.files === undefined && o.links === undefined && o.dirs === undefined;
@@ -26,15 +63,22 @@ function isOutputEntry(o: unknown): boolean {
   const filesOk = o.files.every((f: unknown) => isObject(f) && isCleanRelative(f.path) && isString(f.digest) && DIGEST.test(f.digest) && isCount(f.size) && typeof f.exec === 'boolean');
   const linksOk = o.links === undefined || (Array.isArray(o.links) && o.links.every((l: unknown) => isObject(l) && isCleanRelative(l.path) && isString(l.target) && l.target !== '' && !l.target.includes('\0')));
   const dirsOk = o.dirs === undefined || (Array.isArray(o.dirs) && o.dirs.every(isCleanRelative));
-  return filesOk && linksOk && dirsOk;
+  if (!filesOk || !linksOk || !dirsOk) return false;
+  const files = (o.files as { path: string }[]).map((f) => f.path);
+  const links = ((o.links ?? []) as { path: string; target: string }[]);
+  const linkPaths = new Set(links.map((l) => l.path));
+  const all = [...files, ...linkPaths, ...((o.dirs ?? []) as string[])];
+  return isTree(all, new Set(all)) && links.every((l) => !linkLeaves(l.path, l.target, linkPaths));
 }
 
 export function isRecordShape(r: unknown, execKey: string): r is NodeRecord {
-  if (!isObject(r) || r.format !== 2 || r.execKey !== execKey || !isString(r.nodeId) || !isString(r.planKey) || !isObject(r.fingerprint)) return false;
+  if (!isObject(r) || r.format !== RECORD_FORMAT || r.execKey !== execKey || !isString(r.nodeId) || !isString(r.planKey) || !isObject(r.fingerprint)) return false;
   if (!isObject(r.outputs) || !Object.values(r.outputs).every(isOutputEntry)) return false;
   if (r.log !== undefined && !(isString(r.log) && DIGEST.test(r.log))) return false;
   if (r.metrics !== undefined && !(isObject(r.metrics) && Object.values(r.metrics).every((v) => typeof v === 'number'))) return false;
   if (r.peakRssBytes !== undefined && !isCount(r.peakRssBytes)) return false;
+  if (r.reads !== undefined && !(Array.isArray(r.reads) && r.reads.every((k) => isString(k) && DIGEST.test(k)))) return false;
+  if (r.check !== undefined && !isString(r.check)) return false;
   return isString(r.startedAt) && isCount(r.durationMs) && isString(r.host);
 }
 
@@ -42,5 +86,6 @@ export function isAttemptShape(a: unknown, nodeId: string): a is NodeAttempt {
   if (!isObject(a) || a.nodeId !== nodeId || (a.status !== 'succeeded' && a.status !== 'failed')) return false;
   if (!isString(a.execKey) || !isString(a.planKey) || !isString(a.at) || !isString(a.host)) return false;
   if (a.log !== undefined && !(isString(a.log) && DIGEST.test(a.log))) return false;
+  if (a.left !== undefined && !(Array.isArray(a.left) && a.left.every((e: unknown) => Array.isArray(e) && e.length === 2 && isString(e[0]) && isString(e[1])))) return false;
   return a.fingerprint === undefined || isObject(a.fingerprint);
 }

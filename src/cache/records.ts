@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { isAttemptShape, isRecordShape } from './record-shape.js';
+import { isAttemptShape, isRecordShape, RECORD_FORMAT } from './record-shape.js';
+import { keyOf } from '../util/hash.js';
+import { manifestDigest } from '../keys/tree.js';
 import type { CacheStore } from './store.js';
 
 /*
@@ -10,7 +12,7 @@ import type { CacheStore } from './store.js';
  * its objects, and the last attempt of each node of a workspace (nodes/), which only explains.
  */
 
-export const RECORD_FORMAT = 2;
+export { RECORD_FORMAT };
 
 export interface OutputFile {
   path: string;
@@ -53,6 +55,13 @@ export interface NodeRecord {
   host: string;
   /** Peak resident memory of the stage's processes (bytes), where the executor measured it. */
   peakRssBytes?: number;
+  /**
+   * The keys of the upstream records whose outputs the stage read: if one of their objects is
+   * later found damaged, this result may hold what it read and is not served (lookupResult).
+   */
+  reads?: string[];
+  /** The key of everything else in the record (writeRecord sets it): an edited record fails it. */
+  check?: string;
 }
 
 export interface NodeAttempt {
@@ -69,11 +78,17 @@ export interface NodeAttempt {
   host: string;
   /** What the attempt was keyed on, so `dfwe why` can say what changed since. */
   fingerprint?: Fingerprint;
+  /**
+   * What it left at its output paths (restore.ts's outputStamp, exact for a failed attempt): the
+   * next run replaces an output only while it is still that.
+   */
+  left?: [path: string, stamp: string][];
 }
 
 /**
  * The record of a key, if present, whole and well-formed. A record is written last, by rename;
- * one that was edited or damaged (a path leading out, a digest that is not one) is never served.
+ * one that was edited or damaged (a path leading out, a digest that is not one, a checksum or a
+ * directory's manifest digest that does not match) is never served: the node runs again.
  */
 export function readRecord(store: CacheStore, execKey: string): NodeRecord | undefined {
   let r: unknown;
@@ -82,12 +97,23 @@ export function readRecord(store: CacheStore, execKey: string): NodeRecord | und
   } catch {
     return undefined;
   }
-  return isRecordShape(r, execKey) ? r : undefined;
+  return isRecordShape(r, execKey) && r.check === recordCheck(r) && manifestsMatch(r) ? r : undefined;
 }
 
-/** Written whole by rename; the caller makes it durable (group commit) and its objects before it. */
+function recordCheck(record: NodeRecord): string {
+  const { check: _, ...rest } = record;
+  return keyOf(rest);
+}
+
+/** Each directory output's digest is the digest of the files, links and empty directories it lists. */
+function manifestsMatch(record: NodeRecord): boolean {
+  return Object.values(record.outputs).every((o) => o.kind === 'file' || manifestDigest(o.files!, o.links ?? [], o.dirs ?? []) === o.digest);
+}
+
+/** Written whole by rename, with its checksum; the caller makes it durable (group commit) and its objects before it. */
 export function writeRecord(store: CacheStore, record: NodeRecord): void {
-  writeFileAtomic(store.recordPath(record.execKey), JSON.stringify(record), { durable: false });
+  const sealed: NodeRecord = { ...record, check: recordCheck(record) };
+  writeFileAtomic(store.recordPath(record.execKey), JSON.stringify(sealed), { durable: false });
 }
 
 export function readAttempt(store: CacheStore, workspace: string, nodeId: string): NodeAttempt | undefined {

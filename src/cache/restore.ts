@@ -2,6 +2,7 @@ import { chmodSync, copyFileSync, linkSync, lstatSync, lutimesSync, mkdirSync, r
 import type { FileDigests } from '../keys/file-digests.js';
 import { dirname, join } from 'node:path';
 import { tmpName } from '../util/fsx.js';
+import { keyOf } from '../util/hash.js';
 import type { Bounds } from '../workspace-bounds.js';
 import type { CacheStore } from './store.js';
 import type { NodeRecord, OutputEntry } from './records.js';
@@ -156,9 +157,9 @@ export function verifyRecord(store: CacheStore, record: NodeRecord, maxBytes: nu
 
 /**
  * What is at an output path may be replaced: nothing is there, the caller knows dfwe wrote it
- * (`owned`: the node's last attempt in this workspace wrote this path, or its lease was taken
- * over from a run that died), or everything there is a sealed copy of a cached object. Anything
- * else is the user's, and dfwe does not delete it.
+ * (`owned`: it is what the node's last attempt in this workspace left there, by its stamp, or its
+ * lease was taken over from a run that died), or everything there is a sealed copy of a cached
+ * object. Anything else is the user's, and dfwe does not delete it.
  */
 export function assertReplaceable(abs: string, owned: () => boolean, what: string): void {
   const st = lstatSafe(abs);
@@ -167,6 +168,30 @@ export function assertReplaceable(abs: string, owned: () => boolean, what: strin
   throw new RestoreError(
     `${what} already exists and was not made by dfwe: dfwe replaces an output when its stage runs, so it does not touch this one. Move it away (or delete it), then run again`,
   );
+}
+
+/**
+ * What is at an output path, as a digest of each entry's identity: kind and inode always, and with
+ * `exact` its size, mtime and ctime too. An attempt keeps the stamps of the outputs it left, so a
+ * later run can tell them from a file someone put there since: a succeeded attempt's outputs by
+ * inode (an edit in place is still dfwe's file; a file copied over it is not), a failed attempt's
+ * partial outputs by every change. 'absent' when nothing is there.
+ */
+export function outputStamp(abs: string, exact: boolean): string {
+  const st = lstatSafe(abs);
+  if (st === undefined) return 'absent';
+  const parts: (string | number)[] = [];
+  const visit = (p: string, rel: string, s: Stats): void => {
+    parts.push(rel, kindLetter(s), s.dev, s.ino);
+    if (exact) parts.push(s.size, s.mtimeMs, s.ctimeMs);
+    if (s.isDirectory()) for (const n of readdirSync(p).sort()) visit(join(p, n), rel ? `${rel}/${n}` : n, lstatSync(join(p, n)));
+  };
+  visit(abs, '', st);
+  return keyOf(parts);
+}
+
+function kindLetter(s: Stats): string {
+  return s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : 'o';
 }
 
 function sealedTree(abs: string, st: Stats): boolean {
@@ -203,19 +228,26 @@ export function materialize(store: CacheStore, digests: FileDigests, absPath: st
   }
   const tmp = stagingName(absPath);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  for (const f of out.files!) {
-    const dest = join(tmp, f.path);
-    mkdirSync(dirname(dest), { recursive: true });
-    linkOrCopy(store.objectPath(f.digest), dest);
+  try {
+    mkdirSync(tmp, { recursive: true });
+    // Files and directories first, links last: the record's shape (record-shape.ts) puts nothing
+    // below a link, and no directory is made through one.
+    for (const f of out.files!) {
+      const dest = join(tmp, f.path);
+      mkdirSync(dirname(dest), { recursive: true });
+      linkOrCopy(store.objectPath(f.digest), dest);
+    }
+    for (const d of out.dirs ?? []) mkdirSync(join(tmp, d), { recursive: true });
+    for (const l of out.links ?? []) {
+      const dest = join(tmp, l.path);
+      mkdirSync(dirname(dest), { recursive: true });
+      symlinkSync(l.target, dest);
+      lutimesSync(dest, SEAL_MS / 1000, SEAL_MS / 1000);
+    }
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
   }
-  for (const l of out.links ?? []) {
-    const dest = join(tmp, l.path);
-    mkdirSync(dirname(dest), { recursive: true });
-    symlinkSync(l.target, dest);
-    lutimesSync(dest, SEAL_MS / 1000, SEAL_MS / 1000);
-  }
-  for (const d of out.dirs ?? []) mkdirSync(join(tmp, d), { recursive: true });
   rmSync(absPath, { recursive: true, force: true });
   renameSync(tmp, absPath);
 }

@@ -31,6 +31,7 @@ function reached(project: Project): { records: Set<string>; objects: Set<string>
  * during gc waits for it.
  */
 function lockForGc(store: CacheStore): { lease: Lease; leases: LeaseManager } {
+  store.claim();
   const leases = new LeaseManager(store.locksDir, 'dfwe gc');
   const r = leases.tryWrite(CACHE_LEASE, 'dfwe gc');
   if ('release' in r) return { lease: r, leases };
@@ -113,6 +114,7 @@ export async function pinCommand(name: string | undefined, pipeline: string | un
   }
   const project = await open(pipeline, g);
   // As a run does: a gc must not remove what is being pinned.
+  store.claim();
   const leases = new LeaseManager(store.locksDir, `dfwe pin ${name}`);
   const lease = await leases.acquire(CACHE_LEASE, `dfwe pin ${name}`, 'read');
   let records: string[];

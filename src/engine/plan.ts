@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
+import { type NodeRecord, objectsOf, readAttempt, readRecord } from '../cache/records.js';
 import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from '../keys/fingerprint.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Project } from '../project.js';
@@ -86,9 +86,32 @@ export type Lookup = { state: 'miss'; record?: undefined } | { state: 'hit' | 'r
 
 export function lookupResult(project: Project, node: NodeDef, execKey: string): Lookup {
   const record = readRecord(project.store, execKey);
-  if (!record) return { state: 'miss' };
+  if (!record || readDamaged(project, record)) return { state: 'miss' };
   const check = checkRecord(project.store, project.digests, record, project.workspace, node.outs);
   return { state: !check.usable ? 'damaged' : check.restore ? 'restore' : 'hit', record };
+}
+
+/**
+ * Whether a result was made from an upstream object that was damaged before the result's stage
+ * ended: it may hold the damaged bytes, though its key (which names the content the upstream
+ * should have had) is unchanged. Only asked when some object was ever damaged.
+ */
+function readDamaged(project: Project, record: NodeRecord): boolean {
+  const taints = project.store.taints();
+  if (taints.size === 0 || !record.reads) return false;
+  const started = Date.parse(record.startedAt);
+  const ended = started + record.durationMs;
+  const suspect = (d: string): boolean => {
+    const t = taints.get(d);
+    return t !== undefined && t.damagedAt <= ended && started < t.foundAt;
+  };
+  for (const k of record.reads) {
+    const up = readRecord(project.store, k);
+    // An upstream record gone since: what it held cannot be told, so neither can this.
+    if (!up) return true;
+    if (objectsOf(up).some(suspect)) return true;
+  }
+  return false;
 }
 
 export type NodeState = 'cached' | 'run' | 'blocked';

@@ -1,7 +1,7 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { planAll } from './plan.js';
 import type { Project } from '../project.js';
-import { checkInputs, checkRunOptions } from './preflight.js';
+import { checkCachePlacement, checkInputs, checkRunOptions } from './preflight.js';
 import type { Reporter } from '../report/reporter.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
@@ -27,6 +27,10 @@ export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof pl
 /** One run of an opened project: check, plan what the reporter needs, run, record it in the history, report. */
 export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run'): Promise<RunSummary> {
   const { force, executorKind, jobs, capacity } = checkRunOptions(project, opts);
+  checkCachePlacement(project);
+  // Missing source files are input errors reported (located) before anything is written.
+  checkInputs(project);
+  project.store.claim();
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
   const cancelJob: JobCanceller = (job, host) => project.executors.get(job.executor)?.cancel(job, host);
   const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, cancelJob);
@@ -40,8 +44,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     throw err;
   }
   try {
-    // Missing source files are input errors reported (located) before anything runs.
-    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : (checkInputs(project), []);
+    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
     const log = await startHistory(project.store, subjectOf(project), { command, executor: executorKind.name, jobs });

@@ -3,8 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
-import { materialize, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
-import { localHost, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
+import { materialize, outputStamp, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
+import { localHost, RECORD_FORMAT, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
 import type { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
@@ -84,7 +84,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
       materialize(project.store, project.digests, abs, record.outputs[name]!);
     }
     // The record in use is the one `dfwe why` compares with next time.
-    writeAttempt(project.store, project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint });
+    writeAttempt(project.store, project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint, left: stampsOf(project, node, false) });
   }
   return { status: 'cached', record, restored: found.state === 'restore' };
 }
@@ -123,23 +123,49 @@ async function holdAll(ctx: RunContext, node: NodeDef, names: [string, LeaseMode
 }
 
 /** Whether an output path holds dfwe's own work (asked only of paths that exist and are not sealed). */
-type Owned = (rel: string) => boolean;
+interface Owned {
+  (rel: string): boolean;
+  /** The stamps the node's last attempt left, by output path. */
+  left(): Map<string, string>;
+}
 
 /**
- * Output paths of a node that hold dfwe's own work though not sealed: those its last attempt in
- * this workspace wrote (a failed run's partial output, an output edited in place), and those
- * whose lease was taken over from a run that died mid-stage.
+ * Output paths of a node that hold dfwe's own work though not sealed: what its last attempt in
+ * this workspace left there, unchanged since (a failed run's partial output, exactly; a finished
+ * output edited in place, by inode), and paths whose lease was taken over from a run that died
+ * mid-stage. A file put there by anyone else is not dfwe's to delete.
  */
 function ownedOutputs(project: Project, node: NodeDef, tookOver: ReadonlySet<string>): Owned {
-  let before: Set<unknown> | undefined;
-  return (rel) => {
-    if (tookOver.has(outputLeaseName(project.workspace, rel))) return true;
-    if (!before) {
-      const last = readAttempt(project.store, project.workspace, node.id)?.fingerprint?.outs;
-      before = new Set(last && typeof last === 'object' ? Object.values(last) : []);
-    }
-    return before.has(rel);
+  let last: { left: Map<string, string>; exact: boolean } | undefined;
+  const lastAttempt = (): { left: Map<string, string>; exact: boolean } => {
+    const a = readAttempt(project.store, project.workspace, node.id);
+    return (last ??= { left: new Map(a?.left ?? []), exact: a?.status !== 'succeeded' });
   };
+  const owned = (rel: string): boolean => {
+    if (tookOver.has(outputLeaseName(project.workspace, rel))) return true;
+    const { left, exact } = lastAttempt();
+    const stamp = left.get(rel);
+    return stamp !== undefined && stamp !== 'absent' && stamp === outputStamp(join(project.workspace, rel), exact);
+  };
+  return Object.assign(owned, { left: () => lastAttempt().left });
+}
+
+/** The stamps of a node's outputs as they are now (see outputStamp); `cleared`: only those paths, the rest as the last attempt left them. */
+function stampsOf(project: Project, node: NodeDef, exact: boolean, owned?: Owned, cleared?: ReadonlySet<string>): [string, string][] {
+  const out: [string, string][] = [];
+  for (const rel of Object.values(node.outs)) {
+    if (cleared && !cleared.has(rel)) {
+      const before = owned?.left().get(rel);
+      if (before !== undefined) out.push([rel, before]);
+      continue;
+    }
+    try {
+      out.push([rel, outputStamp(join(project.workspace, rel), exact)]);
+    } catch {
+      // unreadable: not claimed as dfwe's
+    }
+  }
+  return out;
 }
 
 /** Restore a cache hit's outputs under their leases; undefined when it turned out unusable (run it). */
@@ -180,7 +206,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       replaced = inputs.replaced;
       if (replaced.length === 0) {
         ctx.onStart?.(node.id);
-        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, (h) => held.forEach((l) => l.setHandle(h)), processEnded);
+        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded);
       }
       if (round >= INPUT_RESTORES) {
         const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
@@ -251,7 +277,17 @@ function checkInputs(project: Project, node: NodeDef, upstream: Map<string, Upst
   return { damaged: { status: 'failed', error, logTail: '' }, replaced };
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, onHandle: Launch['onHandle'], processEnded: () => void): Promise<Outcome> {
+/** The keys of the upstream records whose outputs a node reads (NodeRecord.reads). */
+function readsOf(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): string[] {
+  const keys = new Set<string>();
+  for (const u of project.graph.consumes.get(node.id)!.keys()) {
+    const k = upstream.get(u)?.execKey;
+    if (k) keys.add(k);
+  }
+  return [...keys].sort();
+}
+
+async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, reads: string[], onHandle: Launch['onHandle'], processEnded: () => void): Promise<Outcome> {
   const { project } = ctx;
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
@@ -268,6 +304,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   let peakRssBytes: number | undefined;
   // Most trivial stages print nothing: an empty log is not worth an object.
   const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? putBlob(store, path) : undefined);
+  // Output paths this attempt cleared for its stage: what is there when it fails is its own.
+  const cleared = new Set<string>();
   const fail = (error: string, exitCode?: number | null): Outcome => {
     let log: string | undefined;
     let logTail = '';
@@ -278,7 +316,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       }
       writeAttempt(store, workspace, {
         nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0, peakRssBytes,
-        exitCode, error, log, host, fingerprint: fp,
+        exitCode, error, log, host, fingerprint: fp, left: stampsOf(project, node, true, owned, cleared),
       });
     } catch {
       // The failure itself is what matters; a log that cannot be kept (a full disk) is not.
@@ -291,6 +329,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     for (const [name, p] of Object.entries(node.outs)) {
       const abs = join(workspace, p);
       prepareOutputPath(project.bounds, abs, () => owned(p), `output "${name}" (${p})`);
+      cleared.add(p);
       rmSync(abs, { recursive: true, force: true });
       mkdirSync(dirname(abs), { recursive: true });
     }
@@ -341,9 +380,10 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const log = storeLog(logPath);
       const durationMs = performance.now() - t0;
       record = {
-        format: 2, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
+        format: RECORD_FORMAT, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
         startedAt: startedAt.toISOString(), durationMs, host, peakRssBytes,
       };
+      if (reads.length > 0) record.reads = reads;
       // Group commit: objects durable, then the record that names them, then durable too.
       await ctx.commits.durable(objectsOf(record).map((d) => store.objectPath(d)));
       writeRecord(store, record);
@@ -358,7 +398,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
       return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
     }
-    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, fingerprint: fp });
+    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, fingerprint: fp, left: stampsOf(project, node, false) });
     return { status: 'ran', record };
   } catch (err) {
     if (err instanceof RestoreError) return fail(err.message);

@@ -1,21 +1,32 @@
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { UserError } from '../diagnostics.js';
 import { join } from 'node:path';
 import type { CacheStore } from '../cache/store.js';
-import { runsDir } from './run-log.js';
+import { runsDir, servedPath } from './run-log.js';
 import { listRuns, readServed } from './runs.js';
 
 /** The run history through gc: the last `keep` runs stay, with every result their served sets name; older entries go. */
 export function planHistoryGc(store: CacheStore, keep: number): { records: Set<string>; keptRuns: number; remove: { path: string; size: number }[] } {
-  // Unreadable history files are left for the user to look at.
-  const { runs } = listRuns(store);
+  // A history file or served set that cannot be read may be what keeps a result: gc stops, as for
+  // a damaged pin, rather than guess (unreadable history files are left for the user to look at).
+  const { runs, unreadable } = listRuns(store);
   const kept = keep > 0 ? runs.slice(-keep) : [];
   const records = new Set<string>();
   const servedKept = new Set<string>();
+  const damaged = new Set(keep > 0 ? unreadable : []);
   for (const r of kept) {
     const served = r.end?.served;
     if (!served) continue;
     servedKept.add(served);
-    for (const [, , execKey] of readServed(store, served)?.nodes ?? []) records.add(execKey);
+    const set = readServed(store, served);
+    if (set) for (const [, , execKey] of set.nodes) records.add(execKey);
+    else if (existsSync(servedPath(store, served))) damaged.add(servedPath(store, served));
+  }
+  if (damaged.size > 0) {
+    throw new UserError({
+      message: `gc: ${[...damaged].join(', ')} ${damaged.size === 1 ? 'is' : 'are'} damaged run history: gc would drop the results ${damaged.size === 1 ? 'it keeps' : 'they keep'}`,
+      hint: 'move or remove the damaged file (or keep no runs: --keep-runs 0), then gc again',
+    });
   }
   const size = (p: string): number => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
   const remove = runs.slice(0, runs.length - kept.length).map((r) => join(runsDir(store), `${r.id}.jsonl`));

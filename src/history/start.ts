@@ -25,6 +25,7 @@ export function subjectOf(project: Project): RunSubject {
 
 /** The history file of a run starting now; undefined when the cache takes none. */
 export async function startHistory(store: CacheStore, subject: RunSubject, meta: RunMeta): Promise<RunLog | undefined> {
+  store.claim();
   const git = await gitState(subject.workspace);
   return RunLog.open(store, { ...meta, ...subject, pid: process.pid, pidStart: processStart(process.pid), host: localHost(), git });
 }

@@ -1,0 +1,188 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfwe, listFiles, ran, read, workspace, write } from './helpers.js';
+
+/*
+ * The second adversarial pass (issue 23): each repro, as a hostile or careless user would do it,
+ * against the real CLI. Every test here failed on 7427c68.
+ */
+
+const PIPE = (stages: string): string => `version: 1\nstages:\n${stages}`;
+
+test('repro 1: a non-empty directory that dfwe did not make is refused as a cache, and gc deletes only names dfwe gives', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: echo hi > a.txt\n    outs: { o: a.txt }\n') });
+  const d = join(ws, 'D');
+  write(d, 'records/finance.csv', 'x\n');
+  write(d, 'tmp/notes/draft.txt', 'y\n');
+  const r = dfwe(ws, ['--cache', 'D', 'run']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /the cache .*D is not empty and is not a dfwe cache \(it has no CACHEDIR\.TAG marker\)/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+  assert.equal(dfwe(ws, ['--cache', 'D', 'gc']).code, 2);
+  assert.deepEqual(listFiles(d).sort(), ['records/finance.csv', 'tmp/notes/draft.txt']);
+
+  // A cache dfwe made is marked; a user's file put in it later survives gc (not a name dfwe gives).
+  const ok = dfwe(ws, ['--cache', 'C', 'run']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(read(ws, 'C/CACHEDIR.TAG'), /^Signature: 8a477f597d28d172789f06886806bc55\n[\s\S]*dfwe-cache-format: 1/);
+  write(ws, 'C/records/finance.csv', 'x\n');
+  write(ws, 'C/tmp/notes/draft.txt', 'y\n');
+  write(ws, 'C/objects/ab/mine.txt', 'z\n');
+  write(ws, 'C/quarantine/readme', 'q\n');
+  const gc = dfwe(ws, ['--cache', 'C', 'gc', '--keep-runs', '0']);
+  assert.equal(gc.code, 0, gc.stderr);
+  for (const f of ['records/finance.csv', 'tmp/notes/draft.txt', 'objects/ab/mine.txt', 'quarantine/readme']) assert.ok(existsSync(join(ws, 'C', f)), f);
+
+  // An empty directory is adopted and marked; another tool's CACHEDIR.TAG is not dfwe's.
+  mkdirSync(join(ws, 'E'));
+  assert.equal(dfwe(ws, ['--cache', 'E', 'run']).code, 0);
+  assert.ok(existsSync(join(ws, 'E/CACHEDIR.TAG')));
+  write(ws, 'F/CACHEDIR.TAG', 'Signature: 8a477f597d28d172789f06886806bc55\n# borg\n');
+  const other = dfwe(ws, ['--cache', 'F', 'run']);
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /holds a CACHEDIR\.TAG that dfwe did not write/);
+});
+
+test('repro 22: a cache refused for its place (the workspace, an output) is left as it was: nothing created', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: mkdir -p out && echo hi > out/a.txt\n    outs: { o: out/a.txt }\n') });
+  const before = listFiles(ws).sort();
+  for (const cache of ['.', 'out', 'out/a.txt/x']) {
+    const r = dfwe(ws, ['--cache', cache, 'run']);
+    assert.equal(r.code, 2, `${cache}: ${r.stderr}`);
+    assert.deepEqual(listFiles(ws).sort(), before, cache);
+    assert.ok(!existsSync(join(ws, 'out')), cache);
+    assert.ok(!existsSync(join(ws, 'locks')), cache);
+  }
+});
+
+test('repro 2: a file the user put at an output path is never deleted, after a failed attempt or over a finished output', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: test -e input.csv && cp input.csv results.csv\n    outs: { o: results.csv }\n') });
+  assert.equal(dfwe(ws, ['run']).code, 1);
+  write(ws, 'results.csv', 'by hand\n');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr + r.stdout, /output "o" \(results\.csv\) already exists and was not made by dfwe/);
+  assert.equal(read(ws, 'results.csv'), 'by hand\n');
+
+  // A partial output the failed stage left is dfwe's own: the next run replaces it.
+  const p = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: echo partial > out.txt && test -e go\n    outs: { o: out.txt }\n') });
+  assert.equal(dfwe(p, ['run']).code, 1);
+  assert.equal(read(p, 'out.txt'), 'partial\n');
+  write(p, 'go', '');
+  assert.equal(dfwe(p, ['run']).code, 0);
+  // ...but not once the user changed it.
+  write(p, 'dfwe.yaml', PIPE('  a:\n    cmd: echo partial2 > out.txt && test -e stop\n    outs: { o: out.txt }\n'));
+  rmSync(join(p, 'go'));
+  assert.equal(dfwe(p, ['run']).code, 1);
+  writeFileSync(join(p, 'out.txt'), 'my notes\n', { flag: 'a' });
+  write(p, 'stop', '');
+  const again = dfwe(p, ['run']);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr + again.stdout, /already exists and was not made by dfwe/);
+  assert.match(read(p, 'out.txt'), /my notes/);
+
+  // A finished output replaced by the user's own file: refused, the user's file kept.
+  const s = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: cat in.txt > report.txt\n    outs: { o: report.txt }\n'), 'in.txt': 'one\n' });
+  assert.equal(dfwe(s, ['run']).code, 0);
+  rmSync(join(s, 'report.txt'));
+  write(s, 'report.txt', 'mine\n');
+  write(s, 'in.txt', 'two\n');
+  const over = dfwe(s, ['run']);
+  assert.equal(over.code, 1);
+  assert.match(over.stderr + over.stdout, /output "o" \(report\.txt\) already exists and was not made by dfwe/);
+  assert.equal(read(s, 'report.txt'), 'mine\n');
+});
+
+test('repro 3: a damaged served set stops gc, which keeps every result', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: cat in.txt > a.txt\n    outs: { o: a.txt }\n'), 'in.txt': 'one\n' });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'in.txt', 'two\n');
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const served = join(ws, 'cache/runs/served');
+  for (const n of readdirSync(served)) writeFileSync(join(served, n), '{"nodes":"garbage"}');
+  const records = listFiles(join(ws, 'cache/records')).length;
+  const gc = dfwe(ws, ['gc']);
+  assert.equal(gc.code, 2, gc.stdout);
+  assert.match(gc.stderr, /is damaged run history: gc would drop the results it keeps/);
+  assert.equal(listFiles(join(ws, 'cache/records')).length, records);
+  write(ws, 'in.txt', 'one\n');
+  assert.deepEqual(ran(dfwe(ws, ['run'])), []);
+  assert.ok(readFileSync(join(ws, 'a.txt'), 'utf8') === 'one\n');
+});
+
+/** A node's record file, edited by `edit`; `reseal` recomputes its manifest digests and checksum as a forger who knows the format would. */
+async function editRecord(ws: string, node: string, edit: (r: Record<string, any>) => void, reseal: boolean): Promise<void> {
+  const { keyOf } = await import('../src/util/hash.js');
+  const { manifestDigest } = await import('../src/keys/tree.js');
+  const key = JSON.parse(dfwe(ws, ['show', node, '--json']).stdout).record.execKey as string;
+  const path = join(ws, 'cache/records', key.slice(0, 2), `${key}.json`);
+  const r = JSON.parse(readFileSync(path, 'utf8'));
+  edit(r);
+  if (reseal) {
+    for (const o of Object.values(r.outputs) as any[]) if (o.kind === 'dir') o.digest = manifestDigest(o.files, o.links ?? [], o.dirs ?? []);
+    delete r.check;
+    r.check = keyOf(r);
+  }
+  rmSync(path, { force: true });
+  writeFileSync(path, JSON.stringify(r));
+}
+
+test('repro 7: a record edited to name another existing object is not served: it fails its checksum and the node runs', async () => {
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: echo AAAA > a.txt\n    outs: { o: a.txt }\n  b:\n    cmd: echo BBBB > b.txt\n    outs: { o: b.txt }\n') });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const b = JSON.parse(dfwe(ws, ['show', 'b', '--json']).stdout).record.outputs.o;
+  await editRecord(ws, 'a', (r) => Object.assign(r.outputs.o, { digest: b.digest, size: b.size }), false);
+  rmSync(join(ws, 'a.txt'));
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['a']);
+  assert.equal(read(ws, 'a.txt'), 'AAAA\n');
+});
+
+test('repro 5 and 15: a record whose links lead out, whose directories pass through a link, or with two entries at one path is absent: nothing outside is touched, no temp left', async () => {
+  const outside = workspace({ 'keep.txt': 'outside\n' });
+  const edits: [string, (o: Record<string, any>) => void][] = [
+    ['a link out, a directory through it', (o) => Object.assign(o, { links: [{ path: 'L', target: outside }], dirs: ['L/PWNED'] })],
+    ['a relative link out', (o) => Object.assign(o, { links: [{ path: 'L', target: '../../..' }] })],
+    ['a link through a link', (o) => Object.assign(o, { links: [{ path: 'up', target: '..' }, { path: 'L', target: 'up/..' }] })],
+    ['a file and a link at one path', (o) => Object.assign(o, { links: [{ path: o.files[0].path, target: 'x' }] })],
+    ['a file below a file', (o) => o.files.push({ ...o.files[0], path: `${o.files[0].path}/inner` })],
+  ];
+  for (const [what, edit] of edits) {
+    for (const reseal of [false, true]) {
+      const ws = workspace({ 'dfwe.yaml': PIPE('  d:\n    cmd: mkdir -p out/d && echo x > out/d/f.txt\n    outs: { o: out/d }\n') });
+      assert.equal(dfwe(ws, ['run']).code, 0);
+      await editRecord(ws, 'd', (r) => edit(r.outputs.o), reseal);
+      rmSync(join(ws, 'out/d'), { recursive: true });
+      const r = dfwe(ws, ['run']);
+      assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+      assert.deepEqual(ran(r), ['d'], what);
+      assert.deepEqual(listFiles(outside), ['keep.txt'], what);
+      assert.deepEqual(readdirSync(join(ws, 'out')), ['d'], what);
+      assert.deepEqual(listFiles(join(ws, 'out/d')), ['f.txt'], what);
+      assert.equal(dfwe(ws, ['status']).code, 0);
+    }
+  }
+});
+
+test('repro 6: a node that read an upstream output damaged after its commit is not served once the damage is found', (t) => {
+  if (process.getuid?.() !== 0) return t.skip('only root can write through the sealed, read-only output');
+  const ws = workspace({
+    'dfwe.yaml': PIPE(
+      // The first time only, a child that outlives the stage's process group appends after the commit.
+      "  a:\n    cmd: \"echo clean > a.txt; test -e once || { touch once; setsid sh -c 'sleep 0.4; echo LATE >> a.txt' </dev/null >/dev/null 2>&1 & }\"\n    outs: { o: a.txt }\n" +
+        '  b:\n    cmd: sleep 1.2; cat ${{ stages.a.outs.o }} > b.txt\n    outs: { o: b.txt }\n',
+    ),
+  });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.equal(read(ws, 'b.txt'), 'clean\nLATE\n', 'the damage reached b (the repro)');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['a', 'b']);
+  assert.equal(read(ws, 'b.txt'), 'clean\n');
+  rmSync(join(ws, 'b.txt'));
+  assert.deepEqual(ran(dfwe(ws, ['run'])), [], 'then cached, restored from the clean result');
+  assert.equal(read(ws, 'b.txt'), 'clean\n');
+});
