@@ -54,7 +54,7 @@ const cases: Case[] = [
     name: 'combinations(range(40), 20)',
     yaml: 'version: 1\nsweep:\n  s: "${{ combinations(range(40), 20) }}"\nstages:\n  a:\n    cmd: echo ${{ s }}\n',
     at: [3, 11],
-    message: /combinations\(a list of 40, 20\) would make more than 1,000,000 elements/,
+    message: /combinations\(a list of 40, 20\) would make more than 1,000,000 lists of 20 \(more than 1,000,000 values\)/,
   },
   {
     // Found by the fuzzer: the merge's own check ran on params its schema had rejected.

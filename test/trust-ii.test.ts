@@ -72,11 +72,12 @@ test('repro 2: a file the user put at an output path is never deleted, after a f
   assert.equal(read(p, 'out.txt'), 'partial\n');
   write(p, 'go', '');
   assert.equal(dfwe(p, ['run']).code, 0);
-  // ...but not once the user changed it.
+  // ...but not once the user put a file of their own there.
   write(p, 'dfwe.yaml', PIPE('  a:\n    cmd: echo partial2 > out.txt && test -e stop\n    outs: { o: out.txt }\n'));
   rmSync(join(p, 'go'));
   assert.equal(dfwe(p, ['run']).code, 1);
-  writeFileSync(join(p, 'out.txt'), 'my notes\n', { flag: 'a' });
+  rmSync(join(p, 'out.txt'));
+  write(p, 'out.txt', 'my notes\n');
   write(p, 'stop', '');
   const again = dfwe(p, ['run']);
   assert.equal(again.code, 1);
@@ -185,4 +186,113 @@ test('repro 6: a node that read an upstream output damaged after its commit is n
   rmSync(join(ws, 'b.txt'));
   assert.deepEqual(ran(dfwe(ws, ['run'])), [], 'then cached, restored from the clean result');
   assert.equal(read(ws, 'b.txt'), 'clean\n');
+});
+
+/** An F32 safetensors file written from the format's description; names are given as JSON text, so `__proto__` is a key like any other. */
+function rawSafetensors(path: string, tensors: [name: string, dtype: string, values: number[]][]): void {
+  let offset = 0;
+  const entries = tensors.map(([name, dtype, v]) => {
+    const e = `${JSON.stringify(name)}:{"dtype":${JSON.stringify(dtype)},"shape":[${v.length}],"data_offsets":[${offset},${offset + 4 * v.length}]}`;
+    offset += 4 * v.length;
+    return e;
+  });
+  const json = Buffer.from(`{${entries.join(',')}}`);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([len, json, ...tensors.map(([, , v]) => Buffer.from(new Float32Array(v).buffer))]));
+}
+
+test('repro 8 and 21: a tensor named __proto__ or constructor is merged like any other; a dtype named toString or __proto__ is a clear error', async () => {
+  const { planMerge, writeMerge } = await import('../src/merge/engine.js');
+  const { mergeMethods } = await import('../src/merge/methods/index.js');
+  const { readHeader } = await import('../src/checkpoint/safetensors.js');
+  const ws = workspace();
+  rawSafetensors(join(ws, 'a.safetensors'), [['__proto__', 'F32', [1, 2]], ['constructor', 'F32', [3]], ['w', 'F32', [5]]]);
+  rawSafetensors(join(ws, 'b.safetensors'), [['__proto__', 'F32', [3, 4]], ['constructor', 'F32', [5]], ['w', 'F32', [7]]]);
+  const method = mergeMethods.get('linear')!;
+  const plan = planMerge({ models: [join(ws, 'a.safetensors'), join(ws, 'b.safetensors')], method, params: { normalize: true } });
+  writeMerge(plan, plan.groupNames.map(() => [0.5, 0.5]), join(ws, 'out'));
+  const out = readHeader(join(ws, 'out', 'a.safetensors'));
+  assert.deepEqual(out.tensors.map((t) => t.name).sort(), ['__proto__', 'constructor', 'w']);
+  const buf = readFileSync(join(ws, 'out', 'a.safetensors'));
+  const proto = out.tensors.find((t) => t.name === '__proto__')!;
+  assert.deepEqual([...new Float32Array(new Uint8Array(buf.subarray(proto.offset, proto.offset + proto.bytes)).buffer)], [2, 3]);
+  for (const dtype of ['toString', '__proto__', 'constructor']) {
+    rawSafetensors(join(ws, 'bad.safetensors'), [['w', dtype, [1]]]);
+    assert.throws(() => readHeader(join(ws, 'bad.safetensors')), new RegExp(`has dtype "${dtype}", which dfwe does not know`));
+  }
+});
+
+test('repro 11: sweep variables, --only and --param named constructor, toString, hasOwnProperty, valueOf or __proto__ are names like any other', () => {
+  const ws = workspace({
+    'dfwe.yaml':
+      'version: 1\nparams:\n  toString: 3\nsweep:\n  constructor: [a, b]\n  hasOwnProperty: [c]\nstages:\n  valueOf:\n' +
+      '    cmd: echo ${{ constructor }} ${{ hasOwnProperty }} ${{ params.toString }} > o-${{ constructor }}.txt\n    outs: { o: "o-${{ constructor }}.txt" }\n',
+  });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(read(ws, 'o-a.txt'), 'a c 3\n');
+  assert.equal(dfwe(ws, ['run', '--only', 'constructor=b']).code, 0);
+  for (const args of [['--only', 'valueOf=b'], ['--only', '__proto__=x'], ['--param', '__proto__=3'], ['--only', 'toString=a']]) {
+    const bad = dfwe(ws, ['status', ...args]);
+    assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+    assert.doesNotMatch(bad.stderr, /internal error/);
+  }
+});
+
+/** A one-tensor F32 safetensors file. */
+function oneTensor(values: number[]): Buffer {
+  const body = Buffer.from(new Float32Array(values).buffer);
+  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [values.length], data_offsets: [0, body.length] } }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  return Buffer.concat([len, header, body]);
+}
+
+function searchWorkspace(scorer: string): string {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1\nstages:\n  search:\n    uses: merge-search\n    deps: [a.safetensors, b.safetensors]\n    with:\n      models: [a.safetensors, b.safetensors]\n      max_evals: 3\n${scorer}`,
+  });
+  writeFileSync(join(ws, 'a.safetensors'), oneTensor([1, 0]));
+  writeFileSync(join(ws, 'b.safetensors'), oneTensor([0, 1]));
+  return ws;
+}
+
+test('repro 17 and 19: a scorer that leaves a background child is not waited for, and a score_timeout past 24.8 days never fires early', () => {
+  const ws = searchWorkspace(`      score: "sleep 40 & echo '{\\"score\\": 1}'"\n      score_timeout: 3\n`);
+  const t0 = Date.now();
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms: the search waited for the background child`);
+  assert.equal(JSON.parse(read(ws, 'out/search/search')).evaluations, 3);
+
+  const server = searchWorkspace(`      score_server: "sleep 40 & while read l; do echo '{\\"score\\": 1}'; done"\n      score_timeout: 3\n`);
+  const s0 = Date.now();
+  const rs = dfwe(server, ['run']);
+  assert.equal(rs.code, 0, rs.stderr);
+  assert.ok(Date.now() - s0 < 15_000, `took ${Date.now() - s0} ms: the server's background child held the search`);
+
+  const long = searchWorkspace(`      score: "echo '{\\"score\\": 1}'"\n      score_timeout: 2200000\n`);
+  const rl = dfwe(long, ['run']);
+  assert.equal(rl.code, 0, rl.stderr);
+  assert.doesNotMatch(rl.stderr, /took longer than/);
+});
+
+test('repro 23: combinations(range(1414), 2) is said as 998,991 pairs, not as 1,997,982 elements', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nsweep:\n  p: "${{ combinations(range(1414), 2) }}"\nstages:\n  s:\n    cmd: echo ${{ p }}\n' });
+  const r = dfwe(ws, ['status']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /combinations\(a list of 1414, 2\) would make 998,991 lists of 2 \(1,997,982 values\); the limit is 1,000,000 values/);
+});
+
+test('repro 10: arrays of any length are never spread into a call (a 135,000-file output, a 140,000-node sweep)', async () => {
+  const { objectsOf } = await import('../src/cache/records.js');
+  const { maxOf, pushAll } = await import('../src/util/arrays.js');
+  const files = Array.from({ length: 300_000 }, (_, i) => ({ path: `f${i}`, digest: i.toString(16).padStart(32, '0'), size: 0, exec: false }));
+  const digests = objectsOf({ outputs: { o: { path: 'out', kind: 'dir', digest: '0'.repeat(32), size: 0, files } } } as never);
+  assert.equal(digests.length, 300_000);
+  const big = Array.from({ length: 300_000 }, (_, i) => i);
+  assert.equal(maxOf(big), 299_999);
+  assert.equal(maxOf([], 0), 0);
+  assert.equal(pushAll([], big).length, 300_000);
 });

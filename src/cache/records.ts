@@ -79,8 +79,8 @@ export interface NodeAttempt {
   /** What the attempt was keyed on, so `dfwe why` can say what changed since. */
   fingerprint?: Fingerprint;
   /**
-   * What it left at its output paths (restore.ts's outputStamp, exact for a failed attempt): the
-   * next run replaces an output only while it is still that.
+   * What it left at its output paths (restore.ts's outputStamp): the next run replaces an output
+   * only while it is still that.
    */
   left?: [path: string, stamp: string][];
 }
@@ -143,7 +143,7 @@ export function objectsOf(record: NodeRecord): string[] {
   const out: string[] = [];
   for (const o of Object.values(record.outputs)) {
     if (o.kind === 'file') out.push(o.digest);
-    else out.push(...o.files!.map((f) => f.digest));
+    else for (const f of o.files!) out.push(f.digest);
   }
   if (record.log) out.push(record.log);
   return out;

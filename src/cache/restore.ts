@@ -171,19 +171,19 @@ export function assertReplaceable(abs: string, owned: () => boolean, what: strin
 }
 
 /**
- * What is at an output path, as a digest of each entry's identity: kind and inode always, and with
- * `exact` its size, mtime and ctime too. An attempt keeps the stamps of the outputs it left, so a
- * later run can tell them from a file someone put there since: a succeeded attempt's outputs by
- * inode (an edit in place is still dfwe's file; a file copied over it is not), a failed attempt's
- * partial outputs by every change. 'absent' when nothing is there.
+ * What is at an output path, as a digest of each entry's name, kind, inode and birth time. An attempt keeps
+ * the stamps of the outputs it left, so a later run can tell them from files someone put there
+ * since: an edit in place (or a stage's leftover process appending) keeps dfwe's inode; a file
+ * copied, saved or created over it, or where the attempt left nothing, is a new one. 'absent' when
+ * nothing is there.
  */
-export function outputStamp(abs: string, exact: boolean): string {
+export function outputStamp(abs: string): string {
   const st = lstatSafe(abs);
   if (st === undefined) return 'absent';
   const parts: (string | number)[] = [];
   const visit = (p: string, rel: string, s: Stats): void => {
-    parts.push(rel, kindLetter(s), s.dev, s.ino);
-    if (exact) parts.push(s.size, s.mtimeMs, s.ctimeMs);
+    // The birth time tells a new file that was given a freed inode number from the one that had it.
+    parts.push(rel, kindLetter(s), s.dev, s.ino, s.birthtimeMs);
     if (s.isDirectory()) for (const n of readdirSync(p).sort()) visit(join(p, n), rel ? `${rel}/${n}` : n, lstatSync(join(p, n)));
   };
   visit(abs, '', st);

@@ -2,6 +2,7 @@ import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync
 import { basename, dirname, join } from 'node:path';
 import { StageInputError } from '../stage-type.js';
 import { readHeader, readTensor, SafetensorsWriter, type TensorInfo } from './safetensors.js';
+import { pushAll } from '../util/arrays.js';
 
 /*
  * A checkpoint as frameworks save it: one .safetensors file, or a directory the way Hugging Face
@@ -101,7 +102,7 @@ function listFiles(dir: string, rel = ''): string[] {
   const out: string[] = [];
   for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
     const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...listFiles(dir, r));
+    if (e.isDirectory()) pushAll(out, listFiles(dir, r));
     else if (e.isFile()) out.push(r);
   }
   return out.sort();

@@ -1,3 +1,4 @@
+import { dict } from '../util/dict.js';
 import { endianness } from 'node:os';
 
 /*
@@ -9,9 +10,10 @@ import { endianness } from 'node:os';
 
 export type FloatDtype = 'F64' | 'F32' | 'F16' | 'BF16';
 
-export const DTYPE_BYTES: Record<string, number> = {
+// Looked up by the dtype a file names: without a prototype, `toString` is no dtype (see util/dict.ts).
+export const DTYPE_BYTES: Record<string, number> = dict(Object.entries({
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, U64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
-};
+}));
 
 export function isFloatDtype(d: string): d is FloatDtype {
   return d === 'F64' || d === 'F32' || d === 'F16' || d === 'BF16';

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { StageInputError } from '../stage-type.js';
 import { DTYPE_BYTES } from './dtype.js';
+import { dict } from '../util/dict.js';
 
 /*
  * safetensors, read and written a tensor at a time: an 8-byte little-endian header length N, a
@@ -63,7 +64,7 @@ export function readHeader(path: string): SafetensorsHeader {
       }
       const t = h as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (!t || typeof t !== 'object') bad(`tensor "${name}" is not an object`);
-      if (typeof t.dtype !== 'string' || !(t.dtype in DTYPE_BYTES)) bad(`tensor "${name}" has dtype ${JSON.stringify(t.dtype)}, which dfwe does not know`);
+      if (typeof t.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, t.dtype)) bad(`tensor "${name}" has dtype ${JSON.stringify(t.dtype)}, which dfwe does not know`);
       if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`tensor "${name}" has shape ${JSON.stringify(t.shape)}`);
       const o = t.data_offsets;
       if (!Array.isArray(o) || o.length !== 2 || !o.every((x) => Number.isSafeInteger(x) && x >= 0) || o[0] > o[1]) bad(`tensor "${name}" has data_offsets ${JSON.stringify(o)}`);
@@ -125,7 +126,7 @@ export class SafetensorsWriter {
     private readonly entries: readonly TensorEntry[],
     metadata: Record<string, string> = {},
   ) {
-    const header: Record<string, unknown> = {};
+    const header = dict<unknown>();
     if (Object.keys(metadata).length) header.__metadata__ = metadata;
     let offset = 0;
     this.sizes = entries.map((e) => e.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[e.dtype]!);

@@ -1,4 +1,5 @@
 import { UserError } from '../diagnostics.js';
+import { dict } from '../util/dict.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
 import type { Decision } from '../engine/plan.js';
 import type { NodeRecord } from '../cache/records.js';
@@ -17,7 +18,7 @@ export interface GlobalOptions {
 
 /** `--only VAR=VALUE`, repeatable: the members with any of the values given for each variable. */
 export function parseOnly(specs: string[] = []): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
+  const out = dict<string[]>();
   for (const s of specs) {
     const m = /^([A-Za-z_]\w*)=(.*)$/.exec(s);
     if (!m) throw new UserError(`--only takes VARIABLE=VALUE (e.g. target=emotion, sources=a+b+c), not "${s}"`);
@@ -30,7 +31,7 @@ export function parseOnly(specs: string[] = []): Record<string, string[]> {
 
 /** `--param NAME=VALUE`: the value is read as YAML, so `seed=1` is a number and `tasks=[a, b]` a list. */
 export async function parseParams(specs: string[] = []): Promise<Record<string, unknown>> {
-  const out: Record<string, unknown> = {};
+  const out = dict<unknown>();
   if (specs.length === 0) return out;
   const { parse: parseYaml } = await import('yaml');
   for (const s of specs) {

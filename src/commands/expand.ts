@@ -1,5 +1,6 @@
 import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
+import { maxOf } from '../util/arrays.js';
 
 export function expansionSummary(p: { members: number; instances: number; nodes: number }): string {
   const shared = p.instances - p.nodes;
@@ -28,7 +29,7 @@ export async function expandCommand(pipeline: string | undefined, opts: { json?:
   for (const n of graph.order) byStage.set(n.stage, (byStage.get(n.stage) ?? 0) + 1);
   const lines = [`${project.name} (${project.displayPath}): ${expansionSummary({ ...project, nodes: project.nodes.length })}`];
   lines.push(`  per stage: ${[...byStage].map(([s, c]) => `${s} ${c}`).join(', ')}`);
-  const width = Math.min(60, Math.max(...graph.order.map((n) => n.id.length)));
+  const width = Math.min(60, maxOf(graph.order.map((n) => n.id.length)));
   for (const n of graph.order) lines.push(`  ${n.id.padEnd(width)}  ${n.members > 1 ? `shared by ${n.members} members` : ''}`.trimEnd());
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

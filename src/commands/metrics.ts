@@ -2,6 +2,7 @@ import { planAll } from '../engine/plan.js';
 import { comparePairs, formatTable, taskRows } from '../report/metrics-table.js';
 import { didYouMean, UserError } from '../diagnostics.js';
 import { open, type GlobalOptions } from './common.js';
+import { maxOf } from '../util/arrays.js';
 
 export async function metricsCommand(pipeline: string | undefined, opts: { json?: boolean; stage?: string }, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
@@ -46,7 +47,7 @@ function stageMetrics(project: Awaited<ReturnType<typeof open>>, stage: string, 
   // A node that ran but reports no metrics (a cmd stage) is not one that has not run.
   const table = [header, ...rows.map((r) => [...varNames.map((v) => show(r.vars[v])), ...(r.metrics ? metricNames.map((m) => show(r.metrics![m])) : [r.state === 'cached' ? '(ran; no metrics)' : '(not run)'])])];
   if (varNames.length === 0) table.forEach((row, i) => row.unshift(i === 0 ? 'node' : rows[i - 1]!.id));
-  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
+  const widths = table[0]!.map((_, c) => maxOf(table.map((row) => (row[c] ?? '').length)));
   process.stdout.write(table.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');
   return 0;
 }

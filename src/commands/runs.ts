@@ -6,6 +6,7 @@ import { signed } from '../report/metrics-table.js';
 import { countsOf, listRuns, resolveRun, type Run } from '../history/runs.js';
 import { cacheRoot, displayPathOf, realWorkspace, resolvePipelinePath } from '../project.js';
 import type { GlobalOptions } from './common.js';
+import { maxOf } from '../util/arrays.js';
 
 /*
  * `dfwe runs` and `dfwe diff`: the run history (src/history/) as tables. By default the runs of
@@ -33,7 +34,7 @@ function scope(pipeline: string | undefined, all: boolean, g: GlobalOptions): Sc
 }
 
 function table(rows: string[][], rightAligned: Set<number> = new Set()): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const widths = rows[0]!.map((_, c) => maxOf(rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => r.map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n');
 }
 

@@ -4,6 +4,7 @@ import { priorResults, restampSnapshot, type PipelineHeader, type Snapshot, type
 import type { ProjectLocation } from '../project.js';
 import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
+import { maxOf } from '../util/arrays.js';
 
 export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions): Promise<number> {
   // Nothing changed since everything was found cached: said from the snapshot alone. Only
@@ -70,7 +71,7 @@ export function printStatus(header: PipelineHeader, decisions: Decision[], stage
   const lines = [`${header.name} (${header.displayPath}): ${decisions.length} nodes: ${counts.cached} cached, ${counts.run} will run${counts.blocked ? `, ${counts.blocked} blocked` : ''}`];
   if (header.members > 1) lines.push(`  sweep: ${expansionSummary(header)}`);
   if (all || decisions.length <= PER_NODE_LINES) {
-    const width = Math.min(40, Math.max(...decisions.map((d) => d.id.length)));
+    const width = Math.min(40, maxOf(decisions.map((d) => d.id.length)));
     for (const d of decisions) {
       const state = d.state === 'run' ? 'will run' : d.state;
       lines.push(`  ${state.padEnd(9)} ${d.id.padEnd(width)}  ${d.state === 'cached' && !d.restore ? '' : d.reason}`.trimEnd());

@@ -9,6 +9,7 @@ import { checkInputs, type SourceDigests } from './preflight.js';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import { outputDiagnostics, type RealMemo } from '../workspace-bounds.js';
 import { readsSignature, type PriorResults } from './snapshot.js';
+import { pushAll } from '../util/arrays.js';
 
 /** What is known of an upstream node when keying its consumers. */
 export interface UpstreamInfo {
@@ -185,7 +186,7 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
     if (outputsMemo) {
       const problems = outputDiagnostics(project, [node], outputsMemo);
       if (problems.length > 0) {
-        outputProblems.push(...problems);
+        pushAll(outputProblems, problems);
         const d: Decision = { id: node.id, state: 'blocked', planKey: keys.planKey, reason: problems[0]!.message };
         infos.set(node.id, { planKey: keys.planKey });
         byId.set(node.id, d);

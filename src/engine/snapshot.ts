@@ -6,6 +6,7 @@ import type { Project, ProjectLocation } from '../project.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { createHash } from 'node:crypto';
 import type { Graph } from '../graph.js';
+import { pushAll } from '../util/arrays.js';
 
 /*
  * The no-op snapshot: what lets `status` and `run` answer "everything is cached and in place"
@@ -382,7 +383,7 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
         const again = lstatSync(abs);
         if (again.ino !== st.ino || again.dev !== st.dev || again.size !== st.size || again.mtimeMs !== st.mtimeMs || again.ctimeMs !== st.ctimeMs) return undefined;
       }
-      sourceWitnesses.push(...new Set(own));
+      pushAll(sourceWitnesses, new Set(own));
       sourcesAt.push(sourceWitnesses.length);
       for (const u of graph.upstream.get(node.id)!) upstreamNodes.push(position.get(u)!);
       upstreamAt.push(upstreamNodes.length);

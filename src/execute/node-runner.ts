@@ -84,7 +84,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
       materialize(project.store, project.digests, abs, record.outputs[name]!);
     }
     // The record in use is the one `dfwe why` compares with next time.
-    writeAttempt(project.store, project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint, left: stampsOf(project, node, false) });
+    writeAttempt(project.store, project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint, left: stampsOf(project, node) });
   }
   return { status: 'cached', record, restored: found.state === 'restore' };
 }
@@ -131,27 +131,23 @@ interface Owned {
 
 /**
  * Output paths of a node that hold dfwe's own work though not sealed: what its last attempt in
- * this workspace left there, unchanged since (a failed run's partial output, exactly; a finished
- * output edited in place, by inode), and paths whose lease was taken over from a run that died
+ * this workspace left there, by inode (a failed run's partial output, a finished output edited in
+ * place), and paths whose lease was taken over from a run that died
  * mid-stage. A file put there by anyone else is not dfwe's to delete.
  */
 function ownedOutputs(project: Project, node: NodeDef, tookOver: ReadonlySet<string>): Owned {
-  let last: { left: Map<string, string>; exact: boolean } | undefined;
-  const lastAttempt = (): { left: Map<string, string>; exact: boolean } => {
-    const a = readAttempt(project.store, project.workspace, node.id);
-    return (last ??= { left: new Map(a?.left ?? []), exact: a?.status !== 'succeeded' });
-  };
+  let last: Map<string, string> | undefined;
+  const left = (): Map<string, string> => (last ??= new Map(readAttempt(project.store, project.workspace, node.id)?.left ?? []));
   const owned = (rel: string): boolean => {
     if (tookOver.has(outputLeaseName(project.workspace, rel))) return true;
-    const { left, exact } = lastAttempt();
-    const stamp = left.get(rel);
-    return stamp !== undefined && stamp !== 'absent' && stamp === outputStamp(join(project.workspace, rel), exact);
+    const stamp = left().get(rel);
+    return stamp !== undefined && stamp !== 'absent' && stamp === outputStamp(join(project.workspace, rel));
   };
-  return Object.assign(owned, { left: () => lastAttempt().left });
+  return Object.assign(owned, { left });
 }
 
 /** The stamps of a node's outputs as they are now (see outputStamp); `cleared`: only those paths, the rest as the last attempt left them. */
-function stampsOf(project: Project, node: NodeDef, exact: boolean, owned?: Owned, cleared?: ReadonlySet<string>): [string, string][] {
+function stampsOf(project: Project, node: NodeDef, owned?: Owned, cleared?: ReadonlySet<string>): [string, string][] {
   const out: [string, string][] = [];
   for (const rel of Object.values(node.outs)) {
     if (cleared && !cleared.has(rel)) {
@@ -160,7 +156,7 @@ function stampsOf(project: Project, node: NodeDef, exact: boolean, owned?: Owned
       continue;
     }
     try {
-      out.push([rel, outputStamp(join(project.workspace, rel), exact)]);
+      out.push([rel, outputStamp(join(project.workspace, rel))]);
     } catch {
       // unreadable: not claimed as dfwe's
     }
@@ -316,7 +312,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       }
       writeAttempt(store, workspace, {
         nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0, peakRssBytes,
-        exitCode, error, log, host, fingerprint: fp, left: stampsOf(project, node, true, owned, cleared),
+        exitCode, error, log, host, fingerprint: fp, left: stampsOf(project, node, owned, cleared),
       });
     } catch {
       // The failure itself is what matters; a log that cannot be kept (a full disk) is not.
@@ -398,7 +394,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
       return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
     }
-    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, fingerprint: fp, left: stampsOf(project, node, false) });
+    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, fingerprint: fp, left: stampsOf(project, node) });
     return { status: 'ran', record };
   } catch (err) {
     if (err instanceof RestoreError) return fail(err.message);

@@ -9,6 +9,7 @@ import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
 import type { Executor, ExecutorKind } from './executor.js';
 import { GroupCommit } from '../cache/group-commit.js';
+import { pushAll } from '../util/arrays.js';
 
 export interface SchedulerOptions {
   jobs: number;
@@ -100,7 +101,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
       done.add(d);
       summary.skipped++;
       opts.events.finished(d, { status: 'skipped', reason });
-      stack.push(...graph.downstream.get(d)!);
+      pushAll(stack, graph.downstream.get(d)!);
     }
   };
 

@@ -7,6 +7,7 @@ import { Rng } from './random.js';
 import type { Tf } from './tf.js';
 import { fromVars, toVars, type ModelDir } from './train.js';
 import { UNK, type Vocab } from './vocab.js';
+import { maxOf } from '../util/arrays.js';
 
 /*
  * Self-supervised training of the shared encoder on unlabelled dialogue text (the dataset's
@@ -35,7 +36,7 @@ export function corpusWindows(dialogues: Dialogue[], vocab: Vocab, maxLen: numbe
       const enc = encode({ id: d.id, dialogue: d.id, focus: anchor, label: 0 }, d, vocab, maxLen);
       enc.focus.fill(0); // which turn anchors a window is not a signal here
       out.push(enc);
-      const last = Math.max(...enc.turnOf);
+      const last = maxOf(enc.turnOf);
       if (last < anchor) break; // a turn longer than the window: its start is all there is
       anchor = last + 1;
     }

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { StageInputError } from '../stage-type.js';
+import { dict } from '../util/dict.js';
 
 /*
  * safetensors: an 8-byte little-endian header length, a JSON header
@@ -16,7 +17,7 @@ export interface NamedTensor {
 
 export function writeSafetensors(path: string, tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): void {
   const names = [...tensors.keys()].sort();
-  const header: Record<string, unknown> = { __metadata__: metadata };
+  const header = dict<unknown>([['__metadata__', metadata]]);
   let offset = 0;
   for (const n of names) {
     const t = tensors.get(n)!;

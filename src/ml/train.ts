@@ -12,6 +12,7 @@ import { readSafetensors, writeSafetensors } from './safetensors.js';
 import type { Tf } from './tf.js';
 import type { Vocab } from './vocab.js';
 import { StageInputError } from '../stage-type.js';
+import { maxOf } from '../util/arrays.js';
 
 export interface ModelDir {
   cfg: ModelConfig;
@@ -86,7 +87,7 @@ function targets(tf: Tf, p: Prepared, idx: number[], maxLen: number): TF.Tensor 
       return tf.tensor2d(y, [idx.length, c]);
     }
     case 'choice': {
-      const c = Math.max(...idx.map((i) => encs[i]!.candidateMasks.length));
+      const c = maxOf(idx.map((i) => encs[i]!.candidateMasks.length));
       return tf.oneHot(tf.tensor1d(idx.map((i) => examples[i]!.label as number), 'int32'), c);
     }
     case 'span': {

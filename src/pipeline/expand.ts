@@ -52,7 +52,7 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     for (const value of domain) {
       const shown = showValue(value);
       seen.get(v)!.add(shown);
-      if (v in only && !only[v]!.includes(shown)) continue;
+      if (Object.hasOwn(only, v) && !only[v]!.includes(shown)) continue;
       assign(i + 1, { ...binding, [v]: value });
     }
   };

@@ -74,8 +74,10 @@ export function resetListBudget(): void {
   made = 0;
 }
 
-function budget(what: string, n: number): void {
-  if (n > MAX_LIST) throw new Error(`${what} would make ${Number.isFinite(n) ? n.toLocaleString('en-US') : `more than ${MAX_LIST.toLocaleString('en-US')}`} elements; the limit is ${MAX_LIST.toLocaleString('en-US')}`);
+/** Count `n` values made by one call; `kind` says what they are, when not n plain elements ("998,991 lists of 2"). */
+function budget(what: string, n: number, kind?: string): void {
+  const count = (x: number): string => (Number.isFinite(x) ? x.toLocaleString('en-US') : `more than ${MAX_LIST.toLocaleString('en-US')}`);
+  if (n > MAX_LIST) throw new Error(`${what} would make ${kind ? `${kind} (${count(n)} values)` : `${count(n)} elements`}; the limit is ${MAX_LIST.toLocaleString('en-US')} values`);
   made += n;
   if (made > MAX_TOTAL) throw new Error(`the pipeline's expressions make more than ${MAX_TOTAL.toLocaleString('en-US')} list elements in all`);
 }
@@ -107,7 +109,7 @@ function environment(): Environment {
     env = new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
       .registerFunction('combinations(list, int): list', (xs: unknown[], k: bigint) => {
         const n = choose(xs.length, Number(k));
-        budget(`combinations(a list of ${xs.length}, ${k})`, n * Number(k));
+        budget(`combinations(a list of ${xs.length}, ${k})`, n * Number(k), `${Number.isFinite(n) ? n.toLocaleString('en-US') : `more than ${MAX_LIST.toLocaleString('en-US')}`} lists of ${k}`);
         return combinations(xs, Number(k));
       })
       .registerFunction('sorted(list): list', (xs: unknown[]) => [...xs].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0)))

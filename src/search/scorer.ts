@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { StageInputError } from '../stage-type.js';
-import { killTree } from '../util/process.js';
 import { shellQuote } from '../util/shell.js';
 import type { Value } from './optimizers.js';
+import { timeout } from '../util/timer.js';
 
 /*
  * The user's evaluator, in any language: given a merged checkpoint's path, it prints one JSON
@@ -66,6 +66,47 @@ function answerOf(line: string, what: string): Value | undefined {
   return { score, loss: typeof loss === 'number' ? loss : 0 };
 }
 
+/*
+ * A scorer runs in a process group of its own, as a cmd stage does: at a timeout, and once its
+ * shell has exited, the whole group is stopped, so a child it left in the background (`sleep 40 &`)
+ * never holds the search (its stdout open) or outlives it. Groups still alive when this process
+ * ends (the stage stopped) are stopped with it.
+ */
+const liveGroups = new Set<number>();
+let hooked = false;
+
+function stopGroup(pgid: number | undefined): void {
+  if (pgid === undefined) return;
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+function adoptGroup(pgid: number | undefined): void {
+  if (pgid === undefined) return;
+  liveGroups.add(pgid);
+  if (hooked) return;
+  hooked = true;
+  const stopAll = (): void => liveGroups.forEach(stopGroup);
+  process.on('exit', stopAll);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      stopAll();
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
+function spawnGroup(command: string, opts: { cwd: string; env: NodeJS.ProcessEnv; stdin: 'ignore' | 'pipe' }): ChildProcess {
+  const child = spawn('/bin/sh', ['-c', command], { cwd: opts.cwd, env: opts.env, stdio: [opts.stdin, 'pipe', 'pipe'], detached: true });
+  adoptGroup(child.pid);
+  child.on('exit', () => stopGroup(child.pid));
+  child.on('close', () => child.pid !== undefined && liveGroups.delete(child.pid));
+  return child;
+}
+
 export function openScorer(s: ScorerSettings): Scorer {
   if (s.server) return new ServerScorer(s.server, s);
   return new CommandScorer(s.command!, s);
@@ -81,7 +122,7 @@ class CommandScorer implements Scorer {
     const cmd = this.command.replaceAll('{model}', shellQuote(model));
     const what = `the scorer \`${this.command}\` (candidate ${candidate})`;
     return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', cmd], { cwd: this.s.cwd, env: { ...this.s.env, DFWE_MODEL: model, DFWE_CANDIDATE: String(candidate) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnGroup(cmd, { cwd: this.s.cwd, env: { ...this.s.env, DFWE_MODEL: model, DFWE_CANDIDATE: String(candidate) }, stdin: 'ignore' });
       const tail = new Tail();
       let answer: Value | undefined;
       /** The first thing that went wrong; said, with the stderr tail, once the process is gone. */
@@ -99,9 +140,9 @@ class CommandScorer implements Scorer {
           problem ??= (err as Error).message;
         }
       });
-      const timer = setTimeout(() => {
+      const timer = timeout(() => {
         problem ??= `${what} took longer than ${this.s.timeoutMs / 1000} s (score_timeout) and was stopped`;
-        if (child.pid) killTree(child.pid);
+        stopGroup(child.pid);
       }, this.s.timeoutMs);
       child.on('error', (err) => (problem ??= `${what} could not start: ${err.message}`));
       child.on('close', (code, signal) => {
@@ -120,14 +161,14 @@ class CommandScorer implements Scorer {
 class ServerScorer implements Scorer {
   private readonly child: ChildProcess;
   private readonly tail = new Tail();
-  private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; timer: NodeJS.Timeout } | undefined;
+  private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; timer: NodeJS.Timeout | undefined } | undefined;
   private ended: Error | undefined;
 
   constructor(
     private readonly command: string,
     private readonly s: ScorerSettings,
   ) {
-    this.child = spawn('/bin/sh', ['-c', command], { cwd: s.cwd, env: s.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawnGroup(command, { cwd: s.cwd, env: s.env, stdin: 'pipe' });
     createInterface({ input: this.child.stderr! }).on('line', (l) => {
       this.tail.push(l);
       s.log(`score: ${l}`);
@@ -174,11 +215,11 @@ class ServerScorer implements Scorer {
     if (this.ended) return Promise.reject(this.ended);
     const what = `the scorer server \`${this.command}\` (candidate ${candidate})`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = timeout(() => {
         this.waiting = undefined;
         reject(new StageInputError(`${what} took longer than ${this.s.timeoutMs / 1000} s (score_timeout) to answer; it was stopped${this.tail.text}`));
         this.ended ??= new StageInputError(`${what} was stopped after a timeout`);
-        if (this.child.pid) killTree(this.child.pid);
+        stopGroup(this.child.pid);
       }, this.s.timeoutMs);
       this.waiting = { resolve, reject, what, timer };
       this.child.stdin!.write(JSON.stringify({ model, candidate }) + '\n');
@@ -189,7 +230,7 @@ class ServerScorer implements Scorer {
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => this.child.pid && killTree(this.child.pid), 10_000);
+      const timer = setTimeout(() => stopGroup(this.child.pid), 10_000);
       this.child.on('close', () => {
         clearTimeout(timer);
         resolve();

@@ -1,3 +1,4 @@
+import { maxOf } from '../util/arrays.js';
 /**
  * The coefficients a merge search sets: per group of tensors, one weight per model, either on the
  * simplex (they sum to 1: the paper's α) or each in [0, 1] (task-vector weights). Optimizers that
@@ -45,7 +46,7 @@ export class CoefficientSpace {
 /** α = softmax([0, z₁ … z_{k-1}]): one logit fixed, so z is unconstrained. */
 export function softmaxAlpha(z: readonly number[]): number[] {
   const logits = [0, ...z];
-  const m = Math.max(...logits);
+  const m = maxOf(logits);
   const e = logits.map((x) => Math.exp(x - m));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((x) => x / s);

@@ -4,6 +4,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { UserError } from '../../diagnostics.js';
 import { jsonErrorOffset } from '../../util/json-error.js';
 import type { Dialogue, Example, Span, Split, TaskInfo } from './types.js';
+import { pushAll } from '../../util/arrays.js';
 
 /*
  * Loaders for the FETA-Friends tasks in their original public formats (see
@@ -201,7 +202,7 @@ register(
         (row) => ({ dialogue: `meld-${split}-${row.Dialogue_ID}`, u: Number(row.Utterance_ID), speaker: row.Speaker!, scenes: mapping.get(`${split}-${row['Sr No.']}`) }),
         (id, u) => `${info.name}-${id}-${u}`,
       );
-      dialogues.push(...r.dialogues);
+      pushAll(dialogues, r.dialogues);
       splits[split] = r.examples;
       for (const [d, sc] of r.scenes) scenes.set(d, [...sc].sort());
     }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { EChartsOption } from 'echarts';
+import { maxOf } from '../../util/arrays.js';
 
 /*
  * The report's charts, drawn by Apache ECharts in its server-side mode: each is an SVG string put
@@ -94,7 +95,7 @@ export function heatmapSvg(rows: string[], cols: string[], cells: [col: number, 
   const sorted = cells.map((c) => Math.abs(c[2])).sort((a, b) => a - b);
   const extent = Math.max(0.01, sorted[Math.min(sorted.length - 1, Math.floor(0.75 * sorted.length))] ?? 0);
   const clipped = sorted.length > 0 && sorted[sorted.length - 1]! > extent;
-  const longest = Math.max(...cols.map((c) => c.length));
+  const longest = maxOf(cols.map((c) => c.length));
   const rotate = cols.length > 6 ? 35 : 0;
   const bottom = 30 + (rotate ? Math.min(160, longest * 4.2) : 16);
   const width = Math.min(1400, 260 + 46 * cols.length);

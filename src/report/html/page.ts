@@ -6,6 +6,7 @@ import { esc } from './escape.js';
 import type { ReportModel } from './report-model.js';
 import { countsOf } from '../../history/runs.js';
 import { averageRow, signed, type Pair } from '../metrics-table.js';
+import { maxOf } from '../../util/arrays.js';
 
 /*
  * The report as one HTML file: styles inline, every chart an inline SVG, no script, nothing
@@ -110,7 +111,7 @@ function timelineSection(m: ReportModel): string {
   const counts = countsOf(run);
   const intro = `<p class="note">Run <code>${esc(run.id)}</code> (${esc(run.status)}), started ${esc(run.start.startedAt)}: ${counts.ran} ran, ${counts.cached ?? '—'} cached, ${counts.failed} failed.</p>`;
   if (executed.length === 0) return `<h2>Timeline of the last run</h2>${intro}<p class="note">Every node came from the cache: nothing ran.</p>`;
-  const lanes = Math.max(...executed.map((n) => n.lane!)) + 1;
+  const lanes = maxOf(executed.map((n) => n.lane!)) + 1;
   const stages = [...new Set(executed.map((n) => n.stage))];
   const bars: Bar[] = executed.map((n) => ({ lane: n.lane!, start: n.start / 1000, end: (n.start + n.ms) / 1000, label: n.id, stage: n.stage, failed: n.state === 'failed' }));
   const slowest = [...executed].sort((a, b) => b.ms - a.ms).slice(0, 10);
