@@ -8,8 +8,10 @@ import { BIN } from './util.js';
 /*
  * The faults an adversarial user found, each repeated at seeded random moments and counted:
  * two versions of a pipeline run at once in one workspace, gc started during runs, stages that
- * make symlinks (and hardlinks) out of the workspace, and stages that leave background writers
- * behind. Nothing may be lost (a committed record gone), changed (a result that is not what its
+ * make symlinks (and hardlinks) out of the workspace, stages that leave background writers
+ * behind, and (issue 23) a user's files at output paths and in the cache, records edited (some
+ * with their checksum recomputed), and names such as `constructor` for variables, params and
+ * stages. Nothing may be lost (a committed record gone), changed (a result that is not what its
  * pipeline computes), touched outside (a file outside the workspace with other bytes, mode,
  * mtime, inode or link count) or crash (a stack trace).
  */
@@ -55,7 +57,7 @@ function outputs(ws: string): string {
 }
 
 export interface AdversarialStats {
-  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children', number>;
+  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names', number>;
   /** Committed records that disappeared while a run used them. */
   lost: number;
   /** Results in the workspace or the cache that are not what their pipeline computes. */
@@ -82,7 +84,7 @@ stages:
 
 export async function adversarial(rounds: number, seed = 1): Promise<AdversarialStats> {
   const rng = new Rng(`adversarial:${seed}`);
-  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
+  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
   const note = (what: string): void => void (s.examples.length < 5 && s.examples.push(what));
   const check = (r: Run, what: string): Run => {
     if (crashed(r)) {
@@ -210,6 +212,117 @@ stages:
         if (o !== y || v.code !== 0 || /LATE/.test(o)) {
           s.changed++;
           note(`background round ${round}: o=${JSON.stringify(o)} y=${JSON.stringify(y)} verify ${v.code}`);
+        }
+      }
+
+      // 5. A user's files at output paths (after a failed attempt, over a finished output) and in
+      //    the cache before gc: each survives, byte for byte.
+      {
+        s.rounds.user_files++;
+        const ws = mkdtempSync(join(root, 'user-'));
+        writeFileSync(join(ws, 'dfwe.yaml'), 'version: 1\nstages:\n  a:\n    cmd: test -e go && cp in.txt out.txt\n    outs: { o: out.txt }\n  b:\n    cmd: cat in.txt > done.txt\n    outs: { o: done.txt }\n');
+        writeFileSync(join(ws, 'in.txt'), `in ${round}\n`);
+        check(cli(ws, ['run', '--keep-going']), 'user files: first run');
+        const mine = new Map<string, string>([['out.txt', `mine ${round}\n`], ['cache/records/finance.csv', 'x\n'], ['cache/tmp/notes/draft.txt', 'y\n'], ['cache/objects/ab/mine', 'z\n']]);
+        if (rng.chance(0.5)) {
+          rmSync(join(ws, 'done.txt'));
+          mine.set('done.txt', `also mine ${round}\n`);
+        }
+        for (const [rel, text] of mine) {
+          mkdirSync(join(ws, rel, '..'), { recursive: true });
+          writeFileSync(join(ws, rel), text);
+        }
+        writeFileSync(join(ws, 'go'), '');
+        writeFileSync(join(ws, 'in.txt'), `in ${round} again\n`);
+        check(cli(ws, ['run', '--keep-going']), 'user files: run');
+        check(cli(ws, ['gc', '--keep-runs', String(rng.int(3))]), 'user files: gc');
+        for (const [rel, text] of mine) {
+          let now: string | undefined;
+          try {
+            now = readFileSync(join(ws, rel), 'utf8');
+          } catch {
+            now = undefined;
+          }
+          if (now !== text) {
+            s.lost++;
+            note(`user files round ${round}: ${rel} is ${JSON.stringify(now)}`);
+          }
+        }
+      }
+
+      // 6. Records edited, some with their checksum and manifest recomputed as a forger would:
+      //    another object named, links out, two entries at one path. Nothing outside is touched,
+      //    and the outputs are what the pipeline computes.
+      {
+        s.rounds.tampered_records++;
+        const outside = mkdtempSync(join(root, 'outside-'));
+        writeFileSync(join(outside, 'keep.txt'), 'outside\n');
+        const before = snapshot(outside);
+        const ws = mkdtempSync(join(root, 'records-'));
+        const yaml = `version: 1\nstages:\n  f:\n    cmd: echo F${round} > out/f\n    outs: { o: out/f }\n  d:\n    cmd: mkdir -p out/d/e && echo D${round} > out/d/e/x && echo G > out/d/g\n    outs: { o: out/d }\n`;
+        writeFileSync(join(ws, 'dfwe.yaml'), yaml);
+        mkdirSync(join(ws, 'out'));
+        check(cli(ws, ['run']), 'records: first run');
+        const edits: ((r: Record<string, any>, other: Record<string, any>) => void)[] = [
+          (r, other) => {
+            const o = Object.values(r.outputs)[0] as Record<string, any>;
+            const p = Object.values(other.outputs)[0] as Record<string, any>;
+            Object.assign(o, { digest: p.digest, size: p.size, files: p.files, links: p.links, dirs: p.dirs, kind: p.kind });
+          },
+          (r) => Object.assign(Object.values(r.outputs)[0] as object, { kind: 'dir', files: [], links: [{ path: 'L', target: outside }], dirs: ['L/PWNED'] }),
+          (r) => Object.assign(Object.values(r.outputs)[0] as object, { kind: 'dir', files: [], links: [{ path: 'up', target: '..' }, { path: 'L', target: 'up/../..' }] }),
+          (r) => {
+            const o = Object.values(r.outputs)[0] as Record<string, any>;
+            if (o.kind === 'dir') o.links = [{ path: o.files[0].path, target: 'x' }];
+          },
+        ];
+        const { keyOf } = await import('../src/util/hash.js');
+        const { manifestDigest } = await import('../src/keys/tree.js');
+        const dir = join(ws, 'cache/records');
+        const paths = (readdirSync(dir, { recursive: true, encoding: 'utf8' }) as string[]).filter((p) => p.endsWith('.json')).map((p) => join(dir, p));
+        const records = paths.map((p) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, any>);
+        const i = rng.int(records.length);
+        const r = records[i]!;
+        edits[rng.int(edits.length)]!(r, records[(i + 1) % records.length]!);
+        if (rng.chance(0.5)) {
+          for (const o of Object.values(r.outputs) as Record<string, any>[]) if (o.kind === 'dir') o.digest = manifestDigest(o.files, o.links ?? [], o.dirs ?? []);
+          delete r.check;
+          r.check = keyOf(r);
+        }
+        rmSync(paths[i]!);
+        writeFileSync(paths[i]!, JSON.stringify(r));
+        rmSync(join(ws, 'out'), { recursive: true });
+        const again = check(cli(ws, ['run']), 'records: run');
+        if (again.code !== 0 || outputs(ws) !== referenceOf(yaml)) {
+          s.changed++;
+          note(`records round ${round}: exit ${again.code}, outputs ${outputs(ws)}: ${again.stderr.slice(-300)}`);
+        }
+        if (snapshot(outside) !== before) {
+          s.outside_touched++;
+          note(`records round ${round}: outside changed`);
+        }
+      }
+
+      // 7. Sweep variables, params and stages named as an object's own members.
+      {
+        s.rounds.hostile_names++;
+        const ws = mkdtempSync(join(root, 'names-'));
+        const names = ['constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString'];
+        const v = names[rng.int(names.length)]!;
+        const p = names[rng.int(names.length)]!;
+        writeFileSync(join(ws, 'dfwe.yaml'), `version: 1\nparams:\n  ${p}: 7\nsweep:\n  ${v}: [a, b]\nstages:\n  ${names[rng.int(names.length)]}:\n    cmd: echo \${{ ${v} }} \${{ params.${p} }} > out/o-\${{ ${v} }}\n    outs: { o: "out/o-\${{ ${v} }}" }\n`);
+        mkdirSync(join(ws, 'out'));
+        const r = check(cli(ws, ['run', '--only', `${v}=b`]), `names ${v}/${p}: run`);
+        for (const args of [['status', '--all'], ['expand'], ['runs'], ['metrics'], ['status', '--only', `${names[rng.int(names.length)]}=a`], ['status', '--param', `${names[rng.int(names.length)]}=1`]]) check(cli(ws, args), `names ${v}/${p}: ${args.join(' ')}`);
+        let o: string | undefined;
+        try {
+          o = readFileSync(join(ws, 'out/o-b'), 'utf8');
+        } catch {
+          o = undefined;
+        }
+        if (r.code !== 0 || o !== 'b 7\n') {
+          s.changed++;
+          note(`names round ${round} (${v}, ${p}): exit ${r.code}, out ${JSON.stringify(o)}: ${r.stderr.slice(-300)}`);
         }
       }
     }

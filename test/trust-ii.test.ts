@@ -296,3 +296,35 @@ test('repro 10: arrays of any length are never spread into a call (a 135,000-fil
   assert.equal(maxOf([], 0), 0);
   assert.equal(pushAll([], big).length, 300_000);
 });
+
+test('repro 14: run-history lines of valid JSON with wrong types are skipped by runs, diff and report, never a crash or a runaway page', () => {
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: echo ${{ params.n }} > a.txt\n    outs: { o: a.txt }\n').replace('stages:', 'params:\n  n: 1\nstages:') });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.equal(dfwe(ws, ['run', '--param', 'n=2']).code, 0);
+  const dir = join(ws, 'cache/runs');
+  const file = join(dir, readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()[1]!);
+  const original = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
+  const mutations: [string, (lines: Record<string, any>[]) => string][] = [
+    ['averageDelta "x"', (ls) => lines(ls, (l) => l.t === 'end' && (l.report = { baseline: 'a', method: 'a', pairs: [], averageDelta: 'x' }))],
+    ['git.commit 5', (ls) => lines(ls, (l) => l.t === 'start' && (l.git = { commit: 5, dirty: false }))],
+    ['lane 1e9', (ls) => lines(ls, (l) => l.t === 'node' && (l.lane = 1e9))],
+    ['ran "3"', (ls) => lines(ls, (l) => l.t === 'end' && (l.ran = '3'))],
+    ['params 100,000 deep', (ls) => lines(ls).replace(/"params":\{[^}]*\}/, `"params":${deep}`)],
+  ];
+  for (const [what, mutate] of mutations) {
+    writeFileSync(file, mutate(structuredClone(original)));
+    for (const args of [['runs'], ['runs', '--json'], ['diff'], ['report', '-o', 'r.html']]) {
+      const t0 = Date.now();
+      const r = dfwe(ws, args);
+      assert.ok(r.code === 0 || r.code === 2, `${what}: dfwe ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-400)}`);
+      assert.doesNotMatch(r.stderr, /internal error|\n\s+at .*\.js:\d+/, `${what}: dfwe ${args.join(' ')}`);
+      assert.ok(Date.now() - t0 < 20_000, `${what}: dfwe ${args.join(' ')} took ${Date.now() - t0} ms`);
+    }
+  }
+});
+
+/** History lines as text, each edited by `edit` first. */
+function lines(ls: Record<string, any>[], edit: (l: Record<string, any>) => unknown = () => undefined): string {
+  return ls.map((l) => (edit(l), JSON.stringify(l))).join('\n') + '\n';
+}

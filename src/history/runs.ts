@@ -25,18 +25,57 @@ export interface Run {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+const optional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === undefined || ok(v);
+/** A whole count, as the history writes them (not 1e300, not 1.5, not "3"). */
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isMs = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isScore = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+/** More job slots than any run has: a lane past it would make the report draw that many rows. */
+const MAX_LANE = 4096;
+/** How deep params may nest before a history line is taken as damaged (the commands walk them). */
+const MAX_DEPTH = 64;
 
+/** Nested no deeper than `max`, checked without recursion (a line can nest 100,000 deep). */
+function shallow(v: unknown, max = MAX_DEPTH): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    if (d >= max) return false;
+    for (const y of Object.values(x)) stack.push([y, d + 1]);
+  }
+  return true;
+}
+
+const isGit = (g: unknown): boolean => isObject(g) && isString(g.commit) && typeof g.dirty === 'boolean';
+const isOnly = (o: unknown): boolean => isObject(o) && Object.values(o).every((v) => Array.isArray(v) && v.every(isString));
+const isPair = (p: unknown): boolean =>
+  isObject(p) && isString(p.task) && isString(p.method) && optional(p.baseline, isString) && isObject(p.vars) && shallow(p.vars) &&
+  optional(p.methodScore, isScore) && optional(p.baselineScore, isScore) && optional(p.delta, isScore);
+
+/*
+ * Every field a command reads is checked for its type here, once: a line of valid JSON with a
+ * wrong type (`averageDelta: "x"`, `git.commit: 5`, params nested 100,000 deep, `lane: 1e9`) is a
+ * damaged line, skipped like one cut short, never a crash or a page of a billion rows.
+ */
 function isStart(l: Record<string, unknown>): l is StartLine & Record<string, unknown> {
-  return l.t === 'start' && l.format === HISTORY_FORMAT && typeof l.id === 'string' && typeof l.startedAt === 'string' && typeof l.pipeline === 'string' && typeof l.workspace === 'string' &&
-    isObject(l.params) && isObject(l.overrides) && isObject(l.only) && typeof l.pid === 'number' && typeof l.host === 'string' && typeof l.nodes === 'number';
+  return l.t === 'start' && l.format === HISTORY_FORMAT && isString(l.id) && isString(l.startedAt) && isString(l.pipeline) && isString(l.workspace) &&
+    (l.command === 'run' || l.command === 'watch') && isString(l.name) && isString(l.pipelineDigest) && isString(l.variantKey) && isString(l.executor) && isCount(l.jobs) &&
+    isObject(l.params) && shallow(l.params) && isObject(l.overrides) && shallow(l.overrides) && isOnly(l.only) && isCount(l.pid) && optional(l.pidStart, isString) &&
+    isString(l.host) && isCount(l.nodes) && optional(l.git, isGit);
 }
 
 function isNode(l: Record<string, unknown>): l is NodeLine & Record<string, unknown> {
-  return l.t === 'node' && typeof l.id === 'string' && typeof l.stage === 'string' && typeof l.start === 'number' && typeof l.ms === 'number' && ['ran', 'restored', 'failed'].includes(l.state as string);
+  return l.t === 'node' && isString(l.id) && isString(l.stage) && isMs(l.start) && isMs(l.ms) && ['ran', 'restored', 'failed'].includes(l.state as string) &&
+    optional(l.lane, (v) => isCount(v) && v < MAX_LANE) && optional(l.host, isString) && optional(l.rss, isCount) && optional(l.error, isString);
 }
 
 function isEnd(l: Record<string, unknown>): l is EndLine & Record<string, unknown> {
-  return l.t === 'end' && typeof l.endedAt === 'string' && ['succeeded', 'failed', 'interrupted'].includes(l.status as string) && typeof l.ran === 'number' && typeof l.cached === 'number' && typeof l.failed === 'number';
+  const r = l.report;
+  const reportOk = r === undefined || (isObject(r) && isString(r.baseline) && isString(r.method) && Array.isArray(r.pairs) && r.pairs.every(isPair) && optional(r.averageDelta, isScore));
+  return l.t === 'end' && isString(l.endedAt) && ['succeeded', 'failed', 'interrupted'].includes(l.status as string) && isCount(l.ran) && isCount(l.cached) && isCount(l.failed) &&
+    isCount(l.restored) && isCount(l.skipped) && optional(l.served, (s) => isString(s) && /^[0-9a-f]{32}$/.test(s)) && reportOk;
 }
 
 export function parseRun(text: string): Run | undefined {
@@ -109,7 +148,7 @@ export function readServed(store: CacheStore, digest: string | undefined): Serve
   if (!digest || !/^[0-9a-f]{32}$/.test(digest)) return undefined;
   try {
     const s = JSON.parse(readFileSync(servedPath(store, digest), 'utf8')) as ServedSet;
-    const entryOk = (e: unknown): boolean => Array.isArray(e) && e.length === 4 && typeof e[0] === 'string' && typeof e[1] === 'string' && typeof e[2] === 'string' && (e[3] === null || isObject(e[3]));
+    const entryOk = (e: unknown): boolean => Array.isArray(e) && e.length === 4 && isString(e[0]) && isString(e[1]) && isString(e[2]) && (e[3] === null || (isObject(e[3]) && Object.values(e[3]).every(isScore)));
     return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) && s.nodes.every(entryOk) ? s : undefined;
   } catch {
     return undefined;

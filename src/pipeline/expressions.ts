@@ -194,11 +194,15 @@ export function toPlain(v: unknown): unknown {
   return v;
 }
 
-/** Values handed to CEL: numbers that are whole become ints so `params.n + 1` works. */
+/**
+ * Values handed to CEL: numbers that are whole become ints so `params.n + 1` works, and objects
+ * become Maps, so a key named `constructor` or `toString` is a key (CEL tells a plain object by
+ * its `constructor`).
+ */
 export function toCel(v: unknown): unknown {
   if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
   if (Array.isArray(v)) return v.map(toCel);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)]));
+  if (v && typeof v === 'object') return new Map(Object.entries(v).map(([k, x]) => [k, toCel(x)]));
   return v;
 }
 
