@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { batchScript, sbatchArgs } from '../src/execute/executors/slurm.js';
 import { dfwe, dfweAsync, ran, read, REPO, workspace } from './helpers.js';
 
@@ -156,4 +157,17 @@ test('--executor slurm without a reachable controller is an input error that say
   assert.match(r.stderr, /--executor slurm: cannot reach a Slurm controller: /);
   assert.deepEqual(ran(r), []);
   assert.equal(dfwe(ws, ['run', '--executor', 'pbs']).code, 2);
+});
+
+test('a workspace path holding % (which sbatch would expand in --output) runs its jobs (issue 23, repro 16)', () => {
+  assert.ok(sbatchArgs({ nodeId: 'a', cwd: '/w%j', logPath: '/w%j/cache/tmp/run-1/0.log', resources: {}, options: {} }).includes('--output=/w%%j/cache/tmp/run-1/0.log'));
+});
+
+test('a job of a workspace whose path holds % succeeds, its log where dfwe reads it', cluster, () => {
+  const ws = join(workspace(), 'w%j%x 100%');
+  mkdirSync(ws);
+  writeFileSync(join(ws, 'dfwe.yaml'), 'version: 1\nstages:\n  a: { cmd: "echo from-slurm-9c1e; echo ok > out.txt", outs: { o: out.txt } }\n');
+  const r = dfwe(ws, ['run', ...SLURM, '-v']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(read(ws, 'out.txt'), 'ok\n');
 });

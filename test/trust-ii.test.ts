@@ -328,3 +328,21 @@ test('repro 14: run-history lines of valid JSON with wrong types are skipped by 
 function lines(ls: Record<string, any>[], edit: (l: Record<string, any>) => unknown = () => undefined): string {
   return ls.map((l) => (edit(l), JSON.stringify(l))).join('\n') + '\n';
 }
+
+test('repro 18: tensor-name globs match in time linear in the name (600,000 dots), and as the regular expressions did', async () => {
+  const { globMatcher } = await import('../src/merge/patterns.js');
+  const t0 = performance.now();
+  assert.equal(globMatcher(['*.*.weight'])('.'.repeat(600_000)), false);
+  assert.equal(globMatcher(['*.*.weight'])(`${'.'.repeat(600_000)}weight`), true);
+  assert.ok(performance.now() - t0 < 5_000, `${performance.now() - t0} ms`);
+  // Against the old regular expressions on small random names and patterns.
+  const { Rng } = await import('../src/ml/random.js');
+  const rng = new Rng('globs');
+  const pick = (alphabet: string, n: number): string => Array.from({ length: n }, () => alphabet[rng.int(alphabet.length)]).join('');
+  for (let i = 0; i < 20_000; i++) {
+    const pattern = pick('ab.*?', rng.int(7));
+    const name = pick('ab.', rng.int(9));
+    const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    assert.equal(globMatcher([pattern])(name), re.test(name), `${pattern} ~ ${name}`);
+  }
+});

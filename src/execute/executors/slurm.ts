@@ -67,7 +67,7 @@ export const slurm: ExecutorKind = {
 /** sbatch options for a node: its resources and the pipeline's and stage's Slurm settings. */
 export function sbatchArgs(l: Pick<Launch, 'nodeId' | 'cwd' | 'logPath' | 'resources' | 'options'>): string[] {
   const settings = l.options as SlurmOptions;
-  const args = ['--parsable', `--job-name=dfwe:${l.nodeId}`, `--chdir=${l.cwd}`, `--output=${l.logPath}`, '--open-mode=append', '--export=ALL'];
+  const args = ['--parsable', `--job-name=dfwe:${l.nodeId}`, `--chdir=${l.cwd}`, `--output=${l.logPath.replaceAll('%', '%%')}`, '--open-mode=append', '--export=ALL'];
   const { cpu, gpu } = l.resources;
   if (cpu !== undefined && cpu > 0) args.push(`--cpus-per-task=${cpu}`);
   if (gpu !== undefined && gpu > 0) args.push(`--gres=gpu:${gpu}`);
