@@ -346,3 +346,14 @@ test('repro 18: tensor-name globs match in time linear in the name (600,000 dots
     assert.equal(globMatcher([pattern])(name), re.test(name), `${pattern} ~ ${name}`);
   }
 });
+
+test('repro 9: a scorer server that answers twice per request fails the search, saying so; its answers are never credited to the next candidate', () => {
+  const ws = searchWorkspace(`      score_server: "while read l; do echo '{\\"score\\": 1}'; echo '{\\"score\\": 2}'; done"\n`);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /answered when no candidate was waiting for one \(\{"score": 2\}\): it must answer each request with exactly one line/);
+  const echo = searchWorkspace(`      score_server: "while read l; do echo '{\\"candidate\\": 99, \\"score\\": 1}'; done"\n`);
+  const e = dfwe(echo, ['run']);
+  assert.equal(e.code, 1);
+  assert.match(e.stderr, /was answered for candidate 99/);
+});

@@ -47,6 +47,16 @@ class Tail {
   }
 }
 
+/** The candidate an answer line names, if it echoes one (`{"candidate": 3, "score": …}`). */
+function candidateOf(line: string): number | undefined {
+  try {
+    const c = (JSON.parse(line) as { candidate?: unknown }).candidate;
+    return typeof c === 'number' ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The answer in a line, if the line is one: a JSON object with a finite numeric score. */
 function answerOf(line: string, what: string): Value | undefined {
   const t = line.trim();
@@ -161,7 +171,7 @@ class CommandScorer implements Scorer {
 class ServerScorer implements Scorer {
   private readonly child: ChildProcess;
   private readonly tail = new Tail();
-  private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; timer: NodeJS.Timeout | undefined } | undefined;
+  private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; candidate: number; timer: NodeJS.Timeout | undefined } | undefined;
   private ended: Error | undefined;
 
   constructor(
@@ -192,8 +202,22 @@ class ServerScorer implements Scorer {
       }
       return;
     }
-    if (!a || !w) {
+    if (!a) {
       this.s.log(`score: ${l}`);
+      return;
+    }
+    // One answer per request: an answer with none waiting (a second answer to one request) would
+    // be credited to the next candidate, so the server is stopped and the search fails with why.
+    if (!w) {
+      this.end(new StageInputError(`the scorer server \`${this.command}\` answered when no candidate was waiting for one (${l.trim().slice(0, 200)}): it must answer each request with exactly one line`));
+      stopGroup(this.child.pid);
+      return;
+    }
+    const echoed = candidateOf(l);
+    if (echoed !== undefined && echoed !== w.candidate) {
+      this.waiting = undefined;
+      clearTimeout(w.timer);
+      w.reject(new StageInputError(`${w.what} was answered for candidate ${echoed}: each answer must follow its own request`));
       return;
     }
     this.waiting = undefined;
@@ -221,7 +245,7 @@ class ServerScorer implements Scorer {
         this.ended ??= new StageInputError(`${what} was stopped after a timeout`);
         stopGroup(this.child.pid);
       }, this.s.timeoutMs);
-      this.waiting = { resolve, reject, what, timer };
+      this.waiting = { resolve, reject, what, candidate, timer };
       this.child.stdin!.write(JSON.stringify({ model, candidate }) + '\n');
     });
   }
