@@ -357,3 +357,15 @@ test('repro 9: a scorer server that answers twice per request fails the search, 
   assert.equal(e.code, 1);
   assert.match(e.stderr, /was answered for candidate 99/);
 });
+
+test('repro 13: a scorer printing 600 MB without a newline, or 200,000 lines, is read in bounded memory: the line is cut, the log keeps the first lines', () => {
+  const ws = searchWorkspace(
+    `      score: "test -e once || { touch once; head -c 600000000 /dev/zero | tr '\\\\0' x; echo; seq 200000; }; echo '{\\"score\\": 1}'"\n`,
+  );
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+  assert.equal(JSON.parse(read(ws, 'out/search/search')).evaluations, 3);
+  const log = dfwe(ws, ['show', 'search', '--log']).stdout;
+  assert.match(log, /x{100}… \(599934464 more characters of this line not kept\)/);
+  assert.ok((log.match(/^.*score: \d+$/gm) ?? []).length < 1100, 'the log keeps the first lines only');
+});

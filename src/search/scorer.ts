@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { boundedLines } from '../util/lines.js';
 import { StageInputError } from '../stage-type.js';
 import { shellQuote } from '../util/shell.js';
 import type { Value } from './optimizers.js';
@@ -45,6 +45,18 @@ class Tail {
   get text(): string {
     return this.lines.length ? `; its stderr ended with:\n${this.lines.join('\n')}` : '';
   }
+}
+
+/** Lines of a scorer's output that reach the stage's log: the first ones, then a note per 10,000 more (1 GB of lines must not fill the log or the heap). */
+const LOGGED_LINES = 1000;
+
+function logBudget(log: (line: string) => void): (line: string) => void {
+  let n = 0;
+  return (line) => {
+    n++;
+    if (n <= LOGGED_LINES) log(line);
+    else if (n % 10_000 === 0) log(`score: (${n - LOGGED_LINES} more lines of the scorer's output not logged)`);
+  };
 }
 
 /** The candidate an answer line names, if it echoes one (`{"candidate": 3, "score": …}`). */
@@ -137,15 +149,16 @@ class CommandScorer implements Scorer {
       let answer: Value | undefined;
       /** The first thing that went wrong; said, with the stderr tail, once the process is gone. */
       let problem: string | undefined;
-      createInterface({ input: child.stderr! }).on('line', (l) => {
+      const log = logBudget(this.s.log);
+      boundedLines(child.stderr!, (l) => {
         tail.push(l);
-        this.s.log(`score: ${l}`);
+        log(`score: ${l}`);
       });
-      createInterface({ input: child.stdout! }).on('line', (l) => {
+      boundedLines(child.stdout!, (l) => {
         try {
           const a = answerOf(l, what);
           if (a) answer = a;
-          else this.s.log(`score: ${l}`);
+          else log(`score: ${l}`);
         } catch (err) {
           problem ??= (err as Error).message;
         }
@@ -173,17 +186,20 @@ class ServerScorer implements Scorer {
   private readonly tail = new Tail();
   private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; candidate: number; timer: NodeJS.Timeout | undefined } | undefined;
   private ended: Error | undefined;
+  private readonly log: (line: string) => void;
 
   constructor(
     private readonly command: string,
     private readonly s: ScorerSettings,
   ) {
     this.child = spawnGroup(command, { cwd: s.cwd, env: s.env, stdin: 'pipe' });
-    createInterface({ input: this.child.stderr! }).on('line', (l) => {
+    const log = logBudget(s.log);
+    this.log = log;
+    boundedLines(this.child.stderr!, (l) => {
       this.tail.push(l);
-      s.log(`score: ${l}`);
+      log(`score: ${l}`);
     });
-    createInterface({ input: this.child.stdout! }).on('line', (l) => this.line(l));
+    boundedLines(this.child.stdout!, (l) => this.line(l));
     this.child.stdin!.on('error', () => undefined); // a server that died: said by 'close'
     this.child.on('error', (err) => this.end(new StageInputError(`the scorer server \`${command}\` could not start: ${err.message}`)));
     this.child.on('close', (code, signal) => this.end(new StageInputError(`the scorer server \`${command}\` ended (${signal ? `killed by ${signal}` : `exit code ${code}`})${this.waiting ? ` before it answered ${this.waiting.what.replace(/^.*\(/, '(')}` : ''}${this.tail.text}`)));
@@ -203,7 +219,7 @@ class ServerScorer implements Scorer {
       return;
     }
     if (!a) {
-      this.s.log(`score: ${l}`);
+      this.log(`score: ${l}`);
       return;
     }
     // One answer per request: an answer with none waiting (a second answer to one request) would
