@@ -369,3 +369,13 @@ test('repro 13: a scorer printing 600 MB without a newline, or 200,000 lines, is
   assert.match(log, /x{100}… \(599934464 more characters of this line not kept\)/);
   assert.ok((log.match(/^.*score: \d+$/gm) ?? []).length < 1100, 'the log keeps the first lines only');
 });
+
+test('repro 20: a 3,000-character sweep value gives a default output directory within 255 bytes, distinct from its neighbour', () => {
+  const long = 'v'.repeat(3000);
+  const ws = workspace({ 'dfwe.yaml': `version: 1\nsweep:\n  x: [${long}, ${long}w, é${'é'.repeat(1500)}]\nstages:\n  s:\n    cmd: echo \${{ x }} > \${{ outs.o }}\n    outs: { o: ~ }\n` });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr.slice(-500));
+  const dirs = readdirSync(join(ws, 'out/s'));
+  assert.equal(dirs.length, 3);
+  for (const d of dirs) assert.ok(Buffer.byteLength(d) <= 255, d);
+});

@@ -29,6 +29,20 @@ export function nodeId(stage: string, vars: Record<string, unknown>): string {
 }
 
 /** Default output path: out/STAGE/OUT, or out/STAGE/var=value,…/OUT in a sweep. */
+/** Bytes a file name may have on Linux filesystems; a longer name fails with ENAMETOOLONG. */
+const NAME_BYTES = 255;
+
+/**
+ * A directory name within NAME_BYTES: a long one (a sweep value of 3,000 characters) keeps its
+ * first 180 bytes and a digest of the whole, so two long values never share a directory.
+ */
+function fitName(name: string, whole: string): string {
+  if (Buffer.byteLength(name) <= NAME_BYTES) return name;
+  let head = name.slice(0, 180);
+  while (Buffer.byteLength(head) > 180) head = head.slice(0, -1);
+  return `${head}~${keyOf(whole).slice(0, 16)}`;
+}
+
 export function defaultOutPath(stage: string, vars: Record<string, unknown>, out: string): string {
   const keys = Object.keys(vars).sort();
   if (keys.length === 0) return `out/${stage}/${out}`;
@@ -37,6 +51,6 @@ export function defaultOutPath(stage: string, vars: Record<string, unknown>, out
   // specially. Values that needed replacing get a digest suffix, so two never collide.
   const safe = raw.replace(/"/g, '').replace(/[^\p{L}\p{N}._,=+@%-]/gu, '_');
   const dir = safe === raw.replace(/"/g, '') ? safe : `${safe}~${keyOf(raw).slice(0, 8)}`;
-  return `out/${stage}/${dir}/${out}`;
+  return `out/${stage}/${fitName(dir, raw)}/${out}`;
 }
 
