@@ -379,3 +379,16 @@ test('repro 20: a 3,000-character sweep value gives a default output directory w
   assert.equal(dirs.length, 3);
   for (const d of dirs) assert.ok(Buffer.byteLength(d) <= 255, d);
 });
+
+test('repro 12: an index.json nested 100,000 deep and a tensor too large for ties\' scratch array are clear stage errors, not crashes', async () => {
+  const { openCheckpoint } = await import('../src/checkpoint/checkpoint.js');
+  const { allocFloat32 } = await import('../src/merge/alloc.js');
+  const ws = workspace();
+  const dir = join(ws, 'model');
+  mkdirSync(dir);
+  rawSafetensors(join(dir, 'model-00001-of-00001.safetensors'), [['w', 'F32', [1]]]);
+  const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
+  writeFileSync(join(dir, 'model.safetensors.index.json'), `{"metadata": ${deep}, "weight_map": {"w": "model-00001-of-00001.safetensors"}}`);
+  assert.throws(() => openCheckpoint(dir), (err: Error) => err.constructor.name === 'StageInputError' && /nested more than 64 levels deep/.test(err.message));
+  assert.throws(() => allocFloat32(2 ** 34, 'ties: tensor "huge"'), (err: Error) => err.constructor.name === 'StageInputError' && /ties: tensor "huge" has 17,179,869,184 elements, and its scratch array \(64\.0 GiB\) cannot be allocated here/.test(err.message));
+});

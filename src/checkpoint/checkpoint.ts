@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { StageInputError } from '../stage-type.js';
 import { readHeader, readTensor, SafetensorsWriter, type TensorInfo } from './safetensors.js';
 import { pushAll } from '../util/arrays.js';
+import { nestedWithin } from '../util/depth.js';
 
 /*
  * A checkpoint as frameworks save it: one .safetensors file, or a directory the way Hugging Face
@@ -61,6 +62,9 @@ export function openCheckpoint(path: string): Checkpoint {
       throw new StageInputError(`${join(path, INDEX)}: not JSON (${(err as Error).message})`);
     }
     if (!index || typeof index.weight_map !== 'object' || index.weight_map === null) throw new StageInputError(`${join(path, INDEX)}: has no "weight_map"`);
+    if (!Object.values(index.weight_map).every((f) => typeof f === 'string')) throw new StageInputError(`${join(path, INDEX)}: "weight_map" must map tensor names to shard file names`);
+    // It is written again beside the merge: nesting past a writer's recursion is refused here.
+    if (!nestedWithin(index, 64)) throw new StageInputError(`${join(path, INDEX)}: nested more than 64 levels deep; an index is a weight map and a little metadata`);
     const shards = [...new Set(Object.values(index.weight_map))].sort();
     for (const s of shards) if (!names.includes(s)) throw new StageInputError(`${join(path, INDEX)} lists shard ${s}, which is not in ${path}`);
     const c = fromFiles(path, 'dir', shards, path, index, extras);

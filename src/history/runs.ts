@@ -4,6 +4,7 @@ import { localHost } from '../cache/records.js';
 import type { CacheStore } from '../cache/store.js';
 import { UserError } from '../diagnostics.js';
 import { processAlive, processStart } from '../util/process.js';
+import { nestedWithin } from '../util/depth.js';
 import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
 
 /*
@@ -36,17 +37,7 @@ const MAX_LANE = 4096;
 /** How deep params may nest before a history line is taken as damaged (the commands walk them). */
 const MAX_DEPTH = 64;
 
-/** Nested no deeper than `max`, checked without recursion (a line can nest 100,000 deep). */
-function shallow(v: unknown, max = MAX_DEPTH): boolean {
-  const stack: [unknown, number][] = [[v, 0]];
-  while (stack.length) {
-    const [x, d] = stack.pop()!;
-    if (typeof x !== 'object' || x === null) continue;
-    if (d >= max) return false;
-    for (const y of Object.values(x)) stack.push([y, d + 1]);
-  }
-  return true;
-}
+const shallow = (v: unknown): boolean => nestedWithin(v, MAX_DEPTH);
 
 const isGit = (g: unknown): boolean => isObject(g) && isString(g.commit) && typeof g.dirty === 'boolean';
 const isOnly = (o: unknown): boolean => isObject(o) && Object.values(o).every((v) => Array.isArray(v) && v.every(isString));

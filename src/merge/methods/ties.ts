@@ -1,5 +1,6 @@
 import { unitWeights, type MergeMethod } from '../method.js';
 import { kthLargest } from '../select.js';
+import { allocFloat32 } from '../alloc.js';
 
 /**
  * TIES (Yadav et al., 2023): each task vector τᵢ = θᵢ − θ_base is trimmed to its `density`
@@ -24,7 +25,7 @@ export const ties: MergeMethod<{ density: number; lambda: number }, number[]> = 
   prepare(t) {
     // Each model's magnitude threshold, over the whole tensor: one scratch array, model by model.
     const keep = Math.max(1, Math.ceil(t.params.density * t.size));
-    const mags = new Float32Array(t.size);
+    const mags = allocFloat32(t.size, `ties: tensor "${t.name}"`);
     const thresholds: number[] = [];
     const step = 1 << 20;
     for (let i = 0; i < t.k; i++) {
