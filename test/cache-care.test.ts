@@ -60,7 +60,7 @@ test('verify re-hashes objects, quarantines a corrupt one, and the next run reco
   utimesSync(obj, sealed, sealed);
   const v = dfwe(ws, ['verify']);
   assert.equal(v.code, 1);
-  assert.match(v.stdout, new RegExp(`1 corrupt\\n  quarantined ${digest}`));
+  assert.match(v.stdout, new RegExp(`1 corrupt; \\d+ records: 0 damaged\\n  quarantined ${digest}`));
   assert.equal(readdirSync(join(ws, 'cache/quarantine')).length, 1);
   const r = dfwe(ws, ['run']);
   // When the bytes rotted cannot be told (the seal is intact), so small, which read them, runs too.

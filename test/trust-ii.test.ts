@@ -135,6 +135,9 @@ test('repro 7: a record edited to name another existing object is not served: it
   assert.equal(dfwe(ws, ['run']).code, 0);
   const b = JSON.parse(dfwe(ws, ['show', 'b', '--json']).stdout).record.outputs.o;
   await editRecord(ws, 'a', (r) => Object.assign(r.outputs.o, { digest: b.digest, size: b.size }), false);
+  const v = dfwe(ws, ['verify']);
+  assert.equal(v.code, 1);
+  assert.match(v.stdout, /2 records: 1 damaged\n  record [0-9a-f]{32} fails its checksum, shape or manifest/);
   rmSync(join(ws, 'a.txt'));
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);
@@ -156,6 +159,7 @@ test('repro 5 and 15: a record whose links lead out, whose directories pass thro
       const ws = workspace({ 'dfwe.yaml': PIPE('  d:\n    cmd: mkdir -p out/d && echo x > out/d/f.txt\n    outs: { o: out/d }\n') });
       assert.equal(dfwe(ws, ['run']).code, 0);
       await editRecord(ws, 'd', (r) => edit(r.outputs.o), reseal);
+      assert.match(dfwe(ws, ['verify']).stdout, /1 records: 1 damaged/, `${what}: verify sees it`);
       rmSync(join(ws, 'out/d'), { recursive: true });
       const r = dfwe(ws, ['run']);
       assert.equal(r.code, 0, `${what}: ${r.stderr}`);

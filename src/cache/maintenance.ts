@@ -163,11 +163,20 @@ export interface VerifyReport {
   bytes: number;
   corrupt: string[];
   resealed: number;
+  records: number;
+  /** Records that fail their checksum, shape or manifest: never served; gc removes them. */
+  damagedRecords: string[];
 }
 
-/** Re-hash every object: a wrong digest is quarantined (its node recomputes on the next run). */
+/** Re-hash every object (a wrong digest is quarantined: its node recomputes on the next run) and check every record. */
 export function verifyObjects(store: CacheStore): VerifyReport {
-  const report: VerifyReport = { objects: 0, bytes: 0, corrupt: [], resealed: 0 };
+  const report: VerifyReport = { objects: 0, bytes: 0, corrupt: [], resealed: 0, records: 0, damagedRecords: [] };
+  for (const f of walk(store.recordsDir)) {
+    const key = /^\/[0-9a-f]{2}\/([0-9a-f]{32})\.json$/.exec(f.path.slice(store.recordsDir.length))?.[1];
+    if (!key) continue;
+    report.records++;
+    if (!readRecord(store, key)) report.damagedRecords.push(key);
+  }
   for (const f of walk(store.objectsDir)) {
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);
     if (!/^[0-9a-f]{32}$/.test(name)) continue; // a temp file of a commit in progress

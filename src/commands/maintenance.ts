@@ -91,9 +91,10 @@ export async function verifyCommand(g: GlobalOptions): Promise<number> {
   const t0 = performance.now();
   const r = verifyObjects(store);
   const secs = (performance.now() - t0) / 1000;
-  process.stdout.write(`dfwe verify: ${r.objects} objects, ${mib(r.bytes)} re-hashed in ${secs.toFixed(2)}s: ${r.corrupt.length} corrupt${r.resealed ? `, ${r.resealed} resealed` : ''}\n`);
+  process.stdout.write(`dfwe verify: ${r.objects} objects, ${mib(r.bytes)} re-hashed in ${secs.toFixed(2)}s: ${r.corrupt.length} corrupt${r.resealed ? `, ${r.resealed} resealed` : ''}; ${r.records} records: ${r.damagedRecords.length} damaged\n`);
   for (const d of r.corrupt) process.stdout.write(`  quarantined ${d}: its content no longer matches its name; the nodes that made it will run again\n`);
-  return r.corrupt.length ? 1 : 0;
+  for (const k of r.damagedRecords) process.stdout.write(`  record ${k} fails its checksum, shape or manifest (edited or damaged): it is never served, its node runs again, and gc removes it\n`);
+  return r.corrupt.length || r.damagedRecords.length ? 1 : 0;
 }
 
 export async function pinCommand(name: string | undefined, pipeline: string | undefined, opts: { list?: boolean; remove?: boolean }, g: GlobalOptions): Promise<number> {
