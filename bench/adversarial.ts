@@ -10,8 +10,8 @@ import { BIN } from './util.js';
  * two versions of a pipeline run at once in one workspace, gc started during runs, stages that
  * make symlinks (and hardlinks) out of the workspace, stages that leave background writers
  * behind, and (issue 23) a user's files at output paths and in the cache, records edited (some
- * with their checksum recomputed), and names such as `constructor` for variables, params and
- * stages. Nothing may be lost (a committed record gone), changed (a result that is not what its
+ * with their checksum recomputed), names such as `constructor` for variables, params and
+ * stages, and run-history lines whose fields have the wrong type. Nothing may be lost (a committed record gone), changed (a result that is not what its
  * pipeline computes), touched outside (a file outside the workspace with other bytes, mode,
  * mtime, inode or link count) or crash (a stack trace).
  */
@@ -57,7 +57,7 @@ function outputs(ws: string): string {
 }
 
 export interface AdversarialStats {
-  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names', number>;
+  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names' | 'history_lines', number>;
   /** Committed records that disappeared while a run used them. */
   lost: number;
   /** Results in the workspace or the cache that are not what their pipeline computes. */
@@ -84,7 +84,7 @@ stages:
 
 export async function adversarial(rounds: number, seed = 1): Promise<AdversarialStats> {
   const rng = new Rng(`adversarial:${seed}`);
-  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
+  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0, history_lines: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
   const note = (what: string): void => void (s.examples.length < 5 && s.examples.push(what));
   const check = (r: Run, what: string): Run => {
     if (crashed(r)) {
@@ -324,6 +324,34 @@ stages:
           s.changed++;
           note(`names round ${round} (${v}, ${p}): exit ${r.code}, out ${JSON.stringify(o)}: ${r.stderr.slice(-300)}`);
         }
+      }
+
+      // 8. Run-history lines of valid JSON with fields of the wrong type: runs, diff and report
+      //    read them without a crash.
+      {
+        s.rounds.history_lines++;
+        const ws = mkdtempSync(join(root, 'history-'));
+        writeFileSync(join(ws, 'dfwe.yaml'), 'version: 1\nparams:\n  n: 1\nstages:\n  a:\n    cmd: echo ${{ params.n }} > out.txt\n    outs: { o: out.txt }\n');
+        check(cli(ws, ['run']), 'history: run 1');
+        check(cli(ws, ['run', '--param', 'n=2']), 'history: run 2');
+        const dir = join(ws, 'cache/runs');
+        const names = readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort();
+        const file = join(dir, names[rng.int(names.length)]!);
+        const hostile: unknown[] = ['x', 5, -1, 1e9, 1e300, null, true, [], {}, [1, 'a'], { a: { b: 'c' } }, '__proto__', 'constructor'];
+        const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+        for (let m = 0; m < 3; m++) {
+          const line = lines[rng.int(lines.length)]!;
+          const keys = Object.keys(line);
+          const key = keys[rng.int(keys.length)]!;
+          const value = hostile[rng.int(hostile.length)];
+          const inner = line[key];
+          if (inner && typeof inner === 'object' && !Array.isArray(inner) && Object.keys(inner).length && rng.chance(0.5)) {
+            const ik = Object.keys(inner);
+            (inner as Record<string, unknown>)[ik[rng.int(ik.length)]!] = value;
+          } else line[key] = value;
+        }
+        writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+        for (const args of [['runs'], ['runs', '--json'], ['diff'], ['report', '-o', 'r.html']]) check(cli(ws, args), `history: ${args.join(' ')}`);
       }
     }
   } finally {
