@@ -159,3 +159,12 @@ export function markedCache(dir: string): string {
   writeFileSync(join(dir, 'CACHEDIR.TAG'), 'Signature: 8a477f597d28d172789f06886806bc55\ndfwe-cache-format: 1\n');
   return dir;
 }
+
+/** A one-tensor ("w") F32 safetensors file's bytes, written from the format's description. */
+export function oneTensorModel(values: number[]): Buffer {
+  const body = Buffer.from(new Float32Array(values).buffer);
+  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [values.length], data_offsets: [0, body.length] } }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  return Buffer.concat([len, header, body]);
+}

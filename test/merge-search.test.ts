@@ -2,22 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, ran, read, workspace, write } from './helpers.js';
+import { dfwe, oneTensorModel, ran, read, workspace, write } from './helpers.js';
 
 /*
  * merge-search through the real CLI, with evaluators written in Python's standard library (the
  * default python3): a reader of safetensors from the format's description, scoring a candidate by
  * its distance to a target.
  */
-
-/** A one-tensor F32 safetensors file, from the format's description. */
-function model(values: number[]): Buffer {
-  const body = Buffer.from(new Float32Array(values).buffer);
-  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [values.length], data_offsets: [0, body.length] } }));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(header.length));
-  return Buffer.concat([len, header, body]);
-}
 
 const READER = `import json, os, struct, sys
 def load(path):
@@ -35,9 +26,9 @@ def score(path):
 
 function setup(extra: Record<string, string> = {}): string {
   const ws = workspace({ 'score.py': `${READER}print(json.dumps(score(sys.argv[1])))\n`, ...extra });
-  writeFileSync(join(ws, 'a.safetensors'), model([1, 0, 0]));
-  writeFileSync(join(ws, 'b.safetensors'), model([0, 1, 0]));
-  writeFileSync(join(ws, 'c.safetensors'), model([0, 0, 1]));
+  writeFileSync(join(ws, 'a.safetensors'), oneTensorModel([1, 0, 0]));
+  writeFileSync(join(ws, 'b.safetensors'), oneTensorModel([0, 1, 0]));
+  writeFileSync(join(ws, 'c.safetensors'), oneTensorModel([0, 0, 1]));
   return ws;
 }
 

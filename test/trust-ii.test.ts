@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, listFiles, ran, read, workspace, write } from './helpers.js';
+import { dfwe, listFiles, oneTensorModel, ran, read, workspace, write, type CliResult } from './helpers.js';
 
 /*
  * The second adversarial pass (issue 23): each repro, as a hostile or careless user would do it,
@@ -76,25 +76,26 @@ test('repro 2: a file the user put at an output path is never deleted, after a f
   write(p, 'dfwe.yaml', PIPE('  a:\n    cmd: echo partial2 > out.txt && test -e stop\n    outs: { o: out.txt }\n'));
   rmSync(join(p, 'go'));
   assert.equal(dfwe(p, ['run']).code, 1);
-  rmSync(join(p, 'out.txt'));
-  write(p, 'out.txt', 'my notes\n');
   write(p, 'stop', '');
-  const again = dfwe(p, ['run']);
-  assert.equal(again.code, 1);
-  assert.match(again.stderr + again.stdout, /already exists and was not made by dfwe/);
-  assert.match(read(p, 'out.txt'), /my notes/);
+  refusedOver(p, 'out.txt', 'my notes\n', /already exists and was not made by dfwe/);
 
   // A finished output replaced by the user's own file: refused, the user's file kept.
   const s = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: cat in.txt > report.txt\n    outs: { o: report.txt }\n'), 'in.txt': 'one\n' });
   assert.equal(dfwe(s, ['run']).code, 0);
-  rmSync(join(s, 'report.txt'));
-  write(s, 'report.txt', 'mine\n');
   write(s, 'in.txt', 'two\n');
-  const over = dfwe(s, ['run']);
-  assert.equal(over.code, 1);
-  assert.match(over.stderr + over.stdout, /output "o" \(report\.txt\) already exists and was not made by dfwe/);
-  assert.equal(read(s, 'report.txt'), 'mine\n');
+  refusedOver(s, 'report.txt', 'mine\n', /output "o" \(report\.txt\) already exists and was not made by dfwe/);
 });
+
+/** The user puts a file of their own at an output path (a new file), then runs: the node fails as `refusal` says, and the file is theirs still. */
+function refusedOver(ws: string, rel: string, text: string, refusal: RegExp): CliResult {
+  rmSync(join(ws, rel));
+  write(ws, rel, text);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr + r.stdout, refusal);
+  assert.equal(read(ws, rel), text);
+  return r;
+}
 
 test('repro 3: a damaged served set stops gc, which keeps every result', () => {
   const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: cat in.txt > a.txt\n    outs: { o: a.txt }\n'), 'in.txt': 'one\n' });
@@ -244,21 +245,12 @@ test('repro 11: sweep variables, --only and --param named constructor, toString,
   }
 });
 
-/** A one-tensor F32 safetensors file. */
-function oneTensor(values: number[]): Buffer {
-  const body = Buffer.from(new Float32Array(values).buffer);
-  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [values.length], data_offsets: [0, body.length] } }));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(header.length));
-  return Buffer.concat([len, header, body]);
-}
-
 function searchWorkspace(scorer: string): string {
   const ws = workspace({
     'dfwe.yaml': `version: 1\nstages:\n  search:\n    uses: merge-search\n    deps: [a.safetensors, b.safetensors]\n    with:\n      models: [a.safetensors, b.safetensors]\n      max_evals: 3\n${scorer}`,
   });
-  writeFileSync(join(ws, 'a.safetensors'), oneTensor([1, 0]));
-  writeFileSync(join(ws, 'b.safetensors'), oneTensor([0, 1]));
+  writeFileSync(join(ws, 'a.safetensors'), oneTensorModel([1, 0]));
+  writeFileSync(join(ws, 'b.safetensors'), oneTensorModel([0, 1]));
   return ws;
 }
 

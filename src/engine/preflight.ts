@@ -4,7 +4,6 @@ import type { ExecutorKind } from '../execute/executor.js';
 import { nodeOrError, type Project } from '../project.js';
 import { FsShapeError } from '../util/fs-safe.js';
 import { OUTSIDE_HINT, outputDiagnostics } from '../workspace-bounds.js';
-import { isWithin } from '../pipeline/paths.js';
 import { executorChoice, runCapacity, type RunOptions } from './run-options.js';
 
 /*
@@ -52,24 +51,6 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
     }
   }
   if (unfit.length > 0) throw new UserError(unfit);
-}
-
-/**
- * The cache is not an output, nor inside or around one: said before the run takes its lease, so a
- * refused cache is left as it was found (the full check, through symlinks, is outputDiagnostics).
- */
-export function checkCachePlacement(project: Project): void {
-  const root = project.store.root;
-  const problems: Diagnostic[] = [];
-  for (const n of project.graph.order) {
-    for (const [name, p] of Object.entries(n.outs)) {
-      const abs = join(project.workspace, p);
-      const how = abs === root ? 'is' : isWithin(abs, root) ? 'lies inside' : isWithin(root, abs) ? 'contains' : undefined;
-      if (how) problems.push({ message: `output "${name}" of stage "${n.stage}" (${p}) ${how} dfwe's cache (${root}): dfwe deletes an output before its stage runs, so it cannot be there`, location: n.loc.outs[name] ?? n.loc.stage });
-      if (problems.length >= 20) throw new UserError(problems);
-    }
-  }
-  if (problems.length > 0) throw new UserError(problems);
 }
 
 /**

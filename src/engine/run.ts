@@ -1,7 +1,7 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { planAll } from './plan.js';
 import type { Project } from '../project.js';
-import { checkCachePlacement, checkInputs, checkRunOptions } from './preflight.js';
+import { checkInputs, checkRunOptions } from './preflight.js';
 import type { Reporter } from '../report/reporter.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
@@ -27,8 +27,8 @@ export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof pl
 /** One run of an opened project: check, plan what the reporter needs, run, record it in the history, report. */
 export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run'): Promise<RunSummary> {
   const { force, executorKind, jobs, capacity } = checkRunOptions(project, opts);
-  checkCachePlacement(project);
-  // Missing source files are input errors reported (located) before anything is written.
+  // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
+  // errors reported (located) before anything is written, the cache's marker included.
   checkInputs(project);
   project.store.claim();
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
