@@ -45,6 +45,15 @@ test('repro 1: a non-empty directory that dfwe did not make is refused as a cach
   assert.match(other.stderr, /holds a CACHEDIR\.TAG that dfwe did not write/);
 });
 
+test('a cache another run is marking at this moment (only the marker\'s temp file there) is taken as new, not refused', () => {
+  // Seen with four runs started at once on a fresh workspace: one saw the other's marker temp file.
+  const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: mkdir -p out && echo hi > out/a.txt\n    outs: { o: out/a.txt }\n') });
+  write(ws, 'cache/CACHEDIR.TAG.tmp-4194305-0', 'Signature: 8a477f597d28d172789f06886806bc55\n');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(read(ws, 'cache/CACHEDIR.TAG'), /dfwe-cache-format: 1/);
+});
+
 test('repro 22: a cache refused for its place (the workspace, an output) is left as it was: nothing created', () => {
   const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: mkdir -p out && echo hi > out/a.txt\n    outs: { o: out/a.txt }\n') });
   const before = listFiles(ws).sort();
@@ -178,8 +187,9 @@ test('repro 6: a node that read an upstream output damaged after its commit is n
   const ws = workspace({
     'dfwe.yaml': PIPE(
       // The first time only, a child that outlives the stage's process group appends after the commit.
-      "  a:\n    cmd: \"echo clean > a.txt; test -e once || { touch once; setsid sh -c 'sleep 0.4; echo LATE >> a.txt' </dev/null >/dev/null 2>&1 & }\"\n    outs: { o: a.txt }\n" +
-        '  b:\n    cmd: sleep 1.2; cat ${{ stages.a.outs.o }} > b.txt\n    outs: { o: b.txt }\n',
+      // b says when it has started (go) and waits for the append (late), so the order does not depend on timing.
+      "  a:\n    cmd: \"echo clean > a.txt; test -e once || { touch once; setsid sh -c 'for i in $(seq 400); do test -e go && break; sleep 0.05; done; echo LATE >> a.txt; touch late' </dev/null >/dev/null 2>&1 & }\"\n    outs: { o: a.txt }\n" +
+        '  b:\n    cmd: touch go; for i in $(seq 400); do test -e late && break; sleep 0.05; done; cat ${{ stages.a.outs.o }} > b.txt\n    outs: { o: b.txt }\n',
     ),
   });
   assert.equal(dfwe(ws, ['run']).code, 0);

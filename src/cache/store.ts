@@ -55,7 +55,8 @@ function cacheDirState(root: string): 'marked' | 'new' {
     if (Number(format) !== CACHE_FORMAT) throw new UserError({ message: `the cache ${root} has format ${format}, and this dfwe reads format ${CACHE_FORMAT}`, hint: Number(format) > CACHE_FORMAT ? 'it was made by a newer dfwe: use that one, or another cache' : 'it was made by an older dfwe: remove it (results recompute) or use another cache' });
     return 'marked';
   }
-  if (names.length === 0) return 'new';
+  // Another process marking the cache at this moment leaves only its marker's temp file.
+  if (names.every((n) => n.startsWith(`${CACHE_MARKER}.tmp-`))) return 'new';
   throw new UserError({
     message: `the cache ${root} is not empty and is not a dfwe cache (it has no ${CACHE_MARKER} marker): dfwe keeps results only in a directory it made, since gc deletes what it finds there`,
     hint: `give a new or empty directory (--cache DIR or DFWE_CACHE). A cache made by dfwe before markers existed holds results of an older format: remove it and they recompute`,
