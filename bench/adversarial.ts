@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Rng } from '../src/ml/random.js';
 import { BIN } from './util.js';
 
@@ -11,7 +11,8 @@ import { BIN } from './util.js';
  * make symlinks (and hardlinks) out of the workspace, stages that leave background writers
  * behind, and (issue 23) a user's files at output paths and in the cache, records edited (some
  * with their checksum recomputed), names such as `constructor` for variables, params and
- * stages, and run-history lines whose fields have the wrong type. Nothing may be lost (a committed record gone), changed (a result that is not what its
+ * stages, run-history lines whose fields have the wrong type, and checkpoints outside the
+ * workspace, undeclared or declared read_only and then changed. Nothing may be lost (a committed record gone), changed (a result that is not what its
  * pipeline computes), touched outside (a file outside the workspace with other bytes, mode,
  * mtime, inode or link count) or crash (a stack trace).
  */
@@ -57,7 +58,7 @@ function outputs(ws: string): string {
 }
 
 export interface AdversarialStats {
-  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names' | 'history_lines', number>;
+  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names' | 'history_lines' | 'outside_checkpoints', number>;
   /** Committed records that disappeared while a run used them. */
   lost: number;
   /** Results in the workspace or the cache that are not what their pipeline computes. */
@@ -84,7 +85,7 @@ stages:
 
 export async function adversarial(rounds: number, seed = 1): Promise<AdversarialStats> {
   const rng = new Rng(`adversarial:${seed}`);
-  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0, history_lines: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
+  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0, history_lines: 0, outside_checkpoints: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
   const note = (what: string): void => void (s.examples.length < 5 && s.examples.push(what));
   const check = (r: Run, what: string): Run => {
     if (crashed(r)) {
@@ -352,6 +353,45 @@ stages:
         }
         writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
         for (const args of [['runs'], ['runs', '--json'], ['diff'], ['report', '-o', 'r.html']]) check(cli(ws, args), `history: ${args.join(' ')}`);
+      }
+
+      // 9. A checkpoint outside the workspace, named absolute or through `..`: undeclared, a
+      //    located error that reads nothing; declared read_only, keyed by its content (each
+      //    change reruns the stage that reads it) and never written.
+      {
+        s.rounds.outside_checkpoints++;
+        const outside = mkdtempSync(join(root, 'models-'));
+        const model = join(outside, 'model.safetensors');
+        writeFileSync(model, `v0 ${round}\n`);
+        const ws = mkdtempSync(join(root, 'reader-'));
+        const named = rng.chance(0.5) ? model : relative(ws, model);
+        const stages = `stages:\n  use:\n    cmd: cat ${named} > out.txt\n    deps: [${named}]\n    outs: { o: out.txt }\n`;
+        writeFileSync(join(ws, 'dfwe.yaml'), `version: 1\n${stages}`);
+        const untouched = snapshot(outside);
+        const u = check(cli(ws, ['run']), 'outside: undeclared');
+        if (u.code !== 2 || !/dfwe\.yaml:5:\d+: error: .* lies outside the workspace/.test(u.stderr) || existsSync(join(ws, 'out.txt'))) {
+          s.changed++;
+          note(`outside round ${round}: an undeclared checkpoint gave exit ${u.code}: ${u.stderr.slice(-300)}`);
+        }
+        if (snapshot(outside) !== untouched) s.outside_touched++;
+        writeFileSync(join(ws, 'dfwe.yaml'), `version: 1\nread_only: [${rng.chance(0.5) ? outside : relative(ws, outside)}]\n${stages}`);
+        for (let v = 0; v < 3; v++) {
+          // Same length each time, written at once: only the content tells the versions apart.
+          if (v > 0) writeFileSync(model, `v${v} ${round}\n`);
+          const before = snapshot(outside);
+          const r = check(cli(ws, ['run']), `outside: version ${v}`);
+          let got: string | undefined;
+          try {
+            got = readFileSync(join(ws, 'out.txt'), 'utf8');
+          } catch {
+            got = undefined;
+          }
+          if (r.code !== 0 || got !== readFileSync(model, 'utf8')) {
+            s.changed++;
+            note(`outside round ${round}, version ${v}: exit ${r.code}, out ${JSON.stringify(got)}: ${r.stderr.slice(-300)}`);
+          }
+          if (snapshot(outside) !== before) s.outside_touched++;
+        }
       }
     }
   } finally {

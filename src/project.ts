@@ -12,7 +12,7 @@ import { digestBytes, keyOf } from './util/hash.js';
 import { writeFileAtomic } from './util/fsx.js';
 import { DFWE_VERSION } from './version.js';
 import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
-import { Bounds } from './workspace-bounds.js';
+import { Bounds, isOutsideDirs, type OutsideDirs } from './workspace-bounds.js';
 import type { StageType } from './stage-type.js';
 import type { ExecutorKind } from './execute/executor.js';
 
@@ -65,9 +65,9 @@ export interface Project {
   /** The pipeline's `executor`, if it sets one (`--executor` overrides it). */
   executor?: string;
   executors: ReadonlyMap<string, ExecutorKind>;
-  /** Directories outside the workspace that symlinked deps and outputs may lead to. */
-  allowOutside: string[];
-  /** Where dfwe may read and write: the workspace and allow_outside, by real path. */
+  /** Directories outside the workspace: allow_outside (written and read through symlinks) and read_only. */
+  outside: OutsideDirs;
+  /** Where dfwe may read and write: the workspace, allow_outside and read_only, by real path. */
   bounds: Bounds;
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
@@ -153,17 +153,17 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
   const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, params, executor, allowOutside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
+  const { nodes, name, members, instances, backend, report, params, executor, outside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
-  const bounds = new Bounds(workspace, allowOutside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
+  const bounds = new Bounds(workspace, outside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.json'), bounds);
   const saveState = (): void => {
     store.claim();
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, allowOutside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, outside, bounds, saveState };
 }
 
 /*
@@ -172,7 +172,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 11;
+const EXPANSION_FORMAT = 12;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -187,7 +187,7 @@ interface Expanded {
   report?: { baseline: string; method: string };
   params: Record<string, unknown>;
   executor?: string;
-  allowOutside: string[];
+  outside: OutsideDirs;
 }
 
 async function expandCached(text: string, displayPath: string, store: CacheStore, loc: { expansionKey: string; variantKey: string }, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
@@ -214,8 +214,8 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   validatePipeline(data, source, stageTypes, executors);
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
-  const { nodes, members, instances } = expandPipeline(raw, source, stageTypes, { only, executors });
-  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, allowOutside: raw.allow_outside ?? [] };
+  const { nodes, members, instances, readOnly } = expandPipeline(raw, source, stageTypes, { only, executors });
+  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, outside: { allow: raw.allow_outside ?? [], readOnly } };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(toMemo(result)), { durable: false });
@@ -279,7 +279,7 @@ function memoHead(path: string): string {
 
 function isExpanded(m: unknown): m is Expanded {
   const e = m as Expanded;
-  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && Array.isArray(e.allowOutside) && typeof e.params === 'object' && e.params !== null &&
+  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && isOutsideDirs(e.outside) && typeof e.params === 'object' && e.params !== null &&
     e.nodes.every((n) => typeof n === 'object' && n !== null && typeof n.id === 'string' && typeof n.outs === 'object' && n.outs !== null && Array.isArray(n.deps) && Array.isArray(n.refs));
 }
 

@@ -25,6 +25,23 @@ export interface StageRunContext {
   scratch: string;
 }
 
+/** A path a stage reads, and where in `with` it is given (for located errors). */
+export interface StageInput {
+  path: string;
+  at: (string | number)[];
+}
+
+/** The inputs named by these parameters: a path each, or a list of paths. */
+export function pathInputs(params: Record<string, unknown>, names: readonly string[]): StageInput[] {
+  const out: StageInput[] = [];
+  for (const name of names) {
+    const v = params[name];
+    if (typeof v === 'string') out.push({ path: v, at: [name] });
+    else if (Array.isArray(v)) v.forEach((p, i) => typeof p === 'string' && out.push({ path: p, at: [name, i] }));
+  }
+  return out;
+}
+
 export interface StageResult {
   /** Numbers worth showing in `dfwe show` and reports. */
   metrics?: Record<string, number>;
@@ -40,11 +57,12 @@ export interface StageType {
   /** The outputs this stage writes, by name. */
   outputs(params: Record<string, unknown>): Record<string, OutputKind>;
   /**
-   * Files or directories the stage reads through its parameters (a dataset's path): their
-   * content digests join the key, as `deps` do, and `watch` watches them. Relative paths are
-   * relative to the workspace; absolute ones may lie outside it.
+   * Files or directories the stage reads through its parameters (a dataset, a model, the
+   * checkpoints to merge): each becomes one of the node's deps, so an upstream output is an edge
+   * and any other path is keyed by its content. Relative to the workspace; one outside it must lie
+   * in a directory the pipeline lists under `read_only`.
    */
-  inputs?(params: Record<string, unknown>): string[];
+  inputs?(params: Record<string, unknown>): StageInput[];
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
   /**

@@ -6,24 +6,48 @@ import type { Project } from './project.js';
 import type { NodeDef } from './pipeline/types.js';
 
 /*
- * Pipeline paths are workspace-relative and cannot name `..` or an absolute path (checked when
- * the pipeline is read). A symlink inside the workspace can still lead out of it. Bounds follow
- * them: dfwe reads, writes and seals only what really lies in the workspace, the cache, or a
- * directory the pipeline lists under `allow_outside`. Checked when planning (located errors) and
- * again where files are touched, because a stage can make a symlink after planning.
+ * Outputs are workspace-relative and cannot name `..` or an absolute path (checked when the
+ * pipeline is read); what a stage reads may also lie in a directory the pipeline lists under
+ * `read_only`. A symlink inside the workspace can still lead out of it. Bounds follow them: dfwe
+ * writes and seals only what really lies in the workspace or a directory listed under
+ * `allow_outside`, and reads only that and the `read_only` directories. Checked when planning
+ * (located errors) and again where files are touched, because a stage can make a symlink after
+ * planning.
  */
 const MISSING = Symbol('missing');
+
+/** The pipeline's directories outside the workspace, as written (absolute, or relative to it). */
+export interface OutsideDirs {
+  /** allow_outside: written and read through symlinks in the workspace. */
+  allow: string[];
+  /** read_only: read, never written. */
+  readOnly: string[];
+}
+
+export const NO_OUTSIDE: OutsideDirs = { allow: [], readOnly: [] };
+
+/** The shape, for what is read back from a memo or a snapshot. */
+export function isOutsideDirs(o: unknown): o is OutsideDirs {
+  const d = o as OutsideDirs | null;
+  return typeof d === 'object' && d !== null && [d.allow, d.readOnly].every((l) => Array.isArray(l) && l.every((x) => typeof x === 'string'));
+}
 
 export class Bounds {
   /** The workspace's real path. */
   readonly workspace: string;
+  /** The workspace as it was named. */
+  private readonly named: string;
   private readonly allowed: string[];
+  /** read_only directories, each as written (resolved) and by real path. */
+  private readonly readOnly: string[];
   /** What no output may be, contain or lie inside: dfwe's cache, the pipeline file. */
   private readonly guarded: { path: string; what: string }[];
 
-  constructor(workspace: string, allowOutside: readonly string[], guarded: readonly { path: string; what: string }[] = []) {
+  constructor(workspace: string, outside: OutsideDirs, guarded: readonly { path: string; what: string }[] = []) {
+    this.named = resolve(workspace);
     this.workspace = realOr(workspace);
-    this.allowed = allowOutside.map((a) => realOr(resolve(workspace, a)));
+    this.allowed = outside.allow.map((a) => realOr(resolve(workspace, a)));
+    this.readOnly = outside.readOnly.flatMap((a) => [resolve(workspace, a), realOr(resolve(workspace, a))]);
     this.guarded = guarded.map((g) => ({ path: realOr(g.path), what: g.what }));
   }
 
@@ -49,8 +73,34 @@ export class Bounds {
     return VCS_DIRS.find((d) => existsSync(join(abs, d)));
   }
 
+  /** Whether dfwe may write at `real`: the workspace, or allow_outside but not read_only. */
   inside(real: string): boolean {
-    return isWithin(real, this.workspace) || this.allowed.some((a) => isWithin(real, a));
+    if (isWithin(real, this.workspace)) return true;
+    return this.allowed.some((a) => isWithin(real, a)) && !this.inReadOnly(real);
+  }
+
+  /** Whether dfwe may read `real`: where it may write, and the read_only directories. */
+  readable(real: string): boolean {
+    return isWithin(real, this.workspace) || this.allowed.some((a) => isWithin(real, a)) || this.inReadOnly(real);
+  }
+
+  /**
+   * Whether a path as named (before any symlink is followed) is one dfwe may look at: in the
+   * workspace or a directory the pipeline lists. Checked before its first stat, so an undeclared
+   * path outside is never even looked at.
+   */
+  declared(abs: string): boolean {
+    return this.inWorkspace(abs) || this.readable(abs);
+  }
+
+  /** Whether `abs`, as named, lies in the workspace (by its name or its real path). */
+  inWorkspace(abs: string): boolean {
+    return isWithin(abs, this.named) || isWithin(abs, this.workspace);
+  }
+
+  /** Whether `abs` lies in a read_only directory, by the path as written or by its real path. */
+  inReadOnly(abs: string): boolean {
+    return this.readOnly.some((a) => isWithin(abs, a));
   }
 
   /**
@@ -151,6 +201,9 @@ const VCS_DIRS = ['.git', '.hg', '.svn', '.jj'];
 
 export const OUTSIDE_HINT = 'a symlink leads it out of the workspace: list the real location under allow_outside if this is intended';
 
+/** For what a stage reads and a symlink or its own path leads out of the workspace. */
+export const READ_OUTSIDE_HINT = 'list the directory it lies in under read_only (read_only: [DIR]): dfwe then reads it, keys it by content, and never writes there';
+
 /**
  * Outputs whose directory a symlink leads out of the workspace, and outputs that would replace
  * what dfwe must never delete (its cache, the pipeline file, version-control metadata): input
@@ -164,7 +217,8 @@ export function outputDiagnostics(project: Project, nodes: Iterable<NodeDef> = p
       const r = project.bounds.realLocation(dirname(abs), memo);
       const location = node.loc.outs[name] ?? node.loc.stage;
       if (r !== undefined && !project.bounds.inside(r)) {
-        out.push({ message: `output "${name}" of stage "${node.stage}" (${p}) would be written in ${r}, outside the workspace`, location, hint: OUTSIDE_HINT });
+        const readOnly = project.bounds.inReadOnly(r);
+        out.push({ message: `output "${name}" of stage "${node.stage}" (${p}) would be written in ${r}, ${readOnly ? 'which the pipeline lists under read_only: dfwe never writes there' : 'outside the workspace'}`, location, hint: readOnly ? undefined : OUTSIDE_HINT });
         continue;
       }
       const why = project.bounds.forbidden(r === undefined ? abs : join(r, basename(abs)));

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { MODEL_INPUTS, PATH } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
-import { StageInputError } from '../src/stage-type.js';
+import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
 
 /**
  * Test (or dev) metrics of a model per task, as TLiDB defines them, into metrics.json. A list of
@@ -23,6 +22,7 @@ export const evaluate: StageType = {
       split: { enum: ['dev', 'test'], default: 'test' },
     },
   },
+  inputs: (p) => pathInputs(p, ['data', 'vocab', 'model']),
   outputs: () => ({ metrics: 'file' }),
   async run(ctx) {
     const [{ dataset, tfFor, vocabulary }, { evaluate: evaluateTask, loadModel, toVars }] = await Promise.all([import('../src/ml/stage-support.js'), import('../src/ml/train.js')]);

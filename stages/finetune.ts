@@ -1,5 +1,5 @@
 import { MODEL_INPUTS, TRAIN_PARAMS } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
+import { pathInputs, type StageType } from '../src/stage-type.js';
 
 /** Finetune a model (an expert, or the base) on one task, stopping early on its dev score. */
 export const finetune: StageType = {
@@ -17,6 +17,7 @@ export const finetune: StageType = {
       ...TRAIN_PARAMS,
     },
   },
+  inputs: (p) => pathInputs(p, ['data', 'vocab', 'model']),
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
     const { trainStage } = await import('../src/ml/stage-support.js');

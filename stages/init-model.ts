@@ -1,7 +1,6 @@
 import type { EncoderKind, ModelConfig } from '../src/ml/model.js';
 import { PATH } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
-import { StageInputError } from '../src/stage-type.js';
+import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
 
 /**
  * The base model every DFWE model starts from: a seeded encoder (heads come later, per task).
@@ -28,6 +27,7 @@ export const initModel: StageType = {
       seed: { type: 'integer', default: 0 },
     },
   },
+  inputs: (p) => pathInputs(p, ['vocab']),
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
     const [{ initEncoder }, { vocabulary }, { saveModel }] = await Promise.all([import('../src/ml/model.js'), import('../src/ml/stage-support.js'), import('../src/ml/train.js')]);

@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
 import { PATH } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
-import { StageInputError } from '../src/stage-type.js';
+import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
 
 /**
  * DFWE's merge: θ(α) = Σ αᵢ θᵢ over k finetuned models, with α on the simplex chosen by a
@@ -30,6 +29,7 @@ export const interpolate: StageType = {
       seed: { type: 'integer', default: 0, description: 'Seed of the random optimizer' },
     },
   },
+  inputs: (p) => pathInputs(p, ['data', 'vocab', 'models']),
   outputs: () => ({ model: 'dir', search: 'file' }),
   async run(ctx) {
     const [{ Merger }, { search }, { CoefficientSpace }, { dataset, tfFor, vocabulary }, { evaluate, loadModel, prepare, saveModel, toVars }] = await Promise.all([

@@ -1,7 +1,7 @@
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { completeParams } from '../src/merge/params.js';
 import { EXPRESSION_STRING } from '../src/pipeline/schema.js';
-import type { StageType } from '../src/stage-type.js';
+import { pathInputs, type StageType } from '../src/stage-type.js';
 
 const PATH = { type: 'string', minLength: 1 } as const;
 const PATTERNS = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
@@ -43,6 +43,7 @@ export const merge: StageType = {
     // For editors: each method's own parameters (an expression stands for them until it is evaluated).
     allOf: [...mergeMethods.values()].map((m) => ({ if: { properties: { method: { const: m.name } }, required: ['method'] }, then: { properties: { params: { anyOf: [describedDefaults(m.schema), EXPRESSION_STRING] } } } })),
   },
+  inputs: (p) => pathInputs(p, ['models', 'base']),
   outputs: () => ({ model: 'dir' }),
   complete(p) {
     const method = mergeMethods.get(p.method as string)!;

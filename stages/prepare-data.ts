@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { FRIENDS_TASK_NAMES, SYNTHETIC_TASK_NAMES } from '../src/ml/data/task-names.js';
 import type { Dialogue, Example, Split, TaskInfo } from '../src/ml/data/types.js';
-import type { StageType } from '../src/stage-type.js';
-import { StageInputError } from '../src/stage-type.js';
+import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
 
 /** As the stage sees them: the schema's defaults (seed, scenes, few_shot) are filled in. */
 interface Params {
@@ -46,7 +45,7 @@ export const prepareData: StageType = {
     },
   },
   outputs: () => ({ data: 'dir' }),
-  inputs: (params) => (params.source !== 'synthetic' && typeof params.path === 'string' ? [params.path] : []),
+  inputs: (params) => (params.source !== 'synthetic' ? pathInputs(params, ['path']) : []),
   async run(ctx) {
     const [{ writeDataset }, { FETA_FEW_SHOT, FRIENDS_TASKS }, { readTestScenes, shareSceneSplit }, { generateSynthetic }, { loadTlidb }, { Rng }] = await Promise.all([
       import('../src/ml/data/dataset-io.js'), import('../src/ml/data/friends.js'), import('../src/ml/data/scene-split.js'), import('../src/ml/data/synthetic.js'),

@@ -1,6 +1,5 @@
 import { MODEL_INPUTS } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
-import { StageInputError } from '../src/stage-type.js';
+import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
 
 /**
  * Self-supervised pretraining of a base model's encoder on the dataset's unlabelled corpus
@@ -26,6 +25,7 @@ export const pretrain: StageType = {
       seed: { type: 'integer', default: 0, description: 'Seed of windows, masks and batch order' },
     },
   },
+  inputs: (p) => pathInputs(p, ['data', 'vocab', 'model']),
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
     const [{ dataset, tfFor, vocabulary }, { loadModel, saveModel }, { pretrain: pretrainModel }] = await Promise.all([

@@ -1,5 +1,5 @@
 import { MODEL_INPUTS, TRAIN_PARAMS } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
+import { pathInputs, type StageType } from '../src/stage-type.js';
 
 /**
  * An expert: the base model trained on one task or several (multi-task batches mixed by size or
@@ -23,6 +23,7 @@ export const trainExpert: StageType = {
       ...TRAIN_PARAMS,
     },
   },
+  inputs: (p) => pathInputs(p, ['data', 'vocab', 'model']),
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
     const { trainStage } = await import('../src/ml/stage-support.js');

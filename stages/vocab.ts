@@ -1,5 +1,5 @@
 import { PATH } from './schema-parts.js';
-import type { StageType } from '../src/stage-type.js';
+import { pathInputs, type StageType } from '../src/stage-type.js';
 
 /** The vocabulary of a dataset's training text: one node, shared by every model that uses it. */
 export const vocab: StageType = {
@@ -16,6 +16,7 @@ export const vocab: StageType = {
       min_count: { type: 'integer', minimum: 1, default: 1, description: 'Words seen fewer times are [UNK]' },
     },
   },
+  inputs: (p) => pathInputs(p, ['data']),
   outputs: () => ({ vocab: 'file' }),
   async run(ctx) {
     const [{ buildVocab }, { dataset, writeVocab }] = await Promise.all([import('../src/ml/vocab.js'), import('../src/ml/stage-support.js')]);

@@ -64,7 +64,7 @@ const cases: Case[] = [
       .map((part, i) => (i === 1 ? part.replace('[target] + sources] + sources.map', '[target] + source+ sources.map') : part))
       .join('\n  finetune:\n')
       .replace('\n  baseline:\n', '\n  aseline:\n'),
-    at: [80, 69],
+    at: [82, 69],
     message: /expression: Expected RBRACKET, got EOF/,
   },
   {

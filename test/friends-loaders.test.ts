@@ -10,7 +10,7 @@ import { FRIENDS_TASK_NAMES, SYNTHETIC_TASK_NAMES } from '../src/ml/data/task-na
 import type { Span, Split } from '../src/ml/data/types.js';
 import { readDataset } from '../src/ml/data/dataset-io.js';
 import { readTestScenes, shareSceneSplit, turnKey } from '../src/ml/data/scene-split.js';
-import { dfwe, REPO, workspace } from './helpers.js';
+import { dfwe, REPO, workspace, write } from './helpers.js';
 import { untrainedModel } from './ml-helpers.js';
 import { loadTf } from '../src/ml/tf.js';
 import { evaluate, toVars } from '../src/ml/train.js';
@@ -148,16 +148,22 @@ test("TLiDB's unified JSON loads, with its split files", () => {
 
 test('prepare-data reads the Friends files through its path; their content is part of its key', () => {
   const d = fixtures();
-  const ws = workspace({ 'dfwe.yaml': `version: 1\nstages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: ${JSON.stringify(d)}, tasks: [relation_extraction, MELD_emotion_recognition] }\n` });
+  const stage = `stages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: ${JSON.stringify(d)}, tasks: [relation_extraction, MELD_emotion_recognition] }\n`;
+  // Outside the workspace: read only where the pipeline says so.
+  const ws = workspace({ 'dfwe.yaml': `version: 1\n${stage}` });
+  const undeclared = dfwe(ws, ['run']);
+  assert.equal(undeclared.code, 2);
+  assert.match(undeclared.stderr, /dfwe\.yaml:5:\d+: error: dependency ".*" of stage "data" lies outside the workspace, in no directory listed under read_only/);
+  write(ws, 'dfwe.yaml', `version: 1\nread_only: [${JSON.stringify(d)}]\n${stage}`);
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(dfwe(ws, ['show', 'data']).stdout, /relation_extraction: 1 train, 1 dev, 1 test/);
   writeFileSync(join(d, 'relation_extraction/data_v2_en/test.json'), JSON.stringify([[['Speaker 1: Bye!'], [{ x: 'Speaker 1', y: 'Joey', rid: [1] }]]]));
-  assert.match(dfwe(ws, ['why', 'data']).stdout, /dep input:.* changed/);
-  const missing = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: /no/such/dir }\n' });
+  assert.match(dfwe(ws, ['why', 'data']).stdout, /data will run: dep .* changed/);
+  const missing = workspace({ 'dfwe.yaml': 'version: 1\nread_only: [/no/such]\nstages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: /no/such/dir }\n' });
   const m = dfwe(missing, ['run']);
   assert.equal(m.code, 2);
-  assert.match(m.stderr, /dfwe\.yaml:3:3: error: stage "data" reads "\/no\/such\/dir", which does not exist/);
+  assert.match(m.stderr, /dfwe\.yaml:6:36: error: dependency "\/no\/such\/dir" of stage "data" does not exist and no stage produces it/);
 });
 
 test("the task names prepare-data offers are the generator's and the loaders' own", () => {
@@ -209,7 +215,7 @@ test('the shared split: test scenes are test for every task, a train dialogue re
 });
 
 test('on the real Friends files, prepare-data leaves no test text in any task\'s train or dev set', { skip: !existsSync(FRIENDS_DATA) && 'needs ../shared/data/friends', timeout: 180_000 }, async () => {
-  const ws = workspace({ 'dfwe.yaml': `version: 1\nstages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: ${JSON.stringify(FRIENDS_DATA)}, few_shot: false }\n` });
+  const ws = workspace({ 'dfwe.yaml': `version: 1\nread_only: [${JSON.stringify(FRIENDS_DATA)}]\nstages:\n  data:\n    uses: prepare-data\n    with: { source: friends, path: ${JSON.stringify(FRIENDS_DATA)}, few_shot: false }\n` });
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);
   const data = join(ws, JSON.parse(dfwe(ws, ['show', '--json', 'data']).stdout).record.outputs.data.path as string);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { dfwe, listFiles, oneTensorModel, ran, read, workspace, write, type CliResult } from './helpers.js';
 
 /*
@@ -139,6 +139,57 @@ async function editRecord(ws: string, node: string, edit: (r: Record<string, any
   rmSync(path, { force: true });
   writeFileSync(path, JSON.stringify(r));
 }
+
+test('repro 4: a checkpoint outside the workspace is read only where read_only declares it, keyed by its content, and never written', () => {
+  const outside = workspace();
+  writeFileSync(join(outside, 'ext.safetensors'), oneTensorModel([1, 2]));
+  const ws = workspace();
+  writeFileSync(join(ws, 'b.safetensors'), oneTensorModel([3, 4]));
+  const ext = join(outside, 'ext.safetensors');
+  const stages =
+    `  abs:\n    uses: merge\n    with: { models: [${ext}, b.safetensors] }\n    outs: { model: out/abs }\n` +
+    `  rel:\n    uses: merge\n    with: { models: [${relative(ws, ext)}, b.safetensors] }\n    outs: { model: out/rel }\n` +
+    // A PyTorch stage declares the same checkpoint as a dep.
+    `  own:\n    cmd: cat ${ext} b.safetensors > both\n    deps: [${ext}, b.safetensors]\n    outs: { o: both }\n`;
+  write(ws, 'dfwe.yaml', PIPE(stages));
+  const undeclared = dfwe(ws, ['run']);
+  assert.equal(undeclared.code, 2, undeclared.stderr);
+  for (const [stage, line] of [['abs', 5], ['rel', 9], ['own', 13]] as const) {
+    assert.match(undeclared.stderr, new RegExp(`dfwe\\.yaml:${line}:\\d+: error: dependency "[^"]*ext\\.safetensors" of stage "${stage}" lies outside the workspace, in no directory listed under read_only`), stage);
+  }
+  assert.match(undeclared.stderr, /hint: list the directory it lies in under read_only/);
+  assert.ok(!existsSync(join(ws, 'out')));
+
+  write(ws, 'dfwe.yaml', `version: 1\nread_only: [${outside}]\nstages:\n${stages}`);
+  const merged = (name: string): number[] => [...new Float32Array(new Uint8Array(readFileSync(join(ws, `out/${name}/ext.safetensors`)).subarray(-8)).buffer)];
+  assert.deepEqual(ran(dfwe(ws, ['run'])), ['abs', 'own', 'rel']);
+  assert.deepEqual(merged('abs'), [2, 3]);
+  assert.deepEqual(ran(dfwe(ws, ['run'])), []);
+  // The outside checkpoint changes: every node that reads it runs again (the repro served the stale merge).
+  writeFileSync(ext, oneTensorModel([5, 6]));
+  assert.match(dfwe(ws, ['why', 'abs']).stdout, /abs will run: dep .*ext\.safetensors changed/);
+  const again = dfwe(ws, ['run']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(ran(again), ['abs', 'own', 'rel']);
+  assert.deepEqual(merged('abs'), [4, 5]);
+  assert.deepEqual(merged('rel'), [4, 5]);
+  // So does a checkpoint in the workspace that no stage makes (it was not keyed either).
+  writeFileSync(join(ws, 'b.safetensors'), oneTensorModel([7, 8]));
+  assert.deepEqual(ran(dfwe(ws, ['run'])), ['abs', 'own', 'rel']);
+  assert.deepEqual(listFiles(outside), ['ext.safetensors']);
+
+  // Never written: an output that a symlink leads into a read_only directory is refused, even one also under allow_outside.
+  symlinkSync(outside, join(ws, 'link'));
+  write(ws, 'dfwe.yaml', `version: 1\nread_only: [${outside}]\nallow_outside: [${outside}]\nstages:\n${stages}  w:\n    cmd: echo x > link/x\n    outs: { o: link/x }\n`);
+  const w = dfwe(ws, ['run']);
+  assert.equal(w.code, 2);
+  assert.match(w.stderr, /output "o" of stage "w" \(link\/x\) would be written in .*, which the pipeline lists under read_only: dfwe never writes there/);
+  assert.deepEqual(listFiles(outside), ['ext.safetensors']);
+
+  // An outside path named in the pipeline that is really in the workspace must be named relative to it (else it would be no edge).
+  write(ws, 'dfwe.yaml', PIPE(`  a:\n    cmd: cat ${join(ws, 'b.safetensors')} > c\n    deps: [${join(ws, 'b.safetensors')}]\n    outs: { o: c }\n`));
+  assert.match(dfwe(ws, ['run']).stderr, /dependency ".*b\.safetensors" of stage "a" lies in the workspace: name it relative to the workspace \(b\.safetensors\)/);
+});
 
 test('repro 7: a record edited to name another existing object is not served: it fails its checksum and the node runs', async () => {
   const ws = workspace({ 'dfwe.yaml': PIPE('  a:\n    cmd: echo AAAA > a.txt\n    outs: { o: a.txt }\n  b:\n    cmd: echo BBBB > b.txt\n    outs: { o: b.txt }\n') });

@@ -31,8 +31,7 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
     const paths = new Set([project.pipelinePath]);
     for (const n of project.graph.order) {
       const produced = project.graph.producedDeps.get(n.id)!;
-      for (const d of n.deps) if (!produced.has(d)) paths.add(join(project.workspace, d));
-      for (const p of n.inputs) paths.add(resolve(project.workspace, p));
+      for (const d of n.deps) if (!produced.has(d)) paths.add(resolve(project.workspace, d));
     }
     return paths;
   };

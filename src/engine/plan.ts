@@ -40,16 +40,10 @@ export function sourceDepDigests(project: Project, node: NodeDef, known?: Source
   const deps: Record<string, string> = {};
   for (const d of node.deps) {
     if (produced.has(d)) continue;
-    const abs = join(project.workspace, d);
+    const abs = resolve(project.workspace, d);
     const digest = known?.get(abs) ?? project.digests.digest(abs, `dependency "${d}"`);
     if (digest === undefined) throw new Error(`dependency "${d}" of "${node.id}" is missing`);
     deps[d] = digest;
-  }
-  for (const p of node.inputs) {
-    const abs = resolve(project.workspace, p);
-    const digest = known?.get(`input:${abs}`) ?? project.digests.digestInput(abs, `input "${p}"`);
-    if (digest === undefined) throw new Error(`input "${p}" of "${node.id}" is missing`);
-    deps[`input:${p}`] = digest;
   }
   return deps;
 }
@@ -142,8 +136,8 @@ export interface PlanOptions {
 export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
   // A node decided from the prior snapshot has its outputs where they were when it was written,
   // every directory on their way unchanged: they passed the output checks then, with the same
-  // allow_outside. Only the other nodes' outputs are checked, each before it is looked at.
-  const prior = opts.prior && JSON.stringify(opts.prior.snap.allowOutside) === JSON.stringify(project.allowOutside) ? opts.prior : undefined;
+  // allow_outside and read_only. Only the other nodes' outputs are checked, each before it is looked at.
+  const prior = opts.prior && JSON.stringify(opts.prior.snap.outside) === JSON.stringify(project.outside) ? opts.prior : undefined;
   const sources = checkInputs(project, { outputs: prior === undefined });
   if (prior) {
     try {

@@ -1,9 +1,10 @@
-import { join, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { UserError, type Diagnostic } from '../diagnostics.js';
 import type { ExecutorKind } from '../execute/executor.js';
 import { nodeOrError, type Project } from '../project.js';
 import { FsShapeError } from '../util/fs-safe.js';
-import { OUTSIDE_HINT, outputDiagnostics } from '../workspace-bounds.js';
+import { outputDiagnostics, READ_OUTSIDE_HINT } from '../workspace-bounds.js';
+import { isOutsideForm } from '../pipeline/paths.js';
 import { executorChoice, runCapacity, type RunOptions } from './run-options.js';
 
 /*
@@ -70,7 +71,7 @@ export function checkInputs(project: Project, opts: { outputs?: boolean } = {}):
       else found.set(key, d);
     } catch (err) {
       if (!(err instanceof FsShapeError)) throw err;
-      if (!seen.has(err.message)) diagnostics.push({ message: err.message, location, hint: /outside the workspace/.test(err.message) ? OUTSIDE_HINT : undefined });
+      if (!seen.has(err.message)) diagnostics.push({ message: err.message, location, hint: /outside the workspace/.test(err.message) ? READ_OUTSIDE_HINT : undefined });
       seen.add(err.message);
     }
   };
@@ -79,13 +80,14 @@ export function checkInputs(project: Project, opts: { outputs?: boolean } = {}):
     node.deps.forEach((d, i) => {
       if (produced.has(d)) return;
       const what = `dependency "${d}" of stage "${node.stage}"`;
-      const abs = join(project.workspace, d);
+      const abs = resolve(project.workspace, d);
+      // Outputs are told by their workspace-relative paths: one named otherwise would be no edge.
+      if (isOutsideForm(d) && project.bounds.inWorkspace(abs)) {
+        diagnostics.push({ message: `${what} lies in the workspace: name it relative to the workspace (${relative(project.workspace, abs) || '.'})`, location: node.loc.deps[i] });
+        return;
+      }
       check(node.loc.deps[i], abs, () => project.digests.digest(abs, what), `${what} does not exist and no stage produces it`);
     });
-    for (const p of node.inputs) {
-      const abs = resolve(project.workspace, p);
-      check(node.loc.stage, `input:${abs}`, () => project.digests.digestInput(abs, `input "${p}" of stage "${node.stage}"`), `stage "${node.stage}" reads "${p}", which does not exist`);
-    }
   }
   // Outputs left to the planner (see planAll) are still said together with a source's problem.
   if (diagnostics.length > 0) throw new UserError(opts.outputs === false ? [...outputDiagnostics(project), ...diagnostics] : diagnostics);

@@ -19,7 +19,7 @@ import { Bounds } from '../workspace-bounds.js';
 export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): Decision[] | undefined {
   const { snap, dirty } = check;
   const { store, workspace } = loc;
-  const digests = new FileDigests(undefined, new Bounds(workspace, snap.allowOutside));
+  const digests = new FileDigests(undefined, new Bounds(workspace, snap.outside));
   const n = snap.ids.length;
   const isDirty = new Uint8Array(n);
   for (const i of dirty) isDirty[i] = 1;
@@ -50,7 +50,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): De
     if (isDirty[i]) {
       const deps: Record<string, string> = {};
       for (const name of Object.keys(before.deps)) {
-        const digest = name.startsWith('input:') ? digests.digestInput(resolve(workspace, name.slice('input:'.length))) : digests.digest(join(workspace, name));
+        const digest = digests.digest(resolve(workspace, name));
         if (digest === undefined) return undefined;
         deps[name] = digest;
       }

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { createHash } from 'node:crypto';
 import type { Graph } from '../graph.js';
 import { pushAll } from '../util/arrays.js';
+import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
 
 /*
  * The no-op snapshot: what lets `status` and `run` answer "everything is cached and in place"
@@ -29,7 +30,7 @@ import { pushAll } from '../util/arrays.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 6;
+const SNAPSHOT_FORMAT = 7;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -86,7 +87,7 @@ export interface Snapshot {
   /** Per node, its upstream nodes by index, in the graph's order. */
   upstreamAt: number[];
   upstreamNodes: number[];
-  allowOutside: string[];
+  outside: OutsideDirs;
   /** The pipeline's params (with `--param` values), for the run history of a no-op. */
   params: Record<string, unknown>;
   /** The run history's served set of these results (runs/served/), when a run wrote it. */
@@ -119,7 +120,7 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
   if (
     s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
     !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
-    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || typeof s.params !== 'object' || s.params === null || (s.served !== undefined && typeof s.served !== 'string') ||
+    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
     !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
     s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1 || s.reads.length !== s.ids.length ||
     statsOf(s).length !== 5 * s.paths.length
@@ -251,11 +252,11 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
   return true;
 }
 
-function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'allowOutside' | 'params'> {
+function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'outside' | 'params'> {
   return {
     format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor,
     header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
-    allowOutside: project.allowOutside, params: project.params,
+    outside: project.outside, params: project.params,
   };
 }
 
@@ -350,16 +351,13 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
       if (!record) return undefined;
       own = [];
       const produced = graph.producedDeps.get(node.id)!;
-      const sources: [string, string][] = [
-        ...node.deps.filter((d) => !produced.has(d)).map((d): [string, string] => [d, join(workspace, d)]),
-        ...node.inputs.map((p): [string, string] => [`input:${p}`, resolve(workspace, p)]),
-      ];
+      const sources = node.deps.filter((d) => !produced.has(d)).map((d): [string, string] => [d, resolve(workspace, d)]);
       // Witnessed first, checked next, stat again last: what was checked is what was witnessed,
       // even if another run writes there meanwhile.
       for (const [name, abs] of sources) {
         tree(abs, false);
         above(abs);
-        const digest = name.startsWith('input:') ? digests.digestInput(abs) : digests.digest(abs);
+        const digest = digests.digest(abs);
         if (digest === undefined || digest !== record.fingerprint.deps[name]) return undefined;
       }
       for (const [name, rel] of Object.entries(node.outs)) {

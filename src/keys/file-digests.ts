@@ -4,7 +4,6 @@ import { FsShapeError, kindOf } from '../util/fs-safe.js';
 import { digestFile } from '../util/hash.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import type { Bounds } from '../workspace-bounds.js';
-import { isWithin } from '../pipeline/paths.js';
 import { linkDigest, manifestDigest, readTree, type Inside, type Walk } from './tree.js';
 
 /*
@@ -46,12 +45,12 @@ export class FileDigests {
   /**
    * Digest of a dependency, a file or a directory's tree (names, exec bits, contents, empty
    * directories); undefined if missing. Symlinks are followed, since a dependency is what the
-   * stage reads, but only to places inside the bounds. A FIFO, a device or a link loop is an
-   * FsShapeError: never a read that blocks or never ends.
+   * stage reads, but only to places the bounds let dfwe read: the workspace, allow_outside and
+   * read_only. A FIFO, a device or a link loop is an FsShapeError: never a read that blocks or
+   * never ends.
    */
-  digest(absPath: string, what = absPath, alsoInside?: string): string | undefined {
-    // A built-in stage's declared input (a dataset path) may lie outside: it is read where it is.
-    const bounds: Inside = alsoInside === undefined ? this.bounds : { inside: (r) => this.bounds.inside(r) || isWithin(r, alsoInside) };
+  digest(absPath: string, what = absPath): string | undefined {
+    if (!this.bounds.declared(absPath)) throw new FsShapeError(absPath, `${what} lies outside the workspace, in no directory listed under read_only`);
     let st: Stats;
     try {
       st = lstatSync(absPath);
@@ -67,22 +66,12 @@ export class FileDigests {
       if (code === 'ENOENT') return undefined; // a dangling link: the dependency is missing
       throw err;
     }
-    if (!bounds.inside(real)) throw new FsShapeError(absPath, `${what} is really ${real}, outside the workspace`);
+    if (!this.bounds.readable(real)) throw new FsShapeError(absPath, `${what} is really ${real}, outside the workspace`);
     if (st.isSymbolicLink()) st = lstatSync(real);
+    const bounds: Inside = { inside: (r) => this.bounds.readable(r) };
     if (st.isDirectory()) return this.digestDir(absPath, { follow: true, bounds }, what);
     if (!st.isFile()) throw new FsShapeError(absPath, `${what} is ${kindOf(st)}; a dependency must be a regular file or a directory`);
     return this.digestOne(absPath, st, true, what);
-  }
-
-  /** A built-in stage's declared input (a dataset path): read where it really is, even outside. */
-  digestInput(absPath: string, what = absPath): string | undefined {
-    let real: string | undefined;
-    try {
-      real = realpathSync.native(absPath);
-    } catch {
-      real = undefined;
-    }
-    return this.digest(absPath, what, real);
   }
 
   /**

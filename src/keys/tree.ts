@@ -81,7 +81,7 @@ function followLink(abs: string, rel: string, bounds: Inside, what: string): Sta
     if (code === 'ENOENT') throw new FsShapeError(abs, `${what}: ${rel} is a symlink to ${readlinkSync(abs)}, which does not exist`);
     throw err;
   }
-  if (!bounds.inside(real)) throw new FsShapeError(abs, `${what}: ${rel} is a symlink to ${real}, outside the workspace (list it under allow_outside if this is intended)`);
+  if (!bounds.inside(real)) throw new FsShapeError(abs, `${what}: ${rel} is a symlink to ${real}, outside the workspace (list where it lies under read_only if this is intended)`);
   return statSync(real);
 }
 

@@ -57,9 +57,17 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
     }
   };
   assign(0, {});
+  // read_only may name a param (`${{ params.data }}`), so a --param moves it with the data.
+  const readOnly: string[] = [];
+  (raw.read_only ?? []).forEach((d, i) => {
+    const v = resolver.resolve(d, ['read_only', i], scopes.context(memberState({}), {}, new Set(), new Map()), new Set());
+    if (v === undefined) return;
+    if (typeof v === 'string' && v !== '') readOnly.push(v);
+    else resolver.report({ message: `read_only entry ${i + 1} must be a directory's path, not ${JSON.stringify(v)}`, location: source.locate(['read_only', i]) });
+  });
   resolver.throwIfAny();
   if (raw.sweep && members === 0) throw new UserError(noMembers(only, seen, emptyVar, source));
-  return { nodes: [...instances.nodes.values()], members, instances: instances.count };
+  return { nodes: [...instances.nodes.values()], members, instances: instances.count, readOnly };
 }
 
 /** Why a sweep has no member: an --only value no member has (with did-you-mean), or a variable without values. */

@@ -103,7 +103,7 @@ export class Instances {
     (st.deps ?? []).forEach((d, i) => {
       const resolved = resolver.resolve(d, [...at, 'deps', i], context, boundNames);
       for (const one of Array.isArray(resolved) ? resolved : [resolved]) {
-        const n = resolver.normPath(one, [...at, 'deps', i], 'dependency');
+        const n = resolver.normPath(one, [...at, 'deps', i], 'dependency', { read: true });
         if (n !== undefined && !seenDeps.has(n)) {
           seenDeps.add(n);
           deps.push(n);
@@ -148,6 +148,20 @@ export class Instances {
         ? v.includes(OUT_MARK) ? v.replace(/\u0001dfwe-out:([^\u0001]*)\u0001/g, (_m, o: string) => outs[o] ?? '') : v
         : Array.isArray(v) ? v.map(fill) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v;
 
+    // What a built-in stage reads through its parameters is a dep like any other.
+    if (plan.type?.inputs) {
+      for (const input of plan.type.inputs(fill(withValue) as Record<string, unknown>)) {
+        const where = [...at, 'with', ...input.at];
+        const n = resolver.normPath(input.path, where, `"${['with', ...input.at].map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').slice(1)}"`, { read: true });
+        if (n !== undefined && !seenDeps.has(n)) {
+          seenDeps.add(n);
+          deps.push(n);
+          depLocs.push(source.locate(where));
+        }
+      }
+      if (resolver.failures() > before) return undefined;
+    }
+
     const params = raw.params ?? {};
     const node: NodeDef = {
       id,
@@ -161,7 +175,6 @@ export class Instances {
       pipelineParams: Object.fromEntries(plan.usedParams.map((p) => [p, params[p]])),
       env: fill(env) as Record<string, string>,
       deps: deps.map((d) => String(fill(d))),
-      inputs: plan.type?.inputs ? plan.type.inputs(fill(withValue) as Record<string, unknown>) : [],
       outs,
       outKinds,
       resources: st.resources ?? {},

@@ -1,7 +1,7 @@
 import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../diagnostics.js';
 import { ExpressionAbort, ExpressionError, findExpressions, interpolate, referencedMembers } from './expressions.js';
 import { canonicalValue } from './naming.js';
-import { normalizeWorkspacePath } from './paths.js';
+import { normalizeReadPath, normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
 
 /*
@@ -88,8 +88,11 @@ export class Resolver {
     return value;
   }
 
-  /** A workspace-relative path, normalised; undefined (reported) if it is not one. */
-  normPath(p: unknown, path: (string | number)[], what: string): string | undefined {
+  /**
+   * A workspace-relative path, normalised; undefined (reported) if it is not one. A path that is
+   * only read (`read`) may also name a place outside, which planning checks against `read_only`.
+   */
+  normPath(p: unknown, path: (string | number)[], what: string, opts: { read?: boolean } = {}): string | undefined {
     if (typeof p !== 'string') {
       if (p !== undefined) this.report({ message: `${what} must be a path string, not ${JSON.stringify(p)}`, location: this.source.locate(path) });
       return undefined;
@@ -98,9 +101,12 @@ export class Resolver {
       this.report({ message: `${what} holds a NUL byte, which no path can`, location: this.source.locate(path) });
       return undefined;
     }
-    const n = normalizeWorkspacePath(p);
+    const n = opts.read ? normalizeReadPath(p) : normalizeWorkspacePath(p);
     if (n === undefined) {
-      this.report({ message: `${what} "${p}" is outside the workspace: paths are relative to the workspace and stay inside it`, location: this.source.locate(path) });
+      this.report({
+        message: `${what} "${p}" ${opts.read ? 'is the workspace itself' : 'is outside the workspace: paths are relative to the workspace and stay inside it'}`,
+        location: this.source.locate(path),
+      });
     }
     return n;
   }

@@ -56,7 +56,12 @@ const BASE = {
       }
     },
     "allow_outside": {
-      "description": "Directories outside the workspace (absolute, or relative to it) that deps and outputs may really be in, through a symlink in the workspace. Without it, a dep or output that a symlink leads outside the workspace is an input error. Paths in the pipeline itself never name `..` or an absolute path.",
+      "description": "Directories outside the workspace (absolute, or relative to it) that deps and outputs may really be in, through a symlink in the workspace. Without it, a dep or output that a symlink leads outside the workspace is an input error. Outputs never name `..` or an absolute path.",
+      "type": "array",
+      "items": { "type": "string", "minLength": 1 }
+    },
+    "read_only": {
+      "description": "Directories outside the workspace (absolute, or relative to it) that stages read and dfwe never writes: a Hugging Face cache, a shared models folder, a dataset on another disk. A dep, a dataset path or a checkpoint to merge may name a path in one (`/models/base.safetensors`, `../shared/data`); its content is part of the key as any dep's is. A path outside the workspace in no directory listed here is an input error.",
       "type": "array",
       "items": { "type": "string", "minLength": 1 }
     },

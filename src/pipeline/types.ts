@@ -27,8 +27,6 @@ export interface NodeDef {
   pipelineParams: Record<string, unknown>;
   env: Record<string, string>;
   deps: string[];
-  /** Paths a built-in stage reads through its parameters (see StageType.inputs). */
-  inputs: string[];
   outs: Record<string, string>;
   outKinds: Record<string, 'file' | 'dir' | 'any'>;
   resources: Record<string, number>;
@@ -67,6 +65,8 @@ export interface RawPipeline {
   report?: { baseline: string; method: string };
   executor?: string;
   allow_outside?: string[];
+  /** Directories outside the workspace that stages may read, never write. */
+  read_only?: string[];
   stages: Record<string, RawStage>;
   /** An executor's settings, under its name. */
   [executor: string]: unknown;
@@ -89,4 +89,6 @@ export interface Expansion {
   members: number;
   /** Stage instances before identical ones were merged. */
   instances: number;
+  /** The read_only directories, their expressions evaluated. */
+  readOnly: string[];
 }
