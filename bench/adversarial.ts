@@ -251,9 +251,11 @@ stages:
         }
       }
 
-      // 6. Records edited, some with their checksum and manifest recomputed as a forger would:
-      //    another object named, links out, two entries at one path. Nothing outside is touched,
-      //    and the outputs are what the pipeline computes.
+      // 6. Records edited: another object named (the checksum finds it), and links out or two
+      //    entries at one path, some of these with the checksum and manifest recomputed as a
+      //    forger would (the shape checks find them). Nothing outside is touched, and the outputs
+      //    are what the pipeline computes. (A forger who reseals a record naming another valid
+      //    object is beyond an unkeyed checksum: that needs records signed with a key.)
       {
         s.rounds.tampered_records++;
         const outside = mkdtempSync(join(root, 'outside-'));
@@ -284,8 +286,9 @@ stages:
         const records = paths.map((p) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, any>);
         const i = rng.int(records.length);
         const r = records[i]!;
-        edits[rng.int(edits.length)]!(r, records[(i + 1) % records.length]!);
-        if (rng.chance(0.5)) {
+        const e = rng.int(edits.length);
+        edits[e]!(r, records[(i + 1) % records.length]!);
+        if (e > 0 && rng.chance(0.5)) {
           for (const o of Object.values(r.outputs) as Record<string, any>[]) if (o.kind === 'dir') o.digest = manifestDigest(o.files, o.links ?? [], o.dirs ?? []);
           delete r.check;
           r.check = keyOf(r);
