@@ -6,7 +6,7 @@ import { CacheStore } from './cache/store.js';
 import { didYouMean, UserError, type SourceLocation } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
 import { FileDigests } from './keys/file-digests.js';
-import type { NodeDef, RawPipeline } from './pipeline/types.js';
+import type { NodeDef, RawPipeline, ReportSpec } from './pipeline/types.js';
 import { readPipelineText } from './pipeline/read.js';
 import { digestBytes, keyOf } from './util/hash.js';
 import { writeFileAtomic } from './util/fsx.js';
@@ -56,7 +56,7 @@ export interface Project {
   expansionKey: string;
   variantKey: string;
   /** What `dfwe metrics` compares, if the pipeline says. */
-  report?: { baseline: string; method: string };
+  report?: ReportSpec;
   /** The pipeline's params as this run sees them: the file's, with `--param` values in their place. */
   params: Record<string, unknown>;
   /** The `--param` values it was opened with, and its `--only` filters. */
@@ -172,7 +172,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 12;
+const EXPANSION_FORMAT = 13;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -184,7 +184,7 @@ interface Expanded {
   /** The pipeline's `runtime.backend`, if it sets one. */
   backend?: string;
   /** The pipeline's `report` section (what `dfwe metrics` compares). */
-  report?: { baseline: string; method: string };
+  report?: ReportSpec;
   params: Record<string, unknown>;
   executor?: string;
   outside: OutsideDirs;

@@ -65,6 +65,8 @@ export interface StageType {
   inputs?(params: Record<string, unknown>): StageInput[];
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
+  /** True when its metrics score tasks (TASK.score), so a `report` can compare its nodes. */
+  reportsMetrics?: boolean;
   /**
    * Fill in what a schema cannot (defaults that depend on another parameter, such as a merge
    * method's own) and check what it cannot (a list as long as another); returns problems as

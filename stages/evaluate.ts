@@ -22,6 +22,7 @@ export const evaluate: StageType = {
       split: { enum: ['dev', 'test'], default: 'test' },
     },
   },
+  reportsMetrics: true,
   inputs: (p) => pathInputs(p, ['data', 'vocab', 'model']),
   outputs: () => ({ metrics: 'file' }),
   async run(ctx) {

@@ -1,4 +1,4 @@
-"""Test accuracy of a model on the target, as JSON."""
+"""Test accuracy of a model on the target, as a metrics file: {"TASK": {"score": ..., "loss": ...}}."""
 import argparse
 import json
 
@@ -13,4 +13,4 @@ args = p.parse_args()
 x, y = load_split(args.data, args.task, 'test')
 acc, loss = accuracy_and_loss(load_model(args.model), x, y, args.task)
 with open(args.out, 'w') as f:
-    json.dump({'accuracy': round(acc, 2), 'loss': round(loss, 4)}, f)
+    json.dump({args.task: {'score': round(acc, 2), 'loss': round(loss, 4)}}, f)

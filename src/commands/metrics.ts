@@ -8,7 +8,7 @@ export async function metricsCommand(pipeline: string | undefined, opts: { json?
   const project = await open(pipeline, g);
   if (opts.stage !== undefined) return stageMetrics(project, opts.stage, opts.json ?? false);
   if (!project.report) {
-    throw new UserError(`${project.displayPath} has no "report" section: say which evaluate stages to compare, e.g. report: { baseline: test_baseline, method: test_dfwe }, or list one stage's metrics with --stage NAME`);
+    throw new UserError(`${project.displayPath} has no "report" section: say which stages to compare (evaluate stages, or stages with metrics files), e.g. report: { baseline: test_baseline, method: test_dfwe }, or list one stage's metrics with --stage NAME`);
   }
   const pairs = comparePairs(project);
   const rows = taskRows(pairs);

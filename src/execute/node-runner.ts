@@ -13,6 +13,7 @@ import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
 import type { Executor, ExecutorKind, Launch } from './executor.js';
+import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -365,14 +366,21 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const st = await statEventually(join(workspace, p), ctx.executorKind.outputsVisibleWithinMs);
       if (!st) return fail(`did not write its declared output "${name}" (${p})`, 0);
     }
+    let fileMetrics: Record<string, number> | undefined;
+    try {
+      fileMetrics = readMetricsFiles(workspace, project.bounds, node);
+    } catch (err) {
+      if (!(err instanceof MetricsFileError) && !isEnvironmentError(err)) throw err;
+      return fail(err instanceof MetricsFileError ? err.message : describeFsError(err as NodeJS.ErrnoException), 0);
+    }
     let record: NodeRecord;
     try {
       const outputs: Record<string, OutputEntry> = {};
       // A big output can take minutes to commit on this thread: heartbeats go on without it.
       const heavy = <T>(work: () => T): T => ctx.leases.heavy(work);
       for (const [name, p] of Object.entries(node.outs)) outputs[name] = commitOutput(store, project.bounds, join(workspace, p), p, name, node.outKinds[name] ?? 'any', heavy);
-      // Only a built-in stage is told where its metrics go.
-      const metrics = node.type === 'cmd' ? undefined : readMetrics(metricsPath);
+      // A built-in stage is told where its metrics go; a command declares its metrics files.
+      const metrics = node.type === 'cmd' ? fileMetrics : readMetrics(metricsPath);
       const log = storeLog(logPath);
       const durationMs = performance.now() - t0;
       record = {

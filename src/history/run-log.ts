@@ -6,6 +6,7 @@ import { writeAll, writeFileAtomic } from '../util/fsx.js';
 import { digestBytes } from '../util/hash.js';
 import type { GitState } from './git.js';
 import type { Pair } from '../report/metrics-table.js';
+import type { ReportSpec } from '../pipeline/types.js';
 
 /*
  * The run history: cache/runs/<run id>.jsonl, one file per run, only ever appended to. Its first
@@ -72,7 +73,7 @@ export interface EndLine {
   /** The digest of the served set (runs/served/), when any node ran or was cached. */
   served?: string;
   /** The pipeline's report: its pairs and their average delta (the mean over tasks of each task's best). */
-  report?: { baseline: string; method: string; pairs: Pair[]; averageDelta?: number };
+  report?: ReportSpec & { pairs: Pair[]; averageDelta?: number };
 }
 
 export type HistoryLine = StartLine | NodeLine | EndLine;

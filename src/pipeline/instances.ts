@@ -5,7 +5,7 @@ import { defaultOutPath, nodeId } from './naming.js';
 import type { Resolver } from './resolver.js';
 import { type Instance, type MemberState, type Refs, type Scopes } from './scopes.js';
 import type { SourceFile } from './source.js';
-import type { StagePlan } from './stage-plans.js';
+import { outputEntries, type StagePlan } from './stage-plans.js';
 import type { NodeDef, RawPipeline, RawStage } from './types.js';
 import { validateResolved } from './validate.js';
 
@@ -83,13 +83,15 @@ export class Instances {
     // Outputs the user placed, then the stage type's defaults (which need the node id, so
     // commands see them as markers until the id is known).
     const explicitOuts: Record<string, string> = {};
-    for (const [o, p] of Object.entries(st.outs ?? {})) {
+    const placed = outputEntries(st);
+    for (const [o, p, key] of placed) {
       if (p === null) continue; // the default path
-      const n = resolver.normPath(resolver.resolve(p, [...at, 'outs', o], scopes.context(state, bound, reads, new Map()), boundNames), [...at, 'outs', o], `output "${o}"`);
+      const n = resolver.normPath(resolver.resolve(p, [...at, key, o], scopes.context(state, bound, reads, new Map()), boundNames), [...at, key, o], `${key === 'metrics' ? 'metrics file' : 'output'} "${o}"`);
       if (n !== undefined) explicitOuts[o] = n;
     }
-    const declared: Record<string, 'file' | 'dir'> = plan.type ? plan.type.outputs(st.with ?? {}) : {};
-    const outNames = [...new Set([...Object.keys(st.outs ?? {}), ...Object.keys(declared)])];
+    // A metrics file is a file output whose numbers the node reports.
+    const declared: Record<string, 'file' | 'dir'> = plan.type ? plan.type.outputs(st.with ?? {}) : Object.fromEntries(Object.keys(st.metrics ?? {}).map((o) => [o, 'file' as const]));
+    const outNames = [...new Set([...placed.map(([o]) => o), ...Object.keys(declared)])];
     const outsView = Object.fromEntries(outNames.map((o) => [o, explicitOuts[o] ?? `${OUT_MARK}${o}\u0001`]));
     const context = scopes.context(state, bound, reads, refs, outsView);
 
@@ -176,6 +178,7 @@ export class Instances {
       env: fill(env) as Record<string, string>,
       deps: deps.map((d) => String(fill(d))),
       outs,
+      metricsFiles: Object.keys(st.metrics ?? {}),
       outKinds,
       resources: st.resources ?? {},
       executorOptions: executorOptions(this.executors, raw, st),

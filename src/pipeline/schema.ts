@@ -46,13 +46,15 @@ const BASE = {
       }
     },
     "report": {
-      "description": "What `dfwe metrics` compares: the evaluate stage of the baseline and of the method. Each method node is paired with the baseline node that agrees with it on their shared variables; the table reports the task, baseline, method and delta (per target: best and mean over a sweep's source sets).",
+      "description": "What `dfwe metrics`, `runs`, `diff` and the report compare: the stage of the baseline and of the method, each an evaluate stage or a stage with a `metrics` file. Each method node is paired with the baseline node that agrees with it on their shared variables; the table reports per task the baseline, the method and the delta (per target: best and mean over a sweep's source sets). A node's score for task T is its metric T.score (`{\"T\": {\"score\": 71.2}}` in a metrics file); a bare `score` is the score of the task named by the `task` variable.",
       "type": "object",
       "additionalProperties": false,
       "required": ["baseline", "method"],
       "properties": {
-        "baseline": { "type": "string", "description": "The baseline's evaluate stage" },
-        "method": { "type": "string", "description": "The method's evaluate stage" }
+        "baseline": { "type": "string", "description": "The baseline's stage: evaluate, or any stage with metrics" },
+        "method": { "type": "string", "description": "The method's stage: evaluate, or any stage with metrics" },
+        "score": { "type": "string", "minLength": 1, "description": "The metric compared, higher is better (default score): TASK.NAME per task, or a bare NAME" },
+        "task": { "type": "string", "minLength": 1, "description": "The variable (sweep or foreach) whose value names the task of a bare score, e.g. target; without it a bare score is one row, all" }
       }
     },
     "allow_outside": {
@@ -131,6 +133,17 @@ const BASE = {
         },
         "outs": {
           "description": "What the stage writes, as NAME: PATH (relative to the workspace; NAME is a CEL identifier). Outputs are stored in the cache by content and materialised read-only at PATH. Downstream stages refer to them as ${{ stages.THIS.outs.NAME }}, the stage itself as ${{ outs.NAME }}. A null PATH (`NAME: ~`) takes the default out/STAGE/NAME (out/STAGE/VARS/NAME in a sweep). For `uses` stages the type declares the names and PATH overrides the default.",
+          "type": "object",
+          "propertyNames": {
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
+          },
+          "additionalProperties": {
+            "type": ["string", "null"],
+            "minLength": 1
+          }
+        },
+        "metrics": {
+          "description": "Outputs that are metrics files, as NAME: PATH like outs (a null PATH takes the default): JSON objects of numbers, nested allowed (`{\"t0\": {\"score\": 81.5, \"loss\": 0.42}}` gives the metrics t0.score and t0.loss). Their numbers become the node's metrics, shown by `dfwe show` and compared by `report`. A command stage's only; a built-in stage reports its own.",
           "type": "object",
           "propertyNames": {
             "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"

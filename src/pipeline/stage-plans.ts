@@ -59,20 +59,26 @@ export function planStages(raw: RawPipeline, source: SourceFile, registry: Reado
       resolver.checkVarName(v, [...at, 'foreach']);
       if (sweepVars.includes(v)) report({ message: `foreach variable "${v}" of stage "${name}" hides the sweep variable of that name`, location: source.locateKey([...at, 'foreach'], v) });
     }
-    for (const [o, p] of Object.entries(st.outs ?? {})) {
+    for (const [o, p, key] of outputEntries(st)) {
       if (hasExpression(p) && exprsOf(p).some((e) => referencedMembers(e, 'stages').size > 0)) {
-        report({ message: `outs of stage "${name}" may use params and variables but not other stages' outputs`, location: source.locate([...at, 'outs', o]) });
+        report({ message: `${key} of stage "${name}" may use params and variables but not other stages' outputs`, location: source.locate([...at, key, o]) });
       }
+      if (key === 'metrics' && st.outs && Object.hasOwn(st.outs, o)) {
+        report({ message: `stage "${name}" names "${o}" both under outs and under metrics: a metrics file is an output already`, location: source.locateKey([...at, 'metrics'], o) });
+      }
+    }
+    if (hasUses && st.metrics !== undefined) {
+      report({ message: `stage "${name}": "metrics" declares a command's metrics files; a built-in stage (${st.uses}) reports its own`, location: source.locateKey(at, 'metrics') });
     }
     if (type) checkDeclaredOutputs(type, st, at, source, resolver);
     const refs = new Set<string>();
     for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.foreach])) referencedMembers(e, 'stages').forEach((r) => refs.add(r));
     const usedParams = new Set<string>();
-    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.outs, st.foreach])) referencedMembers(e, 'params').forEach((p) => usedParams.add(p));
+    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.outs, st.metrics, st.foreach])) referencedMembers(e, 'params').forEach((p) => usedParams.add(p));
     const loc = {
       stage: source.locateKey(['stages'], name),
       deps: (st.deps ?? []).map((_, i) => source.locate([...at, 'deps', i])),
-      outs: Object.fromEntries(Object.keys(st.outs ?? {}).map((o) => [o, source.locate([...at, 'outs', o])])),
+      outs: Object.fromEntries(outputEntries(st).map(([o, , key]) => [o, source.locate([...at, key, o])])),
     };
     byName.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages), usedParams: [...usedParams].filter((p) => p in params).sort(), loc });
   }
@@ -102,7 +108,14 @@ function checkDeclaredOutputs(type: StageType, st: RawStage, at: string[], sourc
   }
 }
 
-/** report.baseline and report.method name evaluate stages. */
+/** A stage's outputs as the file places them: under outs, and its metrics files under metrics. */
+export function outputEntries(st: RawStage): [name: string, path: string | null, key: 'outs' | 'metrics'][] {
+  const out: [string, string | null, 'outs' | 'metrics'][] = [];
+  for (const key of ['outs', 'metrics'] as const) for (const [o, p] of Object.entries(st[key] ?? {})) out.push([o, p, key]);
+  return out;
+}
+
+/** report.baseline and report.method name stages with metrics: evaluate, or one with metrics files. */
 function checkReportStages(raw: RawPipeline, source: SourceFile, plans: Map<string, StagePlan>, resolver: Resolver): void {
   for (const role of ['baseline', 'method'] as const) {
     const name = raw.report?.[role];
@@ -111,8 +124,12 @@ function checkReportStages(raw: RawPipeline, source: SourceFile, plans: Map<stri
     if (!plan) {
       const guess = didYouMean(name, Object.keys(raw.stages));
       resolver.report({ message: `report.${role} names stage "${name}", which the pipeline does not have${guess ? `; did you mean "${guess}"?` : ''}`, location: source.locate(['report', role]) });
-    } else if (plan.type?.name !== 'evaluate') {
-      resolver.report({ message: `report.${role} names stage "${name}", ${plan.type ? `a ${plan.type.name} stage` : 'a cmd stage'}: a report compares the metrics of evaluate stages`, location: source.locate(['report', role]) });
+    } else if (!plan.type?.reportsMetrics && plan.raw.metrics === undefined) {
+      resolver.report({
+        message: `report.${role} names stage "${name}", ${plan.type ? `a ${plan.type.name} stage` : 'a cmd stage'} without metrics: a report compares the metrics of evaluate stages and of stages that declare metrics files`,
+        location: source.locate(['report', role]),
+        hint: plan.type ? undefined : `declare the JSON file its command writes: metrics: { scores: out/${name}.json }`,
+      });
     }
   }
 }

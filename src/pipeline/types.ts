@@ -28,6 +28,8 @@ export interface NodeDef {
   env: Record<string, string>;
   deps: string[];
   outs: Record<string, string>;
+  /** The outputs that are metrics files (JSON of numbers): their numbers become the node's metrics. */
+  metricsFiles: string[];
   outKinds: Record<string, 'file' | 'dir' | 'any'>;
   resources: Record<string, number>;
   /** Each executor's settings for this node (under its name: the pipeline's, then the stage's). Not part of the key. */
@@ -50,10 +52,22 @@ export interface RawStage {
   foreach?: Record<string, unknown>;
   deps?: string[];
   outs?: Record<string, string | null>;
+  /** Outputs that are metrics files, NAME: PATH as in outs. */
+  metrics?: Record<string, string | null>;
   env?: Record<string, string | number | boolean>;
   resources?: Record<string, number>;
   /** An executor's settings, under its name. */
   [executor: string]: unknown;
+}
+
+/** What `dfwe metrics` and the report compare (the pipeline's `report` section). */
+export interface ReportSpec {
+  baseline: string;
+  method: string;
+  /** The metric compared (default `score`): a node's TASK.score per task, or its bare score. */
+  score?: string;
+  /** The variable whose value names the task of a bare score. */
+  task?: string;
 }
 
 export interface RawPipeline {
@@ -62,7 +76,7 @@ export interface RawPipeline {
   params?: Record<string, unknown>;
   sweep?: Record<string, unknown>;
   runtime?: { backend?: string };
-  report?: { baseline: string; method: string };
+  report?: ReportSpec;
   executor?: string;
   allow_outside?: string[];
   /** Directories outside the workspace that stages may read, never write. */

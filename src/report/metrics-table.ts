@@ -1,6 +1,7 @@
 import { planAll } from '../engine/plan.js';
 import type { Project } from '../project.js';
-import type { NodeDef } from '../pipeline/types.js';
+import type { NodeDef, ReportSpec } from '../pipeline/types.js';
+import { showValue } from '../pipeline/naming.js';
 
 /*
  * The comparison the paper's Table 2 makes: per task, the baseline's test score, the method's,
@@ -29,8 +30,23 @@ export interface TaskRow {
   pairs: number;
 }
 
-function scoreOf(metrics: Record<string, number> | undefined, task: string): number | undefined {
-  return metrics?.[`${task}.score`];
+/**
+ * The tasks a node scores, each with its score once the node has run: its metrics TASK.SCORE
+ * (the built-in evaluate's, or a metrics file's `{"TASK": {"score": …}}`), and a bare SCORE for
+ * the task its `report.task` variable names (or `all`). A built-in stage's `tasks` are known
+ * before it runs; a command's, once it has.
+ */
+export function scoresOf(node: NodeDef, metrics: Record<string, number> | undefined, spec: ReportSpec): Map<string, number | undefined> {
+  const key = spec.score ?? 'score';
+  const out = new Map<string, number | undefined>();
+  if (node.type !== 'cmd' && Array.isArray(node.params.tasks)) for (const t of node.params.tasks) out.set(String(t), undefined);
+  const bare = spec.task !== undefined && Object.hasOwn(node.vars, spec.task) ? showValue(node.vars[spec.task]) : 'all';
+  if (metrics) {
+    for (const [k, v] of Object.entries(metrics)) if (k.endsWith(`.${key}`) && k.length > key.length + 1) out.set(k.slice(0, -key.length - 1), v);
+    if (Object.hasOwn(metrics, key)) out.set(bare, metrics[key]);
+  }
+  if (out.size === 0) out.set(bare, undefined);
+  return out;
 }
 
 /** The pairs of the pipeline as it stands: each node's metrics from its cached result. */
@@ -41,22 +57,23 @@ export function comparePairs(project: Project): Pair[] {
 
 /** The pairs, with each node's metrics as `metricsOf` gives them (a run's served results, say). */
 export function pairsFrom(project: Project, metricsOf: (id: string) => Record<string, number> | undefined): Pair[] {
-  const report = project.report!;
+  const spec = project.report!;
   const nodes = project.graph.order;
-  const baselines = nodes.filter((n) => n.stage === report.baseline);
-  const agree = (a: NodeDef, b: NodeDef): boolean => Object.keys(a.vars).every((k) => !(k in b.vars) || JSON.stringify(a.vars[k]) === JSON.stringify(b.vars[k]));
-  return nodes
-    .filter((n) => n.stage === report.method)
-    .map((m) => {
-      const task = String((m.params.tasks as string[] | undefined)?.[0] ?? '');
-      const b = baselines.find((x) => agree(x, m) && (x.params.tasks as string[] | undefined)?.[0] === task);
-      const methodScore = scoreOf(metricsOf(m.id), task);
-      const baselineScore = b ? scoreOf(metricsOf(b.id), task) : undefined;
-      return {
-        task, method: m.id, baseline: b?.id, vars: m.vars, methodScore, baselineScore,
+  const baselines = nodes.filter((n) => n.stage === spec.baseline).map((b) => ({ node: b, scores: scoresOf(b, metricsOf(b.id), spec) }));
+  const agree = (a: NodeDef, b: NodeDef): boolean => Object.keys(a.vars).every((k) => !Object.hasOwn(b.vars, k) || JSON.stringify(a.vars[k]) === JSON.stringify(b.vars[k]));
+  const pairs: Pair[] = [];
+  for (const m of nodes) {
+    if (m.stage !== spec.method) continue;
+    for (const [task, methodScore] of scoresOf(m, metricsOf(m.id), spec)) {
+      const b = baselines.find((x) => agree(x.node, m) && x.scores.has(task));
+      const baselineScore = b?.scores.get(task);
+      pairs.push({
+        task, method: m.id, baseline: b?.node.id, vars: m.vars, methodScore, baselineScore,
         delta: methodScore !== undefined && baselineScore !== undefined ? methodScore - baselineScore : undefined,
-      };
-    });
+      });
+    }
+  }
+  return pairs;
 }
 
 export function taskRows(pairs: Pair[]): TaskRow[] {

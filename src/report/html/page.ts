@@ -40,7 +40,7 @@ code{font-family:ui-monospace,monospace;font-size:12.5px}
 `;
 
 function metricsSection(m: ReportModel): string {
-  if (!m.rows || !m.project.report) return `<h2>Metrics</h2><p class="note">This pipeline has no <code>report</code> section: say which evaluate stages to compare, e.g. <code>report: { baseline: test_baseline, method: test_dfwe }</code>.</p>`;
+  if (!m.rows || !m.project.report) return `<h2>Metrics</h2><p class="note">This pipeline has no <code>report</code> section: say which stages to compare (evaluate stages, or stages with metrics files), e.g. <code>report: { baseline: test_baseline, method: test_dfwe }</code>.</p>`;
   const { baseline, method } = m.project.report;
   const sweep = m.rows.some((r) => r.pairs > 1);
   const head = `<tr><th>task</th><th class="n">baseline (${esc(baseline)})</th><th class="n">${esc(method)}${sweep ? ' (best)' : ''}</th><th class="n">delta${sweep ? ' (best)' : ''}</th>${sweep ? '<th class="n">delta (mean)</th><th class="n">source sets</th>' : ''}</tr>`;
