@@ -34,8 +34,9 @@ let exitCode = 0;
 
 program
   .command('run')
-  .description('run the pipeline: nodes whose inputs changed, and what depends on them; everything else comes from the cache')
+  .description('run the pipeline: nodes whose inputs changed, and what depends on them; everything else comes from the cache. With targets, only what they need')
   .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
+  .argument('[targets...]', 'node ids or stage names (a stage: all its nodes): run only these and what they need')
   .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
   .option('-n, --dry-run', 'show what would run and why, run nothing')
   .option('-f, --force <node>', 'run this node even if cached (repeatable)', collect)
@@ -43,9 +44,10 @@ program
   .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
   .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)")
   .option('-v, --verbose', 'plain output, one line per node including cache hits')
-  .action(async (pipeline: string | undefined, opts) => {
-    const { runCommand } = await import('./commands/run.js');
-    exitCode = await runCommand(pipeline, opts, globals());
+  .action(async (first: string | undefined, rest: string[], opts) => {
+    const [{ runCommand }, { pipelineAndTargets }] = await Promise.all([import('./commands/run.js'), import('./commands/common.js')]);
+    const { pipeline, targets } = pipelineAndTargets(first === undefined ? rest : [first, ...rest], globals());
+    exitCode = await runCommand(pipeline, opts, globals(), targets);
   });
 
 program
@@ -66,11 +68,13 @@ program
   .command('status')
   .description('each node: cached, or will run and why (a line per stage beyond 100 nodes)')
   .argument('[pipeline]', 'pipeline file')
+  .argument('[targets...]', 'node ids or stage names: only these and what they need')
   .option('--json', 'machine-readable output')
   .option('--all', 'a line for every node, however many')
-  .action(async (pipeline: string | undefined, opts) => {
-    const { statusCommand } = await import('./commands/status.js');
-    exitCode = await statusCommand(pipeline, opts, globals());
+  .action(async (first: string | undefined, rest: string[], opts) => {
+    const [{ statusCommand }, { pipelineAndTargets }] = await Promise.all([import('./commands/status.js'), import('./commands/common.js')]);
+    const { pipeline, targets } = pipelineAndTargets(first === undefined ? rest : [first, ...rest], globals());
+    exitCode = await statusCommand(pipeline, opts, globals(), targets);
   });
 
 program

@@ -69,6 +69,8 @@ export interface Project {
   outside: OutsideDirs;
   /** Where dfwe may read and write: the workspace, allow_outside and read_only, by real path. */
   bounds: Bounds;
+  /** The nodes asked for (`dfwe run NODE|STAGE …`): the graph holds them and what they need, nothing else. */
+  targets?: string[];
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
 }

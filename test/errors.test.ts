@@ -80,10 +80,10 @@ const cases: Case[] = [
     message: /report\.baseline names stage "tst", which the pipeline does not have; did you mean "test"\?/,
   },
   {
-    name: 'a report naming a stage that is not an evaluate',
+    name: 'a report naming a stage without metrics',
     yaml: 'version: 1\nreport: { baseline: b, method: test }\nstages:\n  b: { cmd: echo }\n  test: { uses: evaluate, with: { data: d, vocab: v, model: m, tasks: [t] } }\n',
     at: [2, 21],
-    message: /report\.baseline names stage "b", a cmd stage: a report compares the metrics of evaluate stages/,
+    message: /report\.baseline names stage "b", a cmd stage without metrics: a report compares the metrics of evaluate stages and of stages that declare metrics files/,
   },
   {
     name: 'YAML syntax error',

@@ -79,6 +79,7 @@ export function isRecordShape(r: unknown, execKey: string): r is NodeRecord {
   if (r.peakRssBytes !== undefined && !isCount(r.peakRssBytes)) return false;
   if (r.reads !== undefined && !(Array.isArray(r.reads) && r.reads.every((k) => isString(k) && DIGEST.test(k)))) return false;
   if (r.check !== undefined && !isString(r.check)) return false;
+  if (r.gpus !== undefined && !(Array.isArray(r.gpus) && r.gpus.every(isString))) return false;
   return isString(r.startedAt) && isCount(r.durationMs) && isString(r.host);
 }
 
@@ -86,6 +87,7 @@ export function isAttemptShape(a: unknown, nodeId: string): a is NodeAttempt {
   if (!isObject(a) || a.nodeId !== nodeId || (a.status !== 'succeeded' && a.status !== 'failed')) return false;
   if (!isString(a.execKey) || !isString(a.planKey) || !isString(a.at) || !isString(a.host)) return false;
   if (a.log !== undefined && !(isString(a.log) && DIGEST.test(a.log))) return false;
+  if (a.gpus !== undefined && !(Array.isArray(a.gpus) && a.gpus.every(isString))) return false;
   if (a.left !== undefined && !(Array.isArray(a.left) && a.left.every((e: unknown) => Array.isArray(e) && e.length === 2 && isString(e[0]) && isString(e[1])))) return false;
   return a.fingerprint === undefined || isObject(a.fingerprint);
 }

@@ -53,6 +53,8 @@ export interface NodeRecord {
   startedAt: string;
   durationMs: number;
   host: string;
+  /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
+  gpus?: string[];
   /** Peak resident memory of the stage's processes (bytes), where the executor measured it. */
   peakRssBytes?: number;
   /**
@@ -76,6 +78,8 @@ export interface NodeAttempt {
   error?: string;
   log?: string;
   host: string;
+  /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
+  gpus?: string[];
   /** What the attempt was keyed on, so `dfwe why` can say what changed since. */
   fingerprint?: Fingerprint;
   /**

@@ -7,6 +7,8 @@ import { checkReadSnapshot, readSnapshot, writeSnapshot, type Snapshot, type Sna
 import { readRecord } from '../cache/records.js';
 import { registry } from '../../stages/index.js';
 import { executors } from '../execute/executors/index.js';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 export interface GlobalOptions {
   workspace?: string;
@@ -49,6 +51,20 @@ export async function parseParams(specs: string[] = []): Promise<Record<string, 
 async function projectOptions(pipeline: string | undefined, g: GlobalOptions): Promise<ProjectOptions> {
   // The CLI is where the stage types are chosen (stages/index.ts): the engine is handed them.
   return { pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: await parseParams(g.param), backend: g.backend, stageTypes: registry, executors };
+}
+
+/**
+ * `dfwe run [PIPELINE] [TARGET…]`: the first word is the pipeline when it is a file (or is named
+ * *.yaml, *.yml); every other word is a target, a node id or a stage name.
+ */
+export function pipelineAndTargets(args: readonly string[], g: GlobalOptions): { pipeline?: string; targets: string[] } {
+  const isPipeline = (a: string): boolean => /\.ya?ml$/i.test(a) || statSync(resolve(g.workspace ?? process.cwd(), a), { throwIfNoEntry: false })?.isFile() === true;
+  const [first, ...rest] = args;
+  const pipeline = first !== undefined && isPipeline(first) ? first : undefined;
+  const targets = pipeline === undefined ? [...args] : rest;
+  const misplaced = targets.find((t) => /\.ya?ml$/i.test(t));
+  if (misplaced) throw new UserError(`"${misplaced}" looks like a pipeline file: give the pipeline first, then the targets (dfwe run ${misplaced} ${targets.filter((t) => t !== misplaced).join(' ') || 'STAGE'})`);
+  return { pipeline, targets };
 }
 
 /** The project a command works on. */

@@ -15,10 +15,12 @@ import { join } from 'node:path';
  * only when there is something to run: a no-op is told from the snapshot.
  */
 
-export async function runCommand(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions): Promise<number> {
+export async function runCommand(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions, targets: string[] = []): Promise<number> {
   const t0 = performance.now();
-  if (await noopRun(pipeline, opts, g, t0)) return 0;
-  const project = await open(pipeline, g);
+  // The snapshot vouches for the whole pipeline: with targets, the part is planned.
+  if (targets.length === 0 && (await noopRun(pipeline, opts, g, t0))) return 0;
+  const { selectTargets } = await import('../engine/targets.js');
+  const project = selectTargets(await open(pipeline, g), targets);
   const { dryRun, executeRun } = await import('../engine/run.js');
   if (opts.dryRun) {
     const { headerOf, printStatus, stageOf } = await import('./status.js');
@@ -40,7 +42,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   try {
     const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0);
     if (summary.interrupted) return 130;
-    if (project.report && summary.failed.length === 0) {
+    if (project.report && !project.targets && summary.failed.length === 0) {
       // A pipeline that says what to compare ends with the comparison.
       const { comparePairs, formatTable, taskRows } = await import('../report/metrics-table.js');
       process.stdout.write(formatTable(taskRows(comparePairs(project))) + '\n');

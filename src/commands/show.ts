@@ -23,7 +23,7 @@ export async function showCommand(id: string, pipeline: string | undefined, opts
   if (node.command) out.push(`  command:  ${node.command}`);
   if (record) {
     out.push(`  key:      ${record.execKey}${decision.record ? '' : '  (last run; not the current key)'}`);
-    out.push(`  ran:      ${record.startedAt} on ${record.host}, ${secondsOf(record.durationMs)}${record.peakRssBytes ? `, peak memory ${(record.peakRssBytes / (1 << 20)).toFixed(0)} MiB` : ''}`);
+    out.push(`  ran:      ${record.startedAt} on ${record.host}${record.gpus ? ` (GPU ${record.gpus.join(',')})` : ''}, ${secondsOf(record.durationMs)}${record.peakRssBytes ? `, peak memory ${(record.peakRssBytes / (1 << 20)).toFixed(0)} MiB` : ''}`);
     out.push('  outputs:');
     for (const [name, o] of Object.entries(record.outputs)) {
       out.push(`    ${name}: ${o.path}  (${o.kind}, ${o.size} bytes${o.files ? `, ${o.files.length} files` : ''}, ${o.digest.slice(0, 12)})`);

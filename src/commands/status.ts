@@ -6,10 +6,11 @@ import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from '.
 import { expansionSummary } from './expand.js';
 import { maxOf } from '../util/arrays.js';
 
-export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions): Promise<number> {
+export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions, targets: string[] = []): Promise<number> {
   // Nothing changed since everything was found cached: said from the snapshot alone. Only
-  // sources changed: the nodes they reach are planned again, the rest is the snapshot's.
-  const found = await snapshotOf(pipeline, g);
+  // sources changed: the nodes they reach are planned again, the rest is the snapshot's. With
+  // targets, their part of the pipeline is planned.
+  const found = targets.length === 0 ? await snapshotOf(pipeline, g) : undefined;
   if (found?.check) {
     const { snap, dirty } = found.check;
     const decisions = dirty.length === 0 ? snapshotDecisions(snap) : await replanned(found.check, found.loc);
@@ -21,7 +22,8 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   }
   // The pipeline was edited since the snapshot: what it still vouches for spares reading records.
   const prior = found && !found.check && found.snap.expansionKey !== found.loc.expansionKey ? priorResults(found.loc, found.snap) : undefined;
-  const project = await open(pipeline, g);
+  const { selectTargets } = await import('../engine/targets.js');
+  const project = selectTargets(await open(pipeline, g), targets);
   const { planAll } = await import('../engine/plan.js');
   const decisions = planAll(project, { prior });
   if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);

@@ -19,6 +19,8 @@ export interface RunSettings {
   executorKind: ExecutorKind;
   jobs: number;
   capacity?: Record<string, number>;
+  /** The device of each gpu token, when this run assigns them (not on a cluster). */
+  gpus?: string[];
 }
 
 /** The run's options, checked: every bad value is an input error, with or without -n. */
@@ -27,9 +29,9 @@ export function checkRunOptions(project: Project, opts: RunOptions): RunSettings
   for (const id of force) nodeOrError(project, id);
   const executorKind = executorChoice(project.executors, opts.executor, project.executor);
   // A cluster allocates cpus and GPUs itself; --jobs then bounds the jobs queued at once.
-  const { jobs, capacity } = runCapacity(executorKind, opts);
+  const { jobs, capacity, gpus } = runCapacity(executorKind, opts);
   if (capacity) checkCapacity(project, capacity, jobs);
-  return { force, executorKind, jobs, capacity };
+  return { force, executorKind, jobs, capacity, gpus };
 }
 
 export function capacityFor(capacity: Record<string, number>, jobs: number, r: string): number {

@@ -26,12 +26,35 @@ export function executorChoice(executors: ReadonlyMap<string, ExecutorKind>, fla
   return kind;
 }
 
-/** GPUs visible to this machine: NVIDIA device nodes, unless CUDA_VISIBLE_DEVICES narrows them. */
-export function detectGpus(): number {
+/**
+ * The GPUs visible to this machine, as CUDA names them: the entries of CUDA_VISIBLE_DEVICES
+ * (indices, UUIDs or MIG ids) when it is set, else the index of each NVIDIA device node.
+ */
+export function visibleGpus(): string[] {
   const visible = process.env.CUDA_VISIBLE_DEVICES;
-  if (visible !== undefined) return visible.trim() === '' ? 0 : visible.split(',').filter((s) => s.trim() !== '' && s.trim() !== '-1').length;
-  if (!existsSync('/dev')) return 0;
-  return readdirSync('/dev').filter((d) => /^nvidia\d+$/.test(d)).length;
+  if (visible !== undefined) {
+    // CUDA stops at the first invalid entry; -1 is the usual way to hide every device.
+    const ids: string[] = [];
+    for (const s of visible.split(',').map((x) => x.trim())) {
+      if (s === '' || s === '-1') break;
+      ids.push(s);
+    }
+    return ids;
+  }
+  if (!existsSync('/dev')) return [];
+  return readdirSync('/dev').flatMap((d) => /^nvidia(\d+)$/.exec(d)?.[1] ?? []).sort((a, b) => Number(a) - Number(b));
+}
+
+export function detectGpus(): number {
+  return visibleGpus().length;
+}
+
+/**
+ * The device of each gpu token: token i is visible GPU i, cycling when more tokens than GPUs are
+ * asked for (`--resource gpu=8` on 4 GPUs: two stages per GPU); plain indices when none is seen.
+ */
+export function gpuDevices(tokens: number, visible: readonly string[] = visibleGpus()): string[] {
+  return Array.from({ length: tokens }, (_, i) => (visible.length ? visible[i % visible.length]! : String(i)));
 }
 
 export function parseResources(specs: string[] = []): Record<string, number> {
@@ -48,10 +71,13 @@ export function parseResources(specs: string[] = []): Record<string, number> {
  * --jobs (default: the executor's, else the cores) and the capacity of each resource token,
  * undefined when the executor's cluster allocates them itself.
  */
-export function runCapacity(kind: ExecutorKind, opts: RunOptions): { jobs: number; capacity?: Record<string, number> } {
+export function runCapacity(kind: ExecutorKind, opts: RunOptions): { jobs: number; capacity?: Record<string, number>; gpus?: string[] } {
   const jobs = opts.jobs !== undefined ? positiveInt(opts.jobs, '--jobs') : kind.defaultJobs ?? defaultJobs();
+  if (kind.allocatesResources) return { jobs };
   const resources = parseResources(opts.resource);
-  return { jobs, capacity: kind.allocatesResources ? undefined : { cpu: jobs, gpu: detectGpus(), ...resources } };
+  const visible = visibleGpus();
+  const capacity = { cpu: jobs, gpu: visible.length, ...resources };
+  return { jobs, capacity, gpus: gpuDevices(capacity.gpu, visible) };
 }
 
 export function positiveInt(value: string, name: string): number {

@@ -26,7 +26,7 @@ export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof pl
 
 /** One run of an opened project: check, plan what the reporter needs, run, record it in the history, report. */
 export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run'): Promise<RunSummary> {
-  const { force, executorKind, jobs, capacity } = checkRunOptions(project, opts);
+  const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
   // errors reported (located) before anything is written, the cache's marker included.
   checkInputs(project);
@@ -53,7 +53,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     await reporter.begin(expected);
     let summary: RunSummary;
     try {
-      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases });
+      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, gpus, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases });
     } catch (err) {
       // A run that ends by an error leaves its history without an end line, as a killed one does.
       log?.close();

@@ -278,6 +278,8 @@ class NotWitnessable extends Error {}
  * changed within the last clock tick (a run's last output) is waited for, once.
  */
 export async function writeSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>, served?: string): Promise<void> {
+  // A snapshot vouches for the whole pipeline variant; part of it says nothing of the rest.
+  if (project.targets) return;
   const wait = tryWriteSnapshot(project, records, served);
   if (wait === undefined) return;
   await new Promise((r) => setTimeout(r, wait));

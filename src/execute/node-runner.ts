@@ -20,7 +20,7 @@ const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 export type Outcome =
   | { status: 'cached'; record: NodeRecord; restored: boolean }
   | { status: 'ran'; record: NodeRecord }
-  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number };
+  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
 
 let nodeCounter = 0;
 
@@ -185,7 +185,7 @@ const INPUT_RESTORES = 3;
  * stage's processes are gone and succeeded, before its results are committed: its job slot is
  * free then.
  */
-export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, processEnded: () => void = () => {}): Promise<Outcome> {
+export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, gpus: string[] | undefined, processEnded: () => void = () => {}): Promise<Outcome> {
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
   for (let round = 0; ; round++) {
@@ -203,7 +203,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       replaced = inputs.replaced;
       if (replaced.length === 0) {
         ctx.onStart?.(node.id);
-        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded);
+        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded, gpus);
       }
       if (round >= INPUT_RESTORES) {
         const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
@@ -284,7 +284,7 @@ function readsOf(project: Project, node: NodeDef, upstream: Map<string, Upstream
   return [...keys].sort();
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, reads: string[], onHandle: Launch['onHandle'], processEnded: () => void): Promise<Outcome> {
+async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, reads: string[], onHandle: Launch['onHandle'], processEnded: () => void, gpus: string[] | undefined): Promise<Outcome> {
   const { project } = ctx;
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
@@ -313,12 +313,12 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       }
       writeAttempt(store, workspace, {
         nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0, peakRssBytes,
-        exitCode, error, log, host, fingerprint: fp, left: stampsOf(project, node, owned, cleared),
+        exitCode, error, log, host, gpus, fingerprint: fp, left: stampsOf(project, node, owned, cleared),
       });
     } catch {
       // The failure itself is what matters; a log that cannot be kept (a full disk) is not.
     }
-    return { status: 'failed', error, logTail, exitCode, peakRssBytes };
+    return { status: 'failed', error, logTail, exitCode, peakRssBytes, gpus };
   };
   try {
     // Stale outputs must not pass for fresh ones: remove them before the stage runs, but only
@@ -330,7 +330,9 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       rmSync(abs, { recursive: true, force: true });
       mkdirSync(dirname(abs), { recursive: true });
     }
-    const env = { ...process.env, ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace };
+    // A node holding gpu tokens sees only its own devices, as Slurm's gres and Ray assign them.
+    // (A CUDA_VISIBLE_DEVICES the stage's own env sets is the user's choice and wins.)
+    const env = { ...process.env, ...(gpus ? { CUDA_VISIBLE_DEVICES: gpus.join(',') } : {}), ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace };
     let argv: string[];
     if (node.type === 'cmd') {
       argv = ['/bin/sh', '-c', node.command!];
@@ -387,6 +389,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
         format: RECORD_FORMAT, nodeId: node.id, planKey, execKey, fingerprint: fp, outputs, log, metrics,
         startedAt: startedAt.toISOString(), durationMs, host, peakRssBytes,
       };
+      if (gpus) record.gpus = gpus;
       if (reads.length > 0) record.reads = reads;
       // Group commit: objects durable, then the record that names them, then durable too.
       await ctx.commits.durable(objectsOf(record).map((d) => store.objectPath(d)));
@@ -402,7 +405,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
       return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
     }
-    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, fingerprint: fp, left: stampsOf(project, node) });
+    writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, gpus, fingerprint: fp, left: stampsOf(project, node) });
     return { status: 'ran', record };
   } catch (err) {
     if (err instanceof RestoreError) return fail(err.message);

@@ -21,6 +21,8 @@ export interface SchedulerOptions {
    * Undefined: resources are not limited here (a Slurm cluster allocates them).
    */
   capacity?: Record<string, number>;
+  /** The device of each gpu token: a node holding tokens sees their devices (CUDA_VISIBLE_DEVICES). */
+  gpus?: readonly string[];
   executor: Executor;
   executorKind: ExecutorKind;
   runtime?: Record<string, string>;
@@ -151,6 +153,9 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     return false;
   };
 
+  // Which gpu tokens are free, lowest first: a node is given the devices of the tokens it holds.
+  const freeGpuTokens = Array.from({ length: opts.gpus?.length ?? 0 }, (_, i) => i);
+  const takeGpuTokens = (n: number): number[] => (opts.gpus ? freeGpuTokens.splice(0, n) : []);
   const fits = (n: NodeDef): boolean => Object.entries(n.resources).every(([r, amount]) => (inUse[r] ?? 0) + amount <= capacityOf(r));
   const stopped = (): boolean => halted || opts.signal.aborted;
 
@@ -195,6 +200,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
         running++;
         inFlight++;
         for (const [r, a] of Object.entries(node.resources)) inUse[r] = (inUse[r] ?? 0) + a;
+        const tokens = takeGpuTokens(node.resources.gpu ?? 0);
         // The slot and resources are free once the stage's processes are gone: the next stage
         // starts while this one's results are committed.
         let freed = false;
@@ -203,8 +209,11 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
           freed = true;
           running--;
           for (const [r, a] of Object.entries(node.resources)) inUse[r]! -= a;
+          pushAll(freeGpuTokens, tokens);
+          freeGpuTokens.sort((a, b) => a - b);
         };
-        runNode(ctx, node, keys, infos, () => {
+        const devices = opts.gpus && tokens.length ? [...new Set(tokens.map((t) => opts.gpus![t]!))] : undefined;
+        runNode(ctx, node, keys, infos, devices, () => {
           free();
           opts.events.processEnded?.(node.id);
           committing(node, +1);

@@ -65,11 +65,11 @@ export class HistoryRecorder implements Reporter {
     if (o.status === 'ran') {
       // The bar a timeline draws: its processes' run, in its job slot (the commit after it is not the slot's).
       const ms = slot?.ended !== undefined ? slot.ended - slot.start : o.record.durationMs;
-      line = { t: 'node', id, stage, state: 'ran', start, ms, lane: slot?.lane, host: o.record.host, rss: o.record.peakRssBytes };
+      line = { t: 'node', id, stage, state: 'ran', start, ms, lane: slot?.lane, host: o.record.host, gpus: o.record.gpus, rss: o.record.peakRssBytes };
     } else if (o.status === 'cached' && o.restored) {
       line = { t: 'node', id, stage, state: 'restored', start, ms: 0 };
     } else if (o.status === 'failed') {
-      line = { t: 'node', id, stage, state: 'failed', start, ms: now - start, lane: slot?.lane, rss: o.peakRssBytes, error: o.error };
+      line = { t: 'node', id, stage, state: 'failed', start, ms: now - start, lane: slot?.lane, gpus: o.gpus, rss: o.peakRssBytes, error: o.error };
     }
     if (line) this.log.append(line);
     this.inner.finished(id, o);

@@ -57,6 +57,8 @@ export interface NodeLine {
   /** The job slot it ran in (0 = the first), as a timeline draws it; none for a restore. */
   lane?: number;
   host?: string;
+  /** The GPUs it was given (CUDA_VISIBLE_DEVICES). */
+  gpus?: string[];
   rss?: number;
   error?: string;
 }

@@ -113,10 +113,10 @@ function timelineSection(m: ReportModel): string {
   if (executed.length === 0) return `<h2>Timeline of the last run</h2>${intro}<p class="note">Every node came from the cache: nothing ran.</p>`;
   const lanes = maxOf(executed.map((n) => n.lane!)) + 1;
   const stages = [...new Set(executed.map((n) => n.stage))];
-  const bars: Bar[] = executed.map((n) => ({ lane: n.lane!, start: n.start / 1000, end: (n.start + n.ms) / 1000, label: n.id, stage: n.stage, failed: n.state === 'failed' }));
+  const bars: Bar[] = executed.map((n) => ({ lane: n.lane!, start: n.start / 1000, end: (n.start + n.ms) / 1000, label: n.gpus ? `${n.id} (GPU ${n.gpus.join(',')})` : n.id, stage: n.stage, failed: n.state === 'failed' }));
   const slowest = [...executed].sort((a, b) => b.ms - a.ms).slice(0, 10);
-  const table = `<table id="slowest"><thead><tr><th>slowest nodes</th><th>stage</th><th class="n">time</th><th class="n">peak memory</th><th>state</th></tr></thead><tbody>` +
-    slowest.map((n) => `<tr><td><code>${esc(n.id)}</code></td><td>${esc(n.stage)}</td><td class="n">${secs(n.ms)}</td><td class="n">${mib(n.rss)}</td><td>${esc(n.state)}</td></tr>`).join('') + '</tbody></table>';
+  const table = `<table id="slowest"><thead><tr><th>slowest nodes</th><th>stage</th><th class="n">time</th><th class="n">peak memory</th><th>GPU</th><th>state</th></tr></thead><tbody>` +
+    slowest.map((n) => `<tr><td><code>${esc(n.id)}</code></td><td>${esc(n.stage)}</td><td class="n">${secs(n.ms)}</td><td class="n">${mib(n.rss)}</td><td>${esc(n.gpus?.join(',') ?? '')}</td><td>${esc(n.state)}</td></tr>`).join('') + '</tbody></table>';
   return `<h2>Timeline of the last run</h2>${intro}<div class="panel" id="timeline">${timelineSvg(bars, lanes, stages)}</div><div style="margin-top:10px">${table}</div>`;
 }
 
