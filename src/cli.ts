@@ -43,7 +43,7 @@ program
   .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
   .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
   .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)")
-  .option('-v, --verbose', 'plain output, one line per node including cache hits')
+  .option('-v, --verbose', "plain output, one line per node including cache hits, and every line the stages print, prefixed with the node's id")
   .action(async (first: string | undefined, rest: string[], opts) => {
     const [{ runCommand }, { pipelineAndTargets }] = await Promise.all([import('./commands/run.js'), import('./commands/common.js')]);
     const { pipeline, targets } = pipelineAndTargets(first === undefined ? rest : [first, ...rest], globals());
@@ -163,6 +163,17 @@ program
   .action(async (node: string, pipeline: string | undefined, opts) => {
     const { showCommand } = await import('./commands/show.js');
     exitCode = await showCommand(node, pipeline, opts, globals());
+  });
+
+program
+  .command('logs')
+  .description("a node's log: the one it is writing now if it is running (-f follows it to the end), else its last one")
+  .argument('<node>', 'node id')
+  .argument('[pipeline]', 'pipeline file')
+  .option('-f, --follow', 'keep printing what a running node writes until it ends')
+  .action(async (node: string, pipeline: string | undefined, opts) => {
+    const { logsCommand } = await import('./commands/logs.js');
+    exitCode = await logsCommand(node, pipeline, opts, globals());
   });
 
 program

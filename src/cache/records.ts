@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { isAttemptShape, isRecordShape, RECORD_FORMAT } from './record-shape.js';
 import { keyOf } from '../util/hash.js';
+import { processStart } from '../util/process.js';
 import { manifestDigest } from '../keys/tree.js';
 import type { CacheStore } from './store.js';
 
@@ -136,6 +137,53 @@ export function writeAttempt(store: CacheStore, workspace: string, attempt: Node
   } catch {
     // the record, written before, is what counts
   }
+}
+
+/** A node running now: who runs it, since when, in which job slot and on which GPUs, and its live log. */
+export interface RunningNode {
+  nodeId: string;
+  pid: number;
+  /** The run's process start time (Linux), so a reused pid is not taken for it. */
+  start?: string;
+  host: string;
+  since: string;
+  slot: number;
+  gpus?: string[];
+  /** The log the stage writes as it runs (in the run's staging directory). */
+  log: string;
+}
+
+/** Advisory, as attempts are: a running node not told is only a less helpful `show`. */
+export function markRunning(store: CacheStore, workspace: string, r: RunningNode): void {
+  try {
+    writeFileAtomic(store.runningPath(workspace, r.nodeId), JSON.stringify(r), { durable: false });
+  } catch {
+    // nothing depends on it
+  }
+}
+
+export function clearRunning(store: CacheStore, workspace: string, nodeId: string): void {
+  rmSync(store.runningPath(workspace, nodeId), { force: true });
+}
+
+/** The node's running marker, if its run is alive (on this host: its pid exists; elsewhere: taken as said). */
+export function readRunning(store: CacheStore, workspace: string, nodeId: string): RunningNode | undefined {
+  let r: RunningNode;
+  try {
+    r = JSON.parse(readFileSync(store.runningPath(workspace, nodeId), 'utf8')) as RunningNode;
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== 'object' || r === null || r.nodeId !== nodeId || typeof r.pid !== 'number' || typeof r.log !== 'string' || typeof r.since !== 'string') return undefined;
+  if (r.host === localHost()) {
+    try {
+      process.kill(r.pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined; // its run died
+    }
+    if (r.start !== undefined && processStart(r.pid) !== r.start) return undefined; // and its pid was reused
+  }
+  return r;
 }
 
 export function localHost(): string {

@@ -126,6 +126,11 @@ export class CacheStore {
     return join(this.nodesDir, k.slice(0, 2), `${k}.json`);
   }
 
+  /** Where a node that is running now says so (see records.ts markRunning). */
+  runningPath(workspace: string, nodeId: string): string {
+    return this.attemptPath(workspace, nodeId).replace(/\.json$/, '.running.json');
+  }
+
   /**
    * Digests of objects found damaged, with when they were damaged (ms), read once per process; empty in a cache
    * where nothing was ever damaged (one readdir).

@@ -2,7 +2,8 @@ import { planAll } from '../engine/plan.js';
 import { nodeOrError } from '../project.js';
 import { secondsOf } from '../report/reporter.js';
 import { open, type GlobalOptions } from './common.js';
-import { readAttempt, readRecord } from '../cache/records.js';
+import { readAttempt, readRecord, readRunning, type RunningNode } from '../cache/records.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { hasObject, readObject } from '../cache/objects.js';
 
 export async function showCommand(id: string, pipeline: string | undefined, opts: { json?: boolean; log?: boolean }, g: GlobalOptions): Promise<number> {
@@ -12,14 +13,17 @@ export async function showCommand(id: string, pipeline: string | undefined, opts
   const attempt = readAttempt(project.store, project.workspace, id);
   const record = decision.record ?? (attempt?.status === 'succeeded' ? readRecord(project.store, attempt.execKey) : undefined);
   const logDigest = decision.record?.log ?? attempt?.log;
-  const log = logDigest && hasObject(project.store, logDigest) ? readObject(project.store, logDigest).toString('utf8') : undefined;
+  const running = readRunning(project.store, project.workspace, id);
+  // A running node's log is the one it is writing; else the last one stored.
+  const log = running ? liveLogTail(running) : logDigest && hasObject(project.store, logDigest) ? readObject(project.store, logDigest).toString('utf8') : undefined;
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ id, type: node.type, state: decision.state, reason: decision.reason, record: record ?? null, lastAttempt: attempt ?? null, log: log ?? null }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ id, type: node.type, state: running ? 'running' : decision.state, reason: decision.reason, running: running ?? null, record: record ?? null, lastAttempt: attempt ?? null, log: log ?? null }, null, 2) + '\n');
     return 0;
   }
   const out: string[] = [];
   out.push(`${id}  (${node.type === 'cmd' ? 'command' : node.type})`);
-  out.push(`  state:    ${decision.state === 'run' ? `will run: ${decision.reason}` : decision.state}`);
+  if (running) out.push(`  state:    ${runningLine(running)}`);
+  else out.push(`  state:    ${decision.state === 'run' ? `will run: ${decision.reason}` : decision.state}`);
   if (node.command) out.push(`  command:  ${node.command}`);
   if (record) {
     out.push(`  key:      ${record.execKey}${decision.record ? '' : '  (last run; not the current key)'}`);
@@ -37,9 +41,33 @@ export async function showCommand(id: string, pipeline: string | undefined, opts
   if (log !== undefined && log.trim() !== '') {
     const lines = log.trimEnd().split('\n');
     const shown = opts.log ? lines : lines.slice(-20);
-    out.push(`  log${opts.log || lines.length <= 20 ? '' : ` (last 20 of ${lines.length} lines; --log for all)`}:`);
+    out.push(`  log${running ? ' so far' : ''}${opts.log || lines.length <= 20 ? '' : ` (last 20 of ${lines.length} lines; --log for all)`}:`);
     for (const l of shown) out.push(`    | ${l}`);
   }
   process.stdout.write(out.join('\n') + '\n');
   return 0;
+}
+
+export function runningLine(r: RunningNode): string {
+  const where = [`pid ${r.pid} on ${r.host}`, `slot ${r.slot + 1}`, ...(r.gpus ? [`GPU ${r.gpus.join(',')}`] : [])];
+  return `running since ${r.since} (${where.join(', ')})`;
+}
+
+/** The end of a running node's log as it stands (its last MiB): a live log can be any size. */
+function liveLogTail(r: RunningNode): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(r.log, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const n = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(n);
+    readSync(fd, buf, 0, n, size - n);
+    return buf.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -53,7 +53,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     await reporter.begin(expected);
     let summary: RunSummary;
     try {
-      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, gpus, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases });
+      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, gpus, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases, streamOutput: opts.verbose ?? false });
     } catch (err) {
       // A run that ends by an error leaves its history without an end line, as a killed one does.
       log?.close();

@@ -30,6 +30,8 @@ export interface Launch {
   onHandle: (handle: JobHandle) => void;
   /** A progress line: the stage's own output (local) or the job's state (Slurm). */
   onLine?: (line: string) => void;
+  /** Its stderr lines are progress too, not only its stdout's (`dfwe run -v`). */
+  allOutput?: boolean;
 }
 
 export interface Finished {

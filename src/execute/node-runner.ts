@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
 import { materialize, outputStamp, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
-import { localHost, RECORD_FORMAT, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
+import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
 import type { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
@@ -14,6 +14,7 @@ import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-sa
 import type { NodeSpec } from './node-spec.js';
 import type { Executor, ExecutorKind, Launch } from './executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
+import { processStart } from '../util/process.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -23,6 +24,9 @@ export type Outcome =
   | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
 
 let nodeCounter = 0;
+
+/** How long a stage runs before `dfwe show` can see it running. */
+const RUNNING_MARK_MS = 300;
 
 export interface RunContext {
   project: Project;
@@ -41,6 +45,14 @@ export interface RunContext {
   onStart?: (id: string) => void;
   /** A line a built-in stage printed (epoch, loss), for the progress display. */
   onProgress?: (id: string, line: string) => void;
+  /** Command stages' lines go to onProgress too (`dfwe run -v`). */
+  streamOutput: boolean;
+}
+
+/** Where a node runs in this run: its job slot (0 = the first) and the GPUs it was given. */
+export interface Placement {
+  slot: number;
+  gpus?: string[];
 }
 
 /** A failure of one node, said as what went wrong: never a stack trace. */
@@ -185,7 +197,7 @@ const INPUT_RESTORES = 3;
  * stage's processes are gone and succeeded, before its results are committed: its job slot is
  * free then.
  */
-export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, gpus: string[] | undefined, processEnded: () => void = () => {}): Promise<Outcome> {
+export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, placement: Placement, processEnded: () => void = () => {}): Promise<Outcome> {
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
   for (let round = 0; ; round++) {
@@ -203,7 +215,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       replaced = inputs.replaced;
       if (replaced.length === 0) {
         ctx.onStart?.(node.id);
-        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded, gpus);
+        return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded, placement);
       }
       if (round >= INPUT_RESTORES) {
         const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
@@ -284,8 +296,9 @@ function readsOf(project: Project, node: NodeDef, upstream: Map<string, Upstream
   return [...keys].sort();
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, reads: string[], onHandle: Launch['onHandle'], processEnded: () => void, gpus: string[] | undefined): Promise<Outcome> {
+async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, reads: string[], onHandle: Launch['onHandle'], processEnded: () => void, placement: Placement): Promise<Outcome> {
   const { project } = ctx;
+  const { gpus } = placement;
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
   // created or removed per node.
@@ -303,6 +316,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? putBlob(store, path) : undefined);
   // Output paths this attempt cleared for its stage: what is there when it fails is its own.
   const cleared = new Set<string>();
+  let markTimer: NodeJS.Timeout | undefined;
+  let marked = false;
   const fail = (error: string, exitCode?: number | null): Outcome => {
     let log: string | undefined;
     let logTail = '';
@@ -347,11 +362,17 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       argv = [process.execPath, CLI, 'exec', specPath];
     }
     // Built-in stages print progress (epoch, loss); a shell command's output goes to its log only.
-    const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.executorKind.commandOutputIsProgress) ? (line: string) => ctx.onProgress!(node.id, line) : undefined;
+    const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.streamOutput || ctx.executorKind.commandOutputIsProgress) ? (line: string) => ctx.onProgress!(node.id, line) : undefined;
+    // `dfwe show` and `dfwe logs` find a running node, and its log so far, through a marker,
+    // written once the stage has run a moment: the many stages that take milliseconds cost no file.
+    markTimer = setTimeout(() => {
+      markRunning(store, workspace, { nodeId: node.id, pid: process.pid, start: processStart(process.pid), host, since: startedAt.toISOString(), slot: placement.slot, gpus, log: logPath });
+      marked = true;
+    }, RUNNING_MARK_MS);
     // The executor returns once every process of the stage is gone: nothing can write an output
     // after it is committed.
     const result = await ctx.executor.launch({
-      nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, options: node.executorOptions[ctx.executorKind.name] ?? {}, signal: ctx.signal, onHandle, onLine,
+      nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, options: node.executorOptions[ctx.executorKind.name] ?? {}, signal: ctx.signal, onHandle, onLine, allOutput: ctx.streamOutput,
     });
     // A success frees its job slot for the commit; a failure keeps it until the scheduler has
     // seen the failure, so that without --keep-going nothing new starts after it.
@@ -411,6 +432,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
     if (err instanceof RestoreError) return fail(err.message);
     return fail(`dfwe could not run it: ${failure(err)}`);
   } finally {
+    clearTimeout(markTimer);
+    if (marked) clearRunning(store, workspace, node.id);
     // A shell command has a log only; a built-in stage also its spec, metrics and scratch.
     for (const p of node.type === 'cmd' ? [logPath] : [logPath, specPath, metricsPath, scratch]) rmSync(p, { recursive: true, force: true });
   }

@@ -30,6 +30,8 @@ export interface SchedulerOptions {
   events: SchedulerEvents;
   /** The run's leases (it holds the cache's read lease through them). */
   leases: LeaseManager;
+  /** Every line a command stage prints goes to `events.progress` too (`dfwe run -v`). */
+  streamOutput?: boolean;
 }
 
 export interface SchedulerEvents {
@@ -69,7 +71,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
   const ctx: RunContext = {
-    project, leases, staging, executor: opts.executor, executorKind: opts.executorKind, commits: new GroupCommit(), force: opts.force, runtime: opts.runtime, signal: opts.signal,
+    project, leases, staging, executor: opts.executor, executorKind: opts.executorKind, commits: new GroupCommit(), force: opts.force, runtime: opts.runtime, signal: opts.signal, streamOutput: opts.streamOutput ?? false,
     onWait: (id, h) => opts.events.waiting(id, h),
     onStart: (id) => opts.events.started(id),
     onProgress: (id, line) => opts.events.progress(id, line),
@@ -155,6 +157,10 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
 
   // Which gpu tokens are free, lowest first: a node is given the devices of the tokens it holds.
   const freeGpuTokens = Array.from({ length: opts.gpus?.length ?? 0 }, (_, i) => i);
+  // Job slots by number, lowest free first, as `dfwe show` and the timeline name them.
+  const freeSlots: number[] = [];
+  let slotsMade = 0;
+  const takeSlot = (): number => (freeSlots.length ? freeSlots.shift()! : slotsMade++);
   const takeGpuTokens = (n: number): number[] => (opts.gpus ? freeGpuTokens.splice(0, n) : []);
   const fits = (n: NodeDef): boolean => Object.entries(n.resources).every(([r, amount]) => (inUse[r] ?? 0) + amount <= capacityOf(r));
   const stopped = (): boolean => halted || opts.signal.aborted;
@@ -201,6 +207,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
         inFlight++;
         for (const [r, a] of Object.entries(node.resources)) inUse[r] = (inUse[r] ?? 0) + a;
         const tokens = takeGpuTokens(node.resources.gpu ?? 0);
+        const slot = takeSlot();
         // The slot and resources are free once the stage's processes are gone: the next stage
         // starts while this one's results are committed.
         let freed = false;
@@ -211,9 +218,11 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
           for (const [r, a] of Object.entries(node.resources)) inUse[r]! -= a;
           pushAll(freeGpuTokens, tokens);
           freeGpuTokens.sort((a, b) => a - b);
+          freeSlots.push(slot);
+          freeSlots.sort((a, b) => a - b);
         };
-        const devices = opts.gpus && tokens.length ? [...new Set(tokens.map((t) => opts.gpus![t]!))] : undefined;
-        runNode(ctx, node, keys, infos, devices, () => {
+        const gpus = opts.gpus && tokens.length ? [...new Set(tokens.map((t) => opts.gpus![t]!))] : undefined;
+        runNode(ctx, node, keys, infos, { slot, gpus }, () => {
           free();
           opts.events.processEnded?.(node.id);
           committing(node, +1);

@@ -3,6 +3,7 @@ import { appendFileSync, closeSync, openSync, readdirSync, readFileSync } from '
 import { fileURLToPath } from 'node:url';
 import { localHost } from '../../cache/records.js';
 import { writeAll } from '../../util/fsx.js';
+import { boundedLines } from '../../util/lines.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
 import { trackMemory } from './memory-sampler.js';
 
@@ -81,30 +82,31 @@ function localExecutor(): Executor {
   };
 }
 
-/** Started in this process, its stdout read line by line as progress (and written to the log as it comes). */
+/**
+ * Started in this process, its stdout (and its stderr, for `allOutput`) read line by line as
+ * progress, in bounded memory, and written to the log as it comes.
+ */
 function startHere(l: Launch): Started {
   const log = openSync(l.logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(l.argv[0]!, l.argv.slice(1), { cwd: l.cwd, env: l.env, stdio: ['ignore', 'pipe', log], detached: true });
+    child = spawn(l.argv[0]!, l.argv.slice(1), { cwd: l.cwd, env: l.env, stdio: ['ignore', 'pipe', l.allOutput ? 'pipe' : log], detached: true });
   } catch (err) {
     closeSync(log);
     return { pgid: Promise.resolve(undefined), exit: Promise.resolve({ code: null, signal: null, error: (err as NodeJS.ErrnoException).code ?? 'EINVAL' }) };
   }
-  // Each chunk goes to the log as it comes (in order with stderr, which writes the log directly).
-  let partial = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    writeAll(log, chunk);
-    const lines = (partial + chunk.toString('utf8')).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) l.onLine!(line);
+  // Each chunk goes to the log as it comes (stderr writes the log directly unless it is read too).
+  const streams = [child.stdout!, ...(l.allOutput ? [child.stderr!] : [])];
+  const ended = streams.map((s) => {
+    s.on('data', (chunk: Buffer) => writeAll(log, chunk));
+    boundedLines(s, (line) => l.onLine!(line));
+    return new Promise((r) => (s.destroyed || s.readableEnded ? r(undefined) : s.once('close', r)));
   });
   const exit = new Promise<Exit>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error: error.code ?? 'EINVAL' }));
   }).then(async (e) => {
-    if (!child.stdout!.destroyed && !child.stdout!.readableEnded) await new Promise((r) => child.stdout!.once('close', r));
-    if (partial) l.onLine!(partial);
+    await Promise.all(ended);
     closeSync(log);
     return e;
   });
