@@ -13,6 +13,8 @@ export interface SourceLocation {
 
 export interface Diagnostic {
   message: string;
+  /** A warning is said and the command goes on; the default is an error. */
+  severity?: 'error' | 'warning';
   location?: SourceLocation;
   hint?: string;
 }
@@ -38,7 +40,8 @@ export class UserError extends Error {
 export function formatDiagnostic(d: Diagnostic): string {
   const out: string[] = [];
   const loc = d.location;
-  out.push(loc ? `${loc.file}:${loc.line}:${loc.col}: error: ${d.message}` : `error: ${d.message}`);
+  const kind = d.severity ?? 'error';
+  out.push(loc ? `${loc.file}:${loc.line}:${loc.col}: ${kind}: ${d.message}` : `${kind}: ${d.message}`);
   if (loc?.lineText !== undefined) {
     const gutter = String(loc.line).length;
     const text = loc.lineText.replace(/\t/g, ' ');

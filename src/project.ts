@@ -57,6 +57,8 @@ export interface Project {
   variantKey: string;
   /** What `dfwe metrics` compares, if the pipeline says. */
   report?: ReportSpec;
+  /** The pipeline's `strict`: undeclared files named in commands are errors. */
+  strict: boolean;
   /** The pipeline's params as this run sees them: the file's, with `--param` values in their place. */
   params: Record<string, unknown>;
   /** The `--param` values it was opened with, and its `--only` filters. */
@@ -155,7 +157,7 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
   const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, params, executor, outside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
+  const { nodes, name, members, instances, backend, report, strict, params, executor, outside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, outside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
@@ -165,7 +167,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, outside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, strict, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, outside, bounds, saveState };
 }
 
 /*
@@ -174,7 +176,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 13;
+const EXPANSION_FORMAT = 14;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -187,6 +189,8 @@ interface Expanded {
   backend?: string;
   /** The pipeline's `report` section (what `dfwe metrics` compares). */
   report?: ReportSpec;
+  /** The pipeline's `strict`: undeclared files named in commands are errors. */
+  strict: boolean;
   params: Record<string, unknown>;
   executor?: string;
   outside: OutsideDirs;
@@ -217,7 +221,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
   const { nodes, members, instances, readOnly } = expandPipeline(raw, source, stageTypes, { only, executors });
-  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, outside: { allow: raw.allow_outside ?? [], readOnly } };
+  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, strict: raw.strict === true, outside: { allow: raw.allow_outside ?? [], readOnly } };
   const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(toMemo(result)), { durable: false });
@@ -234,14 +238,14 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
  */
 interface Memo extends Omit<Expanded, 'nodes'> {
   locations: SourceLocation[];
-  nodes: (Omit<NodeDef, 'loc'> & { loc: { stage: number; deps: number[]; outs: Record<string, number> } })[];
+  nodes: (Omit<NodeDef, 'loc'> & { loc: { stage: number; deps: number[]; outs: Record<string, number>; commands: number[] } })[];
 }
 
 function toMemo(e: Expanded): Memo {
   const index = new Map<SourceLocation, number>();
   const locations: SourceLocation[] = [];
   const at = (l: SourceLocation): number => index.get(l) ?? (index.set(l, locations.push(l) - 1), locations.length - 1);
-  const nodes = e.nodes.map((n) => ({ ...n, loc: { stage: at(n.loc.stage), deps: n.loc.deps.map(at), outs: Object.fromEntries(Object.entries(n.loc.outs).map(([o, l]) => [o, at(l)])) } }));
+  const nodes = e.nodes.map((n) => ({ ...n, loc: { stage: at(n.loc.stage), deps: n.loc.deps.map(at), outs: Object.fromEntries(Object.entries(n.loc.outs).map(([o, l]) => [o, at(l)])), commands: n.loc.commands.map(at) } }));
   return { ...e, locations, nodes };
 }
 
@@ -253,12 +257,13 @@ function fromMemo(m: unknown): unknown {
   const loc = (i: unknown): SourceLocation | undefined => (typeof i === 'number' ? locations[i] : undefined);
   const nodes: NodeDef[] = [];
   for (const n of memo.nodes) {
-    if (typeof n !== 'object' || n === null || typeof n.loc !== 'object' || n.loc === null || !Array.isArray(n.loc.deps) || typeof n.loc.outs !== 'object' || n.loc.outs === null) return undefined;
+    if (typeof n !== 'object' || n === null || typeof n.loc !== 'object' || n.loc === null || !Array.isArray(n.loc.deps) || !Array.isArray(n.loc.commands) || typeof n.loc.outs !== 'object' || n.loc.outs === null) return undefined;
     const stage = loc(n.loc.stage);
     const deps = n.loc.deps.map(loc);
+    const commands = n.loc.commands.map(loc);
     const outs = Object.entries(n.loc.outs).map(([o, i]) => [o, loc(i)] as const);
-    if (!stage || deps.some((d) => !d) || outs.some(([, l]) => !l)) return undefined;
-    nodes.push({ ...n, loc: { stage, deps: deps as SourceLocation[], outs: Object.fromEntries(outs) as Record<string, SourceLocation> } });
+    if (!stage || deps.some((d) => !d) || commands.some((d) => !d) || outs.some(([, l]) => !l)) return undefined;
+    nodes.push({ ...n, loc: { stage, deps: deps as SourceLocation[], outs: Object.fromEntries(outs) as Record<string, SourceLocation>, commands: commands as SourceLocation[] } });
   }
   const { locations: _, ...rest } = memo;
   return { ...rest, nodes };
@@ -281,7 +286,7 @@ function memoHead(path: string): string {
 
 function isExpanded(m: unknown): m is Expanded {
   const e = m as Expanded;
-  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && isOutsideDirs(e.outside) && typeof e.params === 'object' && e.params !== null &&
+  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && isOutsideDirs(e.outside) && typeof e.params === 'object' && e.params !== null && typeof e.strict === 'boolean' &&
     e.nodes.every((n) => typeof n === 'object' && n !== null && typeof n.id === 'string' && typeof n.outs === 'object' && n.outs !== null && Array.isArray(n.deps) && Array.isArray(n.refs));
 }
 

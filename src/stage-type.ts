@@ -63,6 +63,8 @@ export interface StageType {
    * in a directory the pipeline lists under `read_only`.
    */
   inputs?(params: Record<string, unknown>): StageInput[];
+  /** Shell commands it runs through its parameters (a scorer), by parameter: files they name must be declared, as a command stage's must. */
+  commands?(params: Record<string, unknown>): { field: string; text: string }[];
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
   /** True when its metrics score tasks (TASK.score), so a `report` can compare its nodes. */

@@ -4,7 +4,7 @@ import { mergeMethods } from '../src/merge/methods/index.js';
 import { completeParams } from '../src/merge/params.js';
 import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
 import type { Weights } from '../src/search/space.js';
-import { pathInputs, type StageInput, type StageType } from '../src/stage-type.js';
+import { pathInputs, type StageType } from '../src/stage-type.js';
 import { merge } from './merge.js';
 
 interface Params {
@@ -23,14 +23,6 @@ interface Params {
   score?: string;
   score_server?: string;
   score_timeout: number;
-}
-
-/** Words of a command that name script files (python score.py --serve → score.py). */
-function scriptsIn(params: Record<string, unknown>, name: string): StageInput[] {
-  const command = params[name];
-  if (typeof command !== 'string') return [];
-  const words = command.split(/\s+/).map((w) => w.replace(/^['"]|['"]$/g, ''));
-  return words.filter((w) => /^[^-{$].*\.(py|sh|r|jl|js|mjs|cjs|rb|pl|lua)$/i.test(w)).map((path) => ({ path, at: [name] }));
 }
 
 const mergeSchema = merge.schema as { properties: Record<string, object>; allOf: object[] };
@@ -67,7 +59,8 @@ export const mergeSearch: StageType = {
   outputs: () => ({ model: 'dir', search: 'file' }),
   // The evaluator's scripts named in its command are part of the key, as deps are: editing the
   // scorer reruns the search. (Modules they import go in the stage's deps.)
-  inputs: (p) => [...pathInputs(p, ['models', 'base']), ...scriptsIn(p, 'score'), ...scriptsIn(p, 'score_server')],
+  inputs: (p) => pathInputs(p, ['models', 'base']),
+  commands: (p) => (['score', 'score_server'] as const).flatMap((field) => (typeof p[field] === 'string' ? [{ field, text: p[field] as string }] : [])),
   complete(p) {
     const method = mergeMethods.get(p.method as string)!;
     const problems = completeParams(method, p.params as Record<string, unknown>);

@@ -24,7 +24,8 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   const prior = found && !found.check && found.snap.expansionKey !== found.loc.expansionKey ? priorResults(found.loc, found.snap) : undefined;
   const { selectTargets } = await import('../engine/targets.js');
   const project = selectTargets(await open(pipeline, g), targets);
-  const { planAll } = await import('../engine/plan.js');
+  const [{ planAll }, { checkUndeclared }] = await Promise.all([import('../engine/plan.js'), import('../engine/undeclared.js')]);
+  checkUndeclared(project);
   const decisions = planAll(project, { prior });
   if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);
   project.saveState();

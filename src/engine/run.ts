@@ -2,6 +2,7 @@ import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { planAll } from './plan.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
+import { checkUndeclared } from './undeclared.js';
 import type { Reporter } from '../report/reporter.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
@@ -19,6 +20,7 @@ import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
 /** What a run would do, and why: the options checked as a run checks them (what -n accepts, a run accepts). */
 export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof planAll> {
   const { force } = checkRunOptions(project, opts);
+  checkUndeclared(project);
   const decisions = planAll(project, { force });
   project.saveState();
   return decisions;
@@ -30,6 +32,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
   // errors reported (located) before anything is written, the cache's marker included.
   checkInputs(project);
+  checkUndeclared(project);
   project.store.claim();
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
   const cancelJob: JobCanceller = (job, host) => project.executors.get(job.executor)?.cancel(job, host);

@@ -26,6 +26,8 @@ const OUT_MARK = '\u0001dfwe-out:';
 export class Instances {
   /** Every node, by id, in the order first expanded. */
   readonly nodes = new Map<string, NodeDef>();
+  /** Locations by data path: one object for a stage's thousands of instances (the memo stores each once). */
+  private readonly locations = new Map<string, SourceLocation>();
   /** Canonical content of nodes claimed by more than one instance. */
   private readonly contents = new Map<string, string>();
   count = 0;
@@ -37,6 +39,13 @@ export class Instances {
     private readonly scopes: Scopes,
     private readonly executors: ReadonlyMap<string, ExecutorKind> | undefined,
   ) {}
+
+  private locate(path: (string | number)[]): SourceLocation {
+    const k = JSON.stringify(path);
+    let l = this.locations.get(k);
+    if (!l) this.locations.set(k, (l = this.source.locate(path)));
+    return l;
+  }
 
   /** The stage's instances in this member: its foreach domains, in order, each may read earlier ones. */
   expandStage(plan: StagePlan, state: MemberState): void {
@@ -158,12 +167,13 @@ export class Instances {
         if (n !== undefined && !seenDeps.has(n)) {
           seenDeps.add(n);
           deps.push(n);
-          depLocs.push(source.locate(where));
+          depLocs.push(this.locate(where));
         }
       }
       if (resolver.failures() > before) return undefined;
     }
 
+    const commands = command !== undefined ? [{ field: 'cmd', text: String(fill(command)) }] : (plan.type?.commands?.(fill(withValue) as Record<string, unknown>) ?? []);
     const params = raw.params ?? {};
     const node: NodeDef = {
       id,
@@ -185,7 +195,8 @@ export class Instances {
       refs: [...new Set([...refs.keys()].map((r) => r.node.id))],
       refOuts: outputsRead(refs),
       mlRuntime: plan.type?.mlRuntime ?? false,
-      loc: { stage: plan.loc.stage, deps: depLocs, outs: { ...plan.loc.outs } },
+      commands,
+      loc: { stage: plan.loc.stage, deps: depLocs, outs: { ...plan.loc.outs }, commands: commands.map((c) => this.locate(c.field === 'cmd' ? [...at, 'cmd'] : [...at, 'with', c.field])) },
     };
     for (const o of outNames) node.loc.outs[o] ??= node.loc.stage;
     return this.claim(node, foreach, plan, vars);

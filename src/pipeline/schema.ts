@@ -57,6 +57,10 @@ const BASE = {
         "task": { "type": "string", "minLength": 1, "description": "The variable (sweep or foreach) whose value names the task of a bare score, e.g. target; without it a bare score is one row, all" }
       }
     },
+    "strict": {
+      "description": "When true, a file of the workspace that a command names (a stage's cmd, a search's score or score_server) but its stage does not declare (deps, or an output it reads) is an input error; by default it is a located warning, since a change to it would not rerun the stage.",
+      "type": "boolean"
+    },
     "allow_outside": {
       "description": "Directories outside the workspace (absolute, or relative to it) that deps and outputs may really be in, through a symlink in the workspace. Without it, a dep or output that a symlink leads outside the workspace is an input error. Outputs never name `..` or an absolute path.",
       "type": "array",

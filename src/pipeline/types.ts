@@ -42,7 +42,9 @@ export interface NodeDef {
    */
   refOuts: Record<string, string[]>;
   mlRuntime: boolean;
-  loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation> };
+  /** The shell commands it runs (a command stage's cmd, a search's scorer), for the check of what they name but the node does not declare. */
+  commands: { field: string; text: string }[];
+  loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation>; commands: SourceLocation[] };
 }
 
 export interface RawStage {
@@ -77,6 +79,8 @@ export interface RawPipeline {
   sweep?: Record<string, unknown>;
   runtime?: { backend?: string };
   report?: ReportSpec;
+  /** A file a command names but its stage does not declare is an error, not a warning. */
+  strict?: boolean;
   executor?: string;
   allow_outside?: string[];
   /** Directories outside the workspace that stages may read, never write. */
