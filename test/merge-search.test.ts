@@ -42,16 +42,20 @@ stages:
 ${withExtra.split('\n').map((l) => `      ${l}`).join('\n')}
 ${stages}`;
 
-test('merge-search with a command per candidate finds the weights the scorer likes; reruns are cached; editing the scorer (its script is found in the command) reruns the search and what reads it', () => {
+test('merge-search with a command per candidate finds the weights the scorer likes; reruns are cached; editing the scorer (declared in deps; undeclared, it is warned about) reruns the search and what reads it', () => {
   const ws = setup();
-  write(ws, 'dfwe.yaml', pipeline('max_evals: 80\nscore: python3 score.py {model}', `  report:
+  const yaml = pipeline('max_evals: 80\nscore: python3 score.py {model}', `  report:
     cmd: python3 -c "import json; print(json.load(open('\${{ stages.search.outs.search }}'))['weights'])" > \${{ outs.o }}
     outs: { o: out/report }
   other:
     cmd: echo untouched > \${{ outs.o }}
     outs: { o: out/other }
-`));
+`);
+  write(ws, 'dfwe.yaml', yaml);
+  assert.match(dfwe(ws, ['status']).stderr, /warning: stage "search" reads "score\.py" \(named in its score\) but does not declare it/);
+  write(ws, 'dfwe.yaml', yaml.replace('deps: [a.safetensors,', 'deps: [score.py, a.safetensors,'));
   const r = dfwe(ws, ['run']);
+  assert.doesNotMatch(r.stderr, /warning/);
   assert.equal(r.code, 0, r.stderr);
   const trace = JSON.parse(read(ws, 'out/search/search'));
   assert.equal(trace.evaluations, 80);

@@ -1,4 +1,3 @@
-import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 import { maxOf } from '../util/arrays.js';
 

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { formatDiagnostic, UserError } from '../diagnostics.js';
 import { realWorkspace, resolvePipelinePath, type Project } from '../project.js';

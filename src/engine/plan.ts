@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { type NodeRecord, objectsOf, readAttempt, readRecord } from '../cache/records.js';
 import { diffFingerprints, fingerprint, keyOfFingerprint, type Fingerprint, type FingerprintChange } from '../keys/fingerprint.js';
 import type { NodeDef } from '../pipeline/types.js';

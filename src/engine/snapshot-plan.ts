@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
 import { FileDigests } from '../keys/file-digests.js';
 import { diffFingerprints, keyOfFingerprint, type Fingerprint } from '../keys/fingerprint.js';

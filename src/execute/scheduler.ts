@@ -1,5 +1,4 @@
 import { rmSync } from 'node:fs';
-import { UserError, type Diagnostic } from '../diagnostics.js';
 import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
 import type { NodeDef } from '../pipeline/types.js';

@@ -3,7 +3,7 @@ import type { ExecutorKind } from '../execute/executor.js';
 import { canonicalJson } from '../util/canonical.js';
 import { defaultOutPath, nodeId } from './naming.js';
 import type { Resolver } from './resolver.js';
-import { type Instance, type MemberState, type Refs, type Scopes } from './scopes.js';
+import { paramsAt, type Instance, type MemberState, type Refs, type Scopes } from './scopes.js';
 import type { SourceFile } from './source.js';
 import { outputEntries, type StagePlan } from './stage-plans.js';
 import type { NodeDef, RawPipeline, RawStage } from './types.js';
@@ -184,7 +184,8 @@ export class Instances {
       version: plan.type ? plan.type.version : 1,
       command: command === undefined ? undefined : String(fill(command)),
       params: plan.type ? (fill(withValue) as Record<string, unknown>) : {},
-      pipelineParams: Object.fromEntries(plan.usedParams.map((p) => [p, params[p]])),
+      // The param entries its expressions read, not whole params: one instance's entry of a map is its own.
+      pipelineParams: paramsAt(params, scopes.paramPaths(reads)),
       env: fill(env) as Record<string, string>,
       deps: deps.map((d) => String(fill(d))),
       outs,

@@ -1,4 +1,5 @@
 import { canonicalJson } from '../util/canonical.js';
+import { dict } from '../util/dict.js';
 import { toCel } from './expressions.js';
 import { UpstreamFailed } from './resolver.js';
 import type { StagePlan } from './stage-plans.js';
@@ -48,14 +49,130 @@ function watchOuts<T extends object>(outs: T, onRead: (name: string) => void): T
   });
 }
 
+/**
+ * The params as an expression sees them, noting what it reads: a key (`params.lr_for[tasks]`)
+ * notes that entry; a walk over a map notes each entry it passes and, once it reaches the end,
+ * the whole map (so a key added later counts); its size, or a callback over it, the whole map.
+ * cel-js looks at a map's first entry to learn its type: that notes the first entry only. Maps
+ * stay Maps to cel-js (instanceof, constructor).
+ */
+function tracedParams(m: unknown, path: string[], note: (path: string[]) => void): unknown {
+  if (!(m instanceof Map)) return m;
+  const walk = (target: Map<string, unknown>, yielding: (k: string, v: unknown) => unknown) => (): IterableIterator<unknown> => {
+    const it = target.entries();
+    const traced: IterableIterator<unknown> = {
+      next() {
+        const r = it.next();
+        if (r.done) {
+          note(path);
+          return r;
+        }
+        const [k, v] = r.value;
+        note([...path, k]);
+        return { done: false, value: yielding(k, v) };
+      },
+      [Symbol.iterator]() {
+        return traced;
+      },
+    };
+    return traced;
+  };
+  return new Proxy(m, {
+    get(target: Map<string, unknown>, prop) {
+      if (prop === 'get') {
+        return (k: string) => {
+          const v = target.get(k);
+          if (v instanceof Map) return tracedParams(v, [...path, k], note);
+          note([...path, k]);
+          return v;
+        };
+      }
+      if (prop === 'has') {
+        return (k: string) => {
+          note([...path, k]);
+          return target.has(k);
+        };
+      }
+      if (prop === 'size') {
+        note(path);
+        return target.size;
+      }
+      if (prop === 'entries' || prop === Symbol.iterator) return walk(target, (k, v) => [k, v]);
+      if (prop === 'keys') return walk(target, (k) => k);
+      if (prop === 'values') return walk(target, (_k, v) => v);
+      if (prop === 'forEach') {
+        note(path);
+        return target.forEach.bind(target);
+      }
+      return Reflect.get(target, prop, target);
+    },
+  });
+}
+
+/** Marks a param entry read but absent: adding it later changes the key. */
+const ABSENT = { '\u0000': 'absent' };
+
+/** The part of `params` at the paths read: an entry read whole is kept whole, a map read by key keeps only those keys. */
+export function paramsAt(params: Record<string, unknown>, paths: readonly string[][]): Record<string, unknown> {
+  const out = dict<unknown>();
+  // Shortest first: an entry read whole makes the reads below it redundant.
+  for (const path of [...paths].sort((a, b) => a.length - b.length)) {
+    if (path.length === 0) return { ...params };
+    let src: unknown = params;
+    let dst: Record<string, unknown> = out;
+    for (let i = 0; i < path.length; i++) {
+      const k = path[i]!;
+      const has = typeof src === 'object' && src !== null && !Array.isArray(src) && Object.hasOwn(src, k);
+      const v = has ? (src as Record<string, unknown>)[k] : undefined;
+      if (i === path.length - 1) {
+        if (!Object.hasOwn(dst, k)) dst[k] = has ? v : ABSENT;
+        break;
+      }
+      if (Object.hasOwn(dst, k) && (typeof dst[k] !== 'object' || dst[k] === null || Array.isArray(dst[k]) || dst[k] === ABSENT || !isPartial(dst[k]))) break; // read whole already
+      if (!has || typeof v !== 'object' || v === null || Array.isArray(v)) {
+        if (!Object.hasOwn(dst, k)) dst[k] = has ? v : ABSENT;
+        break;
+      }
+      if (!Object.hasOwn(dst, k)) dst[k] = partial();
+      dst = dst[k] as Record<string, unknown>;
+      src = v;
+    }
+  }
+  return out;
+}
+
+/** Maps built from reads by key, told apart from a map value read whole (which holds the same keys or more). */
+const PARTIAL = Symbol('partial');
+function partial(): Record<string, unknown> {
+  const o = dict<unknown>();
+  Object.defineProperty(o, PARTIAL, { value: true, enumerable: false });
+  return o;
+}
+function isPartial(o: unknown): boolean {
+  return typeof o === 'object' && o !== null && (o as Record<symbol, unknown>)[PARTIAL] === true;
+}
+
 export class Scopes {
   private readonly celParams: unknown;
+  /** The param entries read through each instance's `reads` set, as JSON paths. */
+  private readonly paramReads = new WeakMap<Set<string>, Set<string>>();
 
   constructor(
     private readonly plans: ReadonlyMap<string, StagePlan>,
     params: Record<string, unknown>,
   ) {
     this.celParams = toCel(params);
+  }
+
+  private noteParam(reads: Set<string>, path: string[]): void {
+    let paths = this.paramReads.get(reads);
+    if (!paths) this.paramReads.set(reads, (paths = new Set()));
+    paths.add(JSON.stringify(path));
+  }
+
+  /** The param entries read by contexts of this `reads` set. */
+  paramPaths(reads: Set<string>): string[][] {
+    return [...(this.paramReads.get(reads) ?? [])].sort().map((p) => JSON.parse(p) as string[]);
   }
 
   /**
@@ -80,7 +197,7 @@ export class Scopes {
       {},
       {
         get: (_t, key) => {
-          if (key === 'params') return celParams;
+          if (key === 'params') return tracedParams(celParams, [], (path) => this.noteParam(reads, path));
           if (key === 'stages') return stages;
           if (key === 'outs' && outs) return outs;
           if (typeof key === 'string' && celBound.has(key)) {

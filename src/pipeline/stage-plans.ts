@@ -19,8 +19,6 @@ export interface StagePlan {
   foreachVars: string[];
   /** Stages named in this stage's expressions. */
   refs: string[];
-  /** Pipeline params its expressions read (the same for every instance). */
-  usedParams: string[];
   /** Where it is in the file (the same for every instance). */
   loc: { stage: SourceLocation; deps: SourceLocation[]; outs: Record<string, SourceLocation> };
 }
@@ -33,7 +31,6 @@ export interface StagePlans {
 
 /** The stages' plans, or a UserError with every static fault of the pipeline. */
 export function planStages(raw: RawPipeline, source: SourceFile, registry: ReadonlyMap<string, StageType>, resolver: Resolver): StagePlans {
-  const params = raw.params ?? {};
   const sweepVars = Object.keys(raw.sweep ?? {});
   const report = resolver.report.bind(resolver);
   const byName = new Map<string, StagePlan>();
@@ -73,14 +70,12 @@ export function planStages(raw: RawPipeline, source: SourceFile, registry: Reado
     if (type) checkDeclaredOutputs(type, st, at, source, resolver);
     const refs = new Set<string>();
     for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.foreach])) referencedMembers(e, 'stages').forEach((r) => refs.add(r));
-    const usedParams = new Set<string>();
-    for (const e of exprsOf([st.cmd, st.with, st.deps, st.env, st.outs, st.metrics, st.foreach])) referencedMembers(e, 'params').forEach((p) => usedParams.add(p));
     const loc = {
       stage: source.locateKey(['stages'], name),
       deps: (st.deps ?? []).map((_, i) => source.locate([...at, 'deps', i])),
       outs: Object.fromEntries(outputEntries(st).map(([o, , key]) => [o, source.locate([...at, key, o])])),
     };
-    byName.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages), usedParams: [...usedParams].filter((p) => p in params).sort(), loc });
+    byName.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages), loc });
   }
   for (const v of sweepVars) resolver.checkVarName(v, ['sweep']);
   checkReportStages(raw, source, byName, resolver);
