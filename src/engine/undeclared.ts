@@ -59,7 +59,13 @@ export function undeclaredReads(project: Project): Diagnostic[] {
   const isThere = (rel: string): boolean => {
     let e = exists.get(rel);
     if (e === undefined) {
-      const st = statSync(join(workspace, rel), { throwIfNoEntry: false });
+      // A word is not always a path: one too long for a name (ENAMETOOLONG), under a file (ENOTDIR).
+      let st;
+      try {
+        st = statSync(join(workspace, rel), { throwIfNoEntry: false });
+      } catch {
+        st = undefined;
+      }
       e = st !== undefined && (st.isFile() || st.isDirectory());
       exists.set(rel, e);
     }
