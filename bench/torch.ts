@@ -18,7 +18,7 @@ export function benchTorch(seeds: number[], python: string): unknown {
     try {
       mkdirSync(join(ws, 'pipelines'));
       cpSync(join(REPO, 'pipelines/torch.yaml'), join(ws, 'pipelines/torch.yaml'));
-      cpSync(join(REPO, 'examples/torch'), join(ws, 'examples/torch'), { recursive: true });
+      cpSync(join(REPO, 'examples'), join(ws, 'examples'), { recursive: true });
       const t = dfweTimed(ws, ['run', 'pipelines/torch.yaml', '--param', `python=${python}`, '--param', `seed=${seed}`]);
       const test = (stage: string): number => JSON.parse(readFileSync(join(ws, `out/${stage}/metrics`), 'utf8')).t0.score;
       const search = JSON.parse(readFileSync(join(ws, 'out/dfwe/search'), 'utf8'));

@@ -51,7 +51,7 @@ test('npm pack gives a package that installs into an empty project and runs the 
   const installed = join(project, 'node_modules/dfwe');
   mkdirSync(join(project, 'pipelines'));
   cpSync(join(installed, 'pipelines/torch.yaml'), join(project, 'pipelines/torch.yaml'));
-  cpSync(join(installed, 'examples/torch'), join(project, 'examples/torch'), { recursive: true });
+  cpSync(join(installed, 'examples'), join(project, 'examples'), { recursive: true });
   const torch = sh(bin, ['run', 'pipelines/torch.yaml', '--param', `python=${PYTHON}`], project);
   assert.equal(torch.code, 0, torch.out);
   assert.match(torch.out, /17 nodes: 17 ran/);

@@ -19,7 +19,7 @@ function exampleWorkspace(): string {
   const ws = workspace();
   mkdirSync(join(ws, 'pipelines'));
   cpSync(join(REPO, 'pipelines/torch.yaml'), join(ws, 'pipelines/torch.yaml'));
-  cpSync(join(REPO, 'examples/torch'), join(ws, 'examples/torch'), { recursive: true });
+  cpSync(join(REPO, 'examples'), join(ws, 'examples'), { recursive: true });
   return ws;
 }
 
