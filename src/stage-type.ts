@@ -19,6 +19,8 @@ export interface StageRunContext {
   resolve(path: string): string;
   /** A line for the node's log (also shown as progress on a terminal). */
   log(line: string): void;
+  /** A line for the node's log only, not shown as progress (what an evaluator prints as it loads). */
+  note(line: string): void;
   /** The ML runtime the engine keyed this node on (backend, tfjs version, Node major). */
   runtime?: Record<string, string>;
   /** An empty directory for scratch files (a search's candidate checkpoints), removed after the node. */

@@ -80,7 +80,7 @@ export const mergeSearch: StageType = {
     const k = p.models.length;
     const plan = planMerge({ models: p.models.map(ctx.resolve), base: p.base === undefined ? undefined : ctx.resolve(p.base), method, params: p.params, include: p.include, exclude: p.exclude, groups: p.groups, labels: p.models });
     const space = new CoefficientSpace(plan.groupNames.length, k, method.domain);
-    const scorer = openScorer({ command: p.score, server: p.score_server, timeoutMs: p.score_timeout * 1000, cwd: ctx.workspace, env: process.env, log: ctx.log });
+    const scorer = openScorer({ command: p.score, server: p.score_server, timeoutMs: p.score_timeout * 1000, cwd: ctx.workspace, env: process.env, log: ctx.note });
     ctx.log(`${method.name} over ${k} models, ${plan.groupOf.size} tensors in ${plan.groupNames.length} group${plan.groupNames.length === 1 ? '' : 's'}; ${p.optimizer}, at most ${p.max_evals} candidates`);
     const show = (w: Weights): string => w.map((g) => `[${g.map((x) => x.toFixed(3)).join(', ')}]`).join(' ');
     let candidate = 0;

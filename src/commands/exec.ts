@@ -28,6 +28,8 @@ export async function execCommand(specPath: string): Promise<number> {
     workspace: spec.workspace,
     resolve: (p) => resolve(spec.workspace, p),
     log: (line) => process.stdout.write(line + '\n'),
+    // The stage's stderr reaches its log, not the progress display (`run -v` shows it too).
+    note: (line) => process.stderr.write(line + '\n'),
     runtime: spec.runtime,
     scratch: spec.scratch,
   });

@@ -82,6 +82,10 @@ export function planMerge(setup: MergeSetup): MergePlan {
     if (extra.length) throw new StageInputError(`${labels[i]} has tensor${extra.length === 1 ? '' : 's'} ${extra.slice(0, 3).map((n) => `"${n}"`).join(', ')} that ${labels[0]} lacks: merged models must share one architecture`);
   });
   if (groupOf.size === 0) throw new StageInputError(`no floating-point tensor of ${labels[0]} is chosen for merging${setup.include?.length ? ` (include: ${setup.include.join(', ')})` : ''}`);
+  // A group that holds no tensor (a typo, or one an earlier group took) is a mistake, as an include matching nothing is.
+  const used = new Set(groupOf.values());
+  const empty = (setup.groups ?? []).filter((_, g) => !used.has(g));
+  if (empty.length) throw new StageInputError(`group${empty.length === 1 ? '' : 's'} ${empty.map((p) => `"${p}"`).join(', ')} match${empty.length === 1 ? 'es' : ''} no merged tensor of ${labels[0]} (a tensor goes to the first group it matches); each group gets weights of its own, so one that holds none is a mistake`);
   const groupNames = [...(setup.groups ?? [])];
   if (other) groupNames.push('(other tensors)');
   return { setup, models, base, groupOf, groupNames, largest };
@@ -89,7 +93,8 @@ export function planMerge(setup: MergeSetup): MergePlan {
 
 function check(name: string, ref: { dtype: string; shape: number[] }, m: Checkpoint, label: string, refLabel: string): void {
   const t = m.tensors.get(name);
-  const where = (c: Checkpoint, l: string): string => (basename(c.path) === l ? l : `${l} (${c.path})`);
+  // The file only when it says more than the label (a shard of a model directory), never the same path twice.
+  const where = (c: Checkpoint, l: string): string => (basename(c.path) === l || c.path === l || c.path.endsWith(`/${l.replace(/^\.\//, '')}`) ? l : `${l} (${c.path})`);
   if (!t) throw new StageInputError(`tensor "${name}" is in ${refLabel} but not in ${where(m, label)}: merged models must share one architecture`);
   if (t.shape.join('x') !== ref.shape.join('x')) throw new StageInputError(`tensor "${name}" has shape [${t.shape}] in ${where(m, label)} and [${ref.shape}] in ${refLabel}`);
   if (t.dtype !== ref.dtype) throw new StageInputError(`tensor "${name}" is ${t.dtype} in ${where(m, label)} and ${ref.dtype} in ${refLabel}`);

@@ -78,9 +78,57 @@ export function planStages(raw: RawPipeline, source: SourceFile, registry: Reado
     byName.set(name, { name, raw: st, type, foreachVars, refs: [...refs].filter((r) => r in raw.stages), loc });
   }
   for (const v of sweepVars) resolver.checkVarName(v, ['sweep']);
+  checkOutputNames(byName, source, resolver);
   checkReportStages(raw, source, byName, resolver);
   resolver.throwIfAny();
   return { byName, order: orderStages(byName, source) };
+}
+
+/** The output names a stage has: placed under outs or metrics, and a built-in type's own. */
+function outputNames(plan: StagePlan): string[] {
+  let declared: Record<string, unknown> = {};
+  try {
+    declared = plan.type ? plan.type.outputs(plan.raw.with ?? {}) : {};
+  } catch {
+    declared = {};
+  }
+  return [...new Set([...outputEntries(plan.raw).map(([o]) => o), ...Object.keys(declared)])];
+}
+
+/** Every string of a value, with its data path. */
+function* stringsAt(value: unknown, path: (string | number)[]): Generator<[(string | number)[], string]> {
+  if (typeof value === 'string') yield [path, value];
+  else if (Array.isArray(value)) for (let i = 0; i < value.length; i++) yield* stringsAt(value[i], [...path, i]);
+  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) yield* stringsAt(v, [...path, k]);
+}
+
+/**
+ * `stages.X.outs.NAME` naming an output X does not have: said for every such reference at once,
+ * with a suggestion, before any expression is evaluated (evaluation stops at the first).
+ */
+function checkOutputNames(plans: ReadonlyMap<string, StagePlan>, source: SourceFile, resolver: Resolver): void {
+  const names = new Map<string, string[]>();
+  for (const plan of plans.values()) {
+    const at = ['stages', plan.name];
+    for (const key of ['cmd', 'with', 'deps', 'env'] as const) {
+      for (const [path, text] of stringsAt(plan.raw[key], [...at, key])) {
+        if (!text.includes('${{')) continue;
+        for (const m of text.matchAll(/\bstages\.([A-Za-z_]\w*)\.outs\.([A-Za-z_]\w*)/g)) {
+          const [, stage, out] = m as unknown as [string, string, string];
+          const target = plans.get(stage);
+          if (!target) continue; // an unknown stage is said where the expression is evaluated
+          const known = names.get(stage) ?? names.set(stage, outputNames(target)).get(stage)!;
+          if (known.includes(out)) continue;
+          const guess = didYouMean(out, known);
+          resolver.report({
+            message: `stage "${stage}" has no output "${out}"${guess ? `; did you mean "${guess}"?` : ''}`,
+            location: source.locate(path),
+            hint: `its outputs: ${known.join(', ') || 'none'}`,
+          });
+        }
+      }
+    }
+  }
 }
 
 /** Outputs placed under `outs` that the stage type does not have. */

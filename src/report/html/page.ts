@@ -96,7 +96,7 @@ function comparedSection(m: ReportModel): string {
 function searchSection(m: ReportModel): string {
   if (m.searches.length === 0) return '';
   const charts = m.searches.map((s) => {
-    const alpha = s.chosenWeights.map((w, i) => `<code>${esc(s.models[i] ?? `model ${i + 1}`)}</code> ${w.toFixed(3)}`).join(', ');
+    const alpha = s.chosenWeights.map((w, i) => `<code>${esc(s.labels[i] ?? `weight ${i + 1}`)}</code> ${w.toFixed(3)}`).join(', ');
     return `<div class="panel search-chart" data-node="${esc(s.node)}" data-evaluations="${s.evals.length}"><h3>${esc(s.node)}</h3>` +
       `<p>${esc(s.optimizer ?? '')}: ${s.evals.length} evaluations; chosen dev score ${num(s.chosenScore)} (evaluation ${s.chosen + 1}, red)${s.bestSingle !== undefined ? `, best single model ${num(s.bestSingle)}` : ''}</p>` +
       `<p>α = ${alpha}</p>${searchSvg(s.evals, s.chosen)}</div>`;

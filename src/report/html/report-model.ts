@@ -14,8 +14,8 @@ import type { NodeState } from './dag-svg.js';
 export interface SearchView {
   node: string;
   optimizer?: string;
-  /** Each merged model as the node that made it (its path where no node did). */
-  models: string[];
+  /** What each chosen weight weighs: a model as the node that made it (its path where no node did), with its group when the search had several. */
+  labels: string[];
   chosenWeights: number[];
   chosenScore: number;
   bestSingle?: number;
@@ -81,6 +81,7 @@ export function buildModel(project: Project, runs: Run[], compareRefs: Run[]): R
 interface SearchFile {
   optimizer?: string;
   models?: string[];
+  groups?: string[];
   alpha?: number[];
   weights?: number[][];
   dev_score?: number;
@@ -88,6 +89,13 @@ interface SearchFile {
   best_single_dev_score?: number;
   best_single_score?: number;
   trace?: { dev_score?: number; score?: number; source?: string; alpha?: number[]; weights?: number[][] }[];
+}
+
+/** Per weight, its model, and its group when weights are per group (groups × models, flattened). */
+function weightLabels(s: SearchFile, madeBy: (path: string) => string): string[] {
+  const models = Array.isArray(s.models) ? s.models.map((m) => madeBy(String(m))) : [];
+  if (!Array.isArray(s.weights) || s.weights.length < 2 || !Array.isArray(s.groups)) return models;
+  return s.groups.flatMap((g) => models.map((m) => `${String(g)}: ${m}`));
 }
 
 /** An interpolate (or merge-search) node's search, from its cached `search` output. */
@@ -107,7 +115,7 @@ function searchView(project: Project, id: string, d: Decision, madeBy: (path: st
   let chosen = s.trace.findIndex((t) => JSON.stringify(t.alpha ?? t.weights) === key);
   if (chosen < 0) chosen = evals.reduce((b, e, i) => (e.score > evals[b]!.score ? i : b), 0);
   return {
-    node: id, optimizer: s.optimizer, models: Array.isArray(s.models) ? s.models.map((m) => madeBy(String(m))) : [], chosenWeights, chosenScore: Number(s.dev_score ?? s.score),
+    node: id, optimizer: s.optimizer, labels: weightLabels(s, madeBy), chosenWeights, chosenScore: Number(s.dev_score ?? s.score),
     bestSingle: s.best_single_dev_score ?? s.best_single_score, evals, chosen,
   };
 }

@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfwe, workspace, write } from './helpers.js';
+
+/*
+ * The smaller findings of issue 24's newcomer, each as it was seen: groups that match nothing,
+ * a path said twice, a scorer's loading chatter shown as run output, an unknown output name
+ * without a suggestion, and a grouped search's weights labelled "model 6 … model 15".
+ */
+
+/** A safetensors file of F32 tensors, one per name. */
+function model(path: string, tensors: Record<string, number[]>): void {
+  let offset = 0;
+  const header: Record<string, unknown> = {};
+  const blobs: Buffer[] = [];
+  for (const [name, values] of Object.entries(tensors)) {
+    const raw = Buffer.from(new Float32Array(values).buffer);
+    header[name] = { dtype: 'F32', shape: [values.length], data_offsets: [offset, offset + raw.length] };
+    blobs.push(raw);
+    offset += raw.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([len, json, ...blobs]));
+}
+
+// A scorer server that loads noisily (on stderr) and scores every candidate alike.
+const SERVER = 'import json, sys\nprint("Loading checkpoint shards: 100%", file=sys.stderr, flush=True)\nfor line in sys.stdin:\n    print(json.dumps({"score": 1.0}), flush=True)\n';
+
+function searchWorkspace(groups: string): string {
+  const ws = workspace({ 'serve.py': SERVER });
+  model(join(ws, 'a.safetensors'), { 'enc.w': [1, 2], head: [1] });
+  model(join(ws, 'b.safetensors'), { 'enc.w': [3, 4], head: [2] });
+  write(ws, 'dfwe.yaml', `version: 1
+stages:
+  search:
+    uses: merge-search
+    deps: [serve.py]
+    with: { models: [a.safetensors, b.safetensors], groups: ${groups}, max_evals: 4, score_server: python3 serve.py }
+`);
+  return ws;
+}
+
+test('a group that holds no tensor is an error, as an include matching nothing is', () => {
+  const ws = searchWorkspace("['enc.*', 'enc.w', 'decoder.*']");
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /groups "enc\.w", "decoder\.\*" match no merged tensor of a\.safetensors \(a tensor goes to the first group it matches\)/);
+});
+
+test("a scorer's stderr goes to the node's log, not to the run's output; a grouped search's weights are labelled by group and model", () => {
+  const ws = searchWorkspace("['enc.*']");
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /Loading checkpoint shards/);
+  assert.match(dfwe(ws, ['show', 'search', '--log']).stdout, /score: Loading checkpoint shards: 100%/);
+  assert.match(dfwe(ws, ['run', '-v', '--force', 'search']).stderr, /search: score: Loading checkpoint shards/, '-v shows it');
+  assert.equal(dfwe(ws, ['report', '-o', 'r.html']).code, 0);
+  const page = readFileSync(join(ws, 'r.html'), 'utf8');
+  for (const label of ['enc.*: a.safetensors', 'enc.*: b.safetensors', '(other tensors): a.safetensors', '(other tensors): b.safetensors']) {
+    assert.ok(page.includes(`<code>${label}</code>`), label);
+  }
+  assert.doesNotMatch(page, /<code>model \d+<\/code>/);
+});
+
+test('a missing tensor names each model once; an unknown output name gets a suggestion, every one at once', () => {
+  const ws = workspace();
+  model(join(ws, 'a.safetensors'), { w: [1], extra: [2] });
+  model(join(ws, 'b.safetensors'), { w: [3] });
+  write(ws, 'dfwe.yaml', `version: 1\nstages:\n  m:\n    uses: merge\n    with: { models: [a.safetensors, ${join(ws, 'b.safetensors')}] }\n`);
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 2, 'an absolute path in the workspace is named relative, first');
+  // Model directories, as Hugging Face writes them: said once each, not also as an absolute path.
+  for (const [dir, t] of [['da', { w: [1], extra: [2] }], ['db', { w: [3] }]] as [string, Record<string, number[]>][]) {
+    write(ws, `models/${dir}/config.json`, '{}');
+    model(join(ws, 'models', dir, 'model.safetensors'), t);
+  }
+  write(ws, 'dfwe.yaml', 'version: 1\nstages:\n  m:\n    uses: merge\n    with: { models: [models/da, models/db] }\n');
+  const missing = dfwe(ws, ['run']);
+  assert.match(missing.stderr, /tensor "extra" is in models\/da but not in models\/db: merged models must share one architecture/);
+  assert.doesNotMatch(missing.stderr, /models\/db \(/);
+
+  write(ws, 'dfwe.yaml', `version: 1
+stages:
+  train:
+    cmd: echo m > \${{ outs.model }}
+    outs: { model: ~ }
+  a:
+    cmd: cat \${{ stages.train.outs.modle }} > \${{ outs.o }}
+    outs: { o: ~ }
+  b:
+    cmd: cat \${{ stages.train.outs.weights }} > \${{ outs.o }}
+    outs: { o: ~ }
+`);
+  const bad = dfwe(ws, ['status']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /dfwe\.yaml:7:10: error: stage "train" has no output "modle"; did you mean "model"\?/);
+  assert.match(bad.stderr, /dfwe\.yaml:10:10: error: stage "train" has no output "weights"[\s\S]*hint: its outputs: model/);
+});
