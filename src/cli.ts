@@ -104,7 +104,8 @@ program
   .argument('[pipeline]', 'only the runs of this pipeline file')
   .option('--all', 'every run recorded in the cache, of any workspace')
   .option('--last <n>', 'how many of the latest runs to list (default 20)')
-  .option('--json', 'machine-readable output')
+  .option('--noops', 'also list no-op runs (everything cached, asked as the run before)')
+  .option('--json', 'machine-readable output (every run, no-ops included)')
   .action(async (pipeline: string | undefined, opts) => {
     const { runsCommand } = await import('./commands/runs.js');
     exitCode = runsCommand(pipeline, opts, globals());

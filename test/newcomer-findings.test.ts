@@ -100,3 +100,19 @@ stages:
   assert.match(bad.stderr, /dfwe\.yaml:7:10: error: stage "train" has no output "modle"; did you mean "model"\?/);
   assert.match(bad.stderr, /dfwe\.yaml:10:10: error: stage "train" has no output "weights"[\s\S]*hint: its outputs: model/);
 });
+
+test('dfwe runs lists no-op runs only with --noops, and says which source files a run saw edited', async () => {
+  const ws = workspace({ 'in.txt': '1\n', 'lib.py': 'x\n', 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: cat in.txt lib.py > o.txt\n    deps: [in.txt, lib.py]\n    outs: { o: o.txt }\n' });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  // Past the racy-clean window, the next ones are no-ops told from the snapshot (which record no sources).
+  await new Promise((r) => setTimeout(r, 2100));
+  for (let i = 0; i < 3; i++) assert.deepEqual(dfwe(ws, ['run']).code, 0);
+  write(ws, 'in.txt', '2\n');
+  write(ws, 'lib.py', 'y\n');
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const table = dfwe(ws, ['runs']).stdout;
+  assert.equal(table.split('\n').filter((l) => /^\d{8}-/.test(l)).length, 2, table);
+  assert.match(table, / in\.txt, lib\.py edited +1 +0 +0 /);
+  assert.match(table, /\(3 no-op runs, everything cached as the run before, not shown: --noops\)/);
+  assert.equal(dfwe(ws, ['runs', '--noops']).stdout.split('\n').filter((l) => /^\d{8}-.* \(same\) /.test(l)).length, 3);
+});

@@ -44,23 +44,35 @@ function when(iso: string): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-export function runsCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean; last?: string }, g: GlobalOptions): number {
+export function runsCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean; last?: string; noops?: boolean }, g: GlobalOptions): number {
   const last = opts.last === undefined ? 20 : Number(opts.last);
   if (!Number.isInteger(last) || last < 1) throw new UserError(`--last takes a whole number of runs, not "${opts.last}"`);
   const { runs } = scope(pipeline, opts.all ?? false, g);
   const prevOf = new Map<Run, Run | undefined>();
+  const sourcesOf = new Map<Run, Run | undefined>();
   const latest = new Map<string, Run>();
+  const latestWithSources = new Map<string, Run>();
   for (const r of runs) {
     const key = `${r.start.workspace}\0${r.start.pipeline}`;
     prevOf.set(r, latest.get(key));
+    sourcesOf.set(r, latestWithSources.get(key));
     latest.set(key, r);
+    if (r.start.sourcesDigest !== undefined) latestWithSources.set(key, r);
   }
-  const shown = runs.slice(-last);
+  const changed = (r: Run): string => changedSince(prevOf.get(r), r, sourcesOf.get(r));
+  // A no-op (everything cached, asked as the run before it) says nothing new: counted, not listed.
+  const noop = (r: Run): boolean => {
+    const c = countsOf(r);
+    return !opts.noops && !opts.json && r.status === 'succeeded' && c.ran === 0 && c.failed === 0 && (r.end?.restored ?? 0) === 0 && changed(r) === '(same)';
+  };
+  const listed = runs.filter((r) => !noop(r));
+  const shown = listed.slice(-last);
+  const hiddenNoops = runs.length - listed.length;
   if (opts.json) {
     const out = shown.map((r) => ({
       ...countsOf(r),
       id: r.id, status: r.status, startedAt: r.start.startedAt, endedAt: r.end?.endedAt, command: r.start.command, workspace: r.start.workspace, pipeline: r.start.pipeline,
-      params: r.start.params, overrides: r.start.overrides, only: r.start.only, git: r.start.git, changed: changedSince(prevOf.get(r), r),
+      params: r.start.params, overrides: r.start.overrides, only: r.start.only, git: r.start.git, changed: changed(r),
       nodes: r.start.nodes, skipped: r.end?.skipped, averageDelta: r.end?.report?.averageDelta, report: r.end?.report,
       // Each node that executed or was restored: state, start and length (ms from the run's start), job slot, host, peak memory.
       executed: r.nodes.map(({ t: _, ...n }) => n),
@@ -68,17 +80,18 @@ export function runsCommand(pipeline: string | undefined, opts: { json?: boolean
     process.stdout.write(JSON.stringify({ runs: out }, null, 2) + '\n');
     return 0;
   }
-  if (shown.length === 0) {
+  if (shown.length === 0 && hiddenNoops === 0) {
     process.stdout.write(`no runs recorded${opts.all ? '' : ' for this workspace'} yet: each \`dfwe run\` records one${opts.all ? '' : ' (--all: every run in the cache)'}\n`);
     return 0;
   }
   const head = ['run', 'started', 'pipeline', 'changed', 'ran', 'cached', 'failed', 'avg delta', 'status'];
   const body = shown.map((r) => {
     const { ran, cached, failed } = countsOf(r);
-    return [r.id, when(r.start.startedAt), r.start.pipeline, changedSince(prevOf.get(r), r), String(ran), show(cached), String(failed), signed(r.end?.report?.averageDelta), r.status];
+    return [r.id, when(r.start.startedAt), r.start.pipeline, changed(r), String(ran), show(cached), String(failed), signed(r.end?.report?.averageDelta), r.status];
   });
   process.stdout.write(table([head, ...body], new Set([4, 5, 6, 7])) + '\n');
-  if (runs.length > shown.length) process.stdout.write(`(${runs.length - shown.length} earlier run${runs.length - shown.length === 1 ? '' : 's'} not shown: --last N)\n`);
+  if (listed.length > shown.length) process.stdout.write(`(${listed.length - shown.length} earlier run${listed.length - shown.length === 1 ? '' : 's'} not shown: --last N)\n`);
+  if (hiddenNoops > 0) process.stdout.write(`(${hiddenNoops} no-op run${hiddenNoops === 1 ? '' : 's'}, everything cached as the run before, not shown: --noops)\n`);
   return 0;
 }
 

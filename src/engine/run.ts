@@ -31,7 +31,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
   // errors reported (located) before anything is written, the cache's marker included.
-  checkInputs(project);
+  const sources = checkInputs(project);
   checkUndeclared(project);
   project.store.claim();
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
@@ -50,7 +50,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
-    const log = await startHistory(project.store, subjectOf(project), { command, executor: executorKind.name, jobs });
+    const log = await startHistory(project.store, subjectOf(project, sources), { command, executor: executorKind.name, jobs });
     const recorder = log && new HistoryRecorder(userReporter, log, project);
     const reporter = recorder ?? userReporter;
     await reporter.begin(expected);

@@ -44,6 +44,9 @@ export interface StartLine {
   nodes: number;
   /** The workspace's git commit and state, when it is in a git repository. */
   git?: GitState;
+  /** A digest of every source file the run's nodes read, and each file's digest when there are few: what `runs` says was edited. */
+  sourcesDigest?: string;
+  sources?: Record<string, string>;
 }
 
 export interface NodeLine {

@@ -54,7 +54,8 @@ function isStart(l: Record<string, unknown>): l is StartLine & Record<string, un
   return l.t === 'start' && l.format === HISTORY_FORMAT && isString(l.id) && isString(l.startedAt) && isString(l.pipeline) && isString(l.workspace) &&
     (l.command === 'run' || l.command === 'watch') && isString(l.name) && isString(l.pipelineDigest) && isString(l.variantKey) && isString(l.executor) && isCount(l.jobs) &&
     isObject(l.params) && shallow(l.params) && isObject(l.overrides) && shallow(l.overrides) && isOnly(l.only) && isCount(l.pid) && optional(l.pidStart, isString) &&
-    isString(l.host) && isCount(l.nodes) && optional(l.git, isGit);
+    isString(l.host) && isCount(l.nodes) && optional(l.git, isGit) && optional(l.sourcesDigest, isString) &&
+    optional(l.sources, (v) => isObject(v) && Object.values(v).every(isString));
 }
 
 function isNode(l: Record<string, unknown>): l is NodeLine & Record<string, unknown> {
