@@ -116,3 +116,53 @@ test('dfwe runs lists no-op runs only with --noops, and says which source files 
   assert.match(table, /\(3 no-op runs, everything cached as the run before, not shown: --noops\)/);
   assert.equal(dfwe(ws, ['runs', '--noops']).stdout.split('\n').filter((l) => /^\d{8}-.* \(same\) /.test(l)).length, 3);
 });
+
+/** DFWE's shape over two targets: experts and finetunes fan out, a merge and the baselines fan in; dagre routes some of its edges left of x = 0. */
+const DAG_SWEEP = `version: 1
+params:
+  tasks: [t0, t1, t2, t3]
+sweep:
+  target: [t0, t1]
+stages:
+  data:
+    cmd: echo d > \${{ outs.o }}
+    outs: { o: ~ }
+  base:
+    cmd: cat \${{ stages.data.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+  expert:
+    foreach: { tasks: "\${{ [[target], [target] + params.tasks.filter(t, t != target)] + params.tasks.filter(t, t != target).map(s, [s]) }}" }
+    cmd: cat \${{ stages.base.outs.o }} > \${{ outs.o }} && echo \${{ quote(tasks) }} >> \${{ outs.o }}
+    outs: { o: ~ }
+  finetune:
+    foreach: { tasks: "\${{ [[target], [target] + params.tasks.filter(t, t != target)] + params.tasks.filter(t, t != target).map(s, [s]) }}" }
+    cmd: cat \${{ stages.expert.outs.o }} > \${{ outs.o }} && echo \${{ target }} >> \${{ outs.o }}
+    outs: { o: ~ }
+  baseline:
+    cmd: cat \${{ stages.base.outs.o }} \${{ stages.data.outs.o }} > \${{ outs.o }} && echo \${{ target }} >> \${{ outs.o }}
+    outs: { o: ~ }
+  merge:
+    cmd: cat \${{ stages.finetune.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+  test_dfwe:
+    cmd: cat \${{ stages.merge.outs.o }} \${{ stages.data.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+  test_baseline:
+    cmd: cat \${{ stages.baseline.outs.o }} \${{ stages.data.outs.o }} > \${{ outs.o }}
+    outs: { o: ~ }
+`;
+
+test('the report\'s graph holds every edge and box it draws inside its viewBox', () => {
+  const ws = workspace({ 'dfwe.yaml': DAG_SWEEP });
+  assert.equal(dfwe(ws, ['report', '-o', 'r.html']).code, 0);
+  const page = readFileSync(join(ws, 'r.html'), 'utf8');
+  const svg = page.slice(page.indexOf('<svg class="dag"'), page.indexOf('</svg>', page.indexOf('<svg class="dag"')));
+  const [vx, vy, w, h] = /viewBox="([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+)"/.exec(svg)!.slice(1).map(Number) as [number, number, number, number];
+  const points: [number, number][] = [];
+  for (const [, d] of svg.matchAll(/class="dag-edge" d="M([^"]+)"/g)) for (const p of d!.split('L')) points.push(p.split(',').map(Number) as [number, number]);
+  for (const [, x, y, rw, rh] of svg.matchAll(/<rect x="([-\d.]+)" y="([-\d.]+)" width="([-\d.]+)" height="([-\d.]+)"/g)) {
+    points.push([Number(x), Number(y)], [Number(x) + Number(rw), Number(y) + Number(rh)]);
+  }
+  assert.ok(points.length > 50);
+  for (const [x, y] of points) assert.ok(x >= vx && x <= vx + w && y >= vy && y <= vy + h, `(${x}, ${y}) outside the viewBox ${vx} ${vy} ${w} ${h}`);
+});

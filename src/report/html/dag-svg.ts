@@ -65,12 +65,24 @@ export function dagSvg(graph: Graph, stateOf: (id: string) => NodeState): { svg:
     }
   }
   dagre.layout(g);
-  const { width = 0, height = 0 } = g.graph();
 
+  // The picture's bounds are what is drawn: dagre routes some edges outside its own width, and a
+  // collapsed stage's card and count stick out of its box; the viewBox holds them all.
+  let minX = Infinity;
+  let minY = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  const cover = (x0: number, y0: number, x1: number, y1: number): void => {
+    minX = Math.min(minX, x0);
+    minY = Math.min(minY, y0);
+    maxX = Math.max(maxX, x1);
+    maxY = Math.max(maxY, y1);
+  };
   const parts: string[] = [];
   for (const e of g.edges()) {
     const pts = g.edge(e).points ?? [];
     if (pts.length < 2) continue;
+    for (const p of pts as { x: number; y: number }[]) cover(p.x - 6, p.y - 6, p.x + 6, p.y + 6);
     const d = `M${pts.map((p: { x: number; y: number }) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`).join('L')}`;
     parts.push(`<path class="dag-edge" d="${d}" marker-end="url(#dag-arrow)"/>`);
   }
@@ -82,6 +94,8 @@ export function dagSvg(graph: Graph, stateOf: (id: string) => NodeState): { svg:
     const y = l.y! - h / 2;
     const main = mainState(b);
     const label = b.label.length * CHAR_W > w - 12 ? `${b.label.slice(0, Math.floor((w - 16) / CHAR_W))}…` : b.label;
+    const textW = ((b.node ? label : `${label} ×${b.total}`).length * CHAR_W) / 2;
+    cover(Math.min(x, l.x! - textW), y - (b.node ? 0 : 4), Math.max(x + w + (b.node ? 0 : 4), l.x! + textW), y + h);
     const tooltip = b.node
       ? `${b.node}: ${STATE_LABELS[main]}`
       : `${b.stage}: ${b.total} nodes (${Object.entries(b.counts).map(([s, c]) => `${c} ${s}`).join(', ')})`;
@@ -104,7 +118,11 @@ export function dagSvg(graph: Graph, stateOf: (id: string) => NodeState): { svg:
         `<text x="${l.x!.toFixed(1)}" y="${(l.y! - 2).toFixed(1)}">${esc(label)} ×${b.total}</text></g>`);
     }
   }
-  const svg = `<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="${Math.ceil(width)}" height="${Math.ceil(height)}" viewBox="0 0 ${Math.ceil(width)} ${Math.ceil(height)}" role="img" aria-label="pipeline graph">` +
+  if (!Number.isFinite(minX)) [minX, minY, maxX, maxY] = [0, 0, 0, 0];
+  const pad = 4;
+  const [vx, vy] = [Math.floor(minX - pad), Math.floor(minY - pad)];
+  const [width, height] = [Math.ceil(maxX + pad) - vx, Math.ceil(maxY + pad) - vy];
+  const svg = `<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="${vx} ${vy} ${width} ${height}" role="img" aria-label="pipeline graph">` +
     `<defs><marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#78909c"/></marker></defs>${parts.join('')}</svg>`;
   return { svg, boxes: boxes.size, collapsed: [...collapsedStages].length };
 }
