@@ -166,3 +166,31 @@ test('the report\'s graph holds every edge and box it draws inside its viewBox',
   assert.ok(points.length > 50);
   for (const [x, y] of points) assert.ok(x >= vx && x <= vx + w && y >= vy && y <= vy + h, `(${x}, ${y}) outside the viewBox ${vx} ${vy} ${w} ${h}`);
 });
+
+test('expression errors are said all at once, a syntax error behind a failed upstream included', () => {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+params: { lr: 1 }
+stages:
+  a:
+    cmd: echo \${{ params.lrr }} > \${{ outs.o }}
+    outs: { o: ~ }
+  b:
+    cmd: echo \${{ stages.a.outs.o }} \${{ size( }} \${{ params.nope }} > \${{ outs.o }}
+    outs: { o: ~ }
+  c:
+    foreach: { x: [1, 2] }
+    cmd: echo \${{ y }} > \${{ outs.o }}
+    outs: { o: ~ }
+`,
+  });
+  const r = dfwe(ws, ['status']);
+  assert.equal(r.code, 2);
+  const errors = r.stderr.split('\n').filter((l) => / error: /.test(l));
+  assert.deepEqual(errors, [
+    'dfwe.yaml:5:26: error: expression: unknown param "lrr"; did you mean "lr"?',
+    'dfwe.yaml:8:48: error: expression: Unexpected token: EOF',
+    'dfwe.yaml:8:62: error: expression: unknown param "nope"',
+    'dfwe.yaml:12:19: error: expression: unknown variable "y"; did you mean "x"? (in scope: params, stages, x)',
+  ]);
+});

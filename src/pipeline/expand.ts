@@ -22,6 +22,9 @@ export function expandPipeline(raw: RawPipeline, source: SourceFile, registry: R
   const sweepVars = Object.keys(raw.sweep ?? {});
   const resolver = new Resolver(source, Object.keys(raw.stages), Object.keys(params));
   const plans = planStages(raw, source, registry, resolver);
+  // Every syntax error now, said with whatever evaluation finds (it stops at a string's first failure).
+  resolver.checkSyntax(raw.sweep, ['sweep']);
+  for (const p of plans.order) for (const key of ['cmd', 'with', 'deps', 'env', 'outs', 'metrics', 'foreach'] as const) resolver.checkSyntax(p.raw[key], ['stages', p.name, key]);
   const scopes = new Scopes(plans.byName, params);
   const instances = new Instances(raw, source, resolver, scopes, opts.executors);
   let members = 0;

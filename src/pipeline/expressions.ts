@@ -215,12 +215,27 @@ export function evaluateExpression(expr: string, context: object, exprOffset: nu
   } catch (err) {
     const abort = err instanceof ExpressionAbort ? err : (err as { cause?: unknown }).cause;
     if (abort instanceof ExpressionAbort) throw abort;
-    const e = err as Error & { node?: { pos?: number; start?: number; end?: number } };
-    const lead = expr.length - expr.trimStart().length;
-    const at = e.node?.start ?? e.node?.pos;
-    const offset = exprOffset + (at !== undefined ? at : lead);
-    const len = e.node?.end !== undefined && at !== undefined ? Math.max(1, e.node.end - at) : Math.max(1, expr.trim().length);
-    throw new ExpressionError(e.message.split('\n')[0]!, offset, len);
+    throw located(err, expr, exprOffset);
+  }
+}
+
+/** A CEL error as an ExpressionError at its place in the text (`exprOffset`: where the expression starts). */
+function located(err: unknown, expr: string, exprOffset: number): ExpressionError {
+  const e = err as Error & { node?: { pos?: number; start?: number; end?: number } };
+  const lead = expr.length - expr.trimStart().length;
+  const at = e.node?.start ?? e.node?.pos;
+  const offset = exprOffset + (at !== undefined ? at : lead);
+  const len = e.node?.end !== undefined && at !== undefined ? Math.max(1, e.node.end - at) : Math.max(1, expr.trim().length);
+  return new ExpressionError(e.message.split('\n')[0]!, offset, len);
+}
+
+/** The syntax error of an expression, located as its evaluation would say it; undefined when it parses. */
+export function syntaxError(expr: string, exprOffset: number): ExpressionError | undefined {
+  try {
+    compiled(expr);
+    return undefined;
+  } catch (err) {
+    return located(err, expr, exprOffset);
   }
 }
 

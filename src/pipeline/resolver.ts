@@ -1,5 +1,5 @@
 import { didYouMean, UserError, type Diagnostic, type SourceLocation } from '../diagnostics.js';
-import { ExpressionAbort, ExpressionError, findExpressions, interpolate, referencedMembers } from './expressions.js';
+import { ExpressionAbort, ExpressionError, findExpressions, interpolate, referencedMembers, syntaxError } from './expressions.js';
 import { canonicalValue } from './naming.js';
 import { normalizeReadPath, normalizeWorkspacePath } from './paths.js';
 import type { SourceFile } from './source.js';
@@ -54,14 +54,8 @@ export class Resolver {
       if (!value.includes('${{')) return value;
       try {
         for (const span of findExpressions(value)) {
-          for (const [root, known, what] of [['stages', this.stageNames, 'stage'], ['params', this.paramNames, 'param']] as const) {
-            for (const name of referencedMembers(span.expr, root)) {
-              if (!known.includes(name)) {
-                const guess = didYouMean(name, known);
-                throw new ExpressionError(`unknown ${what} "${name}"${guess ? `; did you mean "${guess}"?` : ''}`, value.indexOf(name, span.exprStart), name.length);
-              }
-            }
-          }
+          const unknown = this.unknownNames(value, span);
+          if (unknown) throw unknown;
         }
         return interpolate(value, context);
       } catch (err) {
@@ -109,6 +103,40 @@ export class Resolver {
       });
     }
     return n;
+  }
+
+  /**
+   * Every expression's syntax in `value`, reported now: evaluation stops at a string's first
+   * failure (or skips a stage whose upstream failed), so a later syntax error would wait for the
+   * next run. Said as evaluation says it, so that an error seen twice is said once.
+   */
+  checkSyntax(value: unknown, path: (string | number)[]): void {
+    if (typeof value === 'string') {
+      if (!value.includes('${{')) return;
+      try {
+        for (const span of findExpressions(value)) {
+          const err = syntaxError(span.expr, span.exprStart) ?? this.unknownNames(value, span);
+          if (err) this.report({ message: `expression: ${err.message}`, location: locateInString(this.source, path, value, err.offset, err.length) });
+        }
+      } catch (err) {
+        if (!(err instanceof ExpressionError)) throw err;
+        this.report({ message: `expression: ${err.message}`, location: locateInString(this.source, path, value, err.offset, err.length) });
+      }
+    } else if (Array.isArray(value)) value.forEach((v, i) => this.checkSyntax(v, [...path, i]));
+    else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) this.checkSyntax(v, [...path, k]);
+  }
+
+  /** The first stage or param an expression names that the pipeline does not have. */
+  private unknownNames(value: string, span: { expr: string; exprStart: number }): ExpressionError | undefined {
+    for (const [root, known, what] of [['stages', this.stageNames, 'stage'], ['params', this.paramNames, 'param']] as const) {
+      for (const name of referencedMembers(span.expr, root)) {
+        if (!known.includes(name)) {
+          const guess = didYouMean(name, known);
+          return new ExpressionError(`unknown ${what} "${name}"${guess ? `; did you mean "${guess}"?` : ''}`, value.indexOf(name, span.exprStart), name.length);
+        }
+      }
+    }
+    return undefined;
   }
 
   /** A sweep or foreach variable's values: a list, resolved if it is an expression. */
