@@ -52,10 +52,16 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
         if (!(err instanceof UserError)) throw err;
         for (const d of err.diagnostics) say(formatDiagnostic(d));
         say('dfwe watch: fix the pipeline; still watching');
-        // A deleted file may have dropped out of the watcher: watch for it to come back.
+        // A deleted file may have dropped out of the watcher: watch for it to come back. It may
+        // come back while it is added again, which the watcher takes as there from the start (no
+        // event): if no round has begun by a moment later and it is there, that is its return.
         if (!existsSync(pipelineFile)) {
           await watcher!.unwatch(pipelineFile);
           watcher!.add(pipelineFile);
+          const missingIn = round;
+          setTimeout(() => {
+            if (round === missingIn && !running && !controller.signal.aborted && existsSync(pipelineFile)) void cycle(`${pipelineFile} is back`);
+          }, 2 * SETTLE_MS).unref();
         }
       }
       if (project) {
