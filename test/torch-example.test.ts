@@ -55,6 +55,8 @@ test('the PyTorch example runs end to end; a rerun is cached; editing the scorer
   // The search reruns and gives the same merge; its trace holds wall times, so the check that
   // reads the trace reruns too, while the test evaluation, which reads only the model, is cut off.
   assert.deepEqual(ran(again), ['check', 'dfwe']);
+  // dfwe diff compares the two runs' metrics, the command stages' test scores among them.
+  assert.match(dfwe(ws, ['diff', '--all']).stdout, /^test_dfwe: t0\.score +([\d.]+) +\1 +\+?0\.00$/m);
 
   // Two fresh runs give bit-identical checkpoints.
   const other = exampleWorkspace();

@@ -3,12 +3,18 @@ import json
 import os
 
 import numpy as np
-import torch
 
-from safetensors_io import load, save
+# Deterministic cuBLAS needs this set before CUDA starts (only read on a GPU).
+os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+import torch  # noqa: E402
+
+from safetensors_io import load, save  # noqa: E402
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
+
+# A stage given a GPU (resources: { gpu: 1 }) sees only its own in CUDA_VISIBLE_DEVICES: cuda:0.
+DEVICE = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 
 class Model(torch.nn.Module):

@@ -6,7 +6,7 @@ import zlib
 
 import torch
 
-from common import load_model, load_split, save_model
+from common import DEVICE, load_model, load_split, save_model
 
 p = argparse.ArgumentParser()
 p.add_argument('--data', required=True)
@@ -25,7 +25,8 @@ for t in tasks:
     if t not in model.heads:
         torch.manual_seed(args.seed * 1000 + zlib.crc32(t.encode()))
         model.heads[t] = torch.nn.Linear(model.encoder[0].out_features, 2)
-data = {t: load_split(args.data, t, 'train') for t in tasks}
+model.to(DEVICE)
+data = {t: tuple(a.to(DEVICE) for a in load_split(args.data, t, 'train')) for t in tasks}
 torch.manual_seed(args.seed)
 opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 for step in range(args.steps):
@@ -37,4 +38,4 @@ if args.keep:
     keep = set(args.keep)
     model.heads = torch.nn.ModuleDict({t: h for t, h in model.heads.items() if t in keep})
 save_model(model, args.out)
-print(f'trained on {",".join(tasks)}: loss {loss.item():.4f}')
+print(f'trained on {",".join(tasks)} on {DEVICE}: loss {loss.item():.4f}')

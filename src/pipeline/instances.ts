@@ -173,6 +173,17 @@ export class Instances {
       if (resolver.failures() > before) return undefined;
     }
 
+    // Resources may come from params (`gpu: ${{ params.gpus }}`); they are not part of the key, so
+    // what they read is not noted among the node's reads.
+    const resources: Record<string, number> = {};
+    for (const [r, v] of Object.entries(st.resources ?? {})) {
+      const where = [...at, 'resources', r];
+      const n = resolver.resolve(v, where, scopes.context(state, bound, new Set(), new Map()), boundNames);
+      if (n === undefined) continue;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) report({ message: `resource "${r}" of stage "${plan.name}" must be a whole number ≥ 0, not ${JSON.stringify(n)}`, location: source.locate(where) });
+      else resources[r] = n;
+    }
+    if (resolver.failures() > before) return undefined;
     const commands = command !== undefined ? [{ field: 'cmd', text: String(fill(command)) }] : (plan.type?.commands?.(fill(withValue) as Record<string, unknown>) ?? []);
     const params = raw.params ?? {};
     const node: NodeDef = {
@@ -191,7 +202,7 @@ export class Instances {
       outs,
       metricsFiles: Object.keys(st.metrics ?? {}),
       outKinds,
-      resources: st.resources ?? {},
+      resources,
       executorOptions: executorOptions(this.executors, raw, st),
       refs: [...new Set([...refs.keys()].map((r) => r.node.id))],
       refOuts: outputsRead(refs),

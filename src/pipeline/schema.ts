@@ -169,11 +169,13 @@ const BASE = {
           }
         },
         "resources": {
-          "description": "Resource tokens the stage holds while it runs, e.g. {cpu: 1, gpu: 1}. Capacities: cpu = --jobs, gpu = detected GPUs, others set with --resource NAME=N. Under the Slurm executor, cpu becomes --cpus-per-task and gpu --gres=gpu:N. Not part of the key.",
+          "description": "Resource tokens the stage holds while it runs, e.g. {cpu: 1, gpu: 1}, or a param: {gpu: ${{ params.gpus }}}. Capacities: cpu = --jobs, gpu = detected GPUs, others set with --resource NAME=N. A stage holding gpu tokens sees its own devices in CUDA_VISIBLE_DEVICES. Under the Slurm executor, cpu becomes --cpus-per-task and gpu --gres=gpu:N. Not part of the key.",
           "type": "object",
           "additionalProperties": {
-            "type": "integer",
-            "minimum": 0
+            "anyOf": [
+              { "type": "integer", "minimum": 0 },
+              { "type": "string", "pattern": "^\\s*\\$\\{\\{[\\s\\S]*\\}\\}\\s*$", "description": "a ${{ … }} expression giving a whole number" }
+            ]
           }
         }
       }

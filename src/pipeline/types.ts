@@ -57,7 +57,7 @@ export interface RawStage {
   /** Outputs that are metrics files, NAME: PATH as in outs. */
   metrics?: Record<string, string | null>;
   env?: Record<string, string | number | boolean>;
-  resources?: Record<string, number>;
+  resources?: Record<string, number | string>;
   /** An executor's settings, under its name. */
   [executor: string]: unknown;
 }
