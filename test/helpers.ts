@@ -162,9 +162,23 @@ export function markedCache(dir: string): string {
 
 /** A one-tensor ("w") F32 safetensors file's bytes, written from the format's description. */
 export function oneTensorModel(values: number[]): Buffer {
-  const body = Buffer.from(new Float32Array(values).buffer);
-  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [values.length], data_offsets: [0, body.length] } }));
+  return safetensorsBytes({ w: ['F32', values] });
+}
+
+/** A safetensors file's bytes: 1-D tensors by name, F32, or BF16 (values it holds exactly, given as numbers). */
+export function safetensorsBytes(tensors: Record<string, [dtype: 'F32' | 'BF16', values: number[]]>): Buffer {
+  let offset = 0;
+  const header: Record<string, unknown> = {};
+  const blobs: Buffer[] = [];
+  for (const [name, [dtype, values]] of Object.entries(tensors)) {
+    const f32 = new Float32Array(values);
+    const raw = dtype === 'F32' ? Buffer.from(f32.buffer) : Buffer.from(new Uint16Array(new Uint32Array(f32.buffer).map((b) => b >>> 16)).buffer);
+    header[name] = { dtype, shape: [values.length], data_offsets: [offset, offset + raw.length] };
+    blobs.push(raw);
+    offset += raw.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(header.length));
-  return Buffer.concat([len, header, body]);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json, ...blobs]);
 }

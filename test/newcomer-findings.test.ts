@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, workspace, write } from './helpers.js';
+import { dfwe, safetensorsBytes, workspace, write } from './helpers.js';
 
 /*
  * The smaller findings of issue 24's newcomer, each as it was seen: groups that match nothing,
@@ -12,19 +12,7 @@ import { dfwe, workspace, write } from './helpers.js';
 
 /** A safetensors file of F32 tensors, one per name. */
 function model(path: string, tensors: Record<string, number[]>): void {
-  let offset = 0;
-  const header: Record<string, unknown> = {};
-  const blobs: Buffer[] = [];
-  for (const [name, values] of Object.entries(tensors)) {
-    const raw = Buffer.from(new Float32Array(values).buffer);
-    header[name] = { dtype: 'F32', shape: [values.length], data_offsets: [offset, offset + raw.length] };
-    blobs.push(raw);
-    offset += raw.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(path, Buffer.concat([len, json, ...blobs]));
+  writeFileSync(path, safetensorsBytes(Object.fromEntries(Object.entries(tensors).map(([n, v]) => [n, ['F32', v] as ['F32', number[]]]))));
 }
 
 // A scorer server that loads noisily (on stderr) and scores every candidate alike.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, REPO, workspace, write } from './helpers.js';
+import { dfwe, REPO, safetensorsBytes, workspace, write } from './helpers.js';
 
 /*
  * examples/dfwe_eval.py, the helper users copy beside their evaluator (issue 24): its loader
@@ -15,22 +15,8 @@ const PYTHON = process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3';
 const hasNumpy = spawnSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 const skip = hasNumpy ? false : process.env.DFWE_TEST_TORCH === 'required' ? false : `${PYTHON} has no numpy`;
 
-/** A safetensors file of named F32 or BF16 tensors (BF16 given as the float32 values it holds exactly). */
 function safetensors(path: string, tensors: Record<string, [dtype: 'F32' | 'BF16', values: number[]]>): void {
-  let offset = 0;
-  const header: Record<string, unknown> = {};
-  const blobs: Buffer[] = [];
-  for (const [name, [dtype, values]] of Object.entries(tensors)) {
-    const f32 = Buffer.from(new Float32Array(values).buffer);
-    const raw = dtype === 'F32' ? f32 : Buffer.from(new Uint16Array(new Uint32Array(f32.buffer.slice(f32.byteOffset, f32.byteOffset + f32.length)).map((b) => b >>> 16)).buffer);
-    header[name] = { dtype, shape: [values.length], data_offsets: [offset, offset + raw.length] };
-    blobs.push(raw);
-    offset += raw.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(path, Buffer.concat([len, json, ...blobs]));
+  writeFileSync(path, safetensorsBytes(tensors));
 }
 
 function python(ws: string, code: string, input?: string): { code: number; stdout: string; stderr: string } {
