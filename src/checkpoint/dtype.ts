@@ -90,12 +90,26 @@ function halfBits(f: number): number {
 
 let f32Scratch = new Float32Array(0);
 
-/** Values as float32 (rounded once, to nearest), in a reused buffer. */
-function asFloat32(values: Float64Array | Float32Array): Float32Array {
+/**
+ * float64 values as float32 rounded to odd, for a second rounding to F16 or BF16: an inexact
+ * result whose last bit is 0 moves one unit toward the value, so the last bit records that bits
+ * were dropped. With 13 (F16) or 16 (BF16) bits more than the target, rounding that to nearest
+ * even gives the correctly rounded result of the float64 value: rounded once, not twice
+ * (float64 → float32 → float16 by nearest left values one unit off).
+ */
+function asFloat32ForNarrowing(values: Float64Array | Float32Array): Float32Array {
   if (values instanceof Float32Array) return values;
   if (f32Scratch.length < values.length) f32Scratch = new Float32Array(values.length);
   const f = f32Scratch.subarray(0, values.length);
   f.set(values);
+  const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
+  for (let i = 0; i < f.length; i++) {
+    const r = f[i]!;
+    const v = values[i]!;
+    // Exact, zero (the value is far below F16's and BF16's smallest), infinite or NaN: as it is.
+    if (r === v || r === 0 || !Number.isFinite(r) || (bits[i]! & 1) === 1) continue;
+    bits[i] = (r > v) === (r > 0) ? bits[i]! - 1 : bits[i]! + 1;
+  }
   return f;
 }
 
@@ -112,16 +126,14 @@ export function encode(values: Float64Array | Float32Array, dtype: FloatDtype, o
       new Float64Array(dst.buffer, dst.byteOffset, n).set(values);
       break;
     case 'F16': {
-      // Through float32, as frameworks convert; a float64 value within a hair of a float16
-      // rounding boundary may round the other way than a direct conversion would (one ulp).
-      const f32 = asFloat32(values);
+      const f32 = asFloat32ForNarrowing(values);
       const bits = new Uint32Array(f32.buffer, f32.byteOffset, n);
       const h = new Uint16Array(dst.buffer, dst.byteOffset, n);
       for (let i = 0; i < n; i++) h[i] = halfBits(bits[i]!);
       break;
     }
     case 'BF16': {
-      const f32 = asFloat32(values);
+      const f32 = asFloat32ForNarrowing(values);
       const bits = new Uint32Array(f32.buffer, f32.byteOffset, n);
       const h = new Uint16Array(dst.buffer, dst.byteOffset, n);
       for (let i = 0; i < n; i++) {
