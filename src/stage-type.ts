@@ -25,6 +25,8 @@ export interface StageRunContext {
   runtime?: Record<string, string>;
   /** An empty directory for scratch files (a search's candidate checkpoints), removed after the node. */
   scratch: string;
+  /** A directory kept across attempts of this node's key (nothing else shares it): what a failed attempt finished, the next may reuse. */
+  resume: string;
 }
 
 /** A path a stage reads, and where in `with` it is given (for located errors). */

@@ -72,8 +72,8 @@ export const mergeSearch: StageType = {
     return problems;
   },
   async run(ctx) {
-    const [{ planMerge, writeMerge }, { openScorer }, { search }, { CoefficientSpace }] = await Promise.all([
-      import('../src/merge/engine.js'), import('../src/search/scorer.js'), import('../src/search/search.js'), import('../src/search/space.js'),
+    const [{ planMerge, writeMerge }, { openScorer }, { search }, { CoefficientSpace }, { ScoreJournal }] = await Promise.all([
+      import('../src/merge/engine.js'), import('../src/search/scorer.js'), import('../src/search/search.js'), import('../src/search/space.js'), import('../src/search/journal.js'),
     ]);
     const p = ctx.params as unknown as Params;
     const method = mergeMethods.get(p.method)!;
@@ -84,11 +84,21 @@ export const mergeSearch: StageType = {
     ctx.log(`${method.name} over ${k} models, ${plan.groupOf.size} tensors in ${plan.groupNames.length} group${plan.groupNames.length === 1 ? '' : 's'}; ${p.optimizer}, at most ${p.max_evals} candidates`);
     const show = (w: Weights): string => w.map((g) => `[${g.map((x) => x.toFixed(3)).join(', ')}]`).join(' ');
     let candidate = 0;
+    // What an earlier attempt of this node scored is not scored again (a killed or failed search).
+    const journal = new ScoreJournal(ctx.resume);
+    if (journal.size) ctx.log(`resuming: ${journal.size} candidate${journal.size === 1 ? '' : 's'} scored by an earlier attempt`);
     const evaluate = async (w: Weights) => {
+      const known = journal.get(w);
+      if (known) {
+        ctx.log(`candidate ${candidate}: ${show(w)}  score ${known.score}  loss ${known.loss}  (scored before)`);
+        candidate++;
+        return known;
+      }
       const dir = join(ctx.scratch, `candidate-${candidate}`);
       writeMerge(plan, w, dir);
       try {
         const v = await scorer.score(dir, candidate);
+        journal.add(w, v);
         ctx.log(`candidate ${candidate}: ${show(w)}  score ${v.score}  loss ${v.loss}`);
         return v;
       } finally {
@@ -100,6 +110,7 @@ export const mergeSearch: StageType = {
     try {
       result = await search(space, p.optimizer, evaluate, { iterations: p.iterations, maxEvals: p.max_evals, step: p.step, seed: p.seed, center: method.defaultWeights(k) });
     } finally {
+      journal.close();
       await scorer.close();
     }
     writeMerge(plan, result.best.weights, ctx.outs.model!);

@@ -182,3 +182,18 @@ export function safetensorsBytes(tensors: Record<string, [dtype: 'F32' | 'BF16',
   len.writeBigUInt64LE(BigInt(json.length));
   return Buffer.concat([len, json, ...blobs]);
 }
+
+/** Python (standard library only) that reads a safetensors checkpoint and scores it by its distance to TARGET: evaluators for merge-search tests. */
+export const READER = `import json, os, struct, sys
+def load(path):
+    if os.path.isdir(path):
+        path = os.path.join(path, sorted(f for f in os.listdir(path) if f.endswith('.safetensors'))[0])
+    b = open(path, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    return {k: struct.unpack('<%df' % v['shape'][0], b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]]) for k, v in h.items() if k != '__metadata__'}
+TARGET = [0.2, 0.5, 0.3]
+def score(path):
+    w = load(path)['w']
+    return {'score': -sum((x - t) ** 2 for x, t in zip(w, TARGET)), 'loss': 0.0}
+`;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, oneTensorModel, ran, read, workspace, write } from './helpers.js';
+import { dfwe, oneTensorModel, ran, READER, read, workspace, write } from './helpers.js';
 
 /*
  * merge-search through the real CLI, with evaluators written in Python's standard library (the
@@ -10,19 +10,6 @@ import { dfwe, oneTensorModel, ran, read, workspace, write } from './helpers.js'
  * its distance to a target.
  */
 
-const READER = `import json, os, struct, sys
-def load(path):
-    if os.path.isdir(path):
-        path = os.path.join(path, sorted(f for f in os.listdir(path) if f.endswith('.safetensors'))[0])
-    b = open(path, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: struct.unpack('<%df' % v['shape'][0], b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]]) for k, v in h.items() if k != '__metadata__'}
-TARGET = [0.2, 0.5, 0.3]
-def score(path):
-    w = load(path)['w']
-    return {'score': -sum((x - t) ** 2 for x, t in zip(w, TARGET)), 'loss': 0.0}
-`;
 
 function setup(extra: Record<string, string> = {}): string {
   const ws = workspace({ 'score.py': `${READER}print(json.dumps(score(sys.argv[1])))\n`, ...extra });

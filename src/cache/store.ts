@@ -126,6 +126,11 @@ export class CacheStore {
     return join(this.nodesDir, k.slice(0, 2), `${k}.json`);
   }
 
+  /** Work an attempt of this key left for the next to resume (a search's scored candidates). */
+  resumeDir(execKey: string): string {
+    return join(this.stateDir, 'resume', execKey);
+  }
+
   /** Where a node that is running now says so (see records.ts markRunning). */
   runningPath(workspace: string, nodeId: string): string {
     return this.attemptPath(workspace, nodeId).replace(/\.json$/, '.running.json');

@@ -32,6 +32,7 @@ export async function execCommand(specPath: string): Promise<number> {
     note: (line) => process.stderr.write(line + '\n'),
     runtime: spec.runtime,
     scratch: spec.scratch,
+    resume: spec.resume,
   });
   if (result?.metrics) writeFileSync(spec.metricsPath, JSON.stringify(result.metrics));
   return 0;

@@ -355,7 +355,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const spec: NodeSpec = {
         format: 1, nodeId: node.id, type: node.type, version: node.version, params: node.params, workspace,
         outs: Object.fromEntries(Object.entries(node.outs).map(([k, p]) => [k, join(workspace, p)])),
-        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime, scratch,
+        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime, scratch, resume: store.resumeDir(execKey),
       };
       mkdirSync(scratch, { recursive: true });
       writeFileSync(specPath, JSON.stringify(spec));
@@ -421,6 +421,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
         rmSync(store.recordPath(execKey), { force: true });
         throw err;
       }
+      // Committed: what earlier attempts left to resume from is done with.
+      if (node.type !== 'cmd') rmSync(store.resumeDir(execKey), { recursive: true, force: true });
     } catch (err) {
       if (err instanceof CommitError) return fail(err.message, 0);
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.

@@ -16,6 +16,11 @@ export interface NodeSpec {
   metricsPath: string;
   /** An empty directory for the stage's scratch files (a search's candidates), removed after it. */
   scratch: string;
+  /**
+   * A directory kept across attempts of this node's key, for work an attempt may resume (a
+   * search's scored candidates); the stage removes what it no longer needs once it succeeds.
+   */
+  resume: string;
   /** ML runtime the engine keyed the node on; the stage must run on it. */
   runtime?: Record<string, string>;
 }
