@@ -23,6 +23,7 @@ interface Params {
   score?: string;
   score_server?: string;
   score_timeout: number;
+  score_retries: number;
 }
 
 const mergeSchema = merge.schema as { properties: Record<string, object>; allOf: object[] };
@@ -53,6 +54,7 @@ export const mergeSearch: StageType = {
       score: { type: 'string', minLength: 1, description: 'Run per candidate (a shell command); {model} becomes its checkpoint\'s path, also in $DFWE_MODEL. It prints one JSON line {"score": …, "loss": …} (higher score is better; loss breaks ties). List its scripts under the stage\'s deps' },
       score_server: { type: 'string', minLength: 1, description: 'Started once; reads {"model": PATH, "candidate": N} lines on stdin and answers each with one {"score": …} line on stdout, so it loads its data once' },
       score_timeout: { type: 'number', exclusiveMinimum: 0, default: 3600, description: 'Seconds a candidate may take to be scored' },
+      score_retries: { type: 'integer', minimum: 0, default: 0, description: 'Times a candidate is scored again after the evaluator fails on it (a server is started again), for transient failures: an out-of-memory, a lost GPU. 0: the first failure fails the search (which resumes on the next run)' },
     },
     allOf: mergeSchema.allOf,
   },
@@ -80,7 +82,20 @@ export const mergeSearch: StageType = {
     const k = p.models.length;
     const plan = planMerge({ models: p.models.map(ctx.resolve), base: p.base === undefined ? undefined : ctx.resolve(p.base), method, params: p.params, include: p.include, exclude: p.exclude, groups: p.groups, labels: p.models });
     const space = new CoefficientSpace(plan.groupNames.length, k, method.domain);
-    const scorer = openScorer({ command: p.score, server: p.score_server, timeoutMs: p.score_timeout * 1000, cwd: ctx.workspace, env: process.env, log: ctx.note });
+    const open = (): ReturnType<typeof openScorer> => openScorer({ command: p.score, server: p.score_server, timeoutMs: p.score_timeout * 1000, cwd: ctx.workspace, env: process.env, log: ctx.note });
+    let scorer = open();
+    const scoreOnce = async (dir: string, c: number): Promise<{ score: number; loss: number }> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await scorer.score(dir, c);
+        } catch (err) {
+          if (attempt >= p.score_retries) throw err;
+          ctx.log(`candidate ${c}: ${(err as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 400)}; scoring it again (${attempt + 1} of ${p.score_retries})`);
+          await scorer.close().catch(() => undefined);
+          scorer = open();
+        }
+      }
+    };
     ctx.log(`${method.name} over ${k} models, ${plan.groupOf.size} tensors in ${plan.groupNames.length} group${plan.groupNames.length === 1 ? '' : 's'}; ${p.optimizer}, at most ${p.max_evals} candidates`);
     const show = (w: Weights): string => w.map((g) => `[${g.map((x) => x.toFixed(3)).join(', ')}]`).join(' ');
     let candidate = 0;
@@ -97,7 +112,7 @@ export const mergeSearch: StageType = {
       const dir = join(ctx.scratch, `candidate-${candidate}`);
       writeMerge(plan, w, dir);
       try {
-        const v = await scorer.score(dir, candidate);
+        const v = await scoreOnce(dir, candidate);
         journal.add(w, v);
         ctx.log(`candidate ${candidate}: ${show(w)}  score ${v.score}  loss ${v.loss}`);
         return v;

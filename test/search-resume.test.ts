@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, oneTensorModel, READER, workspace, write } from './helpers.js';
+import { dfwe, oneTensorModel, read, READER, workspace, write } from './helpers.js';
 
 /*
  * A search that dies resumes (issue 25): every scored candidate is journaled as it is scored, so
@@ -68,4 +68,18 @@ test('a search whose evaluator crashed at candidate 20 resumes: nothing scored i
   // Committed: the journal is gone.
   const resume = join(ws, 'cache/state/resume');
   assert.ok(!existsSync(resume) || readdirSync(resume).length === 0);
+});
+
+test('score_retries scores a candidate again after a transient failure of the evaluator: the search goes on', () => {
+  const ws = setup();
+  write(ws, 'dfwe.yaml', read(ws, 'dfwe.yaml').replace('max_evals: 30', 'max_evals: 30\n      score_retries: 1'));
+  write(ws, 'fail_at', '7');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(calls(ws), 31);
+  assert.match(dfwe(ws, ['show', 'search', '--log']).stdout, /candidate 6: .*the evaluator crashed.*; scoring it again \(1 of 1\)/);
+  // Without retries the same failure fails the search.
+  const strict = setup();
+  write(strict, 'fail_at', '7');
+  assert.equal(dfwe(strict, ['run']).code, 1);
 });
