@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -91,4 +92,23 @@ test('a lease held by a dead process is broken automatically; a live one is wait
   const done = await waiting.done;
   assert.equal(done.code, 0, done.stderr);
   assert.equal(read(ws2, 'out/a'), 'a\n');
+});
+
+test('breaking a dead run\'s lease never kills a process that took its job\'s pid since (pids wrap at 32,768)', async () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: mkdir -p out && echo a > out/a\n    outs: { f: out/a }\n' });
+  // Someone else's process, leading a group of its own: the pid the dead run's job once had.
+  const other = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+  try {
+    mkdirSync(join(markedCache(join(ws, 'cache')), 'locks'), { recursive: true });
+    const job = { executor: 'local', id: other.pid, start: 'a start time long past' };
+    writeFileSync(join(ws, 'cache/locks', `${outputLeaseName(ws, 'out/a')}.lock`), `${JSON.stringify({ pid: 4194305, host: hostname(), since: 'then', what: 'a' })}\n${JSON.stringify({ job })}`);
+    const r = dfwe(ws, ['run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(ran(r), ['a']);
+    // Killed, it would be a zombie until reaped: give the event loop a moment to see its exit.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual([other.exitCode, other.signalCode], [null, null], 'the unrelated process is alive');
+  } finally {
+    other.kill('SIGKILL');
+  }
 });

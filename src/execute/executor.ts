@@ -11,6 +11,8 @@
 export interface JobHandle {
   executor: string;
   id: string | number;
+  /** The start time of the job's leader process (Linux), so that a pid reused since is never taken for it. */
+  start?: string;
 }
 
 /** One process to run for a node: the engine has written its spec and cleared its outputs. */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { localHost } from '../../cache/records.js';
+import { processStart } from '../../util/process.js';
 import { writeAll } from '../../util/fsx.js';
 import { boundedLines } from '../../util/lines.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
@@ -57,7 +58,7 @@ function localExecutor(): Executor {
       let peakRssBytes: number | undefined;
       try {
         const pgid = await started.pgid;
-        if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid });
+        if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid, start: processStart(pgid) });
         const memory = pgid !== undefined ? trackMemory(pgid) : undefined;
         // The stage's own process has exited (its streams may still be held open by a child it left).
         try {
@@ -273,6 +274,12 @@ export const local: ExecutorKind = {
   commandOutputIsProgress: false,
   connect: async () => localExecutor(),
   cancel(job, holderHost) {
-    if (holderHost === localHost() && typeof job.id === 'number') killGroup(job.id, 'SIGKILL');
+    if (holderHost !== localHost() || typeof job.id !== 'number') return;
+    // A dead run's job: its group is stopped, unless its leader's pid now belongs to a process
+    // started since (pids wrap at 32,768 here within minutes), which would be someone else's.
+    // While any process of the old group lives, its id cannot be given to a new process.
+    const now = processStart(job.id);
+    if (job.start !== undefined && now !== undefined && now !== job.start) return;
+    killGroup(job.id, 'SIGKILL');
   },
 };
