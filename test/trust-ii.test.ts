@@ -239,7 +239,9 @@ test('repro 6: a node that read an upstream output damaged after its commit is n
     'dfwe.yaml': PIPE(
       // The first time only, a child that outlives the stage's process group appends after the commit.
       // b says when it has started (go) and waits for the append (late), so the order does not depend on timing.
-      "  a:\n    cmd: \"echo clean > a.txt; test -e once || { touch once; setsid sh -c 'for i in $(seq 1200); do test -e go && break; sleep 0.05; done; echo LATE >> a.txt; touch late' </dev/null >/dev/null 2>&1 & }\"\n    outs: { o: a.txt }\n" +
+      // The stage waits until the child has left its process group (it touches detached after
+      // setsid): a child still in the group when the stage's shell exits is stopped with it.
+      "  a:\n    cmd: \"echo clean > a.txt; test -e once || { touch once; setsid sh -c 'touch detached; for i in $(seq 1200); do test -e go && break; sleep 0.05; done; echo LATE >> a.txt; touch late' </dev/null >/dev/null 2>&1 & for i in $(seq 1200); do test -e detached && break; sleep 0.05; done; }\"\n    outs: { o: a.txt }\n" +
         '  b:\n    cmd: touch go; for i in $(seq 1200); do test -e late && break; sleep 0.05; done; cat ${{ stages.a.outs.o }} > b.txt\n    outs: { o: b.txt }\n',
     ),
   });
