@@ -92,7 +92,7 @@ export function buildGraph(nodes: NodeDef[]): Graph {
   return { order, byId, upstream, downstream, producedDeps, consumes };
 }
 
-interface Owner {
+export interface Owner {
   path: string;
   id: string;
   /** The output's name in its node. */
@@ -100,7 +100,7 @@ interface Owner {
 }
 
 /** Output paths by owner, answering "which output contains / lies inside this path" in O(depth). */
-class OutputIndex {
+export class OutputIndex {
   private readonly exact = new Map<string, Owner>();
   /** Every proper ancestor directory of an output → one output below it. */
   private readonly ancestors = new Map<string, Owner>();

@@ -4,7 +4,7 @@ import type { Fingerprint } from '../keys/fingerprint.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { isAttemptShape, isRecordShape, RECORD_FORMAT } from './record-shape.js';
 import { keyOf } from '../util/hash.js';
-import { processStart } from '../util/process.js';
+import { processAlive, processStart } from '../util/process.js';
 import { manifestDigest } from '../keys/tree.js';
 import type { CacheStore } from './store.js';
 
@@ -175,14 +175,8 @@ export function readRunning(store: CacheStore, workspace: string, nodeId: string
     return undefined;
   }
   if (typeof r !== 'object' || r === null || r.nodeId !== nodeId || typeof r.pid !== 'number' || typeof r.log !== 'string' || typeof r.since !== 'string') return undefined;
-  if (r.host === localHost()) {
-    try {
-      process.kill(r.pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined; // its run died
-    }
-    if (r.start !== undefined && processStart(r.pid) !== r.start) return undefined; // and its pid was reused
-  }
+  // Its run died, or its pid was reused since.
+  if (r.host === localHost() && (!processAlive(r.pid) || (r.start !== undefined && processStart(r.pid) !== r.start))) return undefined;
   return r;
 }
 

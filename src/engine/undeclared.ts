@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { formatDiagnostic, UserError, type Diagnostic } from '../diagnostics.js';
 import { isWithin, normalizeWorkspacePath } from '../pipeline/paths.js';
 import type { Project } from '../project.js';
+import { OutputIndex } from '../graph.js';
 
 /*
  * What a command names but its node does not declare. A key covers a node's deps and the
@@ -39,22 +40,9 @@ export function checkUndeclared(project: Project): void {
 
 export function undeclaredReads(project: Project): Diagnostic[] {
   const { graph, workspace } = project;
-  // Every output path, by the node that writes it.
-  const outputOf = new Map<string, string>();
-  for (const n of graph.order) for (const p of Object.values(n.outs)) outputOf.set(p, n.id);
-  const producerOf = (p: string): string | undefined => {
-    for (let q = p; ; ) {
-      const id = outputOf.get(q);
-      if (id !== undefined) return id;
-      const i = q.lastIndexOf('/');
-      if (i <= 0) return undefined;
-      q = q.slice(0, i);
-    }
-  };
-  const outNameOf = (id: string, p: string): string => {
-    for (const [o, q] of Object.entries(graph.byId.get(id)!.outs)) if (isWithin(p, q)) return o;
-    return 'NAME';
-  };
+  // Which output a path is or lies in, as the graph finds produced deps.
+  const outputs = new OutputIndex();
+  for (const n of graph.order) for (const [o, p] of Object.entries(n.outs)) outputs.add(p, n.id, o);
   const exists = new Map<string, boolean>();
   const isThere = (rel: string): boolean => {
     let e = exists.get(rel);
@@ -83,7 +71,8 @@ export function undeclaredReads(project: Project): Diagnostic[] {
         const k = JSON.stringify([node.stage, field, rel]);
         if (rel === undefined || said.has(k) || rel === pipelineRel || (cacheRel && isWithin(rel, cacheRel))) continue;
         if (node.deps.some((d) => isWithin(rel, d))) continue;
-        const producer = producerOf(rel);
+        const owner = outputs.containing(rel);
+        const producer = owner?.id;
         if (producer === node.id || (producer !== undefined && graph.upstream.get(node.id)!.includes(producer))) continue;
         if (producer === undefined && !isThere(rel)) continue;
         said.add(k);
@@ -93,7 +82,7 @@ export function undeclaredReads(project: Project): Diagnostic[] {
             ? `stage "${node.stage}" reads "${rel}" (named in its ${field}), an output of ${producer}, without depending on it: it may run before ${producer} or miss its changes`
             : `stage "${node.stage}" reads "${rel}" (named in its ${field}) but does not declare it: a change to it will not rerun the stage`,
           location: node.loc.commands[i] ?? node.loc.stage,
-          hint: producer ? `read it as \${{ stages.${graph.byId.get(producer)!.stage}.outs.${outNameOf(producer, rel)} }}, or list it under deps` : `add it to the stage's deps: [${rel}]`,
+          hint: producer ? `read it as \${{ stages.${graph.byId.get(producer)!.stage}.outs.${owner!.out} }}, or list it under deps` : `add it to the stage's deps: [${rel}]`,
         });
       }
     });
