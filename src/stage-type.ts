@@ -27,6 +27,8 @@ export interface StageRunContext {
   scratch: string;
   /** A directory kept across attempts of this node's key (nothing else shares it): what a failed attempt finished, the next may reuse. */
   resume: string;
+  /** Threads the stage may use: its `cpu` resource when it declares one, else the machine's cores. */
+  threads: number;
 }
 
 /** A path a stage reads, and where in `with` it is given (for located errors). */

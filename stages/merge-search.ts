@@ -110,7 +110,7 @@ export const mergeSearch: StageType = {
         return known;
       }
       const dir = join(ctx.scratch, `candidate-${candidate}`);
-      writeMerge(plan, w, dir);
+      await writeMerge(plan, w, dir, { threads: ctx.threads });
       try {
         const v = await scoreOnce(dir, candidate);
         journal.add(w, v);
@@ -128,7 +128,7 @@ export const mergeSearch: StageType = {
       journal.close();
       await scorer.close();
     }
-    writeMerge(plan, result.best.weights, ctx.outs.model!);
+    await writeMerge(plan, result.best.weights, ctx.outs.model!, { threads: ctx.threads });
     const bestSingle = result.trace.filter((t) => t.source === 'vertex').reduce((a, t) => Math.max(a, t.value.score), -Infinity);
     writeFileSync(ctx.outs.search!, JSON.stringify({
       method: method.name, optimizer: p.optimizer, models: p.models, groups: plan.groupNames,

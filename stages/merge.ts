@@ -61,7 +61,7 @@ export const merge: StageType = {
     const plan = planMerge({ models: p.models.map(ctx.resolve), base: p.base === undefined ? undefined : ctx.resolve(p.base), method, params: p.params, include: p.include, exclude: p.exclude, labels: p.models });
     const weights = p.weights ?? method.defaultWeights(p.models.length);
     const t0 = performance.now();
-    writeMerge(plan, plan.groupNames.map(() => weights), ctx.outs.model!);
+    await writeMerge(plan, plan.groupNames.map(() => weights), ctx.outs.model!, { threads: ctx.threads });
     const merged = plan.groupOf.size;
     const copied = plan.models[0]!.tensors.size - merged;
     ctx.log(`${method.name}: merged ${merged} tensors of ${p.models.length} models, copied ${copied} from the first, in ${((performance.now() - t0) / 1000).toFixed(2)}s`);

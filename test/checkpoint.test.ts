@@ -124,7 +124,7 @@ function hfModel(dir: string, tensors: Record<string, T>, shards?: Record<string
 
 const method = (name: string) => mergeMethods.get(name)!;
 
-test('a sharded Hugging Face checkpoint in, the same layout out: shards, index, config and tokenizer', () => {
+test('a sharded Hugging Face checkpoint in, the same layout out: shards, index, config and tokenizer', async () => {
   const ws = workspace();
   const shards = { 'model-00001-of-00002.safetensors': ['a.weight', 'pos'], 'model-00002-of-00002.safetensors': ['b.weight'] };
   const mk = (x: number) => ({
@@ -135,7 +135,7 @@ test('a sharded Hugging Face checkpoint in, the same layout out: shards, index, 
   hfModel(join(ws, 'm1'), mk(1), shards);
   hfModel(join(ws, 'm2'), mk(3), shards);
   const plan = planMerge({ models: [join(ws, 'm1'), join(ws, 'm2')], method: method('linear'), params: { normalize: true } });
-  writeMerge(plan, [[0.5, 0.5]], join(ws, 'out'));
+  await writeMerge(plan, [[0.5, 0.5]], join(ws, 'out'));
   assert.deepEqual(readdirSync(join(ws, 'out')).sort(), ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json']);
   assert.deepEqual(JSON.parse(readFileSync(join(ws, 'out/model.safetensors.index.json'), 'utf8')).weight_map, JSON.parse(readFileSync(join(ws, 'm1/model.safetensors.index.json'), 'utf8')).weight_map);
   const s1 = tensorsOf(join(ws, 'out/model-00001-of-00002.safetensors'));
@@ -146,14 +146,14 @@ test('a sharded Hugging Face checkpoint in, the same layout out: shards, index, 
   assert.deepEqual(openCheckpoint(join(ws, 'out')).index?.weight_map, openCheckpoint(join(ws, 'm1')).index?.weight_map);
 });
 
-test('merging identical models gives back their exact bytes, in F32, F16 and BF16', () => {
+test('merging identical models gives back their exact bytes, in F32, F16 and BF16', async () => {
   const ws = workspace();
   const values = new Float32Array(5000).map((_, i) => Math.sin(i) * 3);
   for (const dtype of ['F32', 'F16', 'BF16'] as const) {
     const data = dtype === 'F32' ? new Uint8Array(values.buffer.slice(0)) : encode(values, dtype);
     for (const m of ['a', 'b', 'c']) writeSafetensors(join(ws, `${dtype}-${m}.safetensors`), { w: { dtype, shape: [5000], data } });
     const plan = planMerge({ models: ['a', 'b', 'c'].map((m) => join(ws, `${dtype}-${m}.safetensors`)), method: method('linear'), params: { normalize: true } });
-    writeMerge(plan, [[0.2, 0.3, 0.5]], join(ws, `out-${dtype}`));
+    await writeMerge(plan, [[0.2, 0.3, 0.5]], join(ws, `out-${dtype}`));
     assert.deepEqual(readFileSync(join(ws, `out-${dtype}`, `${dtype}-a.safetensors`)).subarray(-data.byteLength), Buffer.from(data), dtype);
   }
 });

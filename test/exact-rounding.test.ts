@@ -64,7 +64,7 @@ function safetensors(path: string, dtype: string, shape: number[], raw: Uint8Arr
 }
 
 for (const dtype of ['F16', 'BF16'] as const) {
-  test(`a ${dtype} merge is the float64 sum rounded once: three 300×70 tensors, weights [0.2, 0.3, 0.5], every element exact`, () => {
+  test(`a ${dtype} merge is the float64 sum rounded once: three 300×70 tensors, weights [0.2, 0.3, 0.5], every element exact`, async () => {
     const ws = workspace();
     const table = finiteValues(dtype);
     const rng = new Rng(`exact-rounding:${dtype}`);
@@ -81,7 +81,7 @@ for (const dtype of ['F16', 'BF16'] as const) {
     inputs.forEach((raw, i) => safetensors(join(ws, `m${i}.safetensors`), dtype, [300, 70], new Uint8Array(raw.buffer)));
     const plan = planMerge({ models: [0, 1, 2].map((i) => join(ws, `m${i}.safetensors`)), method: mergeMethods.get('linear')!, params: { normalize: true } });
     const w = [0.2, 0.3, 0.5];
-    writeMerge(plan, [w], join(ws, 'out'));
+    await writeMerge(plan, [w], join(ws, 'out'));
     const buf = readFileSync(join(ws, 'out', 'm0.safetensors'));
     const hlen = Number(buf.readBigUInt64LE(0));
     const out = new Uint16Array(new Uint8Array(buf.subarray(8 + hlen)).buffer);

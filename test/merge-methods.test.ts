@@ -29,7 +29,7 @@ function load(path: string): Record<string, number[]> {
   return Object.fromEntries(Object.entries(header).filter(([k]) => k !== '__metadata__').map(([k, h]) => [k, [...new Float32Array(new Uint8Array(buf.subarray(8 + n + h.data_offsets[0], 8 + n + h.data_offsets[1])).buffer)]]));
 }
 
-function merge(name: string, models: Record<string, number[]>[], opts: { base?: Record<string, number[]>; weights?: number[][]; params?: Record<string, unknown>; groups?: string[]; include?: string[]; exclude?: string[] } = {}): Record<string, number[]> {
+async function merge(name: string, models: Record<string, number[]>[], opts: { base?: Record<string, number[]>; weights?: number[][]; params?: Record<string, unknown>; groups?: string[]; include?: string[]; exclude?: string[] } = {}): Promise<Record<string, number[]>> {
   const ws = workspace();
   const method = mergeMethods.get(name)!;
   const paths = models.map((m, i) => save(join(ws, `m${i}.safetensors`), m));
@@ -37,7 +37,7 @@ function merge(name: string, models: Record<string, number[]>[], opts: { base?: 
   // Parameters as a pipeline gives them: the method's defaults, then what the test says.
   const defaults = Object.fromEntries(Object.entries((method.schema as { properties: Record<string, { default?: unknown }> }).properties).map(([k, p]) => [k, p.default]));
   const plan = planMerge({ models: paths, base, method, params: { ...defaults, ...opts.params }, groups: opts.groups, include: opts.include, exclude: opts.exclude });
-  writeMerge(plan, opts.weights ?? plan.groupNames.map(() => method.defaultWeights(models.length)), join(ws, 'out'));
+  await writeMerge(plan, opts.weights ?? plan.groupNames.map(() => method.defaultWeights(models.length)), join(ws, 'out'));
   return load(join(ws, 'out', 'm0.safetensors'));
 }
 
@@ -46,70 +46,70 @@ const close = (actual: number[], expected: number[], what = ''): void => {
   actual.forEach((a, i) => assert.ok(Math.abs(a - expected[i]!) < 1e-6, `${what}[${i}]: ${a} ≠ ${expected[i]}`));
 };
 
-test('linear: Σ wᵢθᵢ / Σ wᵢ, by hand', () => {
-  close(merge('linear', [{ w: [1, 2, 3, 4] }, { w: [3, 2, 1, 0] }], { weights: [[0.25, 0.75]] }).w!, [2.5, 2, 1.5, 1]);
-  close(merge('linear', [{ w: [1, 2] }, { w: [3, 4] }], { weights: [[1, 3]] }).w!, [2.5, 3.5], 'normalised');
-  close(merge('linear', [{ w: [1, 2] }, { w: [3, 4] }], { weights: [[1, 3]], params: { normalize: false } }).w!, [10, 14], 'as given');
+test('linear: Σ wᵢθᵢ / Σ wᵢ, by hand', async () => {
+  close((await merge('linear', [{ w: [1, 2, 3, 4] }, { w: [3, 2, 1, 0] }], { weights: [[0.25, 0.75]] })).w!, [2.5, 2, 1.5, 1]);
+  close((await merge('linear', [{ w: [1, 2] }, { w: [3, 4] }], { weights: [[1, 3]] })).w!, [2.5, 3.5], 'normalised');
+  close((await merge('linear', [{ w: [1, 2] }, { w: [3, 4] }], { weights: [[1, 3]], params: { normalize: false } })).w!, [10, 14], 'as given');
 });
 
-test('task_arithmetic: base + λ Σ wᵢ(θᵢ − base), by hand', () => {
+test('task_arithmetic: base + λ Σ wᵢ(θᵢ − base), by hand', async () => {
   const base = { w: [1, 1, 1, 1] };
   // task vectors [1, 0, −1, 0] and [0, 2, 0, 0]
-  close(merge('task_arithmetic', [{ w: [2, 1, 0, 1] }, { w: [1, 3, 1, 1] }], { base, weights: [[1, 0.5]] }).w!, [2, 2, 0, 1]);
-  close(merge('task_arithmetic', [{ w: [2, 1, 0, 1] }, { w: [1, 3, 1, 1] }], { base, weights: [[1, 0.5]], params: { lambda: 2 } }).w!, [3, 3, -1, 1]);
+  close((await merge('task_arithmetic', [{ w: [2, 1, 0, 1] }, { w: [1, 3, 1, 1] }], { base, weights: [[1, 0.5]] })).w!, [2, 2, 0, 1]);
+  close((await merge('task_arithmetic', [{ w: [2, 1, 0, 1] }, { w: [1, 3, 1, 1] }], { base, weights: [[1, 0.5]], params: { lambda: 2 } })).w!, [3, 3, -1, 1]);
 });
 
-test('ties: trim to density, elect a sign, average what agrees, by hand', () => {
+test('ties: trim to density, elect a sign, average what agrees, by hand', async () => {
   const base = { w: [0, 0, 0, 0] };
   // τ₁ = [3, −1, 0.5, −2] keeps [3, ·, ·, −2]; τ₂ = [−1, 2, 0.4, −3] keeps [·, 2, ·, −3].
   // Elected signs +, +, none, −: element 3 averages −2 and −3.
-  close(merge('ties', [{ w: [3, -1, 0.5, -2] }, { w: [-1, 2, 0.4, -3] }], { base, params: { density: 0.5 } }).w!, [3, 2, 0, -2.5]);
+  close((await merge('ties', [{ w: [3, -1, 0.5, -2] }, { w: [-1, 2, 0.4, -3] }], { base, params: { density: 0.5 } })).w!, [3, 2, 0, -2.5]);
   // Weights count in the election and in the mean. τ₁ = [3, 0, 0, −2] keeps [3, ·, ·, −2];
   // τ₂ = [−4, 0, 0, −1] keeps [−4, ·, ·, −1]. With weights 1 and 3: elect[0] = 3 − 12 < 0, so
   // only τ₂ counts there (−4); elect[3] < 0 and both agree: (1·(−2) + 3·(−1)) / (1 + 3) = −1.25.
-  close(merge('ties', [{ w: [3, 0, 0, -2] }, { w: [-4, 0, 0, -1] }], { base, params: { density: 0.5 }, weights: [[1, 3]] }).w!, [-4, 0, 0, -1.25]);
+  close((await merge('ties', [{ w: [3, 0, 0, -2] }, { w: [-4, 0, 0, -1] }], { base, params: { density: 0.5 }, weights: [[1, 3]] })).w!, [-4, 0, 0, -1.25]);
 });
 
-test('dare: density 1 is task arithmetic; otherwise entries dropped at that rate and the rest rescaled, seeded', () => {
+test('dare: density 1 is task arithmetic; otherwise entries dropped at that rate and the rest rescaled, seeded', async () => {
   const base = { w: [1, 1, 1, 1] };
-  close(merge('dare', [{ w: [2, 1, 0, 1] }, { w: [1, 3, 1, 1] }], { base, weights: [[1, 0.5]], params: { density: 1 } }).w!, [2, 2, 0, 1]);
+  close((await merge('dare', [{ w: [2, 1, 0, 1] }, { w: [1, 3, 1, 1] }], { base, weights: [[1, 0.5]], params: { density: 1 } })).w!, [2, 2, 0, 1]);
   const n = 20_000;
   const big = { w: new Array(n).fill(0) };
   const ones = { w: new Array(n).fill(1) };
-  const a = merge('dare', [ones], { base: big, weights: [[1]], params: { density: 0.3, seed: 7 } }).w!;
+  const a = (await merge('dare', [ones], { base: big, weights: [[1]], params: { density: 0.3, seed: 7 } })).w!;
   const kept = a.filter((x) => x !== 0);
   assert.ok(kept.every((x) => Math.abs(x - 1 / 0.3) < 1e-5), 'kept entries are rescaled by 1/density');
   assert.ok(Math.abs(kept.length / n - 0.3) < 0.015, `kept ${kept.length} of ${n}`);
-  assert.deepEqual(merge('dare', [ones], { base: big, weights: [[1]], params: { density: 0.3, seed: 7 } }).w, a, 'same seed, same drops');
-  assert.notDeepEqual(merge('dare', [ones], { base: big, weights: [[1]], params: { density: 0.3, seed: 8 } }).w, a, 'another seed, other drops');
+  assert.deepEqual((await merge('dare', [ones], { base: big, weights: [[1]], params: { density: 0.3, seed: 7 } })).w, a, 'same seed, same drops');
+  assert.notDeepEqual((await merge('dare', [ones], { base: big, weights: [[1]], params: { density: 0.3, seed: 8 } })).w, a, 'another seed, other drops');
 });
 
-test('slerp: along the great circle, and straight when the models are parallel', () => {
-  close(merge('slerp', [{ w: [1, 0] }, { w: [0, 1] }]).w!, [Math.SQRT1_2, Math.SQRT1_2], 't = 0.5 of a right angle');
-  close(merge('slerp', [{ w: [2, 0] }, { w: [0, 2] }], { weights: [[2, 1]] }).w!, [2 * Math.cos(Math.PI / 6), 2 * Math.sin(Math.PI / 6)], 't = 1/3');
-  close(merge('slerp', [{ w: [1, 1] }, { w: [2, 2] }]).w!, [1.5, 1.5], 'parallel: a straight line');
-  assert.throws(() => merge('slerp', [{ w: [1] }, { w: [1] }, { w: [1] }]), /slerp merges at most 2 models/);
+test('slerp: along the great circle, and straight when the models are parallel', async () => {
+  close((await merge('slerp', [{ w: [1, 0] }, { w: [0, 1] }])).w!, [Math.SQRT1_2, Math.SQRT1_2], 't = 0.5 of a right angle');
+  close((await merge('slerp', [{ w: [2, 0] }, { w: [0, 2] }], { weights: [[2, 1]] })).w!, [2 * Math.cos(Math.PI / 6), 2 * Math.sin(Math.PI / 6)], 't = 1/3');
+  close((await merge('slerp', [{ w: [1, 1] }, { w: [2, 2] }])).w!, [1.5, 1.5], 'parallel: a straight line');
+  await assert.rejects(merge('slerp', [{ w: [1] }, { w: [1] }, { w: [1] }]), /slerp merges at most 2 models/);
 });
 
-test('include, exclude and per-group weights choose what is merged and how', () => {
+test('include, exclude and per-group weights choose what is merged and how', async () => {
   const a = { 'enc.0': [1, 1], 'enc.1': [1, 1], 'head.emotion': [1, 1] };
   const b = { 'enc.0': [3, 3], 'enc.1': [3, 3], 'head.emotion': [3, 3] };
-  const kept = merge('linear', [a, b], { exclude: ['head.*'] });
+  const kept = (await merge('linear', [a, b], { exclude: ['head.*'] }));
   close(kept['enc.0']!, [2, 2]);
   close(kept['head.emotion']!, [1, 1], 'excluded: the first model\'s');
-  const grouped = merge('linear', [a, b], { groups: ['enc.0'], weights: [[1, 0], [0, 1]] });
+  const grouped = (await merge('linear', [a, b], { groups: ['enc.0'], weights: [[1, 0], [0, 1]] }));
   close(grouped['enc.0']!, [1, 1], 'group enc.0');
   close(grouped['enc.1']!, [3, 3], 'the other tensors');
-  close(merge('linear', [a, b], { include: ['enc.*'], groups: ['*.1'], weights: [[0, 1], [0.5, 0.5]] })['enc.1']!, [3, 3]);
+  close((await merge('linear', [a, b], { include: ['enc.*'], groups: ['*.1'], weights: [[0, 1], [0.5, 0.5]] }))['enc.1']!, [3, 3]);
 });
 
-test('kthLargest finds order statistics, duplicates included', () => {
+test('kthLargest finds order statistics, duplicates included', async () => {
   const xs = Float32Array.from({ length: 1001 }, (_, i) => (i * 7919) % 1001);
   for (const k of [1, 2, 500, 1001]) assert.equal(kthLargest(Float32Array.from(xs), k), 1001 - k);
   assert.equal(kthLargest(new Float32Array([2, 2, 2, 1]), 3), 2);
 });
 
-test("dfwe's own models are one case of the same machinery: merge averages them, and evaluate loads the result", () => {
+test("dfwe's own models are one case of the same machinery: merge averages them, and evaluate loads the result", async () => {
   const ws = workspace({
     'dfwe.yaml': `version: 1
 stages:

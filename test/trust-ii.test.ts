@@ -279,7 +279,7 @@ test('repro 8 and 21: a tensor named __proto__ or constructor is merged like any
   rawSafetensors(join(ws, 'b.safetensors'), [['__proto__', 'F32', [3, 4]], ['constructor', 'F32', [5]], ['w', 'F32', [7]]]);
   const method = mergeMethods.get('linear')!;
   const plan = planMerge({ models: [join(ws, 'a.safetensors'), join(ws, 'b.safetensors')], method, params: { normalize: true } });
-  writeMerge(plan, plan.groupNames.map(() => [0.5, 0.5]), join(ws, 'out'));
+  await writeMerge(plan, plan.groupNames.map(() => [0.5, 0.5]), join(ws, 'out'));
   const out = readHeader(join(ws, 'out', 'a.safetensors'));
   assert.deepEqual(out.tensors.map((t) => t.name).sort(), ['__proto__', 'constructor', 'w']);
   const buf = readFileSync(join(ws, 'out', 'a.safetensors'));

@@ -1,7 +1,7 @@
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { StageInputError } from '../stage-type.js';
-import { readHeader, readTensor, SafetensorsWriter, type TensorInfo } from './safetensors.js';
+import { readHeader, readTensor, safetensorsLayout, writeAll, type TensorInfo } from './safetensors.js';
 import { pushAll } from '../util/arrays.js';
 import { nestedWithin } from '../util/depth.js';
 
@@ -136,61 +136,45 @@ export class CheckpointReader {
   }
 }
 
+/** Where a tensor's bytes go in a merged checkpoint: the file (absolute) and the byte offset in it. */
+export interface TensorPosition {
+  file: string;
+  offset: number;
+}
+
 /**
- * Writes a checkpoint in the layout of `like` (the first input) into directory `out`: the same
- * files with the same tensors (names, dtypes, shapes) in the same order and the same metadata,
- * the index when `like` is sharded, and `like`'s other files copied. Tensors are written in
- * layout order, file by file, each in one or more parts.
+ * A checkpoint in the layout of `like` (the first input), laid out in directory `out` before any
+ * tensor is computed: the same files with the same tensors (names, dtypes, shapes) in the same
+ * order and the same metadata, each file created at its full size with its header, so that any
+ * number of threads can write their ranges of any tensor at its position. `finish` writes the
+ * index when `like` is sharded and copies `like`'s other files.
  */
-export class CheckpointWriter {
-  private readonly order: { file: string; name: string }[] = [];
-  private current: { file: string; writer: SafetensorsWriter } | undefined;
-  private next = 0;
-  /** Bytes of the tensor due written so far. */
-  private partial = 0;
-
-  constructor(
-    private readonly like: Checkpoint,
-    private readonly out: string,
-  ) {
-    mkdirSync(out, { recursive: true });
-    for (const f of like.files) for (const name of like.layout.get(f)!) this.order.push({ file: f, name });
-  }
-
-  /** The tensor names in the order they must be written. */
-  get names(): string[] {
-    return this.order.map((o) => o.name);
-  }
-
-  /** More bytes of the tensor due (in `names` order; a tensor may come in several parts). */
-  write(name: string, bytes: Uint8Array): void {
-    const slot = this.order[this.next];
-    if (!slot || slot.name !== name) throw new Error(`internal: wrote "${name}" where "${slot?.name}" was due`);
-    if (this.current?.file !== slot.file) {
-      this.current?.writer.close();
-      const entries = this.like.layout.get(slot.file)!.map((n) => ({ name: n, dtype: this.like.tensors.get(n)!.dtype, shape: this.like.tensors.get(n)!.shape }));
-      const path = join(this.out, slot.file);
-      mkdirSync(dirname(path), { recursive: true });
-      this.current = { file: slot.file, writer: new SafetensorsWriter(path, entries, this.like.metadata.get(slot.file)) };
+export function layOutCheckpoint(like: Checkpoint, out: string): { positions: Map<string, TensorPosition>; finish(): void } {
+  mkdirSync(out, { recursive: true });
+  const positions = new Map<string, TensorPosition>();
+  for (const f of like.files) {
+    const names = like.layout.get(f)!;
+    const layout = safetensorsLayout(names.map((n) => ({ name: n, dtype: like.tensors.get(n)!.dtype, shape: like.tensors.get(n)!.shape })), like.metadata.get(f));
+    const path = join(out, f);
+    mkdirSync(dirname(path), { recursive: true });
+    const fd = openSync(path, 'w');
+    try {
+      writeAll(fd, layout.header, 0);
+      ftruncateSync(fd, layout.size);
+    } finally {
+      closeSync(fd);
     }
-    this.current.writer.write(name, bytes);
-    this.partial += bytes.byteLength;
-    if (this.partial === this.like.tensors.get(name)!.bytes) {
-      this.next++;
-      this.partial = 0;
-    }
+    names.forEach((n, i) => positions.set(n, { file: path, offset: layout.offsets[i]! }));
   }
-
-  close(): void {
-    this.current?.writer.close();
-    if (this.next !== this.order.length) throw new Error(`internal: checkpoint closed after ${this.next} of ${this.order.length} tensors`);
-    const root = rootOf(this.like);
-    if (this.like.index) {
-      writeFileSync(join(this.out, INDEX), JSON.stringify(this.like.index, null, 2) + '\n');
-    }
-    for (const e of this.like.extras) {
-      mkdirSync(dirname(join(this.out, e)), { recursive: true });
-      copyFileSync(join(root, e), join(this.out, e));
-    }
-  }
+  return {
+    positions,
+    finish() {
+      const root = rootOf(like);
+      if (like.index) writeFileSync(join(out, INDEX), JSON.stringify(like.index, null, 2) + '\n');
+      for (const e of like.extras) {
+        mkdirSync(dirname(join(out, e)), { recursive: true });
+        copyFileSync(join(root, e), join(out, e));
+      }
+    },
+  };
 }

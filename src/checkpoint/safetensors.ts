@@ -108,10 +108,37 @@ export interface TensorEntry {
   shape: number[];
 }
 
+/** A file's bytes before its data (length, JSON header padded to 8-byte alignment), each tensor's absolute offset, and the file's size. */
+export interface SafetensorsLayout {
+  header: Buffer;
+  offsets: number[];
+  size: number;
+}
+
+/** Where everything goes in a safetensors file of these tensors, in this order: the same tensors and metadata always give the same bytes. */
+export function safetensorsLayout(entries: readonly TensorEntry[], metadata: Record<string, string> = {}): SafetensorsLayout {
+  const header = dict<unknown>();
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  const relative: number[] = [];
+  for (const e of entries) {
+    const size = e.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[e.dtype]!;
+    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + size] };
+    relative.push(offset);
+    offset += size;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const jsonBytes = Buffer.from(json, 'utf8');
+  const lead = Buffer.alloc(8);
+  lead.writeBigUInt64LE(BigInt(jsonBytes.length), 0);
+  const start = 8 + jsonBytes.length;
+  return { header: Buffer.concat([lead, jsonBytes]), offsets: relative.map((o) => start + o), size: start + offset };
+}
+
 /**
  * Writes one safetensors file a tensor at a time, in the order given: the header (with every
- * offset) first, padded with spaces so the data starts 8-byte aligned, then each tensor's bytes
- * as it comes. The same tensors and metadata always give the same bytes.
+ * offset) first, then each tensor's bytes as it comes.
  */
 export class SafetensorsWriter {
   private readonly fd: number;
@@ -126,23 +153,11 @@ export class SafetensorsWriter {
     private readonly entries: readonly TensorEntry[],
     metadata: Record<string, string> = {},
   ) {
-    const header = dict<unknown>();
-    if (Object.keys(metadata).length) header.__metadata__ = metadata;
-    let offset = 0;
+    const layout = safetensorsLayout(entries, metadata);
     this.sizes = entries.map((e) => e.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[e.dtype]!);
-    entries.forEach((e, i) => {
-      header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + this.sizes[i]!] };
-      offset += this.sizes[i]!;
-    });
-    let json = JSON.stringify(header);
-    json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-    const headerBytes = Buffer.from(json, 'utf8');
-    const lead = Buffer.alloc(8);
-    lead.writeBigUInt64LE(BigInt(headerBytes.length), 0);
     this.fd = openSync(path, 'w');
-    writeAll(this.fd, lead, 0);
-    writeAll(this.fd, headerBytes, 8);
-    this.pos = 8 + headerBytes.length;
+    writeAll(this.fd, layout.header, 0);
+    this.pos = layout.header.length;
   }
 
   /** More bytes of the tensor due (entries in order; a tensor may come in several parts). */
@@ -176,6 +191,6 @@ export class SafetensorsWriter {
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+export function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off, bytes.byteLength - off, position + off);
 }

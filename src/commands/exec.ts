@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { registry } from '../../stages/index.js';
@@ -33,6 +34,7 @@ export async function execCommand(specPath: string): Promise<number> {
     runtime: spec.runtime,
     scratch: spec.scratch,
     resume: spec.resume,
+    threads: spec.cpus ?? availableParallelism(),
   });
   if (result?.metrics) writeFileSync(spec.metricsPath, JSON.stringify(result.metrics));
   return 0;

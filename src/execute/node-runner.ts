@@ -355,7 +355,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       const spec: NodeSpec = {
         format: 1, nodeId: node.id, type: node.type, version: node.version, params: node.params, workspace,
         outs: Object.fromEntries(Object.entries(node.outs).map(([k, p]) => [k, join(workspace, p)])),
-        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime, scratch, resume: store.resumeDir(execKey),
+        outKinds: node.outKinds, metricsPath, runtime: ctx.runtime, scratch, resume: store.resumeDir(execKey), cpus: node.resources.cpu,
       };
       mkdirSync(scratch, { recursive: true });
       writeFileSync(specPath, JSON.stringify(spec));

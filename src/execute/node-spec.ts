@@ -21,6 +21,8 @@ export interface NodeSpec {
    * search's scored candidates); the stage removes what it no longer needs once it succeeds.
    */
   resume: string;
+  /** The stage's `cpu` resource, when it declares one: how many threads it may use (else the machine's cores). */
+  cpus?: number;
   /** ML runtime the engine keyed the node on; the stage must run on it. */
   runtime?: Record<string, string>;
 }

@@ -1,8 +1,12 @@
 import { basename } from 'node:path';
-import { CheckpointReader, CheckpointWriter, openCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js';
-import { decode, DTYPE_BYTES, encode, isFloatDtype, type FloatDtype } from '../checkpoint/dtype.js';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { layOutCheckpoint, openCheckpoint, type Checkpoint, type TensorPosition } from '../checkpoint/checkpoint.js';
+import { DTYPE_BYTES, isFloatDtype } from '../checkpoint/dtype.js';
+import { kernelModule } from './kernels.js';
+import { MergeThread, stepOf, type MergeItem } from './merge-thread.js';
 import { StageInputError } from '../stage-type.js';
-import type { MergeMethod, TensorContext } from './method.js';
+import type { MergeMethod } from './method.js';
 import { globMatcher } from './patterns.js';
 
 /*
@@ -13,11 +17,6 @@ import { globMatcher } from './patterns.js';
  * copied from the first model. The result has the first model's layout.
  */
 
-/**
- * Elements per chunk: 256 KiB of float32 per input and 512 KiB of float64 accumulator, small
- * enough for the loops to run in the CPU's caches (measured: 1M-element chunks were slower).
- */
-const CHUNK = 1 << 16;
 
 export interface MergeSetup {
   /** Checkpoint paths (a file or a directory each). */
@@ -45,6 +44,8 @@ export interface MergePlan {
   groupNames: string[];
   /** Elements in the largest merged tensor (what scratch memory grows with). */
   largest: number;
+  /** The most elements a thread reads per input at once. */
+  largestStep: number;
 }
 
 export function planMerge(setup: MergeSetup): MergePlan {
@@ -88,7 +89,9 @@ export function planMerge(setup: MergeSetup): MergePlan {
   if (empty.length) throw new StageInputError(`group${empty.length === 1 ? '' : 's'} ${empty.map((p) => `"${p}"`).join(', ')} match${empty.length === 1 ? 'es' : ''} no merged tensor of ${labels[0]} (a tensor goes to the first group it matches); each group gets weights of its own, so one that holds none is a mistake`);
   const groupNames = [...(setup.groups ?? [])];
   if (other) groupNames.push('(other tensors)');
-  return { setup, models, base, groupOf, groupNames, largest };
+  const plan = { setup, models, base, groupOf, groupNames, largest, largestStep: 0 };
+  for (const name of groupOf.keys()) plan.largestStep = Math.max(plan.largestStep, stepOf(plan, first.tensors.get(name)!.shape));
+  return plan;
 }
 
 function check(name: string, ref: { dtype: string; shape: number[] }, m: Checkpoint, label: string, refLabel: string): void {
@@ -100,63 +103,173 @@ function check(name: string, ref: { dtype: string; shape: number[] }, m: Checkpo
   if (t.dtype !== ref.dtype) throw new StageInputError(`tensor "${name}" is ${t.dtype} in ${where(m, label)} and ${ref.dtype} in ${refLabel}`);
 }
 
+export interface MergeOptions {
+  /** The most threads to merge with (default: the machine's cores); a small merge uses fewer. The bytes are the same for any number. */
+  threads?: number;
+}
+
+/** Elements per merge item claimed by a thread: large enough that claiming costs nothing, small enough to balance. */
+const ITEM = 1 << 20;
+/** Elements per thread below which another thread is not worth its start (about 40 ms). */
+const PER_THREAD = 1 << 22;
+
 /**
  * Write the merge with `weights[g]` (one weight per model) for group g into directory `out`, in
- * the first model's layout with its other files.
+ * the first model's layout with its other files: every file is laid out first, then this thread
+ * and the plan's workers claim ranges of tensors in turn and write each at its place. Workers
+ * stay with the plan for its next merge (a search merges many times); closeMerge ends them.
  */
-export function writeMerge(plan: MergePlan, weights: number[][], out: string): void {
-  const { method, params } = plan.setup;
+export async function writeMerge(plan: MergePlan, weights: number[][], out: string, options: MergeOptions = {}): Promise<{ threads: number }> {
   const k = plan.models.length;
   if (weights.length !== plan.groupNames.length || weights.some((w) => w.length !== k)) {
     throw new Error(`internal: ${weights.length}×${weights[0]?.length} weights for ${plan.groupNames.length} groups of ${k} models`);
   }
-  const readers = plan.models.map((m) => new CheckpointReader(m));
-  const baseReader = plan.base ? new CheckpointReader(plan.base) : undefined;
-  const writer = new CheckpointWriter(plan.models[0]!, out);
-  // One raw buffer and one float32 buffer per input slot, reused for every chunk of every tensor.
-  const raw: (Buffer | undefined)[] = new Array(k + 1);
-  const f32: (Float32Array | undefined)[] = new Array(k + 1);
-  const acc = new Float64Array(CHUNK);
-  let encoded = new Uint8Array(CHUNK * 8);
-  try {
-    for (const name of writer.names) {
-      const info = plan.models[0]!.tensors.get(name)!;
-      const g = plan.groupOf.get(name);
-      if (g === undefined) {
-        // Not merged: the first model's bytes, in chunks.
-        for (let off = 0; off < info.bytes || off === 0; off += CHUNK * 4) {
-          const len = Math.min(CHUNK * 4, info.bytes - off);
-          raw[0] = readers[0]!.read(name, raw[0], off, len);
-          writer.write(name, raw[0]);
-          if (info.bytes === 0) break;
-        }
-        continue;
-      }
-      const dtype = info.dtype as FloatDtype;
-      const width = DTYPE_BYTES[dtype]!;
-      const size = info.bytes / width;
-      const read = (slot: number | 'base', start: number, n: number): Float32Array => {
-        const i = slot === 'base' ? k : slot;
-        const reader = slot === 'base' ? baseReader! : readers[i]!;
-        raw[i] = reader.read(name, raw[i] && raw[i]!.length >= n * width ? raw[i] : Buffer.allocUnsafeSlow(Math.max(CHUNK, n) * width), start * width, n * width);
-        if (dtype === 'F32') return new Float32Array(raw[i]!.buffer, raw[i]!.byteOffset, n);
-        if (!f32[i] || f32[i]!.length < n) f32[i] = new Float32Array(Math.max(CHUNK, n));
-        return decode(raw[i]!, dtype, f32[i]);
-      };
-      const ctx: TensorContext<never> = { name, size, weights: weights[g]!, params: params as never, k, read };
-      const state = method.prepare?.(ctx);
-      if (size === 0) writer.write(name, new Uint8Array(0));
-      for (let start = 0; start < size; start += CHUNK) {
-        const n = Math.min(CHUNK, size - start);
-        const out64 = acc.subarray(0, n);
-        method.chunk(ctx, state as never, start, n, out64);
-        if (encoded.byteLength < n * width) encoded = new Uint8Array(n * width);
-        writer.write(name, encode(out64, dtype, encoded));
-      }
+  const { method } = plan.setup;
+  const first = plan.models[0]!;
+  const output = layOutCheckpoint(first, out);
+  const prepares: MergeItem[] = [];
+  const ranges: ((states: Map<string, unknown>) => MergeItem)[] = [];
+  let elements = 0;
+  for (const [name, info] of first.tensors) {
+    if (!plan.groupOf.has(name)) {
+      for (let from = 0; from < info.bytes; from += ITEM * 4) ranges.push(() => ({ kind: 'copy', tensor: name, from, bytes: Math.min(ITEM * 4, info.bytes - from) }));
+      continue;
     }
-    writer.close();
-  } finally {
-    readers.forEach((r) => r.close());
-    baseReader?.close();
+    const size = info.bytes / DTYPE_BYTES[info.dtype]!;
+    elements += size;
+    if (method.prepare) prepares.push({ kind: 'prepare', tensor: name });
+    const step = stepOf(plan, info.shape);
+    const span = Math.max(step, Math.floor(ITEM / step) * step);
+    for (let start = 0; start < size; start += span) ranges.push((states) => ({ kind: 'merge', tensor: name, start, n: Math.min(span, size - start), state: states.get(name) }));
   }
+  const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), Math.ceil(elements / PER_THREAD)));
+  const team = teamOf(plan, threads);
+  const job = { weights, positions: output.positions };
+  const states = new Map<string, unknown>();
+  const prepared = await team.runAll(job, prepares);
+  prepares.forEach((p, i) => states.set(p.tensor, prepared[i]));
+  await team.runAll(job, ranges.map((r) => r(states)));
+  output.finish();
+  return { threads: team.threads };
+}
+
+/** Ends the plan's worker threads (a plan merged again starts new ones). */
+export async function closeMerge(plan: MergePlan): Promise<void> {
+  const team = teams.get(plan);
+  teams.delete(plan);
+  await team?.close();
+}
+
+/** What one merge gives every thread: the weights, and where each tensor goes. */
+export interface MergeJob {
+  weights: number[][];
+  positions: Map<string, TensorPosition>;
+}
+
+/** What a worker needs to plan the same merge (the setup with its method by name), and the counters it claims items with. */
+export interface WorkerSetup {
+  setup: Omit<MergeSetup, 'method'> & { method: string };
+  module: WebAssembly.Module;
+  /** [next item, stop]: shared by every thread of the team. */
+  counters: SharedArrayBuffer;
+}
+
+export type WorkerReply = { results: [number, unknown][] } | { error: string; input: boolean };
+
+/** Claims items until none is left or a thread failed; returns what it ran. */
+export function claimItems(counters: Int32Array, items: MergeItem[], run: (item: MergeItem) => unknown): [number, unknown][] {
+  const results: [number, unknown][] = [];
+  try {
+    for (let i = Atomics.add(counters, 0, 1); i < items.length && Atomics.load(counters, 1) === 0; i = Atomics.add(counters, 0, 1)) results.push([i, run(items[i]!)]);
+  } catch (err) {
+    Atomics.store(counters, 1, 1);
+    throw err;
+  }
+  return results;
+}
+
+/**
+ * This thread and up to threads − 1 workers, claiming a phase's items from one shared counter:
+ * this thread starts at once, and workers join as they come up, so a short merge does not wait
+ * for them.
+ */
+class Team {
+  private readonly counters = new Int32Array(new SharedArrayBuffer(8));
+  private readonly workers: Worker[] = [];
+  private readonly here: MergeThread;
+  private dead?: Error;
+
+  constructor(
+    private readonly plan: MergePlan,
+    readonly threads: number,
+  ) {
+    this.here = new MergeThread(plan);
+    const data: WorkerSetup = { setup: { ...plan.setup, method: plan.setup.method.name }, module: kernelModule(), counters: this.counters.buffer as SharedArrayBuffer };
+    for (let i = 1; i < threads; i++) {
+      const w = new Worker(new URL('./merge-worker.js', import.meta.url), { workerData: data });
+      // A worker that dies (out of memory) fails the merge instead of leaving it waiting.
+      w.on('error', (err) => {
+        this.dead ??= err;
+        Atomics.store(this.counters, 1, 1);
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  async runAll(job: MergeJob, items: MergeItem[]): Promise<unknown[]> {
+    if (items.length === 0) return [];
+    Atomics.store(this.counters, 0, 0);
+    Atomics.store(this.counters, 1, 0);
+    const replies = this.workers.map(
+      (w) =>
+        new Promise<WorkerReply>((resolve) => {
+          const onExit = (): void => resolve({ error: this.dead?.message ?? 'a merge thread stopped', input: false });
+          w.once('exit', onExit);
+          w.once('message', (reply: WorkerReply) => {
+            w.off('exit', onExit);
+            resolve(reply);
+          });
+          w.postMessage({ job, items });
+        }),
+    );
+    const results: unknown[] = new Array(items.length);
+    let failure: Error | undefined;
+    this.here.begin(job);
+    try {
+      for (const [i, r] of claimItems(this.counters, items, (item) => this.here.run(item))) results[i] = r;
+    } catch (err) {
+      failure = err as Error;
+    } finally {
+      this.here.end();
+    }
+    for (const reply of await Promise.all(replies)) {
+      if ('error' in reply) failure ??= reply.input ? new StageInputError(reply.error) : new Error(reply.error);
+      else for (const [i, r] of reply.results) results[i] = r;
+    }
+    if (failure) {
+      await closeMerge(this.plan);
+      throw failure;
+    }
+    return results;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+const teams = new WeakMap<MergePlan, Team>();
+
+function teamOf(plan: MergePlan, threads: number): Team {
+  let team = teams.get(plan);
+  if (team && team.threads < threads) {
+    void team.close();
+    team = undefined;
+  }
+  if (!team) {
+    team = new Team(plan, threads);
+    teams.set(plan, team);
+  }
+  return team;
 }

@@ -15,8 +15,17 @@ export interface TensorContext<P = Record<string, unknown>> {
   params: P;
   /** Models merged. */
   k: number;
+  /** Elements in one row (the last dimension; the whole tensor when it has one dimension). */
+  rowLength: number;
+  /** The most elements one read() may ask for: whole-tensor passes go in steps of it. */
+  step: number;
   /** Elements [start, start + n) of model i's tensor (or the base's), as float32; valid until the next read of that slot. */
   read(i: number | 'base', start: number, n: number): Float32Array;
+  /**
+   * out[j] = Σ ws[i]·xs[i][j], summed in float64 in order of i (the SIMD kernel); with `base`,
+   * Σ ws[i]·(xs[i][j] − base[j]), then + base[j]. The arrays are read()'s.
+   */
+  weightedSum(out: Float64Array, xs: Float32Array[], ws: number[], n: number, base?: Float32Array): void;
 }
 
 export interface MergeMethod<P = Record<string, unknown>, S = unknown> {
@@ -35,7 +44,12 @@ export interface MergeMethod<P = Record<string, unknown>, S = unknown> {
   domain: 'simplex' | 'box';
   /** Weights when none are given. */
   defaultWeights(k: number): number[];
-  /** Whole-tensor passes before the chunks (TIES' thresholds, SLERP's angle); undefined when not needed. */
+  /** Chunks hold whole rows (a method that ranks each row's entries, as DELLA does). */
+  wholeRows?: boolean;
+  /**
+   * Whole-tensor passes before the chunks (TIES' thresholds, SLERP's angle); undefined when not
+   * needed. The state must survive a structured clone: it is posted to the threads that merge the chunks.
+   */
   prepare?(t: TensorContext<P>): S;
   /** Fill out[0..n) with merged elements [start, start + n). */
   chunk(t: TensorContext<P>, state: S, start: number, n: number, out: Float64Array): void;

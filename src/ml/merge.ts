@@ -3,6 +3,7 @@ import type { Weights } from './model.js';
 import { StageInputError } from '../stage-type.js';
 import type { TensorContext } from '../merge/method.js';
 import { linear } from '../merge/methods/linear.js';
+import { weightedSumJs } from '../merge/weighted-sum.js';
 
 /**
  * θ(α) = Σ αᵢ θᵢ, tensor by tensor, into buffers allocated once: each evaluation of a search
@@ -44,8 +45,9 @@ export class Merger {
       // α already sums to 1 (a softmax): not normalised again, which could move a last bit.
       const acc = this.accumulator(dst.length);
       const ctx: TensorContext<{ normalize: boolean }> = {
-        name, size: dst.length, weights: alpha, params: { normalize: false }, k: this.models.length,
+        name, size: dst.length, weights: alpha, params: { normalize: false }, k: this.models.length, rowLength: dst.length, step: dst.length,
         read: (i, start, n) => this.models[i as number]!.get(name)!.data.subarray(start, start + n),
+        weightedSum: weightedSumJs,
       };
       linear.chunk(ctx, undefined, 0, dst.length, acc);
       dst.set(acc);

@@ -15,35 +15,8 @@ export const linear: MergeMethod<{ normalize: boolean }> = {
   defaultWeights: uniformWeights,
   chunk(t, _state, start, n, out) {
     const total = t.params.normalize ? t.weights.reduce((a, b) => a + b, 0) : 1;
+    // A model of weight 0 is left out, not multiplied by 0: its infinities would make NaN.
     const models = t.weights.map((w, i) => ({ w: w / total, i })).filter((m) => m.w !== 0);
-    out.fill(0, 0, n);
-    // Up to four models per pass over the accumulator: fewer passes, the same sums in the same
-    // order (measured on five 100 MB models: 228 ms against 265 ms two at a time).
-    for (let m = 0; m < models.length; m += 4) {
-      const [a, b, c, d] = models.slice(m, m + 4);
-      const xa = t.read(a!.i, start, n);
-      const wa = a!.w;
-      if (!b) {
-        for (let j = 0; j < n; j++) out[j] = out[j]! + wa * xa[j]!;
-      } else if (!c) {
-        const xb = t.read(b.i, start, n);
-        const wb = b.w;
-        for (let j = 0; j < n; j++) out[j] = out[j]! + wa * xa[j]! + wb * xb[j]!;
-      } else if (!d) {
-        const xb = t.read(b.i, start, n);
-        const xc = t.read(c.i, start, n);
-        const wb = b.w;
-        const wc = c.w;
-        for (let j = 0; j < n; j++) out[j] = out[j]! + wa * xa[j]! + wb * xb[j]! + wc * xc[j]!;
-      } else {
-        const xb = t.read(b.i, start, n);
-        const xc = t.read(c.i, start, n);
-        const xd = t.read(d.i, start, n);
-        const wb = b.w;
-        const wc = c.w;
-        const wd = d.w;
-        for (let j = 0; j < n; j++) out[j] = out[j]! + wa * xa[j]! + wb * xb[j]! + wc * xc[j]! + wd * xd[j]!;
-      }
-    }
+    t.weightedSum(out, models.map((m) => t.read(m.i, start, n)), models.map((m) => m.w), n);
   },
 };

@@ -22,7 +22,7 @@ export const slerp: MergeMethod<{ parallel: number }, { omega: number } | undefi
     let dot = 0;
     let aa = 0;
     let bb = 0;
-    const step = 1 << 20;
+    const step = t.step;
     for (let s = 0; s < t.size; s += step) {
       const n = Math.min(step, t.size - s);
       const a = t.read(0, s, n);

@@ -14,14 +14,7 @@ export const taskArithmetic: MergeMethod<{ lambda: number }> = {
   domain: 'box',
   defaultWeights: unitWeights,
   chunk(t, _state, start, n, out) {
-    const base = t.read('base', start, n);
-    out.fill(0, 0, n);
-    for (let i = 0; i < t.k; i++) {
-      const w = t.weights[i]! * t.params.lambda;
-      if (w === 0) continue;
-      const x = t.read(i, start, n);
-      for (let j = 0; j < n; j++) out[j]! += w * (x[j]! - base[j]!);
-    }
-    for (let j = 0; j < n; j++) out[j]! += base[j]!;
+    const models = t.weights.map((w, i) => ({ w: w * t.params.lambda, i })).filter((m) => m.w !== 0);
+    t.weightedSum(out, models.map((m) => t.read(m.i, start, n)), models.map((m) => m.w), n, t.read('base', start, n));
   },
 };

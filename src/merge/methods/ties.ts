@@ -27,7 +27,7 @@ export const ties: MergeMethod<{ density: number; lambda: number }, number[]> = 
     const keep = Math.max(1, Math.ceil(t.params.density * t.size));
     const mags = allocFloat32(t.size, `ties: tensor "${t.name}"`);
     const thresholds: number[] = [];
-    const step = 1 << 20;
+    const step = t.step;
     for (let i = 0; i < t.k; i++) {
       for (let s = 0; s < t.size; s += step) {
         const n = Math.min(step, t.size - s);
