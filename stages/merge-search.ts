@@ -1,6 +1,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mergeMethods } from '../src/merge/methods/index.js';
+import { modelCountProblem } from '../src/merge/method.js';
 import { completeParams } from '../src/merge/params.js';
 import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
 import type { Weights } from '../src/search/space.js';
@@ -68,7 +69,8 @@ export const mergeSearch: StageType = {
     const problems = completeParams(method, p.params as Record<string, unknown>);
     const k = (p.models as unknown[]).length;
     if (method.needsBase && p.base === undefined) problems.push(`method ${method.name} needs "base": the model its task vectors are taken against`);
-    if (k < method.minModels || (method.maxModels !== undefined && k > method.maxModels)) problems.push(`method ${method.name} merges ${method.maxModels === method.minModels ? `exactly ${method.minModels}` : `at least ${method.minModels}`} models, not ${k}`);
+    const count = modelCountProblem(method, k);
+    if (count) problems.push(count);
     if ((p.score === undefined) === (p.score_server === undefined)) problems.push('give exactly one of "score" (a command run per candidate) or "score_server" (a process that answers JSON lines)');
     if (p.optimizer === 'greedy-soup' && method.domain !== 'simplex') problems.push(`greedy-soup averages models; method ${method.name}'s weights are not on the simplex: use nelder-mead, cma-es or random`);
     return problems;

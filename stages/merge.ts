@@ -1,4 +1,5 @@
 import { mergeMethods } from '../src/merge/methods/index.js';
+import { modelCountProblem } from '../src/merge/method.js';
 import { completeParams } from '../src/merge/params.js';
 import { EXPRESSION_STRING } from '../src/pipeline/schema.js';
 import { pathInputs, type StageType } from '../src/stage-type.js';
@@ -51,7 +52,8 @@ export const merge: StageType = {
     const k = (p.models as unknown[]).length;
     if (p.weights !== undefined && (p.weights as unknown[]).length !== k) problems.push(`"weights" has ${(p.weights as unknown[]).length} numbers for ${k} models`);
     if (method.needsBase && p.base === undefined) problems.push(`method ${method.name} needs "base": the model its task vectors are taken against`);
-    if (k < method.minModels || (method.maxModels !== undefined && k > method.maxModels)) problems.push(`method ${method.name} merges ${method.maxModels === method.minModels ? `exactly ${method.minModels}` : `at least ${method.minModels}`} models, not ${k}`);
+    const count = modelCountProblem(method, k);
+    if (count) problems.push(count);
     return problems;
   },
   async run(ctx) {

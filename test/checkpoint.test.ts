@@ -171,5 +171,5 @@ test('mismatched models are rejected with the tensor and both models named', () 
   assert.throws(() => merge('half.safetensors'), /tensor "x" is F16 in half\.safetensors and F32 in a\.safetensors/);
   assert.throws(() => merge('more.safetensors'), /more\.safetensors has tensor "z" that a\.safetensors lacks/);
   assert.throws(() => planMerge({ models: [join(ws, 'a.safetensors')], method: method('ties'), params: {} }), /method ties needs a base model/);
-  assert.throws(() => planMerge({ models: [join(ws, 'a.safetensors')], method: method('slerp'), params: {} }), /method slerp needs at least 2 models/);
+  assert.throws(() => planMerge({ models: [join(ws, 'a.safetensors')], method: method('slerp'), params: {} }), /method slerp merges exactly 2 models, not 1/);
 });

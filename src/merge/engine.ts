@@ -6,7 +6,7 @@ import { DTYPE_BYTES, isFloatDtype } from '../checkpoint/dtype.js';
 import { kernelModule } from './kernels.js';
 import { MergeThread, stepOf, type MergeItem } from './merge-thread.js';
 import { StageInputError } from '../stage-type.js';
-import type { MergeMethod } from './method.js';
+import { modelCountProblem, type MergeMethod } from './method.js';
 import { globMatcher } from './patterns.js';
 
 /*
@@ -51,8 +51,8 @@ export interface MergePlan {
 export function planMerge(setup: MergeSetup): MergePlan {
   const { method } = setup;
   const k = setup.models.length;
-  if (k < method.minModels) throw new StageInputError(`method ${method.name} needs at least ${method.minModels} model${method.minModels === 1 ? '' : 's'}, not ${k}`);
-  if (method.maxModels !== undefined && k > method.maxModels) throw new StageInputError(`method ${method.name} merges at most ${method.maxModels} models, not ${k}`);
+  const count = modelCountProblem(method, k);
+  if (count) throw new StageInputError(count);
   if (method.needsBase && !setup.base) throw new StageInputError(`method ${method.name} needs a base model ("base"): it merges task vectors θᵢ − θ_base`);
   const labels = setup.labels ?? setup.models;
   const models = setup.models.map(openCheckpoint);

@@ -114,6 +114,7 @@ export class MergeThread {
       weights: this.job!.weights[this.plan.groupOf.get(name)!]!,
       params: this.plan.setup.params as never,
       k,
+      hasBase: this.plan.base !== undefined,
       rowLength: rowLength(info.shape),
       step,
       read,

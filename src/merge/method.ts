@@ -15,6 +15,8 @@ export interface TensorContext<P = Record<string, unknown>> {
   params: P;
   /** Models merged. */
   k: number;
+  /** Whether a base model was given (read('base') needs one). */
+  hasBase: boolean;
   /** Elements in one row (the last dimension; the whole tensor when it has one dimension). */
   rowLength: number;
   /** The most elements one read() may ask for: whole-tensor passes go in steps of it. */
@@ -33,10 +35,14 @@ export interface MergeMethod<P = Record<string, unknown>, S = unknown> {
   description: string;
   /** JSON Schema of the method's own parameters (`params` in `with`), with defaults. */
   schema: object;
+  /** Problems with parameters that the schema cannot say (how two of them relate). */
+  check?(params: P): string[];
   /** Task-vector methods merge θᵢ − θ_base and need the base model. */
   needsBase: boolean;
   minModels: number;
   maxModels?: number;
+  /** What to use for more models than maxModels. */
+  moreModels?: string;
   /**
    * What a search varies: weights on the simplex (they sum to 1, as the paper's α), or each in
    * [0, 1] (task-vector weights, as mergekit-evolve searches them).
@@ -57,3 +63,10 @@ export interface MergeMethod<P = Record<string, unknown>, S = unknown> {
 
 export const uniformWeights = (k: number): number[] => new Array(k).fill(1 / k);
 export const unitWeights = (k: number): number[] => new Array(k).fill(1);
+
+/** Why k models do not fit the method, or undefined when they do. */
+export function modelCountProblem(method: MergeMethod<never, never>, k: number): string | undefined {
+  if (k >= method.minModels && (method.maxModels === undefined || k <= method.maxModels)) return undefined;
+  const range = method.maxModels === method.minModels ? `exactly ${method.minModels}` : k < method.minModels ? `at least ${method.minModels}` : `at most ${method.maxModels}`;
+  return `method ${method.name} merges ${range} model${method.maxModels === 1 && method.minModels === 1 ? '' : 's'}, not ${k}${k > method.minModels && method.moreModels ? ` (${method.moreModels})` : ''}`;
+}

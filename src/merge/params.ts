@@ -14,7 +14,7 @@ export function completeParams(method: MergeMethod<never, never>, params: Record
     v = new (ajvClass())({ allErrors: true, strict: true, useDefaults: true }).compile(method.schema);
     validators.set(method.schema, v);
   }
-  if (v(params)) return [];
+  if (v(params)) return method.check?.(params as never) ?? [];
   return (v.errors ?? []).map((e) => {
     const key = e.keyword === 'additionalProperties' ? String(e.params.additionalProperty) : e.instancePath.slice(1);
     return e.keyword === 'additionalProperties' ? `method ${method.name} has no parameter "${key}"` : `parameter "${key}" of method ${method.name} ${e.message}`;

@@ -45,7 +45,7 @@ export class Merger {
       // α already sums to 1 (a softmax): not normalised again, which could move a last bit.
       const acc = this.accumulator(dst.length);
       const ctx: TensorContext<{ normalize: boolean }> = {
-        name, size: dst.length, weights: alpha, params: { normalize: false }, k: this.models.length, rowLength: dst.length, step: dst.length,
+        name, size: dst.length, weights: alpha, params: { normalize: false }, k: this.models.length, hasBase: false, rowLength: dst.length, step: dst.length,
         read: (i, start, n) => this.models[i as number]!.get(name)!.data.subarray(start, start + n),
         weightedSum: weightedSumJs,
       };

@@ -1,4 +1,5 @@
 import { unitWeights, type MergeMethod } from '../method.js';
+import { draw, dropKey } from '../drop.js';
 
 /**
  * DARE (Yu et al., 2024), its linear form: each entry of each task vector is kept with
@@ -21,7 +22,7 @@ export const dare: MergeMethod<{ density: number; lambda: number; seed: number }
   minModels: 1,
   domain: 'box',
   defaultWeights: unitWeights,
-  prepare: (t) => Array.from({ length: t.k }, (_, i) => streamKey(`${t.params.seed}\0${t.name}\0${i}`)),
+  prepare: (t) => Array.from({ length: t.k }, (_, i) => dropKey(t.params.seed, t.name, i)),
   chunk(t, keys, start, n, out) {
     const base = t.read('base', start, n);
     const limit = t.params.density * 4294967296;
@@ -33,22 +34,9 @@ export const dare: MergeMethod<{ density: number; lambda: number; seed: number }
       const key = keys[i]!;
       for (let j = 0; j < n; j++) {
         const index = start + j;
-        if (mix(key ^ mix((index >>> 0) ^ Math.floor(index / 4294967296))) < limit) out[j]! += w * (x[j]! - base[j]!);
+        if (draw(key, index) < limit) out[j]! += w * (x[j]! - base[j]!);
       }
     }
     for (let j = 0; j < n; j++) out[j]! += base[j]!;
   },
 };
-
-/** murmur3's 32-bit finaliser: a good mix of every input bit, as an unsigned integer. */
-function mix(h: number): number {
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-function streamKey(s: string): number {
-  let h = 0x9747b28c;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x5bd1e995);
-  return mix(h);
-}

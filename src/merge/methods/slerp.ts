@@ -1,9 +1,10 @@
 import type { MergeMethod } from '../method.js';
+import { gram } from '../gram.js';
 
 /**
  * Spherical interpolation of two models, tensor by tensor: t = w₁ / (w₀ + w₁) along the great
  * circle between θ₀ and θ₁ (their angle Ω from the normalised tensors), straight-line
- * interpolation when they are nearly parallel or one is zero.
+ * interpolation when they are nearly parallel or one is zero. More than two models: multislerp.
  */
 export const slerp: MergeMethod<{ parallel: number }, { omega: number } | undefined> = {
   name: 'slerp',
@@ -16,25 +17,13 @@ export const slerp: MergeMethod<{ parallel: number }, { omega: number } | undefi
   needsBase: false,
   minModels: 2,
   maxModels: 2,
+  moreModels: 'multislerp interpolates any number of models on the sphere',
   domain: 'simplex',
   defaultWeights: () => [0.5, 0.5],
   prepare(t) {
-    let dot = 0;
-    let aa = 0;
-    let bb = 0;
-    const step = t.step;
-    for (let s = 0; s < t.size; s += step) {
-      const n = Math.min(step, t.size - s);
-      const a = t.read(0, s, n);
-      const b = t.read(1, s, n);
-      for (let j = 0; j < n; j++) {
-        dot += a[j]! * b[j]!;
-        aa += a[j]! * a[j]!;
-        bb += b[j]! * b[j]!;
-      }
-    }
-    if (aa === 0 || bb === 0) return undefined;
-    const cos = dot / Math.sqrt(aa * bb);
+    const g = gram(t, false);
+    if (g[0]![0] === 0 || g[1]![1] === 0) return undefined;
+    const cos = g[0]![1]! / Math.sqrt(g[0]![0]! * g[1]![1]!);
     return Math.abs(cos) > t.params.parallel ? undefined : { omega: Math.acos(Math.min(1, Math.max(-1, cos))) };
   },
   chunk(t, angle, start, n, out) {

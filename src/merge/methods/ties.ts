@@ -1,6 +1,7 @@
 import { unitWeights, type MergeMethod } from '../method.js';
 import { kthLargest } from '../select.js';
 import { allocFloat32 } from '../alloc.js';
+import { deltaArrays, electedSum } from '../elect.js';
 
 /**
  * TIES (Yadav et al., 2023): each task vector τᵢ = θᵢ − θ_base is trimmed to its `density`
@@ -41,25 +42,16 @@ export const ties: MergeMethod<{ density: number; lambda: number }, number[]> = 
   },
   chunk(t, thresholds, start, n, out) {
     const base = t.read('base', start, n);
-    const xs = Array.from({ length: t.k }, (_, i) => t.read(i, start, n));
-    for (let j = 0; j < n; j++) {
-      let elect = 0;
-      for (let i = 0; i < t.k; i++) {
-        const tau = xs[i]![j]! - base[j]!;
-        if (tau !== 0 && Math.abs(tau) >= thresholds[i]!) elect += t.weights[i]! * tau;
+    const deltas = deltaArrays(t.k, n);
+    for (let i = 0; i < t.k; i++) {
+      const x = t.read(i, start, n);
+      const d = deltas[i]!;
+      const thr = thresholds[i]!;
+      for (let j = 0; j < n; j++) {
+        const tau = x[j]! - base[j]!;
+        d[j] = Math.abs(tau) >= thr ? tau : 0;
       }
-      let num = 0;
-      let den = 0;
-      if (elect !== 0) {
-        for (let i = 0; i < t.k; i++) {
-          const tau = xs[i]![j]! - base[j]!;
-          if (tau !== 0 && Math.abs(tau) >= thresholds[i]! && tau > 0 === elect > 0) {
-            num += t.weights[i]! * tau;
-            den += t.weights[i]!;
-          }
-        }
-      }
-      out[j] = base[j]! + (den !== 0 ? (t.params.lambda * num) / den : 0);
     }
+    electedSum(base, deltas, t.weights, t.params.lambda, true, n, out);
   },
 };
