@@ -76,8 +76,8 @@ export const mergeSearch: StageType = {
     return problems;
   },
   async run(ctx) {
-    const [{ planMerge, writeMerge }, { openScorer }, { search }, { CoefficientSpace }, { ScoreJournal }] = await Promise.all([
-      import('../src/merge/engine.js'), import('../src/search/scorer.js'), import('../src/search/search.js'), import('../src/search/space.js'), import('../src/search/journal.js'),
+    const [{ planMerge, writeMerge, closeMerge }, { openScorer }, { search }, { CoefficientSpace }, { ScoreJournal }, { candidatePlace }] = await Promise.all([
+      import('../src/merge/engine.js'), import('../src/search/scorer.js'), import('../src/search/search.js'), import('../src/search/space.js'), import('../src/search/journal.js'), import('../src/search/candidate-place.js'),
     ]);
     const p = ctx.params as unknown as Params;
     const method = mergeMethods.get(p.method)!;
@@ -101,6 +101,11 @@ export const mergeSearch: StageType = {
     ctx.log(`${method.name} over ${k} models, ${plan.groupOf.size} tensors in ${plan.groupNames.length} group${plan.groupNames.length === 1 ? '' : 's'}; ${p.optimizer}, at most ${p.max_evals} candidates`);
     const show = (w: Weights): string => w.map((g) => `[${g.map((x) => x.toFixed(3)).join(', ')}]`).join(' ');
     let candidate = 0;
+    // Candidates are written where it costs least (RAM when it has room), and what each costs is kept.
+    const candidateBytes = [...plan.models[0]!.tensors.values()].reduce((a, t) => a + t.bytes, 0);
+    const place = candidatePlace(ctx.scratch, candidateBytes);
+    ctx.log(`candidates in ${place.where}`);
+    const cost = { merge: [] as number[], score: [] as number[] };
     // What an earlier attempt of this node scored is not scored again (a killed or failed search).
     const journal = new ScoreJournal(ctx.resume);
     if (journal.size) ctx.log(`resuming: ${journal.size} candidate${journal.size === 1 ? '' : 's'} scored by an earlier attempt`);
@@ -111,10 +116,14 @@ export const mergeSearch: StageType = {
         candidate++;
         return known;
       }
-      const dir = join(ctx.scratch, `candidate-${candidate}`);
+      const dir = join(place.dir, `candidate-${candidate}`);
+      const t0 = performance.now();
       await writeMerge(plan, w, dir, { threads: ctx.threads });
+      const t1 = performance.now();
+      cost.merge.push(t1 - t0);
       try {
         const v = await scoreOnce(dir, candidate);
+        cost.score.push(performance.now() - t1);
         journal.add(w, v);
         ctx.log(`candidate ${candidate}: ${show(w)}  score ${v.score}  loss ${v.loss}`);
         return v;
@@ -129,15 +138,31 @@ export const mergeSearch: StageType = {
     } finally {
       journal.close();
       await scorer.close();
+      await closeMerge(plan);
+      place.release();
     }
     await writeMerge(plan, result.best.weights, ctx.outs.model!, { threads: ctx.threads });
     const bestSingle = result.trace.filter((t) => t.source === 'vertex').reduce((a, t) => Math.max(a, t.value.score), -Infinity);
     writeFileSync(ctx.outs.search!, JSON.stringify({
       method: method.name, optimizer: p.optimizer, models: p.models, groups: plan.groupNames,
       weights: result.best.weights, score: result.best.value.score, loss: result.best.value.loss, best_single_score: bestSingle, evaluations: result.evaluations,
+      candidates: {
+        written_to: place.where, bytes: candidateBytes, merged: cost.merge.length,
+        merge_and_write_ms: msStats(cost.merge), score_ms: msStats(cost.score),
+        overhead_vs_score: cost.score.length ? round3(mean(cost.merge) / mean(cost.score)) : null,
+      },
       trace: result.trace.map((t) => ({ weights: t.weights, score: t.value.score, loss: t.value.loss, ms: Math.round(t.ms), source: t.source })),
     }, null, 2) + '\n');
     ctx.log(`best ${show(result.best.weights)} score ${result.best.value.score} (best single model ${bestSingle}) after ${result.evaluations} candidates`);
+    if (cost.merge.length) ctx.log(`per candidate: merge and write ${mean(cost.merge).toFixed(0)} ms, score ${cost.score.length ? mean(cost.score).toFixed(0) : '-'} ms (${place.where})`);
     return { metrics: { score: result.best.value.score, loss: result.best.value.loss, best_single_score: bestSingle, evaluations: result.evaluations } };
   },
 };
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** Milliseconds as mean, min and max (null when nothing was measured). */
+function msStats(xs: number[]): { mean: number; min: number; max: number } | null {
+  return xs.length ? { mean: round3(mean(xs)), min: round3(xs.reduce((a, b) => Math.min(a, b))), max: round3(xs.reduce((a, b) => Math.max(a, b))) } : null;
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { dfwe, oneTensorModel, ran, READER, read, workspace, write } from './helpers.js';
 
 /*
@@ -157,4 +157,38 @@ stages:
   const s = JSON.parse(read(ws, 'out/search/search'));
   assert.deepEqual(s.groups, ['enc', '(other tensors)']);
   assert.ok(Math.abs(s.weights[0][0] - 0.8) < 0.05 && Math.abs(s.weights[1][1] - 0.9) < 0.05, JSON.stringify(s.weights));
+});
+
+test('candidates are written to RAM when /dev/shm has room, and the record says where and what each cost; a killed search\'s directory is swept, nothing else is', { skip: existsSync('/dev/shm') ? false : 'no /dev/shm here' }, () => {
+  const ws = setup({ 'where.py': `${READER}import sys\nopen('where.txt', 'a').write(sys.argv[1] + '\\n')\nprint(json.dumps(score(sys.argv[1])))\n` });
+  // A directory a killed search left (its owner, pid 2^22 + 1, is gone), and one that is not dfwe's.
+  const stale = mkdtempSync('/dev/shm/dfwe-candidates-');
+  writeFileSync(join(stale, '.dfwe-owner'), JSON.stringify({ pid: 4194305, start: null }));
+  writeFileSync(join(stale, 'candidate'), 'left behind');
+  const foreign = mkdtempSync('/dev/shm/dfwe-candidates-');
+  writeFileSync(join(foreign, 'users-file'), 'mine');
+  try {
+    write(ws, 'dfwe.yaml', pipeline('max_evals: 6\nscore: python3 where.py {model}').replace('deps: [', 'deps: [where.py, '));
+    const r = dfwe(ws, ['run']);
+    assert.equal(r.code, 0, r.stderr);
+    const record = JSON.parse(read(ws, 'out/search/search'));
+    assert.equal(record.candidates.written_to, 'ram (/dev/shm)');
+    assert.equal(record.candidates.merged, 6);
+    assert.ok(record.candidates.merge_and_write_ms.mean > 0 && record.candidates.score_ms.mean > 0 && record.candidates.overhead_vs_score > 0);
+    const dirs = read(ws, 'where.txt').trim().split('\n');
+    assert.equal(dirs.length, 6);
+    assert.ok(dirs.every((d) => d.startsWith('/dev/shm/dfwe-candidates-')), dirs.join(' '));
+    assert.ok(!existsSync(dirname(dirs[0]!)), 'the search removes its directory');
+    assert.ok(!existsSync(stale), 'a dead search\'s directory is swept');
+    assert.equal(readFileSync(join(foreign, 'users-file'), 'utf8'), 'mine', 'an unmarked directory is left alone');
+    // Turned off: the node's scratch, on disk.
+    write(ws, 'dfwe.yaml', pipeline('max_evals: 4\nscore: python3 where.py {model}\nseed: 1').replace('deps: [', 'deps: [where.py, '));
+    const off = dfwe(ws, ['run'], { DFWE_RAM_SCRATCH: '0' });
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(JSON.parse(read(ws, 'out/search/search')).candidates.written_to, /^disk \(DFWE_RAM_SCRATCH=0\)/);
+    assert.ok(read(ws, 'where.txt').trim().split('\n').slice(6).every((d) => !d.startsWith('/dev/shm')));
+  } finally {
+    rmSync(stale, { recursive: true, force: true });
+    rmSync(foreign, { recursive: true, force: true });
+  }
 });
