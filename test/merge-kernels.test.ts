@@ -213,24 +213,31 @@ for (const dtype of ['F16', 'BF16'] as const) {
   });
 }
 
-test('the weighted-sum kernel gives the same bits as the sums in JavaScript, any length, with and without a base', () => {
+test('the weighted-sum kernel gives the same bits as the sums in JavaScript, any length, with and without a base, from F32, BF16 and F16', () => {
   const rng = new Rng('kernels:sum');
   const memory = new KernelMemory(7, 1 << 12);
-  for (const s of memory.slots) for (let i = 0; i < s.f32.length; i++) s.f32[i] = (rng.next() - 0.5) * 2 ** (rng.int(40) - 20);
-  memory.slots[2]!.f32[5] = Infinity;
-  memory.slots[3]!.f32[7] = NaN;
   const want = new Float64Array(memory.chunk);
-  for (const k of [1, 2, 3, 5, 6]) {
-    for (const n of [1, 3, 4, 7, 64, 1001, memory.chunk]) {
-      for (const withBase of [false, true]) {
-        const xs = memory.slots.slice(0, k).map((s) => s.f32.subarray(0, n));
-        const ws = xs.map(() => rng.next() * 2 - 0.5);
-        const base = withBase ? memory.slots[6]!.f32.subarray(0, n) : undefined;
-        memory.weightedSum(memory.acc, xs, ws, n, base);
-        weightedSumJs(want, xs, ws, n, base);
-        for (let j = 0; j < n; j++) {
-          const [g, w] = [memory.acc[j]!, want[j]!];
-          if (!(Object.is(g, w) || (Number.isNaN(g) && Number.isNaN(w)))) assert.fail(`k ${k}, n ${n}, base ${withBase}, element ${j}: ${g} ≠ ${w}`);
+  for (const dtype of ['F32', 'BF16', 'F16'] as const) {
+    for (const s of memory.slots) {
+      for (let i = 0; i < s.f32.length; i++) s.f32[i] = (rng.next() - 0.5) * 2 ** (rng.int(dtype === 'F16' ? 12 : 40) - (dtype === 'F16' ? 8 : 20));
+      s.f32[5] = Infinity;
+      s.f32[9] = 2 ** -20;
+      if (dtype !== 'F32') s.raw.set(encode(s.f32, dtype));
+    }
+    memory.slots[3]!.f32[7] = NaN;
+    // The inputs as the kernel reads them (f32 arrays, or 16-bit bytes), and as values for the reference.
+    const inputs = memory.slots.map((s) => (dtype === 'F32' ? s.f32 : s.raw));
+    const values = memory.slots.map((s) => (dtype === 'F32' ? s.f32 : decode(s.raw.subarray(0, memory.chunk * 2), dtype)));
+    for (const k of [1, 2, 3, 5, 6]) {
+      for (const n of [1, 3, 4, 7, 64, 1001, memory.chunk]) {
+        for (const withBase of [false, true]) {
+          const ws = Array.from({ length: k }, () => rng.next() * 2 - 0.5);
+          memory.weightedSum(memory.acc, inputs.slice(0, k), ws, n, withBase ? inputs[6] : undefined, dtype);
+          weightedSumJs(want, values.slice(0, k).map((v) => v.subarray(0, n)), ws, n, withBase ? values[6]!.subarray(0, n) : undefined);
+          for (let j = 0; j < n; j++) {
+            const [g, w] = [memory.acc[j]!, want[j]!];
+            if (!(Object.is(g, w) || (Number.isNaN(g) && Number.isNaN(w)))) assert.fail(`${dtype}, k ${k}, n ${n}, base ${withBase}, element ${j}: ${g} ≠ ${w}`);
+          }
         }
       }
     }

@@ -12,7 +12,7 @@ interface KernelExports {
   memory: WebAssembly.Memory;
   decode_f16(src: number, dst: number, n: number): void;
   decode_bf16(src: number, dst: number, n: number): void;
-  weighted_sum(acc: number, xs: number, ws: number, k: number, base: number, n: number, pad: number): void;
+  weighted_sum(acc: number, xs: number, ws: number, k: number, base: number, n: number, pad: number, kind: number): void;
   encode(kind: number, acc: number, dst: number, n: number, pad: number): void;
 }
 
@@ -73,15 +73,16 @@ export class KernelMemory {
 
   /**
    * out[j] = Σ wᵢ xᵢ[j] in order of i, or with a base b: Σ wᵢ (xᵢ[j] − b[j]), then + b[j]; in
-   * float64. The xᵢ and b must be views of this memory (slots' f32 arrays).
+   * float64. The xᵢ and b are views of this memory holding `dtype` values: float32 arrays, or
+   * the raw bytes of F16 or BF16, decoded as they are summed.
    */
-  weightedSum(out: Float64Array, xs: Float32Array[], ws: number[], n: number, base?: Float32Array): void {
+  weightedSum(out: Float64Array, xs: ArrayBufferView[], ws: number[], n: number, base?: ArrayBufferView, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): void {
     if (xs.length > this.k) throw new Error(`internal: ${xs.length} inputs for ${this.k} slots`);
     xs.forEach((x, i) => {
       this.pointers[i] = x.byteOffset;
       this.weights[i] = ws[i]!;
     });
-    this.exports.weighted_sum(out.byteOffset, this.pointers.byteOffset, this.weights.byteOffset, xs.length, base ? base.byteOffset : 0, n, this.pad);
+    this.exports.weighted_sum(out.byteOffset, this.pointers.byteOffset, this.weights.byteOffset, xs.length, base ? base.byteOffset : 0, n, this.pad, ENCODE_KIND[dtype]);
   }
 
   /** The first n accumulated values rounded once to `dtype`, as its bytes. */

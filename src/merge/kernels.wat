@@ -86,19 +86,22 @@
 
   ;; acc[j] = ((0 + w₀·x₀[j]) + w₁·x₁[j]) + … over k inputs, with an optional base b:
   ;; acc[j] = (… + wᵢ·(xᵢ[j] − b[j]) …) + b[j] (task vectors). $xs holds k i32 pointers to f32
-  ;; arrays, $ws k f64 weights; $base is 0 for none.
-  (func $sum4 (param $j i32) (param $xs i32) (param $ws i32) (param $k i32) (param $base i32) (param $acc i32)
+  ;; arrays of one type (decoded here, so a 16-bit input is read once), $ws k f64 weights; $base is
+  ;; 0 for none. TEMPLATE: scripts/build-wasm.mjs stamps a $sum4_f32, $sum4_bf16 and $sum4_f16,
+  ;; each with its own decoding written out in place of (load4 ADDRESS @) (a call per four
+  ;; elements would cost half the speed).
+  (func $sum4_KIND (param $j i32) (param $xs i32) (param $ws i32) (param $k i32) (param $base i32) (param $acc i32)
     (local $i i32) (local $lo v128) (local $hi v128) (local $x v128) (local $w v128) (local $b v128)
-    (local $blo v128) (local $bhi v128) (local $xlo v128) (local $xhi v128)
+    (local $blo v128) (local $bhi v128) (local $xlo v128) (local $xhi v128) (local $h v128) (local $o v128)
     (if (local.get $base)
       (then
-        (local.set $b (v128.load (i32.add (local.get $base) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $b (load4 (local.get $base) @))
         (local.set $blo (f64x2.promote_low_f32x4 (local.get $b)))
         (local.set $bhi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $b) (local.get $b))))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_s (local.get $i) (local.get $k)))
-        (local.set $x (v128.load (i32.add (i32.load (i32.add (local.get $xs) (i32.shl (local.get $i) (i32.const 2)))) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $x (load4 (i32.load (i32.add (local.get $xs) (i32.shl (local.get $i) (i32.const 2)))) @))
         (local.set $w (v128.load64_splat (i32.add (local.get $ws) (i32.shl (local.get $i) (i32.const 3)))))
         (local.set $xlo (f64x2.promote_low_f32x4 (local.get $x)))
         (local.set $xhi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
@@ -117,14 +120,23 @@
     (v128.store (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))) (local.get $lo))
     (v128.store (i32.add (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))) (i32.const 16)) (local.get $hi)))
 
+  (func $sum4 (param $kind i32) (param $j i32) (param $xs i32) (param $ws i32) (param $k i32) (param $base i32) (param $acc i32)
+    (if (i32.eqz (local.get $kind))
+      (then (call $sum4_f32 (local.get $j) (local.get $xs) (local.get $ws) (local.get $k) (local.get $base) (local.get $acc)))
+      (else
+        (if (i32.eq (local.get $kind) (i32.const 1))
+          (then (call $sum4_bf16 (local.get $j) (local.get $xs) (local.get $ws) (local.get $k) (local.get $base) (local.get $acc)))
+          (else (call $sum4_f16 (local.get $j) (local.get $xs) (local.get $ws) (local.get $k) (local.get $base) (local.get $acc)))))))
+
   ;; The tail (n mod 4 elements) goes through $sum4 on copies padded with zeros in $pad (room for
   ;; k + 1 arrays of four f32, then four f64), so every element gets the same arithmetic.
-  (func (export "weighted_sum") (param $acc i32) (param $xs i32) (param $ws i32) (param $k i32) (param $base i32) (param $n i32) (param $pad i32)
-    (local $j i32) (local $i i32) (local $r i32) (local $t i32) (local $ptrs i32) (local $pbase i32)
+  (func (export "weighted_sum") (param $acc i32) (param $xs i32) (param $ws i32) (param $k i32) (param $base i32) (param $n i32) (param $pad i32) (param $kind i32)
+    (local $j i32) (local $i i32) (local $r i32) (local $t i32) (local $ptrs i32) (local $pbase i32) (local $width i32)
+    (local.set $width (select (i32.const 4) (i32.const 2) (i32.eqz (local.get $kind))))
     (block $done
       (loop $next
         (br_if $done (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
-        (call $sum4 (local.get $j) (local.get $xs) (local.get $ws) (local.get $k) (local.get $base) (local.get $acc))
+        (call $sum4 (local.get $kind) (local.get $j) (local.get $xs) (local.get $ws) (local.get $k) (local.get $base) (local.get $acc))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $next)))
     (local.set $r (i32.sub (local.get $n) (local.get $j)))
@@ -139,20 +151,20 @@
         (if (i32.lt_s (local.get $i) (local.get $k))
           (then
             (memory.copy (i32.add (local.get $pad) (i32.shl (local.get $i) (i32.const 4)))
-              (i32.add (i32.load (i32.add (local.get $xs) (i32.shl (local.get $i) (i32.const 2)))) (i32.shl (local.get $j) (i32.const 2)))
-              (i32.shl (local.get $r) (i32.const 2)))
+              (i32.add (i32.load (i32.add (local.get $xs) (i32.shl (local.get $i) (i32.const 2)))) (i32.mul (local.get $j) (local.get $width)))
+              (i32.mul (local.get $r) (local.get $width)))
             (i32.store (i32.add (local.get $ptrs) (i32.shl (local.get $i) (i32.const 2))) (i32.add (local.get $pad) (i32.shl (local.get $i) (i32.const 4)))))
           (else
             (if (local.get $base)
               (then
                 (memory.copy (i32.add (local.get $pad) (i32.shl (local.get $i) (i32.const 4)))
-                  (i32.add (local.get $base) (i32.shl (local.get $j) (i32.const 2)))
-                  (i32.shl (local.get $r) (i32.const 2)))))))
+                  (i32.add (local.get $base) (i32.mul (local.get $j) (local.get $width)))
+                  (i32.mul (local.get $r) (local.get $width)))))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $copy)))
     (local.set $pbase (select (i32.add (local.get $pad) (i32.shl (local.get $k) (i32.const 4))) (i32.const 0) (local.get $base)))
     (local.set $t (i32.add (local.get $ptrs) (i32.shl (local.get $k) (i32.const 2))))
-    (call $sum4 (i32.const 0) (local.get $ptrs) (local.get $ws) (local.get $k) (local.get $pbase) (local.get $t))
+    (call $sum4 (local.get $kind) (i32.const 0) (local.get $ptrs) (local.get $ws) (local.get $k) (local.get $pbase) (local.get $t))
     (memory.copy (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))) (local.get $t) (i32.shl (local.get $r) (i32.const 3))))
 
   ;; Four f64 → four f32 rounded to nearest even.

@@ -96,17 +96,20 @@ export class MergeThread {
     const k = this.plan.models.length;
     const memory = this.memory;
     const step = stepOf(this.plan, info.shape);
-    const read = (slot: number | 'base', start: number, n: number): Float32Array => {
+    // A slot's bytes, undecoded: float32 values land in its f32 array, 16-bit ones in its raw bytes.
+    const readRaw = (slot: number | 'base', start: number, n: number): Uint8Array => {
       if (n > memory.chunk) throw new Error(`internal: read of ${n} elements, more than a step (${memory.chunk})`);
       const i = slot === 'base' ? k : slot;
       const reader = slot === 'base' ? this.baseReader! : this.readers[i]!;
       const s = memory.slots[i]!;
-      if (dtype === 'F32') {
-        reader.read(name, Buffer.from(s.f32.buffer, s.f32.byteOffset, n * 4), start * 4, n * 4);
-        return s.f32.subarray(0, n);
-      }
-      const raw = reader.read(name, Buffer.from(s.raw.buffer, s.raw.byteOffset, n * width), start * width, n * width);
-      return dtype === 'F64' ? decode(raw, 'F64', s.f32.subarray(0, n)) : memory.decode(i, dtype, n);
+      const into = dtype === 'F32' ? Buffer.from(s.f32.buffer, s.f32.byteOffset, n * 4) : Buffer.from(s.raw.buffer, s.raw.byteOffset, n * width);
+      return reader.read(name, into, start * width, n * width);
+    };
+    const read = (slot: number | 'base', start: number, n: number): Float32Array => {
+      const raw = readRaw(slot, start, n);
+      const s = memory.slots[slot === 'base' ? k : slot]!;
+      if (dtype === 'F32') return s.f32.subarray(0, n);
+      return dtype === 'F64' ? decode(raw, 'F64', s.f32.subarray(0, n)) : memory.decode(slot === 'base' ? k : slot, dtype, n);
     };
     return {
       name,
@@ -118,7 +121,13 @@ export class MergeThread {
       rowLength: rowLength(info.shape),
       step,
       read,
-      weightedSum: (out, xs, ws, n, base) => memory.weightedSum(out, xs, ws, n, base),
+      sumOf: (out, models, ws, start, n, base) => {
+        if (dtype === 'F64') {
+          memory.weightedSum(out, models.map((i) => read(i, start, n)), ws, n, base ? read('base', start, n) : undefined);
+          return;
+        }
+        memory.weightedSum(out, models.map((i) => readRaw(i, start, n)), ws, n, base ? readRaw('base', start, n) : undefined, dtype);
+      },
     };
   }
 

@@ -24,10 +24,11 @@ export interface TensorContext<P = Record<string, unknown>> {
   /** Elements [start, start + n) of model i's tensor (or the base's), as float32; valid until the next read of that slot. */
   read(i: number | 'base', start: number, n: number): Float32Array;
   /**
-   * out[j] = Σ ws[i]·xs[i][j], summed in float64 in order of i (the SIMD kernel); with `base`,
-   * Σ ws[i]·(xs[i][j] − base[j]), then + base[j]. The arrays are read()'s.
+   * out[j] = Σ ws[i]·x_models[i][j] over elements [start, start + n), summed in float64 in order
+   * of i (the SIMD kernel, which decodes 16-bit inputs as it sums); with `base`,
+   * Σ ws[i]·(x[j] − base[j]), then + base[j]. It reads the models' slots (and the base's).
    */
-  weightedSum(out: Float64Array, xs: Float32Array[], ws: number[], n: number, base?: Float32Array): void;
+  sumOf(out: Float64Array, models: number[], ws: number[], start: number, n: number, base: boolean): void;
 }
 
 export interface MergeMethod<P = Record<string, unknown>, S = unknown> {

@@ -47,7 +47,7 @@ export class Merger {
       const ctx: TensorContext<{ normalize: boolean }> = {
         name, size: dst.length, weights: alpha, params: { normalize: false }, k: this.models.length, hasBase: false, rowLength: dst.length, step: dst.length,
         read: (i, start, n) => this.models[i as number]!.get(name)!.data.subarray(start, start + n),
-        weightedSum: weightedSumJs,
+        sumOf: (out, models, ws, start, n) => weightedSumJs(out, models.map((i) => ctx.read(i, start, n)), ws, n),
       };
       linear.chunk(ctx, undefined, 0, dst.length, acc);
       dst.set(acc);

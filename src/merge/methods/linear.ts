@@ -17,6 +17,6 @@ export const linear: MergeMethod<{ normalize: boolean }> = {
     const total = t.params.normalize ? t.weights.reduce((a, b) => a + b, 0) : 1;
     // A model of weight 0 is left out, not multiplied by 0: its infinities would make NaN.
     const models = t.weights.map((w, i) => ({ w: w / total, i })).filter((m) => m.w !== 0);
-    t.weightedSum(out, models.map((m) => t.read(m.i, start, n)), models.map((m) => m.w), n);
+    t.sumOf(out, models.map((m) => m.i), models.map((m) => m.w), start, n, false);
   },
 };

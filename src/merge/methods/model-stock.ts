@@ -29,6 +29,6 @@ export const modelStock: MergeMethod<Record<string, never>, number> = {
     if (total === 0) throw new StageInputError('model_stock: the weights sum to 0, so the models have no average');
     // t·Σ (wᵢ/W)(θᵢ − θ₀) + θ₀ = t·θ̄ + (1 − t)·θ₀.
     const models = t.weights.map((w, i) => ({ w: (ratio * w) / total, i })).filter((m) => m.w !== 0);
-    t.weightedSum(out, models.map((m) => t.read(m.i, start, n)), models.map((m) => m.w), n, t.read('base', start, n));
+    t.sumOf(out, models.map((m) => m.i), models.map((m) => m.w), start, n, true);
   },
 };

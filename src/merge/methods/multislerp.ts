@@ -41,8 +41,7 @@ export const multislerp: MergeMethod<{ normalize: boolean }, number[] | undefine
     return u.map((ui) => (ui * avgNorm) / meanNorm);
   },
   chunk(t, coefficients, start, n, out) {
-    const base = t.hasBase ? t.read('base', start, n) : undefined;
     const c = coefficients ?? [1];
-    t.weightedSum(out, c.map((_, i) => t.read(i, start, n)), c, n, base);
+    t.sumOf(out, c.map((_, i) => i), c, start, n, t.hasBase);
   },
 };

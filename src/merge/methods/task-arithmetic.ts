@@ -15,6 +15,6 @@ export const taskArithmetic: MergeMethod<{ lambda: number }> = {
   defaultWeights: unitWeights,
   chunk(t, _state, start, n, out) {
     const models = t.weights.map((w, i) => ({ w: w * t.params.lambda, i })).filter((m) => m.w !== 0);
-    t.weightedSum(out, models.map((m) => t.read(m.i, start, n)), models.map((m) => m.w), n, t.read('base', start, n));
+    t.sumOf(out, models.map((m) => m.i), models.map((m) => m.w), start, n, true);
   },
 };
