@@ -18,6 +18,14 @@ n = sum(1 for _ in open('calls.log'))
 if os.path.exists('fail_at') and n == int(open('fail_at').read()):
     os.remove('fail_at')
     sys.exit('the evaluator crashed')
+if os.path.exists('kill_at') and n == int(open('kill_at').read()):
+    # kill -9 of dfwe: the stage process that runs the search, and the run that started it.
+    os.remove('kill_at')
+    stage = os.getppid()
+    run = int(open(f'/proc/{stage}/stat').read().rsplit(')', 1)[1].split()[1])
+    os.kill(run, 9)
+    os.kill(stage, 9)
+    sys.exit(1)
 print(json.dumps(score(sys.argv[1])))
 `;
 
@@ -82,4 +90,25 @@ test('score_retries scores a candidate again after a transient failure of the ev
   const strict = setup();
   write(strict, 'fail_at', '7');
   assert.equal(dfwe(strict, ['run']).code, 1);
+});
+
+test('a search killed mid-way (kill -9 of dfwe) resumes: no candidate is scored twice, and the chosen weights are the uninterrupted run\'s', () => {
+  const whole = setup();
+  assert.equal(dfwe(whole, ['run']).code, 0);
+  assert.equal(calls(whole), 30);
+
+  const ws = setup();
+  write(ws, 'kill_at', '15');
+  const killed = dfwe(ws, ['run']);
+  assert.notEqual(killed.code, 0, 'the run was killed');
+  assert.equal(calls(ws), 15);
+
+  const again = dfwe(ws, ['run']);
+  assert.equal(again.code, 0, again.stderr);
+  // 14 candidates were scored before the kill and come from the journal; the 15th never answered.
+  assert.equal(calls(ws), 15 + 16);
+  assert.match(dfwe(ws, ['show', 'search', '--log']).stdout, /resuming: 14 candidates scored by an earlier attempt/);
+  const chosen = (w: string): unknown => JSON.parse(readFileSync(join(w, 'out/search/search'), 'utf8')).weights;
+  assert.deepEqual(chosen(ws), chosen(whole));
+  assert.deepEqual(readFileSync(join(ws, 'out/search/model/a.safetensors')), readFileSync(join(whole, 'out/search/model/a.safetensors')));
 });
