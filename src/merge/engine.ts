@@ -1,12 +1,13 @@
 import { basename } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { layOutCheckpoint, openCheckpoint, type Checkpoint, type TensorPosition } from '../checkpoint/checkpoint.js';
+import { layOutCheckpoint, openCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js';
 import { DTYPE_BYTES, isFloatDtype } from '../checkpoint/dtype.js';
 import { kernelModule } from './kernels.js';
-import { MergeThread, stepOf, type MergeItem } from './merge-thread.js';
+import { MergeThread, type MergeItem, type MergeJob } from './merge-thread.js';
+import { stepOf, type MergePlan, type MergeSetup } from './merge-plan.js';
 import { StageInputError } from '../stage-type.js';
-import { modelCountProblem, type MergeMethod } from './method.js';
+import { modelCountProblem } from './method.js';
 import { globMatcher } from './patterns.js';
 
 /*
@@ -18,35 +19,7 @@ import { globMatcher } from './patterns.js';
  */
 
 
-export interface MergeSetup {
-  /** Checkpoint paths (a file or a directory each). */
-  models: string[];
-  base?: string;
-  method: MergeMethod<never, never>;
-  params: Record<string, unknown>;
-  /** Tensors to merge (glob patterns over names, `*` any run of characters); default all floating ones. */
-  include?: string[];
-  exclude?: string[];
-  /** Groups with their own weights (a search sets them apart): a tensor is in the first group whose pattern matches; the rest make the last. */
-  groups?: string[];
-  /** How models are named in errors. */
-  labels?: string[];
-}
 
-/** Checked and opened once; then merged as often as a search asks, with different weights. */
-export interface MergePlan {
-  setup: MergeSetup;
-  models: Checkpoint[];
-  base?: Checkpoint;
-  /** Merged tensors' group index; tensors not in it are copied from the first model. */
-  groupOf: Map<string, number>;
-  /** Group labels: the patterns, then "(other tensors)" when any fall in none. */
-  groupNames: string[];
-  /** Elements in the largest merged tensor (what scratch memory grows with). */
-  largest: number;
-  /** The most elements a thread reads per input at once. */
-  largestStep: number;
-}
 
 export function planMerge(setup: MergeSetup): MergePlan {
   const { method } = setup;
@@ -160,11 +133,6 @@ export async function closeMerge(plan: MergePlan): Promise<void> {
   await team?.close();
 }
 
-/** What one merge gives every thread: the weights, and where each tensor goes. */
-export interface MergeJob {
-  weights: number[][];
-  positions: Map<string, TensorPosition>;
-}
 
 /** What a worker needs to plan the same merge (the setup with its method by name), and the counters it claims items with. */
 export interface WorkerSetup {

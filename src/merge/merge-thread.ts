@@ -2,7 +2,7 @@ import { closeSync, openSync } from 'node:fs';
 import { CheckpointReader, type TensorPosition } from '../checkpoint/checkpoint.js';
 import { decode, DTYPE_BYTES, type FloatDtype } from '../checkpoint/dtype.js';
 import { writeAll } from '../checkpoint/safetensors.js';
-import type { MergeJob, MergePlan } from './engine.js';
+import { stepOf, rowLength, type MergePlan } from './merge-plan.js';
 import { KernelMemory } from './kernels.js';
 import type { TensorContext } from './method.js';
 
@@ -14,25 +14,19 @@ import type { TensorContext } from './method.js';
  * number of threads.
  */
 
+/** What one merge gives every thread: the weights, and where each tensor goes. */
+export interface MergeJob {
+  weights: number[][];
+  positions: Map<string, TensorPosition>;
+}
+
 export type MergeItem =
   | { kind: 'prepare'; tensor: string }
   | { kind: 'merge'; tensor: string; start: number; n: number; state: unknown }
   | { kind: 'copy'; tensor: string; from: number; bytes: number };
 
-/** Elements per kernel call: the inputs, accumulator and output of one call stay in the CPU's caches. */
-export const KERNEL_CHUNK = 1 << 14;
 
-/** Elements in a tensor's last dimension (the whole of a 1-D tensor; 1 for a scalar). */
-export function rowLength(shape: number[]): number {
-  return shape.length === 0 ? 1 : shape[shape.length - 1]!;
-}
 
-/** Elements per step through a tensor: KERNEL_CHUNK, or whole rows for methods that need them. */
-export function stepOf(plan: MergePlan, shape: number[]): number {
-  if (!plan.setup.method.wholeRows) return KERNEL_CHUNK;
-  const row = Math.max(1, rowLength(shape));
-  return Math.max(row, Math.floor(KERNEL_CHUNK / row) * row);
-}
 
 export class MergeThread {
   private readers: CheckpointReader[] = [];

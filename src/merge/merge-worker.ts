@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { StageInputError } from '../stage-type.js';
-import { claimItems, planMerge, type MergeJob, type WorkerReply, type WorkerSetup } from './engine.js';
-import { MergeThread, type MergeItem } from './merge-thread.js';
+import { claimItems, planMerge, type WorkerReply, type WorkerSetup } from './engine.js';
+import { MergeThread, type MergeItem, type MergeJob } from './merge-thread.js';
 import { mergeMethods } from './methods/index.js';
 
 /* A merge thread: plans the same merge from its setup, then, for each phase it is sent, claims items until none is left. */
