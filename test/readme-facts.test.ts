@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { keyOf } from '../src/util/hash.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -24,6 +26,9 @@ test('the README says what keys are, and they are that: 128 bits of a sha256, in
   const node = JSON.parse(dfwe(ws, ['status', '--json']).stdout).nodes[0];
   assert.match(node.planKey, /^[0-9a-f]{32}$/);
   assert.match(node.execKey, /^[0-9a-f]{32}$/);
+  // And the key function is that: sha256 of JSON with sorted keys and no spaces, written out here by hand.
+  const canonical = '{"a":[true,"x",{"c":2.5,"d":null}],"b":1}';
+  assert.equal(keyOf({ b: 1, a: [true, 'x', { d: null, c: 2.5 }] }), createHash('sha256').update(canonical).digest('hex').slice(0, 32));
 });
 
 test('silent damage to an object no node reads again is found by verify, as the README says', () => {
