@@ -6,55 +6,15 @@ import { planMerge, writeMerge } from '../src/merge/engine.js';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { encode } from '../src/checkpoint/dtype.js';
 import { Rng } from '../src/ml/random.js';
+import { reference, table as formatTable } from './float-formats.js';
 import { workspace } from './helpers.js';
 
 /*
  * A merge is rounded once (issue 25): the float64 sum goes straight to the output's dtype,
  * nearest, ties to even. The repro: three F16 tensors of 300×70 merged with weights
  * [0.2, 0.3, 0.5] left 29 of 21,000 elements one unit off (float64 → float32 → float16).
- * The reference here rounds by searching every finite value of the format, not by bit tricks.
+ * The reference (float-formats.ts) rounds by searching every value of the format, not by bit tricks.
  */
-
-/** Every finite value of a 16-bit float format, ascending, with its bits. */
-function finiteValues(dtype: 'F16' | 'BF16'): { values: Float64Array; bits: Uint16Array } {
-  const all: [number, number][] = [];
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
-  for (let b = 0; b < 0x10000; b++) {
-    let v: number;
-    if (dtype === 'BF16') {
-      u32[0] = b << 16;
-      v = f32[0]!;
-    } else {
-      const e = (b >> 10) & 0x1f;
-      const m = b & 0x3ff;
-      const s = b & 0x8000 ? -1 : 1;
-      v = e === 0x1f ? NaN : e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
-    }
-    if (Number.isFinite(v) && !Object.is(v, -0)) all.push([v, b]);
-  }
-  all.sort((a, b) => a[0] - b[0]);
-  return { values: Float64Array.from(all.map(([v]) => v)), bits: Uint16Array.from(all.map(([, b]) => b)) };
-}
-
-/** The correctly rounded bits of v: the nearest finite value, a tie to the one with an even last bit. */
-function reference(v: number, table: { values: Float64Array; bits: Uint16Array }): number {
-  const { values, bits } = table;
-  let lo = 0;
-  let hi = values.length - 1;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >> 1;
-    if (values[mid]! <= v) lo = mid;
-    else hi = mid;
-  }
-  const [a, b] = [values[lo]!, values[hi]!];
-  if (v <= a) return bits[lo]!;
-  if (v >= b) return bits[hi]!;
-  const da = v - a;
-  const db = b - v;
-  if (da !== db) return da < db ? bits[lo]! : bits[hi]!;
-  return (bits[lo]! & 1) === 0 ? bits[lo]! : bits[hi]!;
-}
 
 function safetensors(path: string, dtype: string, shape: number[], raw: Uint8Array): void {
   const header = Buffer.from(JSON.stringify({ w: { dtype, shape, data_offsets: [0, raw.length] } }));
@@ -66,7 +26,7 @@ function safetensors(path: string, dtype: string, shape: number[], raw: Uint8Arr
 for (const dtype of ['F16', 'BF16'] as const) {
   test(`a ${dtype} merge is the float64 sum rounded once: three 300×70 tensors, weights [0.2, 0.3, 0.5], every element exact`, async () => {
     const ws = workspace();
-    const table = finiteValues(dtype);
+    const table = formatTable(dtype);
     const rng = new Rng(`exact-rounding:${dtype}`);
     const n = 300 * 70;
     const inputs = [0, 1, 2].map(() => {
@@ -97,6 +57,6 @@ for (const dtype of ['F16', 'BF16'] as const) {
 
 test('the issue\'s element: 0.16497802734374994 is 0.1649169921875 in F16, not 0.1650390625', () => {
   const bits = new Uint16Array(encode(Float64Array.of(0.16497802734374994), 'F16').buffer);
-  const table = finiteValues('F16');
+  const table = formatTable('F16');
   assert.equal(table.values[table.bits.indexOf(bits[0]!)], 0.1649169921875);
 });

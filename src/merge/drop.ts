@@ -3,11 +3,16 @@
  * task vector in tensor `name` is kept is a hash of (seed, name, model, index) compared with the
  * probability, so any chunking and any number of threads drop the same entries.
  */
-export function dropKey(seed: number, name: string, model: number): number {
+function dropKey(seed: number, name: string, model: number): number {
   let h = 0x9747b28c;
   const s = `${seed}\0${name}\0${model}`;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x5bd1e995);
   return mix(h);
+}
+
+/** Each model's drop key for a tensor: the prepared state of every method that drops at random. */
+export function dropKeys(t: { params: { seed: number }; name: string; k: number }): number[] {
+  return Array.from({ length: t.k }, (_, i) => dropKey(t.params.seed, t.name, i));
 }
 
 /** A uniform draw in [0, 2³²) for entry `index` under `key`: kept when it is below p·2³². */

@@ -1,5 +1,5 @@
 import { unitWeights, type MergeMethod } from '../method.js';
-import { draw, dropKey } from '../drop.js';
+import { draw, dropKeys } from '../drop.js';
 import { deltaArrays, electedSum } from '../elect.js';
 
 /**
@@ -25,7 +25,7 @@ export const dareTies: MergeMethod<{ density: number; lambda: number; seed: numb
   minModels: 1,
   domain: 'box',
   defaultWeights: unitWeights,
-  prepare: (t) => Array.from({ length: t.k }, (_, i) => dropKey(t.params.seed, t.name, i)),
+  prepare: dropKeys,
   chunk(t, keys, start, n, out) {
     const base = t.read('base', start, n);
     const limit = t.params.density * 4294967296;

@@ -1,5 +1,5 @@
 import { unitWeights, type MergeMethod } from '../method.js';
-import { draw, dropKey } from '../drop.js';
+import { draw, dropKeys } from '../drop.js';
 
 /**
  * DARE (Yu et al., 2024), its linear form: each entry of each task vector is kept with
@@ -22,7 +22,7 @@ export const dare: MergeMethod<{ density: number; lambda: number; seed: number }
   minModels: 1,
   domain: 'box',
   defaultWeights: unitWeights,
-  prepare: (t) => Array.from({ length: t.k }, (_, i) => dropKey(t.params.seed, t.name, i)),
+  prepare: dropKeys,
   chunk(t, keys, start, n, out) {
     const base = t.read('base', start, n);
     const limit = t.params.density * 4294967296;

@@ -1,5 +1,5 @@
 import { unitWeights, type MergeMethod } from '../method.js';
-import { draw, dropKey } from '../drop.js';
+import { draw, dropKeys } from '../drop.js';
 import { deltaArrays, electedSum } from '../elect.js';
 
 /**
@@ -30,7 +30,7 @@ export const della: MergeMethod<{ density: number; epsilon: number; lambda: numb
   domain: 'box',
   defaultWeights: unitWeights,
   wholeRows: true,
-  prepare: (t) => Array.from({ length: t.k }, (_, i) => dropKey(t.params.seed, t.name, i)),
+  prepare: dropKeys,
   chunk(t, keys, start, n, out) {
     const { density, epsilon } = t.params;
     const row = t.rowLength;
