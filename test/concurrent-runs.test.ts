@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { outputLeaseName } from '../src/cache/lease.js';
@@ -10,21 +10,25 @@ import { dfwe, dfweAsync, listFiles, ran, read, smallDisk, waitFor, workspace, t
 const executed = (r: CliResult): number => (r.stderr.match(/^run\s+/gm) ?? []).length;
 
 test('two versions of a pipeline at once in one workspace: no record mixes them', async () => {
-  const version = (v: string): string => `version: 1
+  // v1's y holds on until the test lets it go, so v2 starts while v1's y reads x: no timing.
+  const version = (v: string, y: string): string => `version: 1
 stages:
   x:
     cmd: echo ${v} > out/x
     outs: { o: out/x }
   y:
-    cmd: sleep 3; cat \${{ stages.x.outs.o }} > out/y
+    cmd: ${y}cat \${{ stages.x.outs.o }} > out/y
     outs: { o: out/y }
 `;
-  const ws = workspace({ 'v1.yaml': version('V1'), 'v2.yaml': version('V2') });
+  const ws = workspace({ 'v1.yaml': version('V1', 'touch y-started; while [ ! -e go ]; do sleep 0.05; done; '), 'v2.yaml': version('V2', '') });
   const first = dfweAsync(ws, ['run', 'v1.yaml']);
-  await new Promise((r) => setTimeout(r, 1500));
-  const second = dfwe(ws, ['run', 'v2.yaml']);
-  assert.equal(second.code, 0, second.stderr);
-  assert.equal((await first.done).code, 0);
+  await waitFor(() => existsSync(join(ws, 'y-started')), 60_000, "v1's y to start");
+  const second = dfweAsync(ws, ['run', 'v2.yaml']);
+  await waitFor(() => /^wait\s+x:/m.test(second.output()), 60_000, "v2's x to wait for v1's y, which reads x");
+  writeFileSync(join(ws, 'go'), '');
+  const [r1, r2] = await Promise.all([first.done, second.done]);
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(r2.code, 0, r2.stderr);
   assert.equal(read(ws, 'out/y'), 'V2\n', 'v2 ran last: its y read its own x');
   const last = dfwe(ws, ['run', 'v1.yaml']);
   assert.equal(last.code, 0, last.stderr);

@@ -4,11 +4,12 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dfwe, dfweAsync, read, readNow, waitFor, workspace, write } from './helpers.js';
 
-const P = (word: string, n: number, slow = 0): string => `version: 1
+/** With `hold`, a says it started and then waits for the test's `go` file. */
+const P = (word: string, n: number, hold = false): string => `version: 1
 params: { word: ${word}, n: ${n} }
 stages:
   a:
-    cmd: mkdir -p out && cat data/in.txt > out/a && sleep ${slow}
+    cmd: mkdir -p out && cat data/in.txt > out/a${hold ? ' && touch a-started && while [ ! -e go ]; do sleep 0.05; done' : ''}
     deps: [data/in.txt]
     outs: { f: out/a }
   b:
@@ -70,13 +71,15 @@ test('watch: an edit reruns only the affected nodes; a bad edit is reported and 
 });
 
 test('watch: an edit during a run does not interrupt it; one more run picks it up', async () => {
-  const ws = workspace({ 'dfwe.yaml': P('hi', 2, 0), 'data/in.txt': 'x\n' });
+  const ws = workspace({ 'dfwe.yaml': P('hi', 2), 'data/in.txt': 'x\n' });
   const w = dfweAsync(ws, ['watch']);
   try {
     await waitFor(() => /dfwe watch: watching/.test(w.output()), 20_000, 'the first run');
-    write(ws, 'dfwe.yaml', P('hi', 2, 1.5)); // a reruns and takes 1.5 s
-    await waitFor(() => /run\s+a\n/.test(w.output().split('round 1')[1] ?? ''), 20_000, 'a to start');
+    write(ws, 'dfwe.yaml', P('hi', 2, true)); // a reruns, and holds on until the test lets it go
+    await waitFor(() => existsSync(join(ws, 'a-started')), 20_000, 'a to start');
     write(ws, 'data/in.txt', 'z\n'); // lands while a runs
+    await waitFor(() => /data\/in\.txt changed during the run; one more run when it ends/.test(w.output()), 20_000, 'watch to see the change during the run');
+    write(ws, 'go', '');
     await waitFor(() => /changed during the run; running again/.test(w.output()), 20_000, 'the queued run');
     await waitFor(() => readNow(ws, 'out/b') === 'z\nhi\n', 20_000, 'the edit to take effect');
     assert.doesNotMatch(w.output(), /interrupted/);

@@ -38,7 +38,9 @@ export async function watchCommand(pipeline: string | undefined, opts: RunOption
 
   const cycle = async (reason: string): Promise<void> => {
     if (running) {
-      again = true; // a change during a run: one more run when this one ends
+      // A change during a run: one more run when this one ends, said once, so the user knows it was seen.
+      if (!again) say(`dfwe watch: ${reason} during the run; one more run when it ends`);
+      again = true;
       return;
     }
     running = true;
