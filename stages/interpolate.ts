@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
+import { optimizerSchema, type OptimizerName } from '../src/search/optimizers.js';
 import { PATH } from './schema-parts.js';
 import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
 
@@ -22,7 +22,7 @@ export const interpolate: StageType = {
       vocab: { ...PATH, description: 'The vocabulary' },
       models: { type: 'array', minItems: 1, items: PATH, description: 'The finetuned models (one initialisation, one architecture)' },
       task: { type: 'string', description: 'The target task: its dev score is what α maximises' },
-      optimizer: { enum: [...OPTIMIZERS], default: 'nelder-mead', description: 'nelder-mead (the paper), cma-es, uniform (no search), greedy-soup, random (Dirichlet samples, same budget)' },
+      optimizer: optimizerSchema(),
       iterations: { type: 'integer', minimum: 0, default: 40, description: 'Nelder–Mead iterations (the paper: 40)' },
       max_evals: { type: 'integer', minimum: 1, default: 100, description: 'Cap on distinct evaluations, vertices included' },
       step: { type: 'number', exclusiveMinimum: 0, default: 2, description: 'Nelder–Mead initial simplex size in logit space' },

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { modelCountProblem } from '../src/merge/method.js';
 import { completeParams } from '../src/merge/params.js';
-import { OPTIMIZERS, type OptimizerName } from '../src/search/optimizers.js';
+import { optimizerSchema, optimizers, type OptimizerName } from '../src/search/optimizers.js';
 import type { Weights } from '../src/search/space.js';
 import { pathInputs, type StageType } from '../src/stage-type.js';
 import { merge } from './merge.js';
@@ -47,7 +47,7 @@ export const mergeSearch: StageType = {
     properties: {
       ...mergeProperties,
       groups: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'One set of weights per group of tensors (globs, first match wins; the other tensors make one more group), as mergekit-evolve searches per layer' },
-      optimizer: { enum: [...OPTIMIZERS], default: 'nelder-mead', description: 'nelder-mead (the paper), cma-es, random, uniform (the method\'s default weights, no search), greedy-soup (linear and slerp)' },
+      optimizer: optimizerSchema(),
       iterations: { type: 'integer', minimum: 0, default: 40, description: 'Nelder–Mead iterations (the paper: 40)' },
       max_evals: { type: 'integer', minimum: 1, default: 100, description: 'Cap on distinct evaluations, every model alone included' },
       step: { type: 'number', exclusiveMinimum: 0, default: 2, description: "Nelder–Mead's initial simplex size (CMA-ES: twice its initial step), in logit space" },
@@ -72,7 +72,7 @@ export const mergeSearch: StageType = {
     const count = modelCountProblem(method, k);
     if (count) problems.push(count);
     if ((p.score === undefined) === (p.score_server === undefined)) problems.push('give exactly one of "score" (a command run per candidate) or "score_server" (a process that answers JSON lines)');
-    if (p.optimizer === 'greedy-soup' && method.domain !== 'simplex') problems.push(`greedy-soup averages models; method ${method.name}'s weights are not on the simplex: use nelder-mead, cma-es or random`);
+    if (optimizers.get(p.optimizer as OptimizerName)?.simplexOnly && method.domain !== 'simplex') problems.push(`${p.optimizer} averages models; method ${method.name}'s weights are not on the simplex: use nelder-mead, cma-es or random`);
     return problems;
   },
   async run(ctx) {

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dfwe, REPO, rot, workspace } from './helpers.js';
 
-/** The README's claims that a command can check: a figure in it is one the code gives. */
-const README = readFileSync(join(REPO, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+/** The documentation's claims that a command can check: a figure in it is one the code gives. */
+const README = ['README.md', 'docs/pipelines.md', 'docs/caching.md'].map((f) => readFileSync(join(REPO, f), 'utf8')).join('\n').replace(/\s+/g, ' ');
 
 test('the README gives the node count that `dfwe expand` gives for pipelines/sweep.yaml', () => {
   const said = /pipelines\/sweep\.yaml\)? is the DFWE sweep .*?which is (\d+) members and (\d+) nodes/.exec(README);

@@ -24,7 +24,8 @@ export async function showCommand(id: string, pipeline: string | undefined, opts
   out.push(`${id}  (${node.type === 'cmd' ? 'command' : node.type})`);
   if (running) out.push(`  state:    ${runningLine(running)}`);
   else out.push(`  state:    ${decision.state === 'run' ? `will run: ${decision.reason}` : decision.state}`);
-  if (node.command) out.push(`  command:  ${node.command}`);
+  // A multi-line command (a YAML block) keeps its lines under the first, not at the margin.
+  if (node.command) out.push(`  command:  ${node.command.trimEnd().replace(/\n/g, `\n${' '.repeat(12)}`)}`);
   if (record) {
     out.push(`  key:      ${record.execKey}${decision.record ? '' : '  (last run; not the current key)'}`);
     out.push(`  ran:      ${record.startedAt} on ${record.host}${record.gpus ? ` (GPU ${record.gpus.join(',')})` : ''}, ${secondsOf(record.durationMs)}${record.peakRssBytes ? `, peak memory ${(record.peakRssBytes / (1 << 20)).toFixed(0)} MiB` : ''}`);

@@ -33,7 +33,15 @@ export interface OptimizerOptions {
 
 export type OptimizerName = 'nelder-mead' | 'cma-es' | 'uniform' | 'greedy-soup' | 'random';
 
-export const OPTIMIZERS: readonly OptimizerName[] = ['nelder-mead', 'cma-es', 'uniform', 'greedy-soup', 'random'];
+/** An optimizer, declared once: the stages' schemas, the search and the reference read this. */
+export interface OptimizerKind {
+  name: OptimizerName;
+  description: string;
+  /** Only for weights on the simplex (it averages models). */
+  simplexOnly?: boolean;
+  /** The generator, given what the vertices (each model alone) scored. */
+  start(space: CoefficientSpace, opts: OptimizerOptions, vertexValues: Value[]): Optimizer;
+}
 
 /** Nelder–Mead in z, from the centre with a large initial simplex. */
 export function* nelderMead(space: CoefficientSpace, opts: OptimizerOptions): Optimizer {
@@ -189,4 +197,20 @@ export function* greedySoup(space: CoefficientSpace, vertexValues: Value[]): Opt
       current = v;
     }
   }
+}
+
+const kinds: OptimizerKind[] = [
+  { name: 'nelder-mead', description: "Nelder–Mead, the paper's: from the centre with a large initial simplex of size `step`, for `iterations` iterations", start: (space, opts) => nelderMead(space, opts) },
+  { name: 'cma-es', description: 'CMA-ES, seeded: from the centre with σ = `step`/2, until the budget is spent or its step collapses', start: (space, opts) => cmaEs(space, opts) },
+  { name: 'uniform', description: "no search: the method's default weights (uniform α for linear)", start: (space, opts) => uniform(space, opts) },
+  { name: 'greedy-soup', description: 'greedy soup: models best first, each kept if the uniform soup of those kept does not get worse (simplex weights only)', simplexOnly: true, start: (space, _opts, vertices) => greedySoup(space, vertices) },
+  { name: 'random', description: 'seeded random points up to the budget: Dirichlet(1, …, 1) on the simplex, uniform in the box', start: (space, opts) => random(space, opts) },
+];
+
+/** The optimizers by name: one entry each. */
+export const optimizers: ReadonlyMap<OptimizerName, OptimizerKind> = new Map(kinds.map((k) => [k.name, k]));
+
+/** The optimizer parameter's schema, for a stage that searches. */
+export function optimizerSchema(): object {
+  return { enum: [...optimizers.keys()], default: 'nelder-mead', description: kinds.map((k) => `${k.name}: ${k.description}`).join('; ') };
 }

@@ -1,4 +1,4 @@
-import { better, cmaEs, greedySoup, nelderMead, random, uniform, type Optimizer, type OptimizerName, type OptimizerOptions, type Value } from './optimizers.js';
+import { better, optimizers, type OptimizerName, type OptimizerOptions, type Value } from './optimizers.js';
 import { pointKey, type CoefficientSpace, type Weights } from './space.js';
 
 export interface Evaluated {
@@ -36,9 +36,9 @@ export async function search(space: CoefficientSpace, name: OptimizerName, evalu
   };
   const vertices: Value[] = [];
   for (const v of space.vertices()) vertices.push(await run(v, 'vertex'));
-  if (name === 'greedy-soup' && space.domain !== 'simplex') throw new Error('internal: greedy-soup needs simplex weights');
-  const gen: Optimizer =
-    name === 'nelder-mead' ? nelderMead(space, opts) : name === 'cma-es' ? cmaEs(space, opts) : name === 'uniform' ? uniform(space, opts) : name === 'random' ? random(space, opts) : greedySoup(space, vertices);
+  const kind = optimizers.get(name)!;
+  if (kind.simplexOnly && space.domain !== 'simplex') throw new Error(`internal: ${name} needs simplex weights`);
+  const gen = kind.start(space, opts, vertices);
   let step = gen.next();
   while (!step.done && cache.size < opts.maxEvals) step = gen.next(await run(step.value, 'optimizer'));
   let best = trace[0]!;

@@ -268,7 +268,7 @@ function groupMembers(pgid: number): number[] {
 /** Child processes on this machine, as many at once as --jobs and the resource tokens allow. */
 export const local: ExecutorKind = {
   name: 'local',
-  description: 'child processes on this machine the default',
+  description: 'child processes on this machine (the default)',
   allocatesResources: false,
   outputsVisibleWithinMs: 0,
   commandOutputIsProgress: false,
