@@ -14,7 +14,7 @@ import { DFWE_VERSION } from './version.js';
 import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
 import { Bounds, isOutsideDirs, type OutsideDirs } from './workspace-bounds.js';
 import type { StageType } from './stage-type.js';
-import type { ExecutorKind } from './execute/executor.js';
+import type { ExecutorKind } from './executor.js';
 
 export interface ProjectOptions {
   /** Pipeline file; default: dfwe.yaml in the workspace, else the embedded quickstart. */

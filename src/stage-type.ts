@@ -9,6 +9,10 @@ import { UserError } from './diagnostics.js';
 
 export type OutputKind = 'file' | 'dir';
 
+/** In a stage's schema, where `with` may hold an expression: a `${{ … }}` string: its value is known only after expansion, where it is checked. */
+export const EXPRESSION_STRING = { type: 'string', pattern: '^\\s*\\$\\{\\{[\\s\\S]*\\}\\}\\s*$', description: 'a ${{ … }} expression, checked once evaluated' };
+
+
 export interface StageRunContext {
   /** The stage's resolved `with`: expressions evaluated, paths relative to the workspace. */
   params: Record<string, unknown>;

@@ -2,7 +2,6 @@ import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Diagnostic } from './diagnostics.js';
 import { isWithin } from './pipeline/paths.js';
-import type { Project } from './project.js';
 import type { NodeDef } from './pipeline/types.js';
 
 /*
@@ -207,9 +206,10 @@ export const READ_OUTSIDE_HINT = 'list the directory it lies in under read_only 
 /**
  * Outputs whose directory a symlink leads out of the workspace, and outputs that would replace
  * what dfwe must never delete (its cache, the pipeline file, version-control metadata): input
- * errors, located, before anything runs.
+ * errors, located, before anything runs. (Given the project's parts, not the project: project.ts
+ * builds on this file.)
  */
-export function outputDiagnostics(project: Project, nodes: Iterable<NodeDef> = project.graph.order, memo: RealMemo = new Map()): Diagnostic[] {
+export function outputDiagnostics(project: { workspace: string; bounds: Bounds; graph: { order: readonly NodeDef[] } }, nodes: Iterable<NodeDef> = project.graph.order, memo: RealMemo = new Map()): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const node of nodes) {
     for (const [name, p] of Object.entries(node.outs)) {

@@ -1,8 +1,7 @@
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { modelCountProblem } from '../src/merge/method.js';
 import { completeParams } from '../src/merge/params.js';
-import { EXPRESSION_STRING } from '../src/pipeline/schema.js';
-import { pathInputs, type StageType } from '../src/stage-type.js';
+import { EXPRESSION_STRING, pathInputs, type StageType } from '../src/stage-type.js';
 
 const PATH = { type: 'string', minLength: 1 } as const;
 const PATTERNS = { type: 'array', items: { type: 'string', minLength: 1 } } as const;

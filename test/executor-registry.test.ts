@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDiagnostic, type UserError } from '../src/diagnostics.js';
 import { executeRun } from '../src/engine/run.js';
-import type { ExecutorKind, Launch } from '../src/execute/executor.js';
+import type { ExecutorKind, Launch } from '../src/executor.js';
 import { executors } from '../src/execute/executors/index.js';
 import { openProject } from '../src/project.js';
 import { PlainReporter } from '../src/report/reporter.js';

@@ -2,7 +2,7 @@ import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, 
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { JobHandle } from '../execute/executor.js';
+import type { JobHandle } from '../executor.js';
 import { UserError } from '../diagnostics.js';
 import { describeFsError, isEnvironmentError } from '../util/fs-safe.js';
 import { keyOf } from '../util/hash.js';

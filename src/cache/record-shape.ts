@@ -1,8 +1,86 @@
 import { posix } from 'node:path';
-import type { NodeAttempt, NodeRecord } from './records.js';
+import type { Fingerprint } from '../keys/fingerprint.js';
 
 /** Format 3: records carry a checksum (`check`), so an edited record is absent, not served. */
 export const RECORD_FORMAT = 3;
+
+/* What a record and an attempt hold (records.ts reads and writes them; this file checks them). */
+
+export interface OutputFile {
+  path: string;
+  digest: string;
+  size: number;
+  exec: boolean;
+}
+
+/** A symlink inside a directory output, stored as a link (its target stays inside the output). */
+export interface OutputLink {
+  path: string;
+  target: string;
+}
+
+export interface OutputEntry {
+  path: string;
+  kind: 'file' | 'dir';
+  /** For a file its content digest; for a directory the digest of its manifest. */
+  digest: string;
+  size: number;
+  /** For a directory: its files, relative to it. */
+  files?: OutputFile[];
+  links?: OutputLink[];
+  /** Empty directories inside it: they are part of what it holds and are restored. */
+  dirs?: string[];
+}
+
+export interface NodeRecord {
+  format: typeof RECORD_FORMAT;
+  nodeId: string;
+  planKey: string;
+  execKey: string;
+  fingerprint: Fingerprint;
+  outputs: Record<string, OutputEntry>;
+  /** Digest of the log object. */
+  log?: string;
+  metrics?: Record<string, number>;
+  startedAt: string;
+  durationMs: number;
+  host: string;
+  /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
+  gpus?: string[];
+  /** Peak resident memory of the stage's processes (bytes), where the executor measured it. */
+  peakRssBytes?: number;
+  /**
+   * The keys of the upstream records whose outputs the stage read: if one of their objects is
+   * later found damaged, this result may hold what it read and is not served (lookupResult).
+   */
+  reads?: string[];
+  /** The key of everything else in the record (writeRecord sets it): an edited record fails it. */
+  check?: string;
+}
+
+export interface NodeAttempt {
+  nodeId: string;
+  status: 'succeeded' | 'failed';
+  execKey: string;
+  planKey: string;
+  at: string;
+  durationMs: number;
+  peakRssBytes?: number;
+  exitCode?: number | null;
+  error?: string;
+  log?: string;
+  host: string;
+  /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
+  gpus?: string[];
+  /** What the attempt was keyed on, so `dfwe why` can say what changed since. */
+  fingerprint?: Fingerprint;
+  /**
+   * What it left at its output paths (restore.ts's outputStamp): the next run replaces an output
+   * only while it is still that.
+   */
+  left?: [path: string, stamp: string][];
+}
+
 
 /*
  * Records and attempts are files anyone can edit, and a restore writes where a record says.

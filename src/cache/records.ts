@@ -1,8 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { Fingerprint } from '../keys/fingerprint.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { isAttemptShape, isRecordShape, RECORD_FORMAT } from './record-shape.js';
+import { isAttemptShape, isRecordShape, RECORD_FORMAT, type NodeAttempt, type NodeRecord } from './record-shape.js';
 import { keyOf } from '../util/hash.js';
 import { processAlive, processStart } from '../util/process.js';
 import { manifestDigest } from '../keys/tree.js';
@@ -14,81 +13,7 @@ import type { CacheStore } from './store.js';
  */
 
 export { RECORD_FORMAT };
-
-export interface OutputFile {
-  path: string;
-  digest: string;
-  size: number;
-  exec: boolean;
-}
-
-/** A symlink inside a directory output, stored as a link (its target stays inside the output). */
-export interface OutputLink {
-  path: string;
-  target: string;
-}
-
-export interface OutputEntry {
-  path: string;
-  kind: 'file' | 'dir';
-  /** For a file its content digest; for a directory the digest of its manifest. */
-  digest: string;
-  size: number;
-  /** For a directory: its files, relative to it. */
-  files?: OutputFile[];
-  links?: OutputLink[];
-  /** Empty directories inside it: they are part of what it holds and are restored. */
-  dirs?: string[];
-}
-
-export interface NodeRecord {
-  format: typeof RECORD_FORMAT;
-  nodeId: string;
-  planKey: string;
-  execKey: string;
-  fingerprint: Fingerprint;
-  outputs: Record<string, OutputEntry>;
-  /** Digest of the log object. */
-  log?: string;
-  metrics?: Record<string, number>;
-  startedAt: string;
-  durationMs: number;
-  host: string;
-  /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
-  gpus?: string[];
-  /** Peak resident memory of the stage's processes (bytes), where the executor measured it. */
-  peakRssBytes?: number;
-  /**
-   * The keys of the upstream records whose outputs the stage read: if one of their objects is
-   * later found damaged, this result may hold what it read and is not served (lookupResult).
-   */
-  reads?: string[];
-  /** The key of everything else in the record (writeRecord sets it): an edited record fails it. */
-  check?: string;
-}
-
-export interface NodeAttempt {
-  nodeId: string;
-  status: 'succeeded' | 'failed';
-  execKey: string;
-  planKey: string;
-  at: string;
-  durationMs: number;
-  peakRssBytes?: number;
-  exitCode?: number | null;
-  error?: string;
-  log?: string;
-  host: string;
-  /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
-  gpus?: string[];
-  /** What the attempt was keyed on, so `dfwe why` can say what changed since. */
-  fingerprint?: Fingerprint;
-  /**
-   * What it left at its output paths (restore.ts's outputStamp): the next run replaces an output
-   * only while it is still that.
-   */
-  left?: [path: string, stamp: string][];
-}
+export type { NodeAttempt, NodeRecord, OutputEntry, OutputFile, OutputLink } from './record-shape.js';
 
 /**
  * The record of a key, if present, whole and well-formed. A record is written last, by rename;

@@ -1,6 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { UserError, type Diagnostic } from '../diagnostics.js';
-import type { ExecutorKind } from '../execute/executor.js';
+import type { ExecutorKind } from '../executor.js';
 import { nodeOrError, type Project } from '../project.js';
 import { FsShapeError } from '../util/fs-safe.js';
 import { outputDiagnostics, READ_OUTSIDE_HINT } from '../workspace-bounds.js';

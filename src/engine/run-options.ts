@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { UserError } from '../diagnostics.js';
-import type { ExecutorKind } from '../execute/executor.js';
+import type { ExecutorKind } from '../executor.js';
 import { defaultJobs } from '../project.js';
 
 /*

@@ -12,7 +12,7 @@ import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
-import type { Executor, ExecutorKind, Launch } from './executor.js';
+import type { Executor, ExecutorKind, Launch } from '../executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
 

@@ -6,7 +6,7 @@ import { outputDigests, type NodeKeys, type UpstreamInfo } from '../engine/plan.
 import { capacityFor } from '../engine/preflight.js';
 import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
-import type { Executor, ExecutorKind } from './executor.js';
+import type { Executor, ExecutorKind } from '../executor.js';
 import { GroupCommit } from '../cache/group-commit.js';
 import { pushAll } from '../util/arrays.js';
 

@@ -1,5 +1,5 @@
 import { UserError, type SourceLocation } from '../diagnostics.js';
-import type { ExecutorKind } from '../execute/executor.js';
+import type { ExecutorKind } from '../executor.js';
 import { canonicalJson } from '../util/canonical.js';
 import { defaultOutPath, nodeId } from './naming.js';
 import type { Resolver } from './resolver.js';

@@ -3,8 +3,8 @@
  * keeps the two equal). Built-in stage types contribute the `uses` enum and, through if/then,
  * the schema of their `with`, so editors complete both.
  */
-import type { StageType } from '../stage-type.js';
-import type { ExecutorKind } from '../execute/executor.js';
+import { EXPRESSION_STRING, type StageType } from '../stage-type.js';
+import type { ExecutorKind } from '../executor.js';
 
 const BASE = {
   $schema: "http://json-schema.org/draft-07/schema#",
@@ -183,8 +183,6 @@ const BASE = {
   }
 } as const;
 
-/** A `${{ … }}` string: its value is known only after expansion, where it is checked. */
-export const EXPRESSION_STRING = { type: 'string', pattern: '^\\s*\\$\\{\\{[\\s\\S]*\\}\\}\\s*$', description: 'a ${{ … }} expression, checked once evaluated' };
 
 /** Each property of a `with` schema may also be an expression (checked again once resolved). */
 function allowExpressions(schema: object): object {

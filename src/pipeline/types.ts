@@ -1,5 +1,5 @@
 import type { SourceLocation } from '../diagnostics.js';
-import type { ExecutorKind } from '../execute/executor.js';
+import type { ExecutorKind } from '../executor.js';
 
 /*
  * What a pipeline is, before and after expansion: the YAML's shape as validated (RawPipeline,

@@ -6,7 +6,7 @@ import { keyOf } from '../util/hash.js';
 import { pipelineSchema } from './schema.js';
 import type { SourceFile } from './source.js';
 import type { StageType } from '../stage-type.js';
-import type { ExecutorKind } from '../execute/executor.js';
+import type { ExecutorKind } from '../executor.js';
 
 const require = createRequire(import.meta.url);
 

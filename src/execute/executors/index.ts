@@ -1,4 +1,4 @@
-import type { ExecutorKind } from '../executor.js';
+import type { ExecutorKind } from '../../executor.js';
 import { local } from './local.js';
 import { slurm } from './slurm.js';
 

@@ -5,7 +5,7 @@ import { localHost } from '../../cache/records.js';
 import { processStart } from '../../util/process.js';
 import { writeAll } from '../../util/fsx.js';
 import { boundedLines } from '../../util/lines.js';
-import type { Executor, ExecutorKind, Launch } from '../executor.js';
+import type { Executor, ExecutorKind, Launch } from '../../executor.js';
 import { trackMemory } from './memory-sampler.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */

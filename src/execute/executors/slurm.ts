@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { UserError } from '../../diagnostics.js';
 import { shellQuote } from '../../util/shell.js';
-import type { Executor, ExecutorKind, Finished, Launch } from '../executor.js';
+import type { Executor, ExecutorKind, Finished, Launch } from '../../executor.js';
 
 /*
  * Each node is one batch job running the node's own command (for a built-in stage,
