@@ -151,11 +151,14 @@ test('why names the param that changed, with before and after', () => {
   write(ws, 'dfwe.yaml', PIPELINE.replace('n: 3', 'n: 4'));
   const r = dfwe(ws, ['why', 'a']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /a will run: param n changed/);
+  assert.match(r.stdout, /a will run: param n changed\n/, 'one edit, said once: not also as the command it changed');
   assert.match(r.stdout, /before: 3\n\s+now:\s+4/);
   const d = dfwe(ws, ['why', 'd']);
   assert.match(d.stdout, /d will run: upstream b, c will run/);
   assert.match(d.stdout, /a will run: param n changed/);
+  // A command edited beside the param is still said.
+  write(ws, 'dfwe.yaml', PIPELINE.replace('n: 3', 'n: 4').replace('seq ', 'seq  '));
+  assert.match(dfwe(ws, ['why', 'a']).stdout, /a will run: param n changed; command changed/);
   const cached = dfwe(ws, ['why', 'a', '--cache', 'elsewhere']);
   assert.match(cached.stdout, /a will run: never run/);
 });

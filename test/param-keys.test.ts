@@ -49,3 +49,10 @@ test('paramsAt keeps the entries read: whole where read whole, by key where read
   assert.deepEqual(JSON.parse(JSON.stringify(paramsAt(params, [['list'], ['m', 'q']]))), { list: [1, 2], m: { q: { '\u0000': 'absent' } } });
   assert.deepEqual(paramsAt(params, [[]]), params);
 });
+
+test("why says one edit once: a param that reaches `with` is not also a `with` change; another `with` change still is", async () => {
+  const { diffFingerprints } = await import('../src/keys/fingerprint.js');
+  const fp = (optimizer: string, seed: number) => ({ format: 2, type: 'merge-search', version: 1, params: { optimizer, seed }, pipelineParams: { optimizer }, env: {}, deps: {}, outs: {}, upstream: {} });
+  assert.deepEqual(diffFingerprints(fp('nelder-mead', 0), fp('uniform', 0)).map((c) => c.what), ['param optimizer']);
+  assert.deepEqual(diffFingerprints(fp('nelder-mead', 0), fp('uniform', 1)).map((c) => c.what), ['param optimizer', 'with seed']);
+});

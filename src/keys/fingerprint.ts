@@ -73,6 +73,14 @@ export interface FingerprintChange {
 }
 
 /** What differs between the fingerprint of the cached run and the current one, for `dfwe why`. */
+/** The command with each changed param's old value replaced by its new one, in one pass. */
+function substituted(command: string, params: FingerprintChange[]): string | undefined {
+  const swaps = params.filter((p) => p.before !== undefined && p.before !== '' && p.after !== undefined);
+  if (swaps.length === 0) return undefined;
+  const pattern = new RegExp(swaps.map((p) => p.before!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).sort((a, b) => b.length - a.length).join('|'), 'g');
+  return command.replace(pattern, (m) => swaps.find((p) => p.before === m)!.after!);
+}
+
 export function diffFingerprints(before: Fingerprint, after: Fingerprint): FingerprintChange[] {
   const changes: FingerprintChange[] = [];
   const show = (v: unknown): string | undefined => (v === undefined ? undefined : typeof v === 'string' ? v : JSON.stringify(v));
@@ -87,8 +95,16 @@ export function diffFingerprints(before: Fingerprint, after: Fingerprint): Finge
     }
   };
   mapDiff('param', before.pipelineParams, after.pipelineParams);
+  // A param's value reaches the key again through `with` or the command. One edit is said once:
+  // a `with` entry or a command that changed only by the params' new values is not listed.
+  const params = changes.filter((c) => c.what.startsWith('param '));
+  const paramCount = changes.length;
   mapDiff('with', before.params, after.params);
-  if (before.command !== after.command) changes.push({ what: 'command', before: before.command, after: after.command });
+  const explained = changes.splice(paramCount).filter((c) => !params.some((p) => p.before === c.before && p.after === c.after));
+  changes.push(...explained);
+  if (before.command !== after.command && !(params.length > 0 && before.command !== undefined && substituted(before.command, params) === after.command)) {
+    changes.push({ what: 'command', before: before.command, after: after.command });
+  }
   mapDiff('env', before.env, after.env);
   mapDiff('dep', before.deps, after.deps);
   mapDiff('out', before.outs, after.outs);
