@@ -76,3 +76,7 @@ export interface ExecutorKind {
   cancel(job: JobHandle, holderHost: string): void;
 }
 
+/** Tokens of resource r in a run: cpu defaults to --jobs (at least 1); any other, to none. */
+export function capacityFor(capacity: Record<string, number>, jobs: number, r: string): number {
+  return r === 'cpu' ? Math.max(capacity.cpu ?? jobs, 1) : capacity[r] ?? 0;
+}

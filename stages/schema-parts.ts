@@ -22,14 +22,3 @@ export const TRAIN_PARAMS = {
   max_train: { type: 'integer', minimum: 1, description: 'Use at most this many training examples per task' },
   max_len: { type: 'integer', minimum: 16, description: "Tokens per example from this stage on (default: the model's own; cnn and bow only, whose weights do not depend on it)" },
 } as const;
-
-/** As the stage sees them: the schema's defaults are filled in before it runs. */
-export interface TrainParams {
-  epochs: number;
-  lr: number;
-  batch_size: number;
-  seed: number;
-  patience: number;
-  max_train?: number;
-  max_len?: number;
-}

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatTable, taskRows, type Pair } from '../src/report/metrics-table.js';
+import { formatTable, taskRows, type Pair } from '../src/comparison.js';
 import { dfwe, workspace, write } from './helpers.js';
 
 test('the sweep table gives, per task, the best and the mean delta over source sets, and an average row', () => {

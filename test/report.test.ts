@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dfwe, REPO, workspace } from './helpers.js';
 import { heatmapSection } from '../src/report/html/page.js';
-import { taskRows, type Pair } from '../src/report/metrics-table.js';
+import { taskRows, type Pair } from '../src/comparison.js';
 
 /*
  * `dfwe report` opened in a real headless Chromium (Debian's, which .ci/run installs and where

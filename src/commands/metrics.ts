@@ -1,5 +1,6 @@
 import { planAll } from '../engine/plan.js';
-import { comparePairs, formatTable, taskRows } from '../report/metrics-table.js';
+import { comparePairs } from '../report/metrics-table.js';
+import { formatTable, taskRows } from '../comparison.js';
 import { didYouMean, UserError } from '../diagnostics.js';
 import { open, type GlobalOptions } from './common.js';
 import { maxOf } from '../util/arrays.js';

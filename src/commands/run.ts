@@ -1,5 +1,6 @@
 import type { RunSummary } from '../execute/scheduler.js';
-import { PlainReporter, type Reporter } from '../report/reporter.js';
+import { PlainReporter } from '../report/reporter.js';
+import type { Reporter } from '../execute/scheduler.js';
 import { noopSnapshot, open, parseOnly, parseParams, type GlobalOptions } from './common.js';
 import type { ProjectLocation } from '../project.js';
 import type { Snapshot } from '../engine/snapshot.js';
@@ -44,7 +45,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
     if (summary.interrupted) return 130;
     if (project.report && !project.targets && summary.failed.length === 0) {
       // A pipeline that says what to compare ends with the comparison.
-      const { comparePairs, formatTable, taskRows } = await import('../report/metrics-table.js');
+      const [{ comparePairs }, { formatTable, taskRows }] = await Promise.all([import('../report/metrics-table.js'), import('../comparison.js')]);
       process.stdout.write(formatTable(taskRows(comparePairs(project))) + '\n');
     }
     return summary.failed.length > 0 ? EXIT_FAILED : 0;

@@ -2,7 +2,7 @@ import { CacheStore } from '../cache/store.js';
 import { UserError } from '../diagnostics.js';
 import { diffRuns, type DiffRow } from '../history/diff.js';
 import { changedSince, showValue as show } from '../history/summary.js';
-import { signed } from '../report/metrics-table.js';
+import { signed } from '../comparison.js';
 import { countsOf, listRuns, resolveRun, type Run } from '../history/runs.js';
 import { cacheRoot, displayPathOf, realWorkspace, resolvePipelinePath } from '../project.js';
 import type { GlobalOptions } from './common.js';

@@ -1,11 +1,12 @@
 import { relative, resolve } from 'node:path';
 import { UserError, type Diagnostic } from '../diagnostics.js';
-import type { ExecutorKind } from '../executor.js';
+import { capacityFor, type ExecutorKind } from '../executor.js';
 import { nodeOrError, type Project } from '../project.js';
 import { FsShapeError } from '../util/fs-safe.js';
 import { outputDiagnostics, READ_OUTSIDE_HINT } from '../workspace-bounds.js';
 import { isOutsideForm } from '../pipeline/paths.js';
 import { executorChoice, runCapacity, type RunOptions } from './run-options.js';
+import type { SourceDigests } from '../node-keys.js';
 
 /*
  * Every check of what a user gives a run, made once before anything is written: the run's options
@@ -32,10 +33,6 @@ export function checkRunOptions(project: Project, opts: RunOptions): RunSettings
   const { jobs, capacity, gpus } = runCapacity(executorKind, opts);
   if (capacity) checkCapacity(project, capacity, jobs);
   return { force, executorKind, jobs, capacity, gpus };
-}
-
-export function capacityFor(capacity: Record<string, number>, jobs: number, r: string): number {
-  return r === 'cpu' ? Math.max(capacity.cpu ?? jobs, 1) : capacity[r] ?? 0;
 }
 
 /** Every node's resources fit this run's capacity; else located input errors (nothing written). */
@@ -96,9 +93,4 @@ export function checkInputs(project: Project, opts: { outputs?: boolean } = {}):
   return found;
 }
 
-/**
- * The digest of each source dep (by absolute path) and declared input (`input:` and its absolute
- * path) as the preflight found them: a plan made right after keys them without a second look.
- */
-export type SourceDigests = Map<string, string>;
 

@@ -3,7 +3,7 @@ import { planAll } from './plan.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
 import { checkUndeclared } from './undeclared.js';
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../execute/scheduler.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';

@@ -8,7 +8,7 @@ import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, o
 import type { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
-import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../engine/plan.js';
+import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';

@@ -2,13 +2,13 @@ import { rmSync } from 'node:fs';
 import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
 import type { NodeDef } from '../pipeline/types.js';
-import { outputDigests, type NodeKeys, type UpstreamInfo } from '../engine/plan.js';
-import { capacityFor } from '../engine/preflight.js';
+import { outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
-import type { Executor, ExecutorKind } from '../executor.js';
+import { capacityFor, type Executor, type ExecutorKind } from '../executor.js';
 import { GroupCommit } from '../cache/group-commit.js';
 import { pushAll } from '../util/arrays.js';
+
 
 export interface SchedulerOptions {
   jobs: number;
@@ -33,9 +33,19 @@ export interface SchedulerOptions {
   streamOutput?: boolean;
 }
 
+/** How a node ended, as reporters hear it. */
+export type Finished = Outcome | { status: 'skipped'; reason: string };
+
+/** What a run tells: the scheduler's events, and the run's start and end. */
+export interface Reporter extends SchedulerEvents {
+  /** Ids the plan expects to run, before the run starts (a terminal display lists them). */
+  begin(expectedToRun: string[]): Promise<void> | void;
+  end(summary: RunSummary, seconds: number): Promise<void> | void;
+}
+
 export interface SchedulerEvents {
   started(id: string): void;
-  finished(id: string, outcome: Outcome | { status: 'skipped'; reason: string }): void;
+  finished(id: string, outcome: Finished): void;
   waiting(id: string, holder: LeaseHolder): void;
   /** A progress line of a running node (a built-in stage's epoch and loss). */
   progress(id: string, line: string): void;

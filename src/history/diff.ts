@@ -1,5 +1,5 @@
 import type { CacheStore } from '../cache/store.js';
-import { taskRows } from '../report/metrics-table.js';
+import { taskRows } from '../comparison.js';
 import { readServed, type Run } from './runs.js';
 
 /*

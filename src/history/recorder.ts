@@ -2,8 +2,8 @@ import type { LeaseHolder } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
 import type { RunSummary } from '../execute/scheduler.js';
 import type { Project } from '../project.js';
-import { averageDelta, pairsFrom, taskRows } from '../report/metrics-table.js';
-import type { Finished, Reporter } from '../report/reporter.js';
+import { averageDelta, pairsFrom, taskRows } from '../comparison.js';
+import type { Finished, Reporter } from '../execute/scheduler.js';
 import type { EndLine, NodeLine, RunLog, ServedSet } from './run-log.js';
 
 /*

@@ -5,7 +5,7 @@ import type { CacheStore } from '../cache/store.js';
 import { writeAll, writeFileAtomic } from '../util/fsx.js';
 import { digestBytes } from '../util/hash.js';
 import type { GitState } from './git.js';
-import type { Pair } from '../report/metrics-table.js';
+import type { Pair } from '../comparison.js';
 import type { ReportSpec } from '../pipeline/types.js';
 
 /*

@@ -7,9 +7,19 @@ import { chooseBackend, type BackendName } from './runtime.js';
 import { loadTf, type Tf } from './tf.js';
 import { digestBytes } from '../util/hash.js';
 import { vocabFromTokens, type Vocab } from './vocab.js';
-import type { TrainParams } from '../../stages/schema-parts.js';
 
 /** What ML stages share: the runtime the engine chose, and their inputs read from params. */
+
+/** train-expert's and finetune's TRAIN_PARAMS (stages/schema-parts.ts) as the stage sees them: defaults filled in. */
+export interface TrainParams {
+  epochs: number;
+  lr: number;
+  batch_size: number;
+  seed: number;
+  patience: number;
+  max_train?: number;
+  max_len?: number;
+}
 
 export async function tfFor(ctx: StageRunContext): Promise<Tf> {
   const backend = (ctx.runtime?.backend as BackendName | undefined) ?? chooseBackend();

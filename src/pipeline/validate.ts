@@ -11,7 +11,7 @@ import type { ExecutorKind } from '../executor.js';
 const require = createRequire(import.meta.url);
 
 export const PIPELINE_AJV_OPTIONS = { allErrors: true, verbose: true, strict: true, allowUnionTypes: true } as const;
-/** Written by the build (precompile-validator.ts): the built-in registry's validator, as ajv compiles it, and its schema's key. */
+/** Written by the build (scripts/precompile-validator.ts): the built-in registry's validator, as ajv compiles it, and its schema's key. */
 export const PRECOMPILED_VALIDATOR = './pipeline-validator.cjs';
 
 let pipelineValidator: { stageTypes: unknown; executors: unknown; validate: ValidateFunction } | undefined;

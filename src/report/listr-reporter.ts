@@ -8,7 +8,8 @@ interface Task {
 }
 import type { LeaseHolder } from '../cache/lease.js';
 import type { RunSummary } from '../execute/scheduler.js';
-import { indent, secondsOf, summaryLine, type Finished, type Reporter } from './reporter.js';
+import { indent, secondsOf, summaryLine } from './reporter.js';
+import type { Finished, Reporter } from '../execute/scheduler.js';
 
 /** Above this many nodes a task per node is noise: one task shows the count instead. */
 const MAX_TASKS = 40;

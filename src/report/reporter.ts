@@ -1,14 +1,6 @@
 import type { LeaseHolder } from '../cache/lease.js';
-import type { Outcome } from '../execute/node-runner.js';
-import type { RunSummary, SchedulerEvents } from '../execute/scheduler.js';
+import type { Finished, Reporter, RunSummary } from '../execute/scheduler.js';
 
-export type Finished = Outcome | { status: 'skipped'; reason: string };
-
-export interface Reporter extends SchedulerEvents {
-  /** Ids the plan expects to run, before the run starts (a terminal display lists them). */
-  begin(expectedToRun: string[]): Promise<void> | void;
-  end(summary: RunSummary, seconds: number): Promise<void> | void;
-}
 
 export function secondsOf(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(2)}s` : `${(ms / 1000).toFixed(1)}s`;

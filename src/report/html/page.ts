@@ -5,7 +5,7 @@ import { dagSvg, stateLegend } from './dag-svg.js';
 import { esc } from './escape.js';
 import type { ReportModel } from './report-model.js';
 import { countsOf } from '../../history/runs.js';
-import { averageRow, signed, type Pair } from '../metrics-table.js';
+import { averageRow, signed, type Pair } from '../../comparison.js';
 import { maxOf } from '../../util/arrays.js';
 
 /*

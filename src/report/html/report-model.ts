@@ -3,7 +3,7 @@ import { planAll, type Decision } from '../../engine/plan.js';
 import { paramRows } from '../../history/diff.js';
 import type { Run } from '../../history/runs.js';
 import type { Project } from '../../project.js';
-import { averageDelta, pairsFrom, taskRows, type Pair, type TaskRow } from '../metrics-table.js';
+import { averageDelta, pairsFrom, taskRows, type Pair, type TaskRow } from '../../comparison.js';
 import type { NodeState } from './dag-svg.js';
 
 /*
