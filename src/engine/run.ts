@@ -1,4 +1,5 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
+import { localRunner } from '../execute/node-runner.js';
 import { planAll } from './plan.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
@@ -56,7 +57,12 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     await reporter.begin(expected);
     let summary: RunSummary;
     try {
-      summary = await runGraph(project, { jobs, keepGoing: opts.keepGoing ?? false, force, capacity, gpus, executor, executorKind, runtime: project.runtime, signal, events: reporter, leases, streamOutput: opts.verbose ?? false });
+      const runner = localRunner(project, { leases, executor, executorKind, force, runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false });
+      try {
+        summary = await runGraph(project.graph, runner, { jobs, keepGoing: opts.keepGoing ?? false, capacity, gpus, signal, events: reporter });
+      } finally {
+        runner.close();
+      }
     } catch (err) {
       // A run that ends by an error leaves its history without an end line, as a killed one does.
       log?.close();

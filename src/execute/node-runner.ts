@@ -5,7 +5,7 @@ import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
 import { materialize, outputStamp, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
 import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
-import type { GroupCommit } from '../cache/group-commit.js';
+import { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
@@ -15,13 +15,9 @@ import type { NodeSpec } from './node-spec.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
+import type { NodeRunner, Outcome, Placement, SchedulerEvents } from './runner.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
-
-export type Outcome =
-  | { status: 'cached'; record: NodeRecord; restored: boolean }
-  | { status: 'ran'; record: NodeRecord }
-  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
 
 let nodeCounter = 0;
 
@@ -49,11 +45,6 @@ export interface RunContext {
   streamOutput: boolean;
 }
 
-/** Where a node runs in this run: its job slot (0 = the first) and the GPUs it was given. */
-export interface Placement {
-  slot: number;
-  gpus?: string[];
-}
 
 /** A failure of one node, said as what went wrong: never a stack trace. */
 function failure(err: unknown): string {
@@ -472,4 +463,37 @@ function commitFailure(err: NodeJS.ErrnoException, cacheRoot: string): string {
 function tail(text: string, lines: number): string {
   const all = text.trimEnd().split('\n');
   return all.slice(-lines).join('\n');
+}
+
+export interface LocalRunnerOptions {
+  leases: LeaseManager;
+  executor: Executor;
+  executorKind: ExecutorKind;
+  force: ReadonlySet<string>;
+  runtime?: Record<string, string>;
+  signal: AbortSignal;
+  events: SchedulerEvents;
+  /** Every line a command stage prints goes to `events.progress` too (`dfwe run -v`). */
+  streamOutput: boolean;
+}
+
+/**
+ * The runner of a real run: nodes keyed against the cache, run by the executor under their
+ * leases, their outputs committed. `close()` when the graph is done removes the run's staging.
+ */
+export function localRunner(project: Project, o: LocalRunnerOptions): NodeRunner & { close(): void } {
+  project.store.cleanDeadStaging();
+  const staging = project.store.runStaging();
+  const ctx: RunContext = {
+    project, leases: o.leases, staging, executor: o.executor, executorKind: o.executorKind, commits: new GroupCommit(), force: o.force, runtime: o.runtime, signal: o.signal, streamOutput: o.streamOutput,
+    onWait: (id, h) => o.events.waiting(id, h),
+    onStart: (id) => o.events.started(id),
+    onProgress: (id, line) => o.events.progress(id, line),
+  };
+  return {
+    check: (node, upstream) => tryCached(ctx, node, upstream),
+    restore: (node, keys) => restoreNode(ctx, node, keys),
+    run: (node, keys, upstream, placement, processEnded) => runNode(ctx, node, keys, upstream, placement, processEnded),
+    close: () => rmSync(staging, { recursive: true, force: true }),
+  };
 }

@@ -1,20 +1,15 @@
-import { rmSync } from 'node:fs';
-import type { LeaseHolder, LeaseManager } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
+import type { Graph } from '../graph.js';
 import type { NodeDef } from '../pipeline/types.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
-import type { Project } from '../project.js';
-import { restoreNode, runNode, tryCached, type Outcome, type RunContext } from './node-runner.js';
-import { capacityFor, type Executor, type ExecutorKind } from '../executor.js';
-import { GroupCommit } from '../cache/group-commit.js';
+import type { Finished, NodeRunner, Outcome, SchedulerEvents } from './runner.js';
+import { capacityFor } from '../executor.js';
 import { pushAll } from '../util/arrays.js';
-
 
 export interface SchedulerOptions {
   jobs: number;
   /** After a failure, keep starting nodes that do not depend on it. Default: stop starting new ones. */
   keepGoing: boolean;
-  force: ReadonlySet<string>;
   /**
    * Capacity of each resource token (cpu defaults to jobs; gpu to the GPUs found; others 0).
    * Undefined: resources are not limited here (a Slurm cluster allocates them).
@@ -22,35 +17,17 @@ export interface SchedulerOptions {
   capacity?: Record<string, number>;
   /** The device of each gpu token: a node holding tokens sees their devices (CUDA_VISIBLE_DEVICES). */
   gpus?: readonly string[];
-  executor: Executor;
-  executorKind: ExecutorKind;
-  runtime?: Record<string, string>;
   signal: AbortSignal;
   events: SchedulerEvents;
-  /** The run's leases (it holds the cache's read lease through them). */
-  leases: LeaseManager;
-  /** Every line a command stage prints goes to `events.progress` too (`dfwe run -v`). */
-  streamOutput?: boolean;
 }
 
-/** How a node ended, as reporters hear it. */
-export type Finished = Outcome | { status: 'skipped'; reason: string };
-
 /** What a run tells: the scheduler's events, and the run's start and end. */
+export type { Finished, SchedulerEvents };
+
 export interface Reporter extends SchedulerEvents {
   /** Ids the plan expects to run, before the run starts (a terminal display lists them). */
   begin(expectedToRun: string[]): Promise<void> | void;
   end(summary: RunSummary, seconds: number): Promise<void> | void;
-}
-
-export interface SchedulerEvents {
-  started(id: string): void;
-  finished(id: string, outcome: Finished): void;
-  waiting(id: string, holder: LeaseHolder): void;
-  /** A progress line of a running node (a built-in stage's epoch and loss). */
-  progress(id: string, line: string): void;
-  /** A node's processes ended well and its job slot is free; its results are being committed. */
-  processEnded?(id: string): void;
 }
 
 export interface RunSummary {
@@ -72,19 +49,9 @@ const COMMITTING_PER_JOB = 8;
  * tokens are free. Cache hits complete inline (no process, no await), so a no-op run of 10,000
  * nodes costs key computation and record reads only.
  */
-export async function runGraph(project: Project, opts: SchedulerOptions): Promise<RunSummary> {
-  const { graph } = project;
+export async function runGraph(graph: Graph, runner: NodeRunner, opts: SchedulerOptions): Promise<RunSummary> {
   const { capacity } = opts;
   const capacityOf = (r: string): number => (capacity ? capacityFor(capacity, opts.jobs, r) : Infinity);
-  const { leases } = opts;
-  project.store.cleanDeadStaging();
-  const staging = project.store.runStaging();
-  const ctx: RunContext = {
-    project, leases, staging, executor: opts.executor, executorKind: opts.executorKind, commits: new GroupCommit(), force: opts.force, runtime: opts.runtime, signal: opts.signal, streamOutput: opts.streamOutput ?? false,
-    onWait: (id, h) => opts.events.waiting(id, h),
-    onStart: (id) => opts.events.started(id),
-    onProgress: (id, line) => opts.events.progress(id, line),
-  };
   const summary: RunSummary = { served: new Map(), ran: 0, cached: 0, restored: 0, failed: [], skipped: 0, interrupted: false };
   const infos = new Map<string, UpstreamInfo>();
   const remaining = new Map(graph.order.map((n) => [n.id, graph.upstream.get(n.id)!.length]));
@@ -183,7 +150,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
         if (done.has(n.id)) continue;
         let r;
         try {
-          r = tryCached(ctx, n, infos);
+          r = runner.check(n, infos);
         } catch (err) {
           complete(n, { status: 'failed', error: (err as Error).message, logTail: '' });
           continue;
@@ -192,7 +159,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
         else if (r.restore) {
           restoring++;
           const keys = r.keys;
-          restoreNode(ctx, n, keys)
+          runner.restore(n, keys)
             .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
             .then((outcome) => {
               restoring--;
@@ -231,7 +198,7 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
           freeSlots.sort((a, b) => a - b);
         };
         const gpus = opts.gpus && tokens.length ? [...new Set(tokens.map((t) => opts.gpus![t]!))] : undefined;
-        runNode(ctx, node, keys, infos, { slot, gpus }, () => {
+        runner.run(node, keys, infos, { slot, gpus }, () => {
           free();
           opts.events.processEnded?.(node.id);
           committing(node, +1);
@@ -256,6 +223,5 @@ export async function runGraph(project: Project, opts: SchedulerOptions): Promis
     };
     pump();
   });
-  rmSync(staging, { recursive: true, force: true });
   return summary;
 }

@@ -1,0 +1,45 @@
+import type { LeaseHolder } from '../cache/lease.js';
+import type { NodeRecord } from '../cache/records.js';
+import type { NodeKeys, UpstreamInfo } from '../node-keys.js';
+import type { NodeDef } from '../pipeline/types.js';
+
+/* The seam between the scheduler, which decides when each node runs, and whatever runs it. */
+
+/** How a node's check, restore or run ended. */
+export type Outcome =
+  | { status: 'cached'; record: NodeRecord; restored: boolean }
+  | { status: 'ran'; record: NodeRecord }
+  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
+
+/** Where a node runs in this run: its job slot (0 = the first) and the GPUs it was given. */
+export interface Placement {
+  slot: number;
+  gpus?: string[];
+}
+
+/** How a node ended, as reporters hear it. */
+export type Finished = Outcome | { status: 'skipped'; reason: string };
+
+export interface SchedulerEvents {
+  started(id: string): void;
+  finished(id: string, outcome: Finished): void;
+  waiting(id: string, holder: LeaseHolder): void;
+  /** A progress line of a running node (a built-in stage's epoch and loss). */
+  progress(id: string, line: string): void;
+  /** A node's processes ended well and its job slot is free; its results are being committed. */
+  processEnded?(id: string): void;
+}
+
+/**
+ * What the scheduler asks of each node, and nothing about how: the seam between deciding when a
+ * node runs (scheduler.ts) and running it (node-runner.ts's localRunner: keys, leases, processes, the
+ * cache). Tests give the scheduler a runner of their own, in process, with no files and no sleeps.
+ */
+export interface NodeRunner {
+  /** Key a node whose upstreams are done: a cache hit completes it now; else restore or run it. */
+  check(node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord };
+  /** Put a cache hit's outputs in place; undefined when they turned out damaged (run it instead). */
+  restore(node: NodeDef, keys: NodeKeys): Promise<Outcome | undefined>;
+  /** Run the node; `processEnded` when its processes are gone and only its commit is left. */
+  run(node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, placement: Placement, processEnded: () => void): Promise<Outcome>;
+}
