@@ -40,6 +40,8 @@ test("the README's first pipeline runs as the README says: cached, why, one reru
   assert.deepEqual(ran(again), []);
 
   write(ws, 'dfwe.yaml', yaml.replace('top: 3', 'top: 4'));
+  // A pipeline without a name is called by its file, once.
+  assert.equal(dfwe(ws, ['status']).stdout.split('\n')[0], 'dfwe.yaml: 3 nodes: 2 cached, 1 will run');
   const why = dfwe(ws, ['why', 'top']);
   assert.equal(why.code, 0, why.stderr);
   assert.deepEqual(why.stdout.trimEnd().split('\n'), shown(/^\$ npx dfwe why top$/));

@@ -71,7 +71,9 @@ export function printStatus(header: PipelineHeader, decisions: Decision[], stage
     }, null, 2) + '\n');
     return;
   }
-  const lines = [`${header.name} (${header.displayPath}): ${decisions.length} nodes: ${counts.cached} cached, ${counts.run} will run${counts.blocked ? `, ${counts.blocked} blocked` : ''}`];
+  // A pipeline without a `name` is called by its file: said once.
+  const title = header.name === header.displayPath ? header.displayPath : `${header.name} (${header.displayPath})`;
+  const lines = [`${title}: ${decisions.length} nodes: ${counts.cached} cached, ${counts.run} will run${counts.blocked ? `, ${counts.blocked} blocked` : ''}`];
   if (header.members > 1) lines.push(`  sweep: ${expansionSummary(header)}`);
   if (all || decisions.length <= PER_NODE_LINES) {
     const width = Math.min(40, maxOf(decisions.map((d) => d.id.length)));
