@@ -27,19 +27,24 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+  /** How the nodes of a run are run: `run` and `watch` take the same. */
+  const runOptions = (cmd: CommandType): CommandType =>
+    cmd
+      .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
+      .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
+      .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
+      .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)");
   let exitCode = 0;
 
-  program
-    .command('run')
-    .description('run the pipeline: nodes whose inputs changed, and what depends on them; everything else comes from the cache. With targets, only what they need')
-    .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
-    .argument('[targets...]', 'node ids or stage names (a stage: all its nodes): run only these and what they need')
-    .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
+  runOptions(
+    program
+      .command('run')
+      .description('run the pipeline: nodes whose inputs changed, and what depends on them; everything else comes from the cache. With targets, only what they need')
+      .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
+      .argument('[targets...]', 'node ids or stage names (a stage: all its nodes): run only these and what they need'),
+  )
     .option('-n, --dry-run', 'show what would run and why, run nothing')
     .option('-f, --force <node>', 'run this node even if cached (repeatable)', collect)
-    .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
-    .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
-    .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)")
     .option('-v, --verbose', "plain output, one line per node including cache hits, and every line the stages print, prefixed with the node's id")
     .action(async (first: string | undefined, rest: string[], opts) => {
       const [{ runCommand }, { pipelineAndTargets }] = await Promise.all([import('./commands/run.js'), import('./commands/common.js')]);
@@ -47,14 +52,12 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
       exitCode = await runCommand(pipeline, opts, globals(), targets);
     });
 
-  program
-    .command('watch')
-    .description('run, then run again whenever the pipeline file or a dependency changes')
-    .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
-    .option('-j, --jobs <n>', 'nodes to run at once (default: number of cores)')
-    .option('-k, --keep-going', 'after a failure, keep running nodes that do not depend on it')
-    .option('-r, --resource <name=n>', 'capacity of a resource token, e.g. gpu=2 (repeatable)', collect)
-    .option('--executor <name>', "where nodes run: local or slurm (one sbatch job per node; default: the pipeline's executor, else local)")
+  runOptions(
+    program
+      .command('watch')
+      .description('run, then run again whenever the pipeline file or a dependency changes')
+      .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)'),
+  )
     .option('-v, --verbose', 'one line per node including cache hits')
     .action(async (pipeline: string | undefined, opts) => {
       const { watchCommand } = await import('./commands/watch.js');

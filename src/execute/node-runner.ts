@@ -465,17 +465,8 @@ function tail(text: string, lines: number): string {
   return all.slice(-lines).join('\n');
 }
 
-export interface LocalRunnerOptions {
-  leases: LeaseManager;
-  executor: Executor;
-  executorKind: ExecutorKind;
-  force: ReadonlySet<string>;
-  runtime?: Record<string, string>;
-  signal: AbortSignal;
-  events: SchedulerEvents;
-  /** Every line a command stage prints goes to `events.progress` too (`dfwe run -v`). */
-  streamOutput: boolean;
-}
+/** What a real run gives its runner: the run context, less what the runner makes itself. */
+export type LocalRunnerOptions = Omit<RunContext, 'project' | 'staging' | 'commits' | 'onWait' | 'onStart' | 'onProgress'> & { events: SchedulerEvents };
 
 /**
  * The runner of a real run: nodes keyed against the cache, run by the executor under their
@@ -484,11 +475,12 @@ export interface LocalRunnerOptions {
 export function localRunner(project: Project, o: LocalRunnerOptions): NodeRunner & { close(): void } {
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
+  const { events, ...given } = o;
   const ctx: RunContext = {
-    project, leases: o.leases, staging, executor: o.executor, executorKind: o.executorKind, commits: new GroupCommit(), force: o.force, runtime: o.runtime, signal: o.signal, streamOutput: o.streamOutput,
-    onWait: (id, h) => o.events.waiting(id, h),
-    onStart: (id) => o.events.started(id),
-    onProgress: (id, line) => o.events.progress(id, line),
+    ...given, project, staging, commits: new GroupCommit(),
+    onWait: (id, h) => events.waiting(id, h),
+    onStart: (id) => events.started(id),
+    onProgress: (id, line) => events.progress(id, line),
   };
   return {
     check: (node, upstream) => tryCached(ctx, node, upstream),

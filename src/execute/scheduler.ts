@@ -22,8 +22,6 @@ export interface SchedulerOptions {
 }
 
 /** What a run tells: the scheduler's events, and the run's start and end. */
-export type { Finished, SchedulerEvents };
-
 export interface Reporter extends SchedulerEvents {
   /** Ids the plan expects to run, before the run starts (a terminal display lists them). */
   begin(expectedToRun: string[]): Promise<void> | void;

@@ -3,7 +3,8 @@ import type { NodeRecord } from '../cache/records.js';
 import type { RunSummary } from '../execute/scheduler.js';
 import type { Project } from '../project.js';
 import { averageDelta, pairsFrom, taskRows } from '../comparison.js';
-import type { Finished, Reporter } from '../execute/scheduler.js';
+import type { Reporter } from '../execute/scheduler.js';
+import type { Finished } from '../execute/runner.js';
 import type { EndLine, NodeLine, RunLog, ServedSet } from './run-log.js';
 
 /*

@@ -1,4 +1,5 @@
 import type { NodeDef } from '../pipeline/types.js';
+import { pushAll } from '../util/arrays.js';
 import { keyOf } from '../util/hash.js';
 
 /**
@@ -72,7 +73,6 @@ export interface FingerprintChange {
   after?: string;
 }
 
-/** What differs between the fingerprint of the cached run and the current one, for `dfwe why`. */
 /** The command with each changed param's old value replaced by its new one, in one pass. */
 function substituted(command: string, params: FingerprintChange[]): string | undefined {
   const swaps = params.filter((p) => p.before !== undefined && p.before !== '' && p.after !== undefined);
@@ -81,34 +81,32 @@ function substituted(command: string, params: FingerprintChange[]): string | und
   return command.replace(pattern, (m) => swaps.find((p) => p.before === m)!.after!);
 }
 
+/** What differs between the fingerprint of the cached run and the current one, for `dfwe why`. */
 export function diffFingerprints(before: Fingerprint, after: Fingerprint): FingerprintChange[] {
   const changes: FingerprintChange[] = [];
   const show = (v: unknown): string | undefined => (v === undefined ? undefined : typeof v === 'string' ? v : JSON.stringify(v));
   if (before.format !== after.format) changes.push({ what: 'key format (dfwe upgrade)', before: show(before.format), after: show(after.format) });
   if (before.type !== after.type) changes.push({ what: 'stage type', before: before.type, after: after.type });
   if (before.version !== after.version) changes.push({ what: `stage version of ${after.type}`, before: show(before.version), after: show(after.version) });
-  const mapDiff = (label: string, a: Record<string, unknown> = {}, b: Record<string, unknown> = {}): void => {
+  const mapDiff = (label: string, a: Record<string, unknown> = {}, b: Record<string, unknown> = {}): FingerprintChange[] => {
+    const out: FingerprintChange[] = [];
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const x = show(a[k]);
-      const y = show(b[k]);
-      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) changes.push({ what: `${label} ${k}`, before: x, after: y });
+      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out.push({ what: `${label} ${k}`, before: show(a[k]), after: show(b[k]) });
     }
+    return out;
   };
-  mapDiff('param', before.pipelineParams, after.pipelineParams);
+  const params = mapDiff('param', before.pipelineParams, after.pipelineParams);
+  pushAll(changes, params);
   // A param's value reaches the key again through `with` or the command. One edit is said once:
   // a `with` entry or a command that changed only by the params' new values is not listed.
-  const params = changes.filter((c) => c.what.startsWith('param '));
-  const paramCount = changes.length;
-  mapDiff('with', before.params, after.params);
-  const explained = changes.splice(paramCount).filter((c) => !params.some((p) => p.before === c.before && p.after === c.after));
-  changes.push(...explained);
-  if (before.command !== after.command && !(params.length > 0 && before.command !== undefined && substituted(before.command, params) === after.command)) {
+  pushAll(changes, mapDiff('with', before.params, after.params).filter((c) => !params.some((p) => p.before === c.before && p.after === c.after)));
+  if (before.command !== after.command && !(before.command !== undefined && substituted(before.command, params) === after.command)) {
     changes.push({ what: 'command', before: before.command, after: after.command });
   }
-  mapDiff('env', before.env, after.env);
-  mapDiff('dep', before.deps, after.deps);
-  mapDiff('out', before.outs, after.outs);
-  mapDiff('runtime', before.runtime, after.runtime);
-  mapDiff('upstream', before.upstream, after.upstream);
+  pushAll(changes, mapDiff('env', before.env, after.env));
+  pushAll(changes, mapDiff('dep', before.deps, after.deps));
+  pushAll(changes, mapDiff('out', before.outs, after.outs));
+  pushAll(changes, mapDiff('runtime', before.runtime, after.runtime));
+  pushAll(changes, mapDiff('upstream', before.upstream, after.upstream));
   return changes;
 }

@@ -9,7 +9,8 @@ interface Task {
 import type { LeaseHolder } from '../cache/lease.js';
 import type { RunSummary } from '../execute/scheduler.js';
 import { indent, secondsOf, summaryLine } from './reporter.js';
-import type { Finished, Reporter } from '../execute/scheduler.js';
+import type { Reporter } from '../execute/scheduler.js';
+import type { Finished } from '../execute/runner.js';
 
 /** Above this many nodes a task per node is noise: one task shows the count instead. */
 const MAX_TASKS = 40;

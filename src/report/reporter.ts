@@ -1,5 +1,6 @@
 import type { LeaseHolder } from '../cache/lease.js';
-import type { Finished, Reporter, RunSummary } from '../execute/scheduler.js';
+import type { Reporter, RunSummary } from '../execute/scheduler.js';
+import type { Finished } from '../execute/runner.js';
 
 
 export function secondsOf(ms: number): string {
