@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GroupCommit } from '../src/cache/group-commit.js';
+import { straceProblem } from './helpers.js';
 
 test('group commit: files joined in one turn are made durable together; a missing one is skipped, a broken path fails its batch with its code', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dfwe-gc-'));
@@ -18,16 +19,8 @@ test('group commit: files joined in one turn are made durable together; a missin
 
 /*
  * What "durable" means is an fsync, which no file's contents can show: the system calls are
- * watched with strace. CI installs strace and sets DFWE_TEST_STRACE=required, so there it cannot
- * skip; elsewhere a machine without strace, or one that forbids ptrace, skips.
+ * watched with strace (see straceProblem).
  */
-const straceProblem = ((): string | false => {
-  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=none', 'true'], { encoding: 'utf8' });
-  const problem = r.error ? 'strace is not installed' : r.status !== 0 ? `strace cannot trace here: ${r.stderr.trim()}` : false;
-  if (problem && process.env.DFWE_TEST_STRACE === 'required') throw new Error(`DFWE_TEST_STRACE=required but ${problem}`);
-  return problem;
-})();
-
 /** The paths fsynced, in order, read from an strace log of openat and fsync (threads share fds). */
 function fsyncedPaths(log: string): string[] {
   const fdPath = new Map<string, string>();

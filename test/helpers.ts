@@ -39,6 +39,18 @@ export function readNow(dir: string, path: string): string {
   }
 }
 
+/**
+ * Why strace cannot watch a test's system calls here, or false when it can. CI installs strace and
+ * sets DFWE_TEST_STRACE=required, so there a test that needs it cannot skip; elsewhere a machine
+ * without strace, or one that forbids ptrace, skips it.
+ */
+export const straceProblem = ((): string | false => {
+  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=none', 'true'], { encoding: 'utf8' });
+  const problem = r.error ? 'strace is not installed' : r.status !== 0 ? `strace cannot trace here: ${r.stderr.trim()}` : false;
+  if (problem && process.env.DFWE_TEST_STRACE === 'required') throw new Error(`DFWE_TEST_STRACE=required but ${problem}`);
+  return problem;
+})();
+
 const baseEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
   delete env.DFWE_CACHE;

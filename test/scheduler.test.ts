@@ -4,7 +4,7 @@ import type { NodeRecord } from '../src/cache/records.js';
 import { buildGraph } from '../src/graph.js';
 import type { NodeKeys, UpstreamInfo } from '../src/node-keys.js';
 import type { NodeDef } from '../src/pipeline/types.js';
-import type { Finished, NodeRunner, Outcome, Placement } from '../src/execute/runner.js';
+import { servedBy, type Finished, type NodeRunner, type Outcome, type Placement } from '../src/execute/runner.js';
 import { runGraph, type SchedulerOptions } from '../src/execute/scheduler.js';
 
 /*
@@ -39,7 +39,7 @@ class FakeRunner implements NodeRunner {
   check(n: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys } {
     this.checked.push({ id: n.id, upstream: Object.fromEntries(n.refs.map((r) => [r, upstream.get(r)?.outputs?.o])) });
     const keys = { planKey: `p-${n.id}`, execKey: `e-${n.id}` };
-    return this.cached.has(n.id) ? { outcome: { status: 'cached', record: record(n.id), restored: false }, keys } : { keys };
+    return this.cached.has(n.id) ? { outcome: { status: 'cached', served: servedBy(record(n.id)), restored: false }, keys } : { keys };
   }
 
   restore(): Promise<Outcome | undefined> {

@@ -1,4 +1,4 @@
-import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -67,15 +67,6 @@ export class CacheNotWritable extends UserError {
   }
 }
 
-/** A reader directory left empty; a reader making a token in it meanwhile makes it again (linkNew). */
-function removeIfEmpty(dir: string): void {
-  try {
-    rmdirSync(dir);
-  } catch {
-    // not empty (another reader), or gone
-  }
-}
-
 function parseHolder(text: string): LeaseHolder | undefined {
   try {
     const parts = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Partial<LeaseHolder>);
@@ -115,7 +106,9 @@ export class LeaseManager {
   /**
    * The reader tokens of one name, in a directory of their own: a writer lists only that name's
    * readers. (In one shared directory, a listing cost ~2 ms once 100,000 nodes' tokens had come
-   * and gone: an ext4 directory never shrinks.)
+   * and gone: an ext4 directory never shrinks.) The directory stays when its last reader leaves:
+   * a name read again (a node that reads 10,000 outputs, run after run) costs a link and an unlink,
+   * not a mkdir and an rmdir too. gc removes the empty ones (cache/maintenance.ts).
    */
   private readersOf(name: string): string {
     return join(this.dir, 'readers', name);
@@ -292,7 +285,6 @@ export class LeaseManager {
       if (h === 'malformed' || this.isStale(p, h)) rmSync(p, { force: true });
       else live.push(h);
     }
-    if (live.length === 0) removeIfEmpty(dir);
     return live;
   }
 
@@ -308,7 +300,6 @@ export class LeaseManager {
         if (!writer) {
           // A token's name is ours alone (pid and random): no one else can have made it since.
           rmSync(path, { force: true });
-          removeIfEmpty(dirname(path));
           return;
         }
         this.heartbeat.remove(path);

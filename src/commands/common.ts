@@ -2,8 +2,10 @@ import { UserError } from '../diagnostics.js';
 import { dict } from '../util/dict.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
 import type { Decision } from '../engine/plan.js';
-import type { NodeRecord } from '../cache/records.js';
 import { checkReadSnapshot, readSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
+import { servedBy, type Served } from '../execute/runner.js';
+import { servedSet } from '../history/recorder.js';
+import { storeServedSet } from '../history/run-log.js';
 import { readRecord } from '../cache/records.js';
 import { registry } from '../../stages/index.js';
 import { executors } from '../execute/executors/index.js';
@@ -73,16 +75,6 @@ export async function open(pipeline: string | undefined, g: GlobalOptions): Prom
 }
 
 /**
- * The no-op snapshot, when nothing changed since everything was last found cached and in place
- * (src/engine/snapshot.ts); undefined otherwise, and the command plans in full. A problem with the
- * pipeline's location is left to the full plan to report.
- */
-export async function noopSnapshot(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; loc: ProjectLocation } | undefined> {
-  const found = await snapshotOf(pipeline, g);
-  return found?.check && found.check.dirty.length === 0 ? { snap: found.check.snap, loc: found.loc } : undefined;
-}
-
-/**
  * This pipeline variant's snapshot, and what changed since it (see checkReadSnapshot) when it was
  * written for the pipeline as it is now; undefined if there is none to use at all.
  */
@@ -97,14 +89,18 @@ export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions)
   }
 }
 
-/** After a full plan: a snapshot for the next no-op, when every node is cached and in place. */
+/**
+ * After a full plan: a snapshot for the next no-op, when every node is cached and in place, with
+ * its served set (so that a run planned from it records every node's metrics without reading records).
+ */
 export async function saveSnapshotIfAllCached(project: Project, decisions: readonly Decision[]): Promise<void> {
-  const records = new Map<string, NodeRecord>();
+  if (project.targets) return;
+  const served = new Map<string, Served>();
   for (const d of decisions) {
     // Decided from the prior snapshot: its record was not needed to plan, and is read now.
     const record = d.record ?? (d.state === 'cached' && d.execKey ? readRecord(project.store, d.execKey) : undefined);
     if (d.state !== 'cached' || d.restore || !record) return;
-    records.set(d.id, record);
+    served.set(d.id, servedBy(record));
   }
-  await writeSnapshot(project, records);
+  await writeSnapshot(project, served, storeServedSet(project.store, servedSet(project, served)));
 }

@@ -3,7 +3,7 @@ import type { CacheStore } from '../cache/store.js';
 import { readAttempt } from '../cache/records.js';
 import { applyGc, planGc, readPins, removePin, verifyObjects, writePin } from '../cache/maintenance.js';
 import { UserError } from '../diagnostics.js';
-import { planAll } from '../engine/plan.js';
+import { plan } from '../engine/planner.js';
 import type { Project } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 import { planHistoryGc } from '../history/gc.js';
@@ -16,7 +16,7 @@ function mib(bytes: number): string {
 function reached(project: Project): { records: Set<string>; objects: Set<string> } {
   const records = new Set<string>();
   const objects = new Set<string>();
-  for (const d of planAll(project)) if (d.state === 'cached' && d.execKey) records.add(d.execKey);
+  for (const d of plan(project).decisions) if (d.state === 'cached' && d.execKey) records.add(d.execKey);
   for (const n of project.graph.order) {
     const a = readAttempt(project.store, project.workspace, n.id);
     if (a?.status === 'succeeded') records.add(a.execKey);
@@ -120,7 +120,7 @@ export async function pinCommand(name: string | undefined, pipeline: string | un
   const lease = await leases.acquire(CACHE_LEASE, `dfwe pin ${name}`, 'read');
   let records: string[];
   try {
-    records = planAll(project).filter((d) => d.state === 'cached' && d.execKey).map((d) => d.execKey!);
+    records = plan(project).decisions.filter((d) => d.state === 'cached' && d.execKey).map((d) => d.execKey!);
     writePin(store, { name, pipeline: project.displayPath, at: new Date().toISOString(), records });
   } finally {
     lease.release();

@@ -1,4 +1,4 @@
-import { planAll } from '../engine/plan.js';
+import { plan } from '../engine/planner.js';
 import { comparePairs } from '../report/metrics-table.js';
 import { formatTable, taskRows } from '../comparison.js';
 import { didYouMean, UserError } from '../diagnostics.js';
@@ -31,7 +31,7 @@ function stageMetrics(project: Awaited<ReturnType<typeof open>>, stage: string, 
     const guess = didYouMean(stage, stages);
     throw new UserError(`${project.displayPath} has no stage "${stage}"${guess ? `; did you mean "${guess}"?` : ''}`);
   }
-  const decisions = new Map(planAll(project).map((d) => [d.id, d]));
+  const decisions = new Map(plan(project).decisions.map((d) => [d.id, d]));
   const rows = nodes.map((n) => {
     const cached = decisions.get(n.id)?.state === 'cached';
     return { id: n.id, vars: n.vars, state: cached ? 'cached' : 'not run', metrics: cached ? decisions.get(n.id)?.record?.metrics : undefined };

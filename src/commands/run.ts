@@ -1,7 +1,7 @@
 import type { RunSummary } from '../execute/scheduler.js';
 import { PlainReporter } from '../report/reporter.js';
 import type { Reporter } from '../execute/scheduler.js';
-import { noopSnapshot, open, parseOnly, parseParams, type GlobalOptions } from './common.js';
+import { open, parseOnly, parseParams, snapshotOf, type GlobalOptions } from './common.js';
 import type { ProjectLocation } from '../project.js';
 import type { Snapshot } from '../engine/snapshot.js';
 import { executors } from '../execute/executors/index.js';
@@ -19,13 +19,14 @@ import { join } from 'node:path';
 export async function runCommand(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions, targets: string[] = []): Promise<number> {
   const t0 = performance.now();
   // The snapshot vouches for the whole pipeline: with targets, the part is planned.
-  if (targets.length === 0 && (await noopRun(pipeline, opts, g, t0))) return 0;
+  const found = targets.length === 0 ? await snapshotOf(pipeline, g) : undefined;
+  if (found?.check && found.check.dirty.length === 0 && (await noopRun(found.check.snap, found.loc, opts, g, t0))) return 0;
   const { selectTargets } = await import('../engine/targets.js');
   const project = selectTargets(await open(pipeline, g), targets);
   const { dryRun, executeRun } = await import('../engine/run.js');
   if (opts.dryRun) {
     const { headerOf, printStatus, stageOf } = await import('./status.js');
-    printStatus(headerOf(project), dryRun(project, opts), stageOf(project), false);
+    printStatus(headerOf(project), dryRun(project, opts, found?.snap), stageOf(project), false);
     return 0;
   }
   const fancy = liveDisplay() && !opts.verbose;
@@ -41,7 +42,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0);
+    const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0, 'run', found?.snap);
     if (summary.interrupted) return 130;
     if (project.report && !project.targets && summary.failed.length === 0) {
       // A pipeline that says what to compare ends with the comparison.
@@ -61,12 +62,10 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
  * answer for (forced nodes, -v's line per node, a report to print, resources this run lacks)
  * goes the full way.
  */
-async function noopRun(pipeline: string | undefined, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
+async function noopRun(snap: Snapshot, loc: ProjectLocation, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
   if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose) return false;
-  const found = await noopSnapshot(pipeline, g);
   // A snapshot without the history's served set plans in full once, and that run records it.
-  if (!found || found.snap.report || !found.snap.served) return false;
-  const { snap, loc } = found;
+  if (snap.report || !snap.served) return false;
   const cacheRoot = loc.store.root;
   const executorKind = executorChoice(executors, opts.executor, snap.executor);
   const { capacity, jobs } = runCapacity(executorKind, opts);

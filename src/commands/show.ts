@@ -1,4 +1,4 @@
-import { planAll } from '../engine/plan.js';
+import { plan } from '../engine/planner.js';
 import { nodeOrError } from '../project.js';
 import { secondsOf } from '../report/reporter.js';
 import { open, type GlobalOptions } from './common.js';
@@ -9,7 +9,7 @@ import { hasObject, readObject } from '../cache/objects.js';
 export async function showCommand(id: string, pipeline: string | undefined, opts: { json?: boolean; log?: boolean }, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
   const node = nodeOrError(project, id);
-  const decision = planAll(project).find((d) => d.id === id)!;
+  const decision = plan(project).decisions.find((d) => d.id === id)!;
   const attempt = readAttempt(project.store, project.workspace, id);
   const record = decision.record ?? (attempt?.status === 'succeeded' ? readRecord(project.store, attempt.execKey) : undefined);
   const logDigest = decision.record?.log ?? attempt?.log;

@@ -1,7 +1,6 @@
 import type { Decision } from '../engine/plan.js';
 import type { Project } from '../project.js';
-import { priorResults, restampSnapshot, type PipelineHeader, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
-import type { ProjectLocation } from '../project.js';
+import { restampSnapshot, type PipelineHeader } from '../engine/snapshot.js';
 import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
 import { maxOf } from '../util/arrays.js';
@@ -12,21 +11,21 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   // targets, their part of the pipeline is planned.
   const found = targets.length === 0 ? await snapshotOf(pipeline, g) : undefined;
   if (found?.check) {
-    const { snap, dirty } = found.check;
-    const decisions = dirty.length === 0 ? snapshotDecisions(snap) : await replanned(found.check, found.loc);
+    const { snap } = found.check;
+    const { decisionsFromSnapshot } = await import('../engine/snapshot-plan.js');
+    const decisions = decisionsFromSnapshot(found.check, found.loc);
     if (decisions) {
       // Decisions come in the snapshot's order: the i-th is node i.
       printStatus(snap.header, decisions, (_id, i) => snap.stages[snap.stageOf[i]!]!, opts.json ?? false, opts.all ?? false);
       return 0;
     }
   }
-  // The pipeline was edited since the snapshot: what it still vouches for spares reading records.
-  const prior = found && !found.check && found.snap.expansionKey !== found.loc.expansionKey ? priorResults(found.loc, found.snap) : undefined;
   const { selectTargets } = await import('../engine/targets.js');
   const project = selectTargets(await open(pipeline, g), targets);
-  const [{ planAll }, { checkUndeclared }] = await Promise.all([import('../engine/plan.js'), import('../engine/undeclared.js')]);
+  const [{ plan }, { checkUndeclared }] = await Promise.all([import('../engine/planner.js'), import('../engine/undeclared.js')]);
   checkUndeclared(project);
-  const decisions = planAll(project, { prior });
+  const { decisions, prior } = plan(project, { snapshot: found?.snap });
+  // Found as the snapshot written before the edit had it, every node: its witnesses still hold.
   if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);
   project.saveState();
   printStatus(headerOf(project), decisions, stageOf(project), opts.json ?? false, opts.all ?? false);
@@ -39,19 +38,6 @@ export function headerOf(project: Project): PipelineHeader {
 
 export function stageOf(project: Project): (id: string, i: number) => string {
   return (id) => project.graph.byId.get(id)!.stage;
-}
-
-async function replanned(check: SnapshotCheck, loc: ProjectLocation): Promise<Decision[] | undefined> {
-  const { planFromSnapshot } = await import('../engine/snapshot-plan.js');
-  try {
-    return planFromSnapshot(check, loc);
-  } catch {
-    return undefined; // a source that cannot be read as it is: the full plan says why, located
-  }
-}
-
-function snapshotDecisions(snap: Snapshot): Decision[] {
-  return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]! }));
 }
 
 /** Beyond this many nodes, status prints a line per stage unless --all asks for every node. */

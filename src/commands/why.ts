@@ -1,11 +1,12 @@
-import { planAll, type Decision } from '../engine/plan.js';
+import type { Decision } from '../engine/plan.js';
+import { plan } from '../engine/planner.js';
 import { nodeOrError } from '../project.js';
 import { open, type GlobalOptions } from './common.js';
 
 export async function whyCommand(id: string, pipeline: string | undefined, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
   nodeOrError(project, id);
-  const decisions = new Map(planAll(project).map((d) => [d.id, d]));
+  const decisions = new Map(plan(project).decisions.map((d) => [d.id, d]));
   project.saveState();
   const out: string[] = [];
   const explained = new Set<string>();

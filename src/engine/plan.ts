@@ -1,5 +1,5 @@
 import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
-import { diffFingerprints, type FingerprintChange } from '../keys/fingerprint.js';
+import { diffFingerprints, type Fingerprint, type FingerprintChange } from '../keys/fingerprint.js';
 import type { Project } from '../project.js';
 import { checkInputs } from './preflight.js';
 import { computeKeys, lookupResult, outputDigests, type SourceDigests, type UpstreamInfo } from '../node-keys.js';
@@ -7,6 +7,7 @@ import { UserError, type Diagnostic } from '../diagnostics.js';
 import { outputDiagnostics, type RealMemo } from '../workspace-bounds.js';
 import { readsSignature, type PriorResults } from './snapshot.js';
 import { pushAll } from '../util/arrays.js';
+import { describeChanges, listSome } from './reasons.js';
 
 export type NodeState = 'cached' | 'run' | 'blocked';
 
@@ -23,6 +24,10 @@ export interface Decision {
   changes?: FingerprintChange[];
   /** Found cached from the prior snapshot's witnesses, its record not read (see PriorResults). */
   prior?: boolean;
+  /** What a node that will run is keyed by, when its execution key is known: a run uses it as it is. */
+  execFingerprint?: Fingerprint;
+  /** A node found cached without reading its record: its metrics, from the snapshot's served set. */
+  metrics?: Record<string, number>;
 }
 
 export interface PlanOptions {
@@ -71,7 +76,7 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
       const execKey = prior!.snap.execKeys[p]!;
       fromPrior.add(node.id);
       infos.set(node.id, { planKey: keys.planKey, execKey });
-      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true };
+      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true, metrics: prior!.metrics?.get(node.id) };
       byId.set(node.id, d);
       decisions.push(d);
       continue;
@@ -103,7 +108,7 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
       const found = lookupResult(project, node, keys.execKey);
       const record = found.record;
       if (opts.force?.has(node.id)) {
-        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason: 'forced (--force)' };
+        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, execFingerprint: keys.execFingerprint, reason: 'forced (--force)' };
       } else if (record && (found.state === 'hit' || found.state === 'restore')) {
         const restore = found.state === 'restore';
         d = { id: node.id, state: 'cached', planKey: keys.planKey, execKey: keys.execKey, record, restore, reason: restore ? 'cached; will restore its outputs into the workspace' : 'cached' };
@@ -117,7 +122,7 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
         else if (changes && changes.length > 0) reason = describeChanges(changes);
         else if (last.status === 'failed') reason = 'last run failed';
         else reason = 'no cached result for this key';
-        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, reason, changes };
+        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, execFingerprint: keys.execFingerprint, reason, changes };
       }
     }
     infos.set(node.id, info);
@@ -133,14 +138,4 @@ function fillOutputs(project: Project, info: UpstreamInfo): void {
   const record = readRecord(project.store, info.execKey!);
   if (!record) throw new PriorStale();
   info.outputs = outputDigests(record);
-}
-
-export function describeChanges(changes: FingerprintChange[]): string {
-  const head = changes.slice(0, 3).map((c) => `${c.what} changed`);
-  return head.join('; ') + (changes.length > 3 ? `; and ${changes.length - 3} more` : '');
-}
-
-/** A list that can be thousands long, said as its first few and a count. */
-export function listSome(items: readonly string[], shown = 3): string {
-  return items.length <= shown + 1 ? items.join(', ') : `${items.slice(0, shown).join(', ')} and ${items.length - shown} more`;
 }

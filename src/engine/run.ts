@@ -1,6 +1,6 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { localRunner } from '../execute/node-runner.js';
-import { planAll } from './plan.js';
+import type { Decision } from './plan.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
 import { checkUndeclared } from './undeclared.js';
@@ -8,7 +8,8 @@ import type { Reporter } from '../execute/scheduler.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
-import { writeSnapshot } from './snapshot.js';
+import { updateSnapshot, writeSnapshot, type Snapshot } from './snapshot.js';
+import { plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
 
@@ -19,16 +20,19 @@ import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
  */
 
 /** What a run would do, and why: the options checked as a run checks them (what -n accepts, a run accepts). */
-export function dryRun(project: Project, opts: RunOptions): ReturnType<typeof planAll> {
+export function dryRun(project: Project, opts: RunOptions, snapshot?: Snapshot): Decision[] {
   const { force } = checkRunOptions(project, opts);
   checkUndeclared(project);
-  const decisions = planAll(project, { force });
+  const { decisions } = plan(project, { force, snapshot });
   project.saveState();
   return decisions;
 }
 
-/** One run of an opened project: check, plan what the reporter needs, run, record it in the history, report. */
-export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run'): Promise<RunSummary> {
+/**
+ * One run of an opened project: check, plan, carry the plan out, record it in the history, report.
+ * `snapshot`: this pipeline variant's last snapshot, if the command read one (see planner.ts).
+ */
+export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot): Promise<RunSummary> {
   const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
   // errors reported (located) before anything is written, the cache's marker included.
@@ -48,7 +52,8 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     throw err;
   }
   try {
-    const expected = listExpected ? planAll(project, { force }).filter((d) => d.state !== 'cached').map((d) => d.id) : [];
+    const { decisions, snapshot: planned } = plan(project, { force, snapshot, forRun: true });
+    const expected = listExpected ? decisions.filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
     const log = await startHistory(project.store, subjectOf(project, sources), { command, executor: executorKind.name, jobs });
@@ -57,7 +62,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     await reporter.begin(expected);
     let summary: RunSummary;
     try {
-      const runner = localRunner(project, { leases, executor, executorKind, force, runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false });
+      const runner = localRunner(project, { leases, executor, executorKind, force, plan: new Map(decisions.map((d) => [d.id, d])), runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false });
       try {
         summary = await runGraph(project.graph, runner, { jobs, keepGoing: opts.keepGoing ?? false, capacity, gpus, signal, events: reporter });
       } finally {
@@ -72,7 +77,10 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     }
     const served = recorder?.finish(summary);
     // Everything ran or was cached: the next no-op is told from a snapshot.
-    if (summary.failed.length === 0 && summary.skipped === 0 && !summary.interrupted) await writeSnapshot(project, summary.served, served);
+    if (summary.failed.length === 0 && summary.skipped === 0 && !summary.interrupted) {
+      if (planned) await updateSnapshot(project, planned, summary.served, served);
+      else await writeSnapshot(project, summary.served, served);
+    }
     project.saveState();
     await reporter.end(summary, (performance.now() - t0) / 1000);
     return summary;
@@ -87,7 +95,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
  * written succeeds, since every result is already in place; any other is an input error.
  */
 async function readOnlyRun(project: Project, force: Set<string>, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
-  const decisions = planAll(project, { force });
+  const { decisions } = plan(project, { force });
   const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
   if (pending.length > 0) {
     const ids = pending.slice(0, 5).map((d) => d.id).join(', ') + (pending.length > 5 ? ', …' : '');

@@ -2,9 +2,9 @@ import { resolve } from 'node:path';
 import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
 import { FileDigests } from '../keys/file-digests.js';
 import { diffFingerprints, keyOfFingerprint, type Fingerprint } from '../keys/fingerprint.js';
-import { describeChanges, listSome, type Decision } from './plan.js';
-import type { ProjectLocation } from '../project.js';
-import type { SnapshotCheck } from './snapshot.js';
+import type { Decision } from './plan.js';
+import { describeChanges, listSome } from './reasons.js';
+import type { SnapshotCheck, SnapshotPlace } from './snapshot.js';
 import { Bounds } from '../workspace-bounds.js';
 
 /*
@@ -16,7 +16,21 @@ import { Bounds } from '../workspace-bounds.js';
  * (a changed source that is missing, a new key with a record already, a fingerprint that does
  * not give its key back) returns undefined, and the full plan runs.
  */
-export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): Decision[] | undefined {
+/**
+ * The plan told from the snapshot without opening the project: every node as it had it when
+ * nothing changed, else planFromSnapshot. Undefined when it cannot tell (the full plan then says).
+ */
+export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metrics?: ReadonlyMap<string, Record<string, number> | undefined>): Decision[] | undefined {
+  const { snap } = check;
+  if (check.dirty.length === 0) return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, metrics: metrics?.get(id) }));
+  try {
+    return planFromSnapshot(check, loc, metrics);
+  } catch {
+    return undefined; // a source that cannot be read as it is: the full plan says why, located
+  }
+}
+
+export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metrics?: ReadonlyMap<string, Record<string, number> | undefined>): Decision[] | undefined {
   const { snap, dirty } = check;
   const { store, workspace } = loc;
   const digests = new FileDigests(undefined, new Bounds(workspace, snap.outside));
@@ -38,7 +52,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): De
     for (let k = snap.upstreamAt[i]!; k < snap.upstreamAt[i + 1]! && !upTouched; k++) upTouched = touched[snap.upstreamNodes[k]!] === 1;
     // Most nodes: clean, and so is everything above them (no list is built for those).
     if (!isDirty[i] && !upTouched) {
-      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]! };
+      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, metrics: metrics?.get(id) };
       continue;
     }
     touched[i] = 1;
@@ -65,14 +79,14 @@ export function planFromSnapshot(check: SnapshotCheck, loc: ProjectLocation): De
     const execKey = keyOfFingerprint(exec);
     if (execKey === snap.execKeys[i]) {
       // Touched, not changed: the same content, the same key.
-      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey };
+      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, metrics: metrics?.get(id) };
       continue;
     }
     if (readRecord(store, execKey)) return undefined;
     const last = readAttempt(store, workspace, id);
     const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, exec) : undefined;
     const reason = !last ? 'never run' : changes && changes.length > 0 ? describeChanges(changes) : last.status === 'failed' ? 'last run failed' : 'no cached result for this key';
-    decisions[i] = { id, state: 'run', planKey: planKeys[i]!, execKey, reason, changes };
+    decisions[i] = { id, state: 'run', planKey: planKeys[i]!, execKey, execFingerprint: exec, reason, changes };
   }
   return decisions;
 }

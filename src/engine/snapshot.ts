@@ -1,7 +1,9 @@
 import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { outputState } from '../cache/restore.js';
-import type { NodeRecord } from '../cache/records.js';
+import { readRecord, type NodeRecord } from '../cache/records.js';
+import type { Served } from '../execute/runner.js';
+import type { NodeDef } from '../pipeline/types.js';
 import type { Project, ProjectLocation } from '../project.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { createHash } from 'node:crypto';
@@ -30,7 +32,7 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 7;
+const SNAPSHOT_FORMAT = 8;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -39,8 +41,6 @@ const RACY_MS = 2000;
  * gets a later mtime. (Directories inside a source carry content and get RACY_MS.)
  */
 const DIR_RACY_MS = 20;
-
-type Witness = [path: string, dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number];
 
 /** What status prints about the pipeline as a whole. */
 export interface PipelineHeader {
@@ -81,6 +81,8 @@ export interface Snapshot {
   stats: string;
   /** Witnesses a change of which needs the full plan: outputs, directories on the way, record shards. */
   structural: number[];
+  /** Of those, the directories on the way and record shards (a run that adds its results changes them). */
+  ways: number[];
   /** Per node, the witnesses of its sources (sourceWitnesses[sourcesAt[i] .. sourcesAt[i+1]]). */
   sourcesAt: number[];
   sourceWitnesses: number[];
@@ -98,6 +100,9 @@ export interface Snapshot {
 function snapshotPath(loc: { store: { stateDir: string }; variantKey: string }): string {
   return join(loc.store.stateDir, 'snapshots', `${loc.variantKey}.json`);
 }
+
+/** Where a snapshot is checked: a project, or its location before it is opened. */
+export type SnapshotPlace = Pick<ProjectLocation, 'workspace' | 'store' | 'expansionKey'>;
 
 /** A snapshot and the nodes whose sources changed since it was written (by index, in pipeline order). */
 export interface SnapshotCheck {
@@ -120,7 +125,7 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
   if (
     s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
     !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
-    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
+    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || !Array.isArray(s.ways) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
     !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
     s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1 || s.reads.length !== s.ids.length ||
     statsOf(s).length !== 5 * s.paths.length
@@ -188,7 +193,7 @@ export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
 }
 
 /** checkSnapshot of a snapshot already read. */
-export function checkReadSnapshot(loc: ProjectLocation, s: Snapshot): SnapshotCheck | undefined {
+export function checkReadSnapshot(loc: SnapshotPlace, s: Snapshot): SnapshotCheck | undefined {
   if (s.expansionKey !== loc.expansionKey) return undefined;
   const changed = changedWitnesses(s, loc.workspace);
   for (const i of s.structural) if (changed.has(i)) return undefined;
@@ -209,9 +214,11 @@ export interface PriorResults {
   clean: Map<string, number>;
   /** No witness changed at all: a plan that uses the snapshot for every node can keep its witnesses. */
   unchanged: boolean;
+  /** Each node's metrics, from the snapshot's served set (when it has one that can be read; see planner.ts). */
+  metrics?: ReadonlyMap<string, Record<string, number> | undefined>;
 }
 
-export function priorResults(loc: ProjectLocation, s: Snapshot): PriorResults | undefined {
+export function priorResults(loc: SnapshotPlace, s: Snapshot): PriorResults | undefined {
   const changed = changedWitnesses(s, loc.workspace);
   for (const i of s.structural) if (changed.has(i)) return undefined;
   const dirty = new Set(dirtyNodes(s, changed));
@@ -273,70 +280,183 @@ function pipelineColumns(project: Project): { resources: Record<string, number>;
 class NotWitnessable extends Error {}
 
 /**
- * Write the snapshot of a project whose every node is served by `records` (found cached, or just
+ * Write the snapshot of a project whose every node is served by `served` (found cached, or just
  * run). Checks all of it again first; writes nothing if anything is not in place. A directory
- * changed within the last clock tick (a run's last output) is waited for, once.
+ * changed within the last clock tick (a run's last output) is waited for, once. A node served
+ * without reading its record (as the plan found it in the snapshot) has it read here.
  */
-export async function writeSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>, served?: string): Promise<void> {
+export async function writeSnapshot(project: Project, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
   // A snapshot vouches for the whole pipeline variant; part of it says nothing of the rest.
   if (project.targets) return;
-  const wait = tryWriteSnapshot(project, records, served);
-  if (wait === undefined) return;
-  await new Promise((r) => setTimeout(r, wait));
-  tryWriteSnapshot(project, records, served);
+  const records = new Map<string, NodeRecord>();
+  for (const [id, s] of served) {
+    const record = s.record ?? readRecord(project.store, s.execKey);
+    if (!record) return;
+    records.set(id, record);
+  }
+  await retryOnce(() => tryWriteSnapshot(project, records, servedDigest));
+}
+
+/**
+ * After a run planned from the snapshot (only sources changed since it was written): the snapshot
+ * again, without reading the records of the nodes served as it had them. The nodes that ran, were
+ * restored or were keyed again are witnessed afresh; every other witness must be as it was, but
+ * for the directories that hold results (on the way to them, record shards), which the run
+ * itself changes: those are witnessed anew once what lies under them is checked again. Anything
+ * else changed, or anything not as it must be: the full write runs.
+ */
+export async function updateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
+  if (project.targets) return;
+  const done = await retryOnce(() => tryUpdateSnapshot(project, check, served, servedDigest));
+  if (!done) await writeSnapshot(project, served, servedDigest);
+}
+
+/** `attempt` gives how long to wait before trying again, or undefined when done (or given up). */
+async function retryOnce<T>(attempt: () => number | T): Promise<T | undefined> {
+  const first = attempt();
+  if (typeof first !== 'number') return first;
+  await new Promise((r) => setTimeout(r, first));
+  const second = attempt();
+  return typeof second === 'number' ? undefined : second;
+}
+
+/**
+ * The witnesses of a snapshot being written: each path once, with the stat it had when first
+ * witnessed (see the header comment for what each kind guards).
+ */
+class Witnesses {
+  readonly paths: string[];
+  readonly stats: number[];
+  readonly index = new Map<string, number>();
+  /** Witnesses whose change the snapshot cannot plan around (outputs, directories on the way, record shards). */
+  readonly structural = new Set<number>();
+  /** Directories on the way and record shards: the ones a run changes by adding its results. */
+  readonly ways = new Set<number>();
+  /** Witnessed by this writer (not kept from an earlier snapshot). */
+  readonly fresh = new Set<number>();
+  /** The stats to take again once a node is checked, so that what was checked is what was witnessed. */
+  private readonly pending: [string, Stats][] = [];
+  private readonly sharedDirs = new Set<string>();
+  private readonly now = Date.now();
+  wait = 0;
+
+  constructor(
+    private readonly project: Project,
+    from?: { paths: string[]; stats: Float64Array },
+  ) {
+    this.paths = from ? [...from.paths] : [];
+    this.stats = from ? Array.from(from.stats) : [];
+    this.paths.forEach((p, i) => this.index.set(p, i));
+  }
+
+  /** The workspace-relative form of a path ('.' for the workspace itself; absolute outside it). */
+  pathOf(abs: string): string {
+    const rel = relative(this.project.workspace, abs);
+    return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
+  }
+
+  private witness(abs: string, st: Stats, racyMs: number, kind: 'source' | 'structural' | 'way', own?: number[]): void {
+    if (this.now - st.mtimeMs < racyMs) {
+      if (racyMs !== DIR_RACY_MS) throw new NotWitnessable('a source changed too recently');
+      this.wait = Math.max(this.wait, racyMs - (this.now - st.mtimeMs) + 1);
+    }
+    const path = this.pathOf(abs);
+    this.pending.push([abs, st]);
+    let i = this.index.get(path);
+    if (i === undefined) {
+      i = this.paths.push(path) - 1;
+      this.index.set(path, i);
+    }
+    if (!this.fresh.has(i)) {
+      this.fresh.add(i);
+      this.stats.splice(5 * i, 5, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs);
+    }
+    if (kind === 'source') own!.push(i);
+    else this.structural.add(i);
+    if (kind === 'way') this.ways.add(i);
+  }
+
+  /** Directories on the way and record shards are shared by thousands of nodes: each is stat once. */
+  private witnessDir(abs: string): void {
+    if (this.sharedDirs.has(abs)) return;
+    this.sharedDirs.add(abs);
+    this.witness(abs, lstatSync(abs), DIR_RACY_MS, 'way');
+  }
+
+  /** The directories holding each directory on the way: one replaced (by a symlink that leads outside, say) changes its parent's mtime. */
+  private above(abs: string): void {
+    const { workspace } = this.project;
+    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) this.witnessDir(dirname(p));
+  }
+
+  /** Every entry under abs; symlinks allowed only where they are content (outputs). */
+  private tree(abs: string, output: boolean, own: number[]): void {
+    const st = lstatSync(abs);
+    if (st.isSymbolicLink() && !output) throw new NotWitnessable('a followed symlink');
+    // A source's content must be old enough to trust its stat; an output's files are sealed.
+    this.witness(abs, st, output ? DIR_RACY_MS : RACY_MS, output ? 'structural' : 'source', own);
+    if (st.isDirectory()) for (const name of readdirSync(abs)) this.tree(join(abs, name), output, own);
+  }
+
+  /**
+   * Witness a node served by `record`, checking its sources' digests against the record's and its
+   * outputs in place: its source witnesses, or undefined when it is not as the record says.
+   */
+  node(node: NodeDef, record: NodeRecord): number[] | undefined {
+    const { workspace, store, digests, graph } = this.project;
+    const own: number[] = [];
+    const produced = graph.producedDeps.get(node.id)!;
+    // Witnessed first, checked next, stat again last: what was checked is what was witnessed,
+    // even if another run writes there meanwhile.
+    for (const d of node.deps) {
+      if (produced.has(d)) continue;
+      const abs = resolve(workspace, d);
+      this.tree(abs, false, own);
+      this.above(abs);
+      const digest = digests.digest(abs);
+      if (digest === undefined || digest !== record.fingerprint.deps[d]) return undefined;
+    }
+    for (const [name, rel] of Object.entries(node.outs)) {
+      const abs = join(workspace, rel);
+      const entry = record.outputs[name];
+      if (!entry || entry.path !== rel) return undefined;
+      this.tree(abs, true, own);
+      this.above(abs);
+      if (outputState(store, digests, abs, entry) !== 'materialized') return undefined;
+      // A sealed copy (cache on another filesystem) is not the object's inode: watch the object too.
+      const files = entry.kind === 'file' ? [{ path: '', digest: entry.digest }] : entry.files!;
+      for (const f of files) {
+        const obj = store.objectPath(f.digest);
+        const objSt = lstatSync(obj);
+        if (objSt.ino !== lstatSync(f.path ? join(abs, f.path) : abs).ino) this.witness(obj, objSt, DIR_RACY_MS, 'structural');
+      }
+    }
+    this.witnessDir(dirname(store.recordPath(record.execKey)));
+    for (const [abs, st] of this.pending.splice(0)) {
+      const again = lstatSync(abs);
+      if (again.ino !== st.ino || again.dev !== st.dev || again.size !== st.size || again.mtimeMs !== st.mtimeMs || again.ctimeMs !== st.ctimeMs) return undefined;
+    }
+    return [...new Set(own)];
+  }
+
+  statsText(): string {
+    return Buffer.from(new Float64Array(this.stats).buffer).toString('base64');
+  }
+}
+
+/** Write it where it is read; a read-only or full cache: the next no-op plans in full. */
+function saveSnapshot(project: Project, snapshot: Snapshot): void {
+  try {
+    writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
+  } catch {
+    // as said
+  }
 }
 
 /** Undefined when written or not writable; else how long to wait before trying again. */
 function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>, served: string | undefined): number | undefined {
-  const { workspace, store, digests, graph } = project;
-  const witnesses = new Map<string, Witness>();
-  const index = new Map<string, number>();
-  /** Witnesses whose change the snapshot cannot plan around (outputs, directories on the way, record shards). */
-  const structural = new Set<number>();
-  /** The source witnesses of the node being visited: a change there reruns it (and what follows). */
-  let own: number[] | undefined;
-  /** This node's witnesses, stat again once its sources and outputs are checked. */
-  const pending: [string, Stats][] = [];
-  const now = Date.now();
-  let wait = 0;
-  const witness = (abs: string, st: Stats, racyMs: number, source = false): void => {
-    if (now - st.mtimeMs < racyMs) {
-      if (racyMs !== DIR_RACY_MS) throw new NotWitnessable('a source changed too recently');
-      wait = Math.max(wait, racyMs - (now - st.mtimeMs) + 1);
-    }
-    const rel = relative(workspace, abs);
-    const path = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
-    pending.push([abs, st]);
-    let i = index.get(path);
-    if (i === undefined) {
-      i = witnesses.size;
-      index.set(path, i);
-      witnesses.set(path, [path, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs]);
-    }
-    if (source) own!.push(i);
-    else structural.add(i);
-  };
-  // Directories on the way and record shards are shared by thousands of nodes: each is stat
-  // once. (Its first stat is the one kept; if it changes later, the snapshot is not used.)
-  const sharedDirs = new Set<string>();
-  const witnessDir = (abs: string): void => {
-    if (sharedDirs.has(abs)) return;
-    sharedDirs.add(abs);
-    witness(abs, lstatSync(abs), DIR_RACY_MS);
-  };
-  const above = (abs: string): void => {
-    // The directories holding each directory on the way: one replaced (by a symlink that leads
-    // outside, say) changes its parent's mtime.
-    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) witnessDir(dirname(p));
-  };
-  /** Every entry under abs; symlinks allowed only where they are content (outputs). */
-  const tree = (abs: string, output: boolean): void => {
-    const st = lstatSync(abs);
-    if (st.isSymbolicLink() && !output) throw new NotWitnessable('a followed symlink');
-    // A source's content must be old enough to trust its stat; an output's files are sealed.
-    witness(abs, st, output ? DIR_RACY_MS : RACY_MS, !output);
-    if (st.isDirectory()) for (const name of readdirSync(abs)) tree(join(abs, name), output);
-  };
+  const { graph } = project;
+  const w = new Witnesses(project);
   const { resources, stages, stageOf } = pipelineColumns(project);
   const ids: string[] = [];
   const planKeys: string[] = [];
@@ -351,39 +471,9 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     for (const node of graph.order) {
       const record = records.get(node.id);
       if (!record) return undefined;
-      own = [];
-      const produced = graph.producedDeps.get(node.id)!;
-      const sources = node.deps.filter((d) => !produced.has(d)).map((d): [string, string] => [d, resolve(workspace, d)]);
-      // Witnessed first, checked next, stat again last: what was checked is what was witnessed,
-      // even if another run writes there meanwhile.
-      for (const [name, abs] of sources) {
-        tree(abs, false);
-        above(abs);
-        const digest = digests.digest(abs);
-        if (digest === undefined || digest !== record.fingerprint.deps[name]) return undefined;
-      }
-      for (const [name, rel] of Object.entries(node.outs)) {
-        const abs = join(workspace, rel);
-        const entry = record.outputs[name];
-        if (!entry || entry.path !== rel) return undefined;
-        tree(abs, true);
-        above(abs);
-        if (outputState(store, digests, abs, entry) !== 'materialized') return undefined;
-        // A sealed copy (cache on another filesystem) is not the object's inode: watch the object too.
-        const files = entry.kind === 'file' ? [{ path: '', digest: entry.digest }] : entry.files!;
-        for (const f of files) {
-          const obj = store.objectPath(f.digest);
-          const objSt = lstatSync(obj);
-          if (objSt.ino !== lstatSync(f.path ? join(abs, f.path) : abs).ino) witness(obj, objSt, DIR_RACY_MS);
-        }
-      }
-      const shard = dirname(store.recordPath(record.execKey));
-      witnessDir(shard);
-      for (const [abs, st] of pending.splice(0)) {
-        const again = lstatSync(abs);
-        if (again.ino !== st.ino || again.dev !== st.dev || again.size !== st.size || again.mtimeMs !== st.mtimeMs || again.ctimeMs !== st.ctimeMs) return undefined;
-      }
-      pushAll(sourceWitnesses, new Set(own));
+      const own = w.node(node, record);
+      if (!own) return undefined;
+      pushAll(sourceWitnesses, own);
       sourcesAt.push(sourceWitnesses.length);
       for (const u of graph.upstream.get(node.id)!) upstreamNodes.push(position.get(u)!);
       upstreamAt.push(upstreamNodes.length);
@@ -396,16 +486,110 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
     if (err instanceof NotWitnessable || (err as NodeJS.ErrnoException).code) return undefined;
     throw err;
   }
-  if (wait > 0) return wait;
-  const snapshot: Snapshot = {
+  if (w.wait > 0) return w.wait;
+  saveSnapshot(project, {
     ...projectFields(project), resources, stages, stageOf, ids, planKeys, execKeys, reads, served,
-    paths: [...witnesses.keys()], stats: Buffer.from(new Float64Array([...witnesses.values()].flatMap((w) => w.slice(1) as number[])).buffer).toString('base64'),
-    structural: [...structural].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes,
-  };
-  try {
-    writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
-  } catch {
-    // a read-only or full cache: the next no-op plans in full
-  }
+    paths: w.paths, stats: w.statsText(), structural: [...w.structural].sort((a, b) => a - b), ways: [...w.ways].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes,
+  });
   return undefined;
+}
+
+/** True when written (or not writable), false when the full write must decide; else how long to wait. */
+function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest: string | undefined): number | boolean {
+  const { snap } = check;
+  const { graph, store, workspace } = project;
+  const order = graph.order;
+  if (order.length !== snap.ids.length || order.some((n, i) => n.id !== snap.ids[i])) return false;
+  const w = new Witnesses(project, { paths: snap.paths, stats: statsOf(snap) });
+  const dirty = new Set(check.dirty);
+  const sources: number[][] = [];
+  const execKeys: string[] = [];
+  const planKeys: string[] = [];
+  /** Nodes served as the snapshot had them: nothing of theirs was read. */
+  const kept: number[] = [];
+  try {
+    for (let i = 0; i < order.length; i++) {
+      const s = served.get(order[i]!.id);
+      if (!s) return false;
+      execKeys.push(s.execKey);
+      planKeys.push(s.planKey);
+      if (!s.record && !dirty.has(i) && s.execKey === snap.execKeys[i]) {
+        kept.push(i);
+        sources.push(snap.sourceWitnesses.slice(snap.sourcesAt[i], snap.sourcesAt[i + 1]));
+        continue;
+      }
+      const record = s.record ?? readRecord(store, s.execKey);
+      const own = record && w.node(order[i]!, record);
+      if (!own) return false;
+      sources.push(own);
+    }
+    // What was not witnessed afresh must be as it was: but for directories that hold results,
+    // which the run changed by adding its own.
+    const stats = statsOf(snap);
+    const ways = new Set(snap.ways);
+    const changedWays = new Set<string>();
+    for (let i = 0, j = 0; i < snap.paths.length; i++, j += 5) {
+      if (w.fresh.has(i)) continue;
+      const p = snap.paths[i]!;
+      const abs = p[0] === '/' ? p : p === '.' ? workspace : `${workspace}/${p}`;
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      if (st && st.dev === stats[j] && st.ino === stats[j + 1] && st.size === stats[j + 2] && st.mtimeMs === stats[j + 3] && st.ctimeMs === stats[j + 4]) continue;
+      if (!st || !ways.has(i) || !st.isDirectory()) return false;
+      w.stats.splice(5 * i, 5, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs);
+      changedWays.add(p);
+    }
+    if (changedWays.size > 0 && !keptStillInPlace(project, kept, snap, changedWays, w)) return false;
+    for (const i of snap.structural) w.structural.add(i);
+    for (const i of snap.ways) w.ways.add(i);
+  } catch (err) {
+    if (err instanceof NotWitnessable || (err as NodeJS.ErrnoException).code) return false;
+    throw err;
+  }
+  if (w.wait > 0) return w.wait;
+  const sourceWitnesses: number[] = [];
+  const sourcesAt = [0];
+  for (const own of sources) {
+    pushAll(sourceWitnesses, own);
+    sourcesAt.push(sourceWitnesses.length);
+  }
+  saveSnapshot(project, {
+    ...snap, ...projectFields(project), served: servedDigest, planKeys, execKeys,
+    paths: w.paths, stats: w.statsText(), structural: [...w.structural].sort((a, b) => a - b), ways: [...w.ways].sort((a, b) => a - b), sourcesAt, sourceWitnesses,
+  });
+  return true;
+}
+
+/**
+ * A directory that holds results changed during the run (the run added its own): what lies under
+ * it for the nodes served as the snapshot had them is looked at again. Each directory on the way
+ * from it to a source or output must still be one (not a symlink that leads elsewhere), and a
+ * record in a changed shard must still be there. (Their files' own witnesses were unchanged.)
+ */
+function keptStillInPlace(project: Project, kept: number[], snap: Snapshot, changed: ReadonlySet<string>, w: Witnesses): boolean {
+  const { graph, store, workspace } = project;
+  const looked = new Map<string, boolean>();
+  const realDir = (abs: string): boolean => {
+    let ok = looked.get(abs);
+    if (ok === undefined) {
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      ok = st !== undefined && st.isDirectory();
+      looked.set(abs, ok);
+    }
+    return ok;
+  };
+  const wayOk = (abs: string): boolean => {
+    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) {
+      if (changed.has(w.pathOf(dirname(p))) && !realDir(p)) return false;
+    }
+    return true;
+  };
+  for (const i of kept) {
+    const node = graph.order[i]!;
+    const produced = graph.producedDeps.get(node.id)!;
+    for (const d of node.deps) if (!produced.has(d) && !wayOk(resolve(workspace, d))) return false;
+    for (const rel of Object.values(node.outs)) if (!wayOk(join(workspace, rel))) return false;
+    const record = store.recordPath(snap.execKeys[i]!);
+    if (changed.has(w.pathOf(dirname(record))) && !lstatSync(record, { throwIfNoEntry: false })) return false;
+  }
+  return true;
 }

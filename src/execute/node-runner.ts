@@ -8,14 +8,14 @@ import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, o
 import { GroupCommit } from '../cache/group-commit.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
-import { computeKeys, lookupResult, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
+import { computeKeys, lookupResult, outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
-import type { NodeRunner, Outcome, Placement, SchedulerEvents } from './runner.js';
+import { servedBy, type NodeRunner, type Outcome, type Placement, type Planned, type SchedulerEvents } from './runner.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -35,6 +35,8 @@ export interface RunContext {
   /** Makes the files of finished nodes durable in groups. */
   commits: GroupCommit;
   force: ReadonlySet<string>;
+  /** The plan this run carries out, by node id (engine/plan.ts): its decisions stand unless an upstream turns out otherwise. */
+  plan?: ReadonlyMap<string, Planned>;
   runtime?: Record<string, string>;
   signal: AbortSignal;
   onWait?: (id: string, holder: LeaseHolder) => void;
@@ -54,16 +56,65 @@ function failure(err: unknown): string {
 }
 
 /**
+ * A node whose upstreams are done, keyed: a cache hit completes it, a restore or a run is what
+ * remains. The plan's decision stands when every upstream is served by the result the plan
+ * expected of it (no re-keying, no record read for a node the plan found served as the snapshot
+ * had it); a node downstream of one that turned out otherwise is keyed again, once, here.
+ */
+export function checkNode(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord } {
+  const planned = ctx.plan?.get(node.id);
+  if (planned && planned.execKey !== undefined && asPlanned(ctx, node, upstream)) {
+    const keys: NodeKeys = { planKey: planned.planKey, execKey: planned.execKey, execFingerprint: planned.execFingerprint };
+    if (planned.state === 'cached' && !planned.restore) {
+      const served = planned.record ? servedBy(planned.record) : { planKey: planned.planKey, execKey: planned.execKey, metrics: planned.metrics };
+      return { keys, outcome: { status: 'cached', served, restored: false } };
+    }
+    if (planned.state === 'cached' && planned.record) {
+      fillUpstreamOutputs(ctx.project, node, upstream);
+      return { keys, restore: planned.record };
+    }
+    if (planned.state === 'run' && planned.execFingerprint) {
+      fillUpstreamOutputs(ctx.project, node, upstream);
+      return { keys };
+    }
+  }
+  fillUpstreamOutputs(ctx.project, node, upstream);
+  return tryCached(ctx, node, upstream);
+}
+
+/** Every upstream is served by the result the plan expected of it. */
+function asPlanned(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): boolean {
+  for (const u of ctx.project.graph.upstream.get(node.id)!) {
+    if (upstream.get(u)!.execKey !== ctx.plan!.get(u)?.execKey) return false;
+  }
+  return true;
+}
+
+/**
+ * The output digests of upstream nodes served without reading their records (see checkNode), read
+ * now for a node that is keyed, restored or run with them.
+ */
+function fillUpstreamOutputs(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): void {
+  for (const u of project.graph.upstream.get(node.id)!) {
+    const info = upstream.get(u)!;
+    if (info.outputs || info.execKey === undefined) continue;
+    const record = readRecord(project.store, info.execKey);
+    if (!record) throw new Error(`the cached result of ${u} (record ${info.execKey}) left the cache during the run; run again`);
+    info.outputs = outputDigests(record);
+  }
+}
+
+/**
  * A cache hit as planning sees it: the record, and whether its outputs must be restored into the
  * workspace first (which happens under the outputs' leases, in restoreNode).
  */
-export function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord } {
+function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord } {
   const keys = computeKeys(ctx.project, node, upstream, ctx.runtime);
   if (ctx.force.has(node.id)) return { keys };
   const found = lookupResult(ctx.project, node, keys.execKey!);
   if (found.state === 'damaged') quarantineModified(ctx.project.store, found.record);
   if (found.state === 'restore') return { keys, restore: found.record };
-  if (found.state === 'hit') return { keys, outcome: { status: 'cached', record: found.record, restored: false } };
+  if (found.state === 'hit') return { keys, outcome: { status: 'cached', served: servedBy(found.record), restored: false } };
   return { keys };
 }
 
@@ -90,7 +141,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
     // The record in use is the one `dfwe why` compares with next time.
     writeAttempt(project.store, project.workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey: record.planKey, at: record.startedAt, durationMs: record.durationMs, log: record.log, host: record.host, fingerprint: record.fingerprint, left: stampsOf(project, node) });
   }
-  return { status: 'cached', record, restored: found.state === 'restore' };
+  return { status: 'cached', served: servedBy(record), restored: found.state === 'restore' };
 }
 
 /** The lease names of a node: write for each output path (or its key), read for each input it reads. */
@@ -483,7 +534,7 @@ export function localRunner(project: Project, o: LocalRunnerOptions): NodeRunner
     onProgress: (id, line) => events.progress(id, line),
   };
   return {
-    check: (node, upstream) => tryCached(ctx, node, upstream),
+    check: (node, upstream) => checkNode(ctx, node, upstream),
     restore: (node, keys) => restoreNode(ctx, node, keys),
     run: (node, keys, upstream, placement, processEnded) => runNode(ctx, node, keys, upstream, placement, processEnded),
     close: () => rmSync(staging, { recursive: true, force: true }),

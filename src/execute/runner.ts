@@ -1,13 +1,44 @@
 import type { LeaseHolder } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
 import type { NodeKeys, UpstreamInfo } from '../node-keys.js';
+import type { Fingerprint } from '../keys/fingerprint.js';
 import type { NodeDef } from '../pipeline/types.js';
 
 /* The seam between the scheduler, which decides when each node runs, and whatever runs it. */
 
+/**
+ * The result that serves a node: its keys and metrics, and its record where it was read. A node the
+ * plan found served as the snapshot had it is served without reading its record.
+ */
+export interface Served {
+  planKey: string;
+  execKey: string;
+  metrics?: Record<string, number>;
+  record?: NodeRecord;
+}
+
+export function servedBy(record: NodeRecord): Served {
+  return { planKey: record.planKey, execKey: record.execKey, metrics: record.metrics, record };
+}
+
+/** What the plan decided for a node, as a runner carries it out (engine/plan.ts's Decision is one). */
+export interface Planned {
+  state: 'cached' | 'run' | 'blocked';
+  planKey: string;
+  /** Known when every upstream's result was known to the plan. */
+  execKey?: string;
+  execFingerprint?: Fingerprint;
+  /** A cached node whose outputs must be put back in the workspace. */
+  restore?: boolean;
+  /** Read by the plan; absent for a node it found served as the snapshot had it. */
+  record?: NodeRecord;
+  /** The node's metrics, where its record was not read (from the snapshot's served set). */
+  metrics?: Record<string, number>;
+}
+
 /** How a node's check, restore or run ended. */
 export type Outcome =
-  | { status: 'cached'; record: NodeRecord; restored: boolean }
+  | { status: 'cached'; served: Served; restored: boolean }
   | { status: 'ran'; record: NodeRecord }
   | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
 

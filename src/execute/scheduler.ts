@@ -1,8 +1,7 @@
-import type { NodeRecord } from '../cache/records.js';
 import type { Graph } from '../graph.js';
 import type { NodeDef } from '../pipeline/types.js';
 import { outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
-import type { Finished, NodeRunner, Outcome, SchedulerEvents } from './runner.js';
+import { servedBy, type Finished, type NodeRunner, type Outcome, type SchedulerEvents, type Served } from './runner.js';
 import { capacityFor } from '../executor.js';
 import { pushAll } from '../util/arrays.js';
 
@@ -29,8 +28,8 @@ export interface Reporter extends SchedulerEvents {
 }
 
 export interface RunSummary {
-  /** The record serving each node that ran or was cached. */
-  served: Map<string, NodeRecord>;
+  /** What serves each node that ran or was cached. */
+  served: Map<string, Served>;
   ran: number;
   cached: number;
   restored: number;
@@ -96,8 +95,9 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
       summary.cached++;
       if (outcome.restored) summary.restored++;
     } else summary.ran++;
-    summary.served.set(node.id, outcome.record);
-    infos.set(node.id, { planKey: outcome.record.planKey, outputs: outputDigests(outcome.record), execKey: outcome.record.execKey });
+    const served = outcome.status === 'ran' ? servedBy(outcome.record) : outcome.served;
+    summary.served.set(node.id, served);
+    infos.set(node.id, { planKey: served.planKey, outputs: served.record && outputDigests(served.record), execKey: served.execKey });
     for (const d of graph.downstream.get(node.id)!) {
       const left = remaining.get(d)! - 1;
       remaining.set(d, left);

@@ -99,7 +99,8 @@ function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine
   return { status, ran: summary.ran, cached: summary.cached, restored: summary.restored, failed: summary.failed.length, skipped: summary.skipped, served, report };
 }
 
-function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'>>): ServedSet {
+/** What serves each node (in pipeline order), as the history keeps it. */
+export function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'>>): ServedSet {
   const nodes: ServedSet['nodes'] = [];
   for (const n of project.graph.order) {
     const r = served.get(n.id);

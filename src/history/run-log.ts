@@ -97,6 +97,18 @@ export function servedPath(store: CacheStore, digest: string): string {
   return join(runsDir(store), 'served', `${digest}.json`);
 }
 
+/** A served set, stored once by its content (a run's, or a snapshot's); its digest, undefined if it could not be written. */
+export function storeServedSet(store: CacheStore, set: ServedSet): string | undefined {
+  const text = JSON.stringify(set);
+  const digest = digestBytes(text);
+  try {
+    if (!existsSync(servedPath(store, digest))) writeFileAtomic(servedPath(store, digest), text, { durable: false });
+    return digest;
+  } catch {
+    return undefined;
+  }
+}
+
 function newRunId(at: Date): string {
   const iso = at.toISOString();
   return `${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}-${randomBytes(2).toString('hex')}`;
@@ -150,14 +162,7 @@ export class RunLog {
 
   /** The served set, stored once by its content; its digest. */
   storeServed(set: ServedSet): string | undefined {
-    const text = JSON.stringify(set);
-    const digest = digestBytes(text);
-    try {
-      if (!existsSync(servedPath(this.store, digest))) writeFileAtomic(servedPath(this.store, digest), text, { durable: false });
-      return digest;
-    } catch {
-      return undefined;
-    }
+    return storeServedSet(this.store, set);
   }
 
   end(line: Omit<EndLine, 't' | 'endedAt'>): void {

@@ -251,8 +251,13 @@ class ServerScorer implements Scorer {
     }
   }
 
-  score(model: string, candidate: number): Promise<Value> {
-    if (this.ended) return Promise.reject(this.ended);
+  async score(model: string, candidate: number): Promise<Value> {
+    // What the server already wrote is read before the next request goes out (the event loop's
+    // next poll): a second answer to the last request is then told as one, never credited to
+    // this candidate. (A server that answers twice with a pause between is caught only if it
+    // echoes the candidate, as examples/dfwe_eval.py does.)
+    await new Promise((r) => setImmediate(r));
+    if (this.ended) throw this.ended;
     const what = `the scorer server \`${this.command}\` (candidate ${candidate})`;
     return new Promise((resolve, reject) => {
       const timer = timeout(() => {

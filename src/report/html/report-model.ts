@@ -1,5 +1,6 @@
 import { readObject } from '../../cache/objects.js';
-import { planAll, type Decision } from '../../engine/plan.js';
+import type { Decision } from '../../engine/plan.js';
+import { plan } from '../../engine/planner.js';
 import { paramRows } from '../../history/diff.js';
 import type { Run } from '../../history/runs.js';
 import type { Project } from '../../project.js';
@@ -50,7 +51,7 @@ const MAX_SEARCH_CHARTS = 24;
 
 /** The report of `project`, given the cache's history (`runs`, oldest first) and the runs to set side by side. */
 export function buildModel(project: Project, runs: Run[], compareRefs: Run[]): ReportModel {
-  const decisions = new Map(planAll(project).map((d) => [d.id, d]));
+  const decisions = new Map(plan(project).decisions.map((d) => [d.id, d]));
   const history = runs.filter((r) => r.start.workspace === project.workspace && r.start.pipeline === project.displayPath);
   const sameVariant = history.filter((r) => r.start.variantKey === project.variantKey);
   const lastRun = (sameVariant.length ? sameVariant : history).at(-1);

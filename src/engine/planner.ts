@@ -1,0 +1,75 @@
+import type { Project } from '../project.js';
+import { planAll, type Decision } from './plan.js';
+import { decisionsFromSnapshot } from './snapshot-plan.js';
+import { checkReadSnapshot, priorResults, type PriorResults, type Snapshot, type SnapshotCheck } from './snapshot.js';
+import type { CacheStore } from '../cache/store.js';
+import { readServed } from '../history/runs.js';
+
+/*
+ * The one planner: what each node will do and why, for every command that asks (status, run,
+ * watch). It chooses how to find out, from the cheapest that can answer exactly as keying every
+ * node would:
+ * - a snapshot written for this very pipeline where only sources changed since: the nodes those
+ *   sources reach are keyed again, the rest is the snapshot's (snapshot-plan.ts);
+ * - a snapshot written before the pipeline was edited: what it still vouches for spares reading
+ *   records (PriorResults);
+ * - neither: every node keyed and looked up (plan.ts).
+ * The Plan it returns is what a run carries out: its runner does not key a node again unless an
+ * upstream turned out otherwise than planned.
+ */
+
+export interface Plan {
+  /** One per node, in pipeline order. */
+  decisions: Decision[];
+  /** The snapshot it was planned from, when only sources changed since it was written. */
+  snapshot?: SnapshotCheck;
+  /** The snapshot written before the pipeline was edited, when the plan used what it vouches for. */
+  prior?: PriorResults;
+}
+
+export interface PlannerOptions {
+  force?: ReadonlySet<string>;
+  /** This pipeline variant's last snapshot, as read (common.ts's snapshotOf). */
+  snapshot?: Snapshot;
+  /**
+   * The plan is for a run, which records every node's metrics: a node may be found cached without
+   * reading its record only where the snapshot's served set gives them.
+   */
+  forRun?: boolean;
+}
+
+export function plan(project: Project, opts: PlannerOptions = {}): Plan {
+  const snap = opts.snapshot;
+  // A snapshot vouches for the whole pipeline as it was: a part of it (targets) is planned in full.
+  if (snap && !project.targets) {
+    if (snap.expansionKey === project.expansionKey && !opts.force?.size) {
+      const check = checkReadSnapshot(project, snap);
+      const metrics = check && servedMetrics(project.store, snap);
+      if (check && (metrics || !opts.forRun)) {
+        const decisions = decisionsFromSnapshot(check, project, metrics);
+        if (decisions) return { decisions, snapshot: check };
+      }
+    } else if (snap.expansionKey !== project.expansionKey) {
+      const found = priorResults(project, snap);
+      const prior = found && { ...found, metrics: servedMetrics(project.store, snap) };
+      if (prior && (prior.metrics || !opts.forRun)) return { decisions: planAll(project, { force: opts.force, prior }), prior };
+    }
+  }
+  return { decisions: planAll(project, { force: opts.force }) };
+}
+
+/**
+ * The metrics of each node the snapshot vouches for, from its served set: what a run served
+ * without reading records reports and records. Undefined when it has none (or it went).
+ */
+function servedMetrics(store: CacheStore, s: Snapshot): Map<string, Record<string, number> | undefined> | undefined {
+  const set = readServed(store, s.served);
+  if (!set || set.nodes.length !== s.ids.length) return undefined;
+  const out = new Map<string, Record<string, number> | undefined>();
+  for (let i = 0; i < set.nodes.length; i++) {
+    const [id, , execKey, metrics] = set.nodes[i]!;
+    if (id !== s.ids[i] || execKey !== s.execKeys[i]) return undefined;
+    out.set(id, metrics ?? undefined);
+  }
+  return out;
+}
