@@ -24,7 +24,8 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   const project = selectTargets(await open(pipeline, g), targets);
   const [{ plan }, { checkUndeclared }] = await Promise.all([import('../engine/planner.js'), import('../engine/undeclared.js')]);
   checkUndeclared(project);
-  const { decisions, prior } = plan(project, { snapshot: found?.snap });
+  // Only a snapshot written before an edit is left to ask: one for this pipeline was checked above.
+  const { decisions, prior } = plan(project, { snapshot: found && found.snap.expansionKey !== found.loc.expansionKey ? found.snap : undefined });
   // Found as the snapshot written before the edit had it, every node: its witnesses still hold.
   if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);
   project.saveState();

@@ -34,6 +34,8 @@ export interface PlanOptions {
   force?: ReadonlySet<string>;
   /** A snapshot written before the pipeline was edited, and what it still vouches for. */
   prior?: PriorResults;
+  /** The preflight's findings, when the caller made it (a run, before its cache lease): not made again. */
+  sources?: SourceDigests;
 }
 
 /** Decide, before anything runs, what each node will do and why. */
@@ -42,10 +44,10 @@ export function planAll(project: Project, opts: PlanOptions = {}): Decision[] {
   // every directory on their way unchanged: they passed the output checks then, with the same
   // allow_outside and read_only. Only the other nodes' outputs are checked, each before it is looked at.
   const prior = opts.prior && JSON.stringify(opts.prior.snap.outside) === JSON.stringify(project.outside) ? opts.prior : undefined;
-  const sources = checkInputs(project, { outputs: prior === undefined });
+  const sources = opts.sources ?? checkInputs(project, { outputs: prior === undefined });
   if (prior) {
     try {
-      return planNodes(project, { ...opts, prior }, sources, new Map());
+      return planNodes(project, { ...opts, prior }, sources, opts.sources ? undefined : new Map());
     } catch (err) {
       if (!(err instanceof PriorStale)) throw err;
       // A record the prior snapshot vouched for went (a gc meanwhile): planned without it.

@@ -3,6 +3,7 @@ import { planAll, type Decision } from './plan.js';
 import { decisionsFromSnapshot } from './snapshot-plan.js';
 import { checkReadSnapshot, priorResults, type PriorResults, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import type { CacheStore } from '../cache/store.js';
+import type { SourceDigests } from '../node-keys.js';
 import { readServed } from '../history/runs.js';
 
 /*
@@ -29,6 +30,8 @@ export interface Plan {
 
 export interface PlannerOptions {
   force?: ReadonlySet<string>;
+  /** The preflight's findings, when the caller made it: not made again. */
+  sources?: SourceDigests;
   /** This pipeline variant's last snapshot, as read (common.ts's snapshotOf). */
   snapshot?: Snapshot;
   /**
@@ -39,23 +42,21 @@ export interface PlannerOptions {
 }
 
 export function plan(project: Project, opts: PlannerOptions = {}): Plan {
-  const snap = opts.snapshot;
+  const { snapshot: snap, force, sources, forRun } = opts;
   // A snapshot vouches for the whole pipeline as it was: a part of it (targets) is planned in full.
   if (snap && !project.targets) {
-    if (snap.expansionKey === project.expansionKey && !opts.force?.size) {
-      const check = checkReadSnapshot(project, snap);
-      const metrics = check && servedMetrics(project.store, snap);
-      if (check && (metrics || !opts.forRun)) {
-        const decisions = decisionsFromSnapshot(check, project, metrics);
-        if (decisions) return { decisions, snapshot: check };
-      }
-    } else if (snap.expansionKey !== project.expansionKey) {
+    if (snap.expansionKey !== project.expansionKey) {
       const found = priorResults(project, snap);
       const prior = found && { ...found, metrics: servedMetrics(project.store, snap) };
-      if (prior && (prior.metrics || !opts.forRun)) return { decisions: planAll(project, { force: opts.force, prior }), prior };
+      if (prior && (prior.metrics || !forRun)) return { decisions: planAll(project, { force, sources, prior }), prior };
+    } else if (!force?.size) {
+      const check = checkReadSnapshot(project, snap);
+      const metrics = check && servedMetrics(project.store, snap);
+      const decisions = check && (metrics || !forRun) ? decisionsFromSnapshot(check, project, metrics) : undefined;
+      if (decisions) return { decisions, snapshot: check };
     }
   }
-  return { decisions: planAll(project, { force: opts.force }) };
+  return { decisions: planAll(project, { force, sources }) };
 }
 
 /**

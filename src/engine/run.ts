@@ -1,6 +1,7 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { localRunner } from '../execute/node-runner.js';
 import type { Decision } from './plan.js';
+import type { SourceDigests } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
 import { checkUndeclared } from './undeclared.js';
@@ -48,11 +49,11 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     cacheLease = await leases.acquire(CACHE_LEASE, `run of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), signal);
   } catch (err) {
     leases.close();
-    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, userReporter, err, t0);
+    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, sources, userReporter, err, t0);
     throw err;
   }
   try {
-    const { decisions, snapshot: planned } = plan(project, { force, snapshot, forRun: true });
+    const { decisions, snapshot: planned } = plan(project, { force, sources, snapshot, forRun: true });
     const expected = listExpected ? decisions.filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
@@ -94,8 +95,8 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
  * A cache dfwe cannot write (a read-only mount, a shared team cache): a run that needs nothing
  * written succeeds, since every result is already in place; any other is an input error.
  */
-async function readOnlyRun(project: Project, force: Set<string>, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
-  const { decisions } = plan(project, { force });
+async function readOnlyRun(project: Project, force: Set<string>, sources: SourceDigests, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
+  const { decisions } = plan(project, { force, sources });
   const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
   if (pending.length > 0) {
     const ids = pending.slice(0, 5).map((d) => d.id).join(', ') + (pending.length > 5 ? ', …' : '');

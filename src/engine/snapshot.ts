@@ -153,16 +153,30 @@ function statsOf(s: Snapshot): Float64Array {
   return stats;
 }
 
+/** A witness's path as stored (see Witnesses.pathOf), absolute again. */
+function witnessPath(p: string, workspace: string): string {
+  return p[0] === '/' ? p : p === '.' ? workspace : `${workspace}/${p}`;
+}
+
+/** The five numbers a witness keeps of a stat. */
+function statColumns(st: Stats): number[] {
+  return [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs];
+}
+
+/** A stat (undefined: the path is gone) is the one kept at stats[j .. j+5]. */
+function sameStat(st: Stats | undefined, stats: ArrayLike<number>, j: number): boolean {
+  return st !== undefined && st.dev === stats[j] && st.ino === stats[j + 1] && st.size === stats[j + 2] && st.mtimeMs === stats[j + 3] && st.ctimeMs === stats[j + 4];
+}
+
 /** The witnesses whose stat differs from the snapshot's now (by index into its paths). */
 function changedWitnesses(s: Snapshot, workspace: string): Set<number> {
   const { paths } = s;
   const stats = statsOf(s);
-  const base = `${workspace}/`;
   const changed = new Set<number>();
   for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
     const p = paths[i]!;
-    const st = lstatSync(p[0] === '/' ? p : p === '.' ? workspace : base + p, { throwIfNoEntry: false });
-    if (!st || st.dev !== stats[j] || st.ino !== stats[j + 1] || st.size !== stats[j + 2] || st.mtimeMs !== stats[j + 3] || st.ctimeMs !== stats[j + 4]) changed.add(i);
+    const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
+    if (!sameStat(st, stats, j)) changed.add(i);
   }
   return changed;
 }
@@ -369,7 +383,7 @@ class Witnesses {
     }
     if (!this.fresh.has(i)) {
       this.fresh.add(i);
-      this.stats.splice(5 * i, 5, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs);
+      this.setStat(i, st);
     }
     if (kind === 'source') own!.push(i);
     else this.structural.add(i);
@@ -434,9 +448,14 @@ class Witnesses {
     this.witnessDir(dirname(store.recordPath(record.execKey)));
     for (const [abs, st] of this.pending.splice(0)) {
       const again = lstatSync(abs);
-      if (again.ino !== st.ino || again.dev !== st.dev || again.size !== st.size || again.mtimeMs !== st.mtimeMs || again.ctimeMs !== st.ctimeMs) return undefined;
+      if (!sameStat(again, statColumns(st), 0)) return undefined;
     }
     return [...new Set(own)];
+  }
+
+  /** Witness i's stat is now `st` (a new witness: appended). */
+  setStat(i: number, st: Stats): void {
+    this.stats.splice(5 * i, 5, ...statColumns(st));
   }
 
   statsText(): string {
@@ -531,11 +550,10 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
     for (let i = 0, j = 0; i < snap.paths.length; i++, j += 5) {
       if (w.fresh.has(i)) continue;
       const p = snap.paths[i]!;
-      const abs = p[0] === '/' ? p : p === '.' ? workspace : `${workspace}/${p}`;
-      const st = lstatSync(abs, { throwIfNoEntry: false });
-      if (st && st.dev === stats[j] && st.ino === stats[j + 1] && st.size === stats[j + 2] && st.mtimeMs === stats[j + 3] && st.ctimeMs === stats[j + 4]) continue;
+      const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
+      if (sameStat(st, stats, j)) continue;
       if (!st || !ways.has(i) || !st.isDirectory()) return false;
-      w.stats.splice(5 * i, 5, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs);
+      w.setStat(i, st);
       changedWays.add(p);
     }
     if (changedWays.size > 0 && !keptStillInPlace(project, kept, snap, changedWays, w)) return false;

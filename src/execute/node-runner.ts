@@ -63,20 +63,17 @@ function failure(err: unknown): string {
  */
 export function checkNode(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys; restore?: NodeRecord } {
   const planned = ctx.plan?.get(node.id);
-  if (planned && planned.execKey !== undefined && asPlanned(ctx, node, upstream)) {
-    const keys: NodeKeys = { planKey: planned.planKey, execKey: planned.execKey, execFingerprint: planned.execFingerprint };
+  const execKey = planned?.execKey;
+  if (planned && execKey !== undefined && asPlanned(ctx, node, upstream)) {
+    const keys: NodeKeys = { planKey: planned.planKey, execKey, execFingerprint: planned.execFingerprint };
     if (planned.state === 'cached' && !planned.restore) {
-      const served = planned.record ? servedBy(planned.record) : { planKey: planned.planKey, execKey: planned.execKey, metrics: planned.metrics };
+      const served = planned.record ? servedBy(planned.record) : { planKey: planned.planKey, execKey, metrics: planned.metrics };
       return { keys, outcome: { status: 'cached', served, restored: false } };
     }
-    if (planned.state === 'cached' && planned.record) {
-      fillUpstreamOutputs(ctx.project, node, upstream);
-      return { keys, restore: planned.record };
-    }
-    if (planned.state === 'run' && planned.execFingerprint) {
-      fillUpstreamOutputs(ctx.project, node, upstream);
-      return { keys };
-    }
+    // Restored or run: with the outputs of every upstream it reads.
+    fillUpstreamOutputs(ctx.project, node, upstream);
+    if (planned.state === 'cached' && planned.record) return { keys, restore: planned.record };
+    if (planned.state === 'run' && planned.execFingerprint) return { keys };
   }
   fillUpstreamOutputs(ctx.project, node, upstream);
   return tryCached(ctx, node, upstream);
