@@ -411,6 +411,12 @@ test('repro 9: a scorer server that answers twice per request fails the search, 
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /answered when no candidate was waiting for one \(\{"score": 2\}\): it must answer each request with exactly one line/);
+  // One whose extra answer comes after the last candidate was scored (here: once its input ends),
+  // as a late second answer to the last request would: the search fails all the same.
+  const late = searchWorkspace(`      score_server: "while read l; do echo '{\\"score\\": 1}'; done; echo '{\\"score\\": 2}'"\n`);
+  const p = dfwe(late, ['run']);
+  assert.equal(p.code, 1, p.stderr);
+  assert.match(p.stderr, /answered when no candidate was waiting for one/);
   const echo = searchWorkspace(`      score_server: "while read l; do echo '{\\"candidate\\": 99, \\"score\\": 1}'; done"\n`);
   const e = dfwe(echo, ['run']);
   assert.equal(e.code, 1);

@@ -186,6 +186,9 @@ class ServerScorer implements Scorer {
   private readonly tail = new Tail();
   private waiting: { resolve: (v: Value) => void; reject: (e: Error) => void; what: string; candidate: number; timer: NodeJS.Timeout | undefined } | undefined;
   private ended: Error | undefined;
+  /** An answer that came with no candidate waiting: the search fails, even once it has ended. */
+  private stray: StageInputError | undefined;
+  private readonly closed: Promise<void>;
   private readonly log: (line: string) => void;
 
   constructor(
@@ -193,6 +196,8 @@ class ServerScorer implements Scorer {
     private readonly s: ScorerSettings,
   ) {
     this.child = spawnGroup(command, { cwd: s.cwd, env: s.env, stdin: 'pipe' });
+    // 'close': the process has exited and every line it wrote has been read.
+    this.closed = new Promise((r) => this.child.once('close', () => r()));
     const log = logBudget(s.log);
     this.log = log;
     boundedLines(this.child.stderr!, (l) => {
@@ -225,7 +230,8 @@ class ServerScorer implements Scorer {
     // One answer per request: an answer with none waiting (a second answer to one request) would
     // be credited to the next candidate, so the server is stopped and the search fails with why.
     if (!w) {
-      this.end(new StageInputError(`the scorer server \`${this.command}\` answered when no candidate was waiting for one (${l.trim().slice(0, 200)}): it must answer each request with exactly one line`));
+      this.stray ??= new StageInputError(`the scorer server \`${this.command}\` answered when no candidate was waiting for one (${l.trim().slice(0, 200)}): it must answer each request with exactly one line`);
+      this.end(this.stray);
       stopGroup(this.child.pid);
       return;
     }
@@ -253,9 +259,9 @@ class ServerScorer implements Scorer {
 
   async score(model: string, candidate: number): Promise<Value> {
     // What the server already wrote is read before the next request goes out (the event loop's
-    // next poll): a second answer to the last request is then told as one, never credited to
-    // this candidate. (A server that answers twice with a pause between is caught only if it
-    // echoes the candidate, as examples/dfwe_eval.py does.)
+    // next poll): a second answer to the last request is then told as one. One that comes later
+    // is taken for this candidate's, and this candidate's own answer then comes with none
+    // waiting: the search fails on it (see close), whichever candidate was last.
     await new Promise((r) => setImmediate(r));
     if (this.ended) throw this.ended;
     const what = `the scorer server \`${this.command}\` (candidate ${candidate})`;
@@ -271,16 +277,16 @@ class ServerScorer implements Scorer {
     });
   }
 
-  /** End of input: the server should exit; if it has not within 10 s, it is killed. */
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => stopGroup(this.child.pid), 10_000);
-      this.child.on('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.child.stdin!.end();
-    });
+  /**
+   * End of input: the server should exit; if it has not within 10 s, it is killed. Every line it
+   * wrote is read by then: an answer that came with no candidate waiting fails the search.
+   */
+  async close(): Promise<void> {
+    const timer = setTimeout(() => stopGroup(this.child.pid), 10_000);
+    this.child.stdin!.end();
+    await this.closed;
+    clearTimeout(timer);
+    if (this.stray) throw this.stray;
   }
+
 }
