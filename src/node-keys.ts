@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { type NodeRecord, objectsOf, readRecord } from './cache/records.js';
 import { checkRecord } from './cache/restore.js';
-import { fingerprint, keyOfFingerprint, type Fingerprint } from './keys/fingerprint.js';
+import { execKeyOf, fingerprint, planKeyOf, type Fingerprint } from './keys/fingerprint.js';
+import type { ExecKey, PlanKey } from './util/key-types.js';
 import type { NodeDef } from './pipeline/types.js';
 import type { Project } from './project.js';
 import { keyOf } from './util/hash.js';
@@ -20,17 +21,17 @@ export type SourceDigests = Map<string, string>;
 
 /** What is known of an upstream node when keying its consumers. */
 export interface UpstreamInfo {
-  planKey: string;
+  planKey: PlanKey;
   /** Digests of its outputs, once they exist (cached or just produced). */
   outputs?: Record<string, string>;
   /** The record those outputs come from. */
-  execKey?: string;
+  execKey?: ExecKey;
 }
 
 export interface NodeKeys {
-  planKey: string;
+  planKey: PlanKey;
   /** Known when every upstream's outputs are known. */
-  execKey?: string;
+  execKey?: ExecKey;
   execFingerprint?: Fingerprint;
 }
 
@@ -69,10 +70,10 @@ export function computeKeys(project: Project, node: NodeDef, upstream: Map<strin
     if (info.outputs) execUp[u] = keyOf(pick(info.outputs, consumes.get(u)!));
     else execKnown = false;
   }
-  const planKey = keyOfFingerprint(fingerprint(node, deps, planUp, runtime));
+  const planKey = planKeyOf(fingerprint(node, deps, planUp, runtime));
   if (!execKnown) return { planKey };
   const execFingerprint = fingerprint(node, deps, execUp, runtime);
-  return { planKey, execKey: keyOfFingerprint(execFingerprint), execFingerprint };
+  return { planKey, execKey: execKeyOf(execFingerprint), execFingerprint };
 }
 
 function pick(outputs: Record<string, string>, names: string[]): Record<string, string> {
@@ -86,7 +87,7 @@ function pick(outputs: Record<string, string>, names: string[]): Record<string, 
  */
 export type Lookup = { state: 'miss'; record?: undefined } | { state: 'hit' | 'restore' | 'damaged'; record: NodeRecord };
 
-export function lookupResult(project: Project, node: NodeDef, execKey: string): Lookup {
+export function lookupResult(project: Project, node: NodeDef, execKey: ExecKey): Lookup {
   const record = readRecord(project.store, execKey);
   if (!record || readDamaged(project, record)) return { state: 'miss' };
   const check = checkRecord(project.store, project.digests, record, project.workspace, node.outs);

@@ -265,7 +265,7 @@ stages:
 test("a built-in stage's parameter defaults are filled in before keying: a default changed in code reruns it", async () => {
   const { parsePipeline } = await import('../src/pipeline/load.js');
   const { expandPipeline } = await import('../src/pipeline/expand.js');
-  const { fingerprint, keyOfFingerprint } = await import('../src/keys/fingerprint.js');
+  const { fingerprint, planKeyOf } = await import('../src/keys/fingerprint.js');
   const toy = (lr: number): StageType => ({
     name: 'toy', version: 1, description: 'a stage with a default',
     schema: { type: 'object', additionalProperties: false, properties: { lr: { type: 'number', default: lr }, tasks: { type: 'array', items: { type: 'string' } } } },
@@ -275,7 +275,7 @@ test("a built-in stage's parameter defaults are filled in before keying: a defau
   const keyed = (lr: number): { params: Record<string, unknown>; key: string } => {
     const { source, data } = parsePipeline('version: 1\nstages:\n  t: { uses: toy, with: { tasks: [a] } }\n', 'p.yaml');
     const node = expandPipeline(data as RawPipeline, source, new Map([['toy', toy(lr)]])).nodes[0]!;
-    return { params: node.params, key: keyOfFingerprint(fingerprint(node, {}, {}, undefined)) };
+    return { params: node.params, key: planKeyOf(fingerprint(node, {}, {}, undefined)) };
   };
   assert.deepEqual(keyed(0.01).params, { lr: 0.01, tasks: ['a'] });
   assert.notEqual(keyed(0.01).key, keyed(0.02).key);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { NodeRecord } from '../src/cache/records.js';
 import { buildGraph } from '../src/graph.js';
 import type { NodeKeys, UpstreamInfo } from '../src/node-keys.js';
+import type { ExecKey, PlanKey } from '../src/util/key-types.js';
 import type { NodeDef } from '../src/pipeline/types.js';
 import { servedBy, type Finished, type NodeRunner, type Outcome, type Placement } from '../src/execute/runner.js';
 import { runGraph, type SchedulerOptions } from '../src/execute/scheduler.js';
@@ -38,7 +39,7 @@ class FakeRunner implements NodeRunner {
 
   check(n: NodeDef, upstream: Map<string, UpstreamInfo>): { outcome?: Outcome; keys: NodeKeys } {
     this.checked.push({ id: n.id, upstream: Object.fromEntries(n.refs.map((r) => [r, upstream.get(r)?.outputs?.o])) });
-    const keys = { planKey: `p-${n.id}`, execKey: `e-${n.id}` };
+    const keys = { planKey: `p-${n.id}` as PlanKey, execKey: `e-${n.id}` as ExecKey };
     return this.cached.has(n.id) ? { outcome: { status: 'cached', served: servedBy(record(n.id)), restored: false }, keys } : { keys };
   }
 

@@ -13,6 +13,7 @@ import type { OutputEntry, OutputFile, OutputLink } from './records.js';
 import { objectState, quarantine, SEAL_MS } from './objects.js';
 import { linkInto, stagingName } from './restore.js';
 import { linkLeaves } from './record-shape.js';
+import type { Digest } from '../util/key-types.js';
 
 /*
  * Committing a node's outputs: each file's content becomes an object, and the workspace path a
@@ -94,7 +95,7 @@ function sealLink(abs: string): void {
  * object (a copy across filesystems). It appears whole, by rename; durable once the group
  * commit of the record that names it is done.
  */
-export function ingestFile(store: CacheStore, abs: string, what = abs, linkTmp?: string): { digest: string; size: number; exec: boolean } {
+export function ingestFile(store: CacheStore, abs: string, what = abs, linkTmp?: string): { digest: Digest; size: number; exec: boolean } {
   let opened;
   try {
     opened = openRegular(abs, { follow: false, what });
@@ -182,6 +183,6 @@ function copyToObject(fd: number, obj: string, exec: boolean): void {
 }
 
 /** Store a log (or any small blob dfwe wrote itself) as an object; returns its digest. */
-export function putBlob(store: CacheStore, abs: string): string {
+export function putBlob(store: CacheStore, abs: string): Digest {
   return ingestFile(store, abs).digest;
 }

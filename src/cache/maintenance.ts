@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsx.js';
 import type { CacheStore } from './store.js';
 import { objectsOf, readRecord } from './records.js';
+import { recordKeys } from './cache.js';
+import { isDigest, isExecKey } from '../util/key-types.js';
 import { checkObject, SEAL_MS } from './objects.js';
 
 /** Files below a directory with their sizes (missing directory: none). */
@@ -105,7 +107,7 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
   for (const f of walk(store.recordsDir)) {
     if (!DFWE_NAMES.record.test(f.path.slice(store.recordsDir.length))) continue;
     const key = /([0-9a-f]{32})\.json$/.exec(f.path)?.[1];
-    if (key && liveRecords.has(key)) {
+    if (isExecKey(key) && liveRecords.has(key)) {
       const r = readRecord(store, key);
       if (r) {
         objectsOf(r).forEach((d) => liveObjects.add(d));
@@ -171,15 +173,13 @@ export interface VerifyReport {
 /** Re-hash every object (a wrong digest is quarantined: its node recomputes on the next run) and check every record. */
 export function verifyObjects(store: CacheStore): VerifyReport {
   const report: VerifyReport = { objects: 0, bytes: 0, corrupt: [], resealed: 0, records: 0, damagedRecords: [] };
-  for (const f of walk(store.recordsDir)) {
-    const key = /^\/[0-9a-f]{2}\/([0-9a-f]{32})\.json$/.exec(f.path.slice(store.recordsDir.length))?.[1];
-    if (!key) continue;
+  for (const key of recordKeys(store)) {
     report.records++;
     if (!readRecord(store, key)) report.damagedRecords.push(key);
   }
   for (const f of walk(store.objectsDir)) {
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);
-    if (!/^[0-9a-f]{32}$/.test(name)) continue; // a temp file of a commit in progress
+    if (!isDigest(name)) continue; // a temp file of a commit in progress
     report.objects++;
     report.bytes += f.size;
     if (!checkObject(store, name)) {

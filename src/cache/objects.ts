@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSyn
 import { join } from 'node:path';
 import { digestFile } from '../util/hash.js';
 import type { CacheStore } from './store.js';
+import type { Digest } from '../util/key-types.js';
 
 /*
  * Objects are sealed with a fixed mtime. Workspace outputs are hardlinks to objects, and root
@@ -11,7 +12,7 @@ import type { CacheStore } from './store.js';
  */
 export const SEAL_MS = Date.UTC(2000, 0, 1);
 
-export function objectState(store: CacheStore, digest: string): 'ok' | 'missing' | 'modified' {
+export function objectState(store: CacheStore, digest: Digest): 'ok' | 'missing' | 'modified' {
   try {
     return statSync(store.objectPath(digest)).mtimeMs === SEAL_MS ? 'ok' : 'modified';
   } catch {
@@ -20,7 +21,7 @@ export function objectState(store: CacheStore, digest: string): 'ok' | 'missing'
 }
 
 /** Present and unmodified since it was stored. */
-export function hasObject(store: CacheStore, digest: string): boolean {
+export function hasObject(store: CacheStore, digest: Digest): boolean {
   return objectState(store, digest) === 'ok';
 }
 
@@ -31,7 +32,7 @@ export function hasObject(store: CacheStore, digest: string): boolean {
  * once it was damaged, and started before it was found, may have read the damaged bytes, so its
  * result is not served either (lookupResult).
  */
-export function quarantine(store: CacheStore, digest: string): void {
+export function quarantine(store: CacheStore, digest: Digest): void {
   mkdirSync(store.quarantineDir, { recursive: true });
   const now = Date.now();
   const damagedAt = Math.min(statSync(store.objectPath(digest), { throwIfNoEntry: false })?.mtimeMs ?? now, now);
@@ -54,12 +55,12 @@ export function quarantine(store: CacheStore, digest: string): void {
   }
 }
 
-export function readObject(store: CacheStore, digest: string): Buffer {
+export function readObject(store: CacheStore, digest: Digest): Buffer {
   return readFileSync(store.objectPath(digest));
 }
 
 /** Re-hash one object; one whose bytes no longer match its name is quarantined. */
-export function checkObject(store: CacheStore, digest: string): boolean {
+export function checkObject(store: CacheStore, digest: Digest): boolean {
   let actual: string | undefined;
   try {
     actual = digestFile(store.objectPath(digest), { follow: false });

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import type { Fingerprint } from '../keys/fingerprint.js';
+import type { Digest, ExecKey, PlanKey } from '../util/key-types.js';
 
 /** Format 3: records carry a checksum (`check`), so an edited record is absent, not served. */
 export const RECORD_FORMAT = 3;
@@ -8,7 +9,7 @@ export const RECORD_FORMAT = 3;
 
 export interface OutputFile {
   path: string;
-  digest: string;
+  digest: Digest;
   size: number;
   exec: boolean;
 }
@@ -23,7 +24,7 @@ export interface OutputEntry {
   path: string;
   kind: 'file' | 'dir';
   /** For a file its content digest; for a directory the digest of its manifest. */
-  digest: string;
+  digest: Digest;
   size: number;
   /** For a directory: its files, relative to it. */
   files?: OutputFile[];
@@ -35,12 +36,12 @@ export interface OutputEntry {
 export interface NodeRecord {
   format: typeof RECORD_FORMAT;
   nodeId: string;
-  planKey: string;
-  execKey: string;
+  planKey: PlanKey;
+  execKey: ExecKey;
   fingerprint: Fingerprint;
   outputs: Record<string, OutputEntry>;
   /** Digest of the log object. */
-  log?: string;
+  log?: Digest;
   metrics?: Record<string, number>;
   startedAt: string;
   durationMs: number;
@@ -53,7 +54,7 @@ export interface NodeRecord {
    * The keys of the upstream records whose outputs the stage read: if one of their objects is
    * later found damaged, this result may hold what it read and is not served (lookupResult).
    */
-  reads?: string[];
+  reads?: ExecKey[];
   /** The key of everything else in the record (writeRecord sets it): an edited record fails it. */
   check?: string;
 }
@@ -61,14 +62,14 @@ export interface NodeRecord {
 export interface NodeAttempt {
   nodeId: string;
   status: 'succeeded' | 'failed';
-  execKey: string;
-  planKey: string;
+  execKey: ExecKey;
+  planKey: PlanKey;
   at: string;
   durationMs: number;
   peakRssBytes?: number;
   exitCode?: number | null;
   error?: string;
-  log?: string;
+  log?: Digest;
   host: string;
   /** The GPUs the stage was given (CUDA_VISIBLE_DEVICES), when it held gpu tokens. */
   gpus?: string[];

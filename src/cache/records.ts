@@ -6,6 +6,7 @@ import { keyOf } from '../util/hash.js';
 import { processAlive, processStart } from '../util/process.js';
 import { manifestDigest } from '../keys/tree.js';
 import type { CacheStore } from './store.js';
+import type { Digest, ExecKey } from '../util/key-types.js';
 
 /*
  * What the cache knows of each result: a record per executed key (records/), written last, after
@@ -20,7 +21,7 @@ export type { NodeAttempt, NodeRecord, OutputEntry, OutputFile, OutputLink } fro
  * one that was edited or damaged (a path leading out, a digest that is not one, a checksum or a
  * directory's manifest digest that does not match) is never served: the node runs again.
  */
-export function readRecord(store: CacheStore, execKey: string): NodeRecord | undefined {
+export function readRecord(store: CacheStore, execKey: ExecKey): NodeRecord | undefined {
   let r: unknown;
   try {
     r = JSON.parse(readFileSync(store.recordPath(execKey), 'utf8'));
@@ -110,8 +111,8 @@ export function localHost(): string {
 }
 
 /** Every object a record names. */
-export function objectsOf(record: NodeRecord): string[] {
-  const out: string[] = [];
+export function objectsOf(record: NodeRecord): Digest[] {
+  const out: Digest[] = [];
   for (const o of Object.values(record.outputs)) {
     if (o.kind === 'file') out.push(o.digest);
     else for (const f of o.files!) out.push(f.digest);

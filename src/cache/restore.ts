@@ -7,6 +7,7 @@ import type { Bounds } from '../workspace-bounds.js';
 import type { CacheStore } from './store.js';
 import type { NodeRecord, OutputEntry } from './records.js';
 import { checkObject, objectState, quarantine, SEAL_MS } from './objects.js';
+import type { Digest } from '../util/key-types.js';
 
 /*
  * Putting cached outputs back into the workspace, and telling whether they are there. A restore
@@ -60,7 +61,7 @@ export function outputState(store: CacheStore, digests: FileDigests, absPath: st
  * A cache on another filesystem gives copies, not hardlinks: a sealed, read-only copy of the same
  * size whose content digest (memoised by inode, size, mtime and ctime) is the object's is in place.
  */
-function isSealedCopy(digests: FileDigests, path: string, ws: Stats, obj: Stats, digest: string): boolean {
+function isSealedCopy(digests: FileDigests, path: string, ws: Stats, obj: Stats, digest: Digest): boolean {
   if (!ws.isFile() || ws.mtimeMs !== SEAL_MS || (ws.mode & 0o222) !== 0 || ws.size !== obj.size) return false;
   try {
     return digests.outputDigest(path) === digest;

@@ -4,6 +4,7 @@ import { UserError } from '../diagnostics.js';
 import { keyOf } from '../util/hash.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { processAlive } from '../util/process.js';
+import type { Digest, ExecKey } from '../util/key-types.js';
 
 /*
  * The cache directory:
@@ -113,11 +114,11 @@ export class CacheStore {
     }
   }
 
-  objectPath(digest: string): string {
+  objectPath(digest: Digest): string {
     return join(this.objectsDir, digest.slice(0, 2), digest);
   }
 
-  recordPath(execKey: string): string {
+  recordPath(execKey: ExecKey): string {
     return join(this.recordsDir, execKey.slice(0, 2), `${execKey}.json`);
   }
 
@@ -127,7 +128,7 @@ export class CacheStore {
   }
 
   /** Work an attempt of this key left for the next to resume (a search's scored candidates). */
-  resumeDir(execKey: string): string {
+  resumeDir(execKey: ExecKey): string {
     return join(this.stateDir, 'resume', execKey);
   }
 

@@ -1,5 +1,6 @@
 import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
 import { diffFingerprints, type Fingerprint, type FingerprintChange } from '../keys/fingerprint.js';
+import type { ExecKey, PlanKey } from '../util/key-types.js';
 import type { Project } from '../project.js';
 import { checkInputs } from './preflight.js';
 import { computeKeys, lookupResult, outputDigests, type SourceDigests, type UpstreamInfo } from '../node-keys.js';
@@ -15,8 +16,8 @@ export interface Decision {
   id: string;
   state: NodeState;
   reason: string;
-  planKey: string;
-  execKey?: string;
+  planKey: PlanKey;
+  execKey?: ExecKey;
   /** For cached nodes whose workspace copy is missing or different. */
   restore?: boolean;
   record?: NodeRecord;

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
 import { FileDigests } from '../keys/file-digests.js';
-import { diffFingerprints, keyOfFingerprint, type Fingerprint } from '../keys/fingerprint.js';
+import { diffFingerprints, execKeyOf, planKeyOf, type Fingerprint } from '../keys/fingerprint.js';
 import type { Decision } from './plan.js';
 import { describeChanges, listSome } from './reasons.js';
 import type { SnapshotCheck, SnapshotPlace } from './snapshot.js';
@@ -42,7 +42,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metri
   const decisions: Decision[] = new Array(n);
   const fingerprintOf = (i: number): Fingerprint | undefined => {
     const r: NodeRecord | undefined = readRecord(store, snap.execKeys[i]!);
-    return r && keyOfFingerprint(r.fingerprint) === snap.execKeys[i] ? r.fingerprint : undefined;
+    return r && execKeyOf(r.fingerprint) === snap.execKeys[i] ? r.fingerprint : undefined;
   };
   /** Nodes that will run or were keyed again: what follows them must be looked at. */
   const touched = new Uint8Array(n);
@@ -71,12 +71,12 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metri
       exec = { ...before, deps };
     }
     // The plan key: the same fingerprint with the upstream nodes' plan keys.
-    planKeys[i] = keyOfFingerprint({ ...exec, upstream: Object.fromEntries(ups.map((u) => [snap.ids[u]!, planKeys[u]!])) });
+    planKeys[i] = planKeyOf({ ...exec, upstream: Object.fromEntries(ups.map((u) => [snap.ids[u]!, planKeys[u]!])) });
     if (pending.length > 0) {
       decisions[i] = { id, state: 'run', planKey: planKeys[i]!, reason: `upstream ${listSome(pending.map((u) => snap.ids[u]!))} will run (cached again if its outputs come out identical)` };
       continue;
     }
-    const execKey = keyOfFingerprint(exec);
+    const execKey = execKeyOf(exec);
     if (execKey === snap.execKeys[i]) {
       // Touched, not changed: the same content, the same key.
       decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, metrics: metrics?.get(id) };

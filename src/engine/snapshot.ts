@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { outputState } from '../cache/restore.js';
 import { readRecord, type NodeRecord } from '../cache/records.js';
+import type { ExecKey, PlanKey } from '../util/key-types.js';
 import type { Served } from '../execute/runner.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Project, ProjectLocation } from '../project.js';
@@ -69,8 +70,8 @@ export interface Snapshot {
   /** Per node, in pipeline order (columns: one array each, so that reading it is one parse and few objects). */
   ids: string[];
   stageOf: number[];
-  planKeys: string[];
-  execKeys: string[];
+  planKeys: PlanKey[];
+  execKeys: ExecKey[];
   /** Which outputs of which upstream nodes each node reads (see readsSignature). */
   reads: string[];
   /**
@@ -478,8 +479,8 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
   const w = new Witnesses(project);
   const { resources, stages, stageOf } = pipelineColumns(project);
   const ids: string[] = [];
-  const planKeys: string[] = [];
-  const execKeys: string[] = [];
+  const planKeys: PlanKey[] = [];
+  const execKeys: ExecKey[] = [];
   const reads: string[] = [];
   const sourcesAt: number[] = [0];
   const sourceWitnesses: number[] = [];
@@ -522,8 +523,8 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
   const w = new Witnesses(project, { paths: snap.paths, stats: statsOf(snap) });
   const dirty = new Set(check.dirty);
   const sources: number[][] = [];
-  const execKeys: string[] = [];
-  const planKeys: string[] = [];
+  const execKeys: ExecKey[] = [];
+  const planKeys: PlanKey[] = [];
   /** Nodes served as the snapshot had them: nothing of theirs was read. */
   const kept: number[] = [];
   try {

@@ -3,11 +3,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
 import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
-import { materialize, outputStamp, prepareOutputPath, quarantineModified, RestoreError, verifyRecord, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
-import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, objectsOf, type OutputEntry, readAttempt, readRecord, writeAttempt, writeRecord } from '../cache/records.js';
+import { materialize, outputStamp, prepareOutputPath, quarantineModified, RestoreError, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
+import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, type OutputEntry, readAttempt, readRecord, writeAttempt } from '../cache/records.js';
 import { GroupCommit } from '../cache/group-commit.js';
+import { LocalCache, type Cache } from '../cache/cache.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
+import type { Digest, ExecKey, PlanKey } from '../util/key-types.js';
 import { computeKeys, lookupResult, outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
@@ -32,8 +34,8 @@ export interface RunContext {
   executor: Executor;
   /** What the engine may assume of the executor. */
   executorKind: ExecutorKind;
-  /** Makes the files of finished nodes durable in groups. */
-  commits: GroupCommit;
+  /** Where results are kept: what ran is put there, what is restored is got from it, checked. */
+  cache: Cache;
   force: ReadonlySet<string>;
   /** The plan this run carries out, by node id (engine/plan.ts): its decisions stand unless an upstream turns out otherwise. */
   plan?: ReadonlyMap<string, Planned>;
@@ -119,7 +121,7 @@ function tryCached(ctx: RunContext, node: NodeDef, upstream: Map<string, Upstrea
  * Serve a record, restoring its outputs at the node's own paths. The caller holds the write
  * leases of those paths. Undefined when the record is unusable after all (damage found).
  */
-function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Owned): Outcome | undefined {
+async function serveCached(ctx: RunContext, node: NodeDef, execKey: ExecKey, owned: Owned): Promise<Outcome | undefined> {
   const { project } = ctx;
   const found = lookupResult(project, node, execKey);
   if (found.state === 'miss') return undefined;
@@ -129,7 +131,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
     return undefined;
   }
   if (found.state === 'restore') {
-    if (!verifyRecord(project.store, record, VERIFY_ON_RESTORE_BYTES)) return undefined;
+    if (!(await ctx.cache.get(record, VERIFY_ON_RESTORE_BYTES))) return undefined;
     for (const [name, rel] of Object.entries(node.outs)) {
       const abs = join(project.workspace, rel);
       prepareOutputPath(project.bounds, abs, () => owned(rel), `output "${name}" (${rel})`);
@@ -142,7 +144,7 @@ function serveCached(ctx: RunContext, node: NodeDef, execKey: string, owned: Own
 }
 
 /** The lease names of a node: write for each output path (or its key), read for each input it reads. */
-function leasesOf(project: Project, node: NodeDef, execKey: string, withInputs: boolean): [string, LeaseMode][] {
+function leasesOf(project: Project, node: NodeDef, execKey: ExecKey, withInputs: boolean): [string, LeaseMode][] {
   const names = new Map<string, LeaseMode>();
   const outs = Object.values(node.outs);
   if (outs.length === 0) names.set(`key-${execKey}`, 'write');
@@ -220,7 +222,7 @@ function stampsOf(project: Project, node: NodeDef, owned?: Owned, cleared?: Read
 export async function restoreNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): Promise<Outcome | undefined> {
   const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, keys.execKey!, false));
   try {
-    return serveCached(ctx, node, keys.execKey!, owned);
+    return await serveCached(ctx, node, keys.execKey!, owned);
   } catch (err) {
     return { status: 'failed', error: failure(err), logTail: '' };
   } finally {
@@ -246,10 +248,10 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
     const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, execKey, true));
     try {
       if (!ctx.force.has(node.id)) {
-        const cached = serveCached(ctx, node, execKey, owned); // another run may have finished it while we waited
+        const cached = await serveCached(ctx, node, execKey, owned); // another run may have finished it while we waited
         if (cached) return cached;
       }
-      const inputs = checkInputs(ctx.project, node, upstream);
+      const inputs = await checkInputs(ctx, node, upstream);
       if (inputs.damaged) return inputs.damaged;
       replaced = inputs.replaced;
       if (replaced.length === 0) {
@@ -301,7 +303,8 @@ function inputsOf(project: Project, node: NodeDef): Input[] {
  * - if not, the bytes were damaged after they were produced (`damaged`: the node fails, the
  *   damaged objects are quarantined, and the next run recomputes the producer).
  */
-function checkInputs(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): { damaged?: Outcome; replaced: Input[] } {
+async function checkInputs(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): Promise<{ damaged?: Outcome; replaced: Input[] }> {
+  const { project } = ctx;
   const bad: string[] = [];
   const replaced: Input[] = [];
   for (const i of inputsOf(project, node)) {
@@ -316,8 +319,8 @@ function checkInputs(project: Project, node: NodeDef, upstream: Map<string, Upst
       now = undefined;
     }
     if (now === expected) continue;
-    const record = info?.execKey ? readRecord(project.store, info.execKey) : undefined;
-    if (record && verifyRecord(project.store, record, Infinity)) replaced.push(i);
+    const record = info?.execKey ? await ctx.cache.lookup(info.execKey) : undefined;
+    if (record && (await ctx.cache.get(record, Infinity))) replaced.push(i);
     else bad.push(`${i.rel} (output "${i.name}" of ${i.producer.id})`);
   }
   if (bad.length === 0) return { replaced };
@@ -326,8 +329,8 @@ function checkInputs(project: Project, node: NodeDef, upstream: Map<string, Upst
 }
 
 /** The keys of the upstream records whose outputs a node reads (NodeRecord.reads). */
-function readsOf(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): string[] {
-  const keys = new Set<string>();
+function readsOf(project: Project, node: NodeDef, upstream: Map<string, UpstreamInfo>): ExecKey[] {
+  const keys = new Set<ExecKey>();
   for (const u of project.graph.consumes.get(node.id)!.keys()) {
     const k = upstream.get(u)?.execKey;
     if (k) keys.add(k);
@@ -335,7 +338,7 @@ function readsOf(project: Project, node: NodeDef, upstream: Map<string, Upstream
   return [...keys].sort();
 }
 
-async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey: string, fp: Fingerprint, owned: Owned, reads: string[], onHandle: Launch['onHandle'], processEnded: () => void, placement: Placement): Promise<Outcome> {
+async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey: ExecKey, fp: Fingerprint, owned: Owned, reads: ExecKey[], onHandle: Launch['onHandle'], processEnded: () => void, placement: Placement): Promise<Outcome> {
   const { project } = ctx;
   const { gpus } = placement;
   const { store, workspace } = project;
@@ -352,13 +355,13 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
   let host = localHost();
   let peakRssBytes: number | undefined;
   // Most trivial stages print nothing: an empty log is not worth an object.
-  const storeLog = (path: string): string | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? putBlob(store, path) : undefined);
+  const storeLog = (path: string): Digest | undefined => (statSync(path, { throwIfNoEntry: false })?.size ? putBlob(store, path) : undefined);
   // Output paths this attempt cleared for its stage: what is there when it fails is its own.
   const cleared = new Set<string>();
   let markTimer: NodeJS.Timeout | undefined;
   let marked = false;
   const fail = (error: string, exitCode?: number | null): Outcome => {
-    let log: string | undefined;
+    let log: Digest | undefined;
     let logTail = '';
     try {
       if (existsSync(logPath)) {
@@ -451,15 +454,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: string, execKey:
       };
       if (gpus) record.gpus = gpus;
       if (reads.length > 0) record.reads = reads;
-      // Group commit: objects durable, then the record that names them, then durable too.
-      await ctx.commits.durable(objectsOf(record).map((d) => store.objectPath(d)));
-      writeRecord(store, record);
-      try {
-        await ctx.commits.durable([store.recordPath(execKey)]);
-      } catch (err) {
-        rmSync(store.recordPath(execKey), { force: true });
-        throw err;
-      }
+      await ctx.cache.put(record);
       // Committed: what earlier attempts left to resume from is done with.
       if (node.type !== 'cmd') rmSync(store.resumeDir(execKey), { recursive: true, force: true });
     } catch (err) {
@@ -514,7 +509,11 @@ function tail(text: string, lines: number): string {
 }
 
 /** What a real run gives its runner: the run context, less what the runner makes itself. */
-export type LocalRunnerOptions = Omit<RunContext, 'project' | 'staging' | 'commits' | 'onWait' | 'onStart' | 'onProgress'> & { events: SchedulerEvents };
+export type LocalRunnerOptions = Omit<RunContext, 'project' | 'staging' | 'cache' | 'onWait' | 'onStart' | 'onProgress'> & {
+  events: SchedulerEvents;
+  /** Where results are put and got; the project's local store unless given. */
+  cache?: Cache;
+};
 
 /**
  * The runner of a real run: nodes keyed against the cache, run by the executor under their
@@ -523,9 +522,9 @@ export type LocalRunnerOptions = Omit<RunContext, 'project' | 'staging' | 'commi
 export function localRunner(project: Project, o: LocalRunnerOptions): NodeRunner & { close(): void } {
   project.store.cleanDeadStaging();
   const staging = project.store.runStaging();
-  const { events, ...given } = o;
+  const { events, cache, ...given } = o;
   const ctx: RunContext = {
-    ...given, project, staging, commits: new GroupCommit(),
+    ...given, project, staging, cache: cache ?? new LocalCache(project.store, new GroupCommit()),
     onWait: (id, h) => events.waiting(id, h),
     onStart: (id) => events.started(id),
     onProgress: (id, line) => events.progress(id, line),

@@ -2,6 +2,7 @@ import type { LeaseHolder } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
 import type { NodeKeys, UpstreamInfo } from '../node-keys.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
+import type { ExecKey, PlanKey } from '../util/key-types.js';
 import type { NodeDef } from '../pipeline/types.js';
 
 /* The seam between the scheduler, which decides when each node runs, and whatever runs it. */
@@ -11,8 +12,8 @@ import type { NodeDef } from '../pipeline/types.js';
  * plan found served as the snapshot had it is served without reading its record.
  */
 export interface Served {
-  planKey: string;
-  execKey: string;
+  planKey: PlanKey;
+  execKey: ExecKey;
   metrics?: Record<string, number>;
   record?: NodeRecord;
 }
@@ -24,9 +25,9 @@ export function servedBy(record: NodeRecord): Served {
 /** What the plan decided for a node, as a runner carries it out (engine/plan.ts's Decision is one). */
 export interface Planned {
   state: 'cached' | 'run' | 'blocked';
-  planKey: string;
+  planKey: PlanKey;
   /** Known when every upstream's result was known to the plan. */
-  execKey?: string;
+  execKey?: ExecKey;
   execFingerprint?: Fingerprint;
   /** A cached node whose outputs must be put back in the workspace. */
   restore?: boolean;

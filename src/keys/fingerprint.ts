@@ -1,6 +1,7 @@
 import type { NodeDef } from '../pipeline/types.js';
 import { pushAll } from '../util/arrays.js';
 import { keyOf } from '../util/hash.js';
+import type { ExecKey, PlanKey } from '../util/key-types.js';
 
 /**
  * Everything that decides whether a node's cached result can be reused. Each field says why it
@@ -63,8 +64,14 @@ export function fingerprint(
   };
 }
 
-export function keyOfFingerprint(fp: Fingerprint): string {
-  return keyOf(fp);
+/** The plan key of a fingerprint whose `upstream` holds plan keys. */
+export function planKeyOf(fp: Fingerprint): PlanKey {
+  return keyOf(fp) as PlanKey;
+}
+
+/** The execution key of a fingerprint whose `upstream` holds the digests of the outputs read. */
+export function execKeyOf(fp: Fingerprint): ExecKey {
+  return keyOf(fp) as ExecKey;
 }
 
 export interface FingerprintChange {

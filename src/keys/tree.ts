@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync, type Stat
 import { join } from 'node:path';
 import { FsShapeError, kindOf } from '../util/fs-safe.js';
 import { digestBytes } from '../util/hash.js';
+import type { Digest } from '../util/key-types.js';
 
 /*
  * A directory as dfwe sees it, walked one way for every use: an output being committed, a
@@ -100,7 +101,7 @@ export interface ManifestLink {
  * The digest of a directory: every file (path, exec bit, content digest), every symlink (path,
  * target) and every empty directory, sorted by path. JSON lines, so no name can forge another.
  */
-export function manifestDigest(files: readonly ManifestFile[], links: readonly ManifestLink[] = [], emptyDirs: readonly string[] = []): string {
+export function manifestDigest(files: readonly ManifestFile[], links: readonly ManifestLink[] = [], emptyDirs: readonly string[] = []): Digest {
   const lines: [string, string, string][] = [
     ...files.map((f): [string, string, string] => [f.path, f.exec ? 'x' : 'f', f.digest]),
     ...links.map((l): [string, string, string] => [l.path, 'l', l.target]),

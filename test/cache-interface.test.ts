@@ -1,0 +1,163 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalCache, type Cache } from '../src/cache/cache.js';
+import { GroupCommit } from '../src/cache/group-commit.js';
+import { LeaseManager } from '../src/cache/lease.js';
+import { SEAL_MS } from '../src/cache/objects.js';
+import type { NodeRecord } from '../src/cache/records.js';
+import { executors } from '../src/execute/executors/index.js';
+import { local } from '../src/execute/executors/local.js';
+import { localRunner } from '../src/execute/node-runner.js';
+import type { SchedulerEvents } from '../src/execute/runner.js';
+import { runGraph, type RunSummary } from '../src/execute/scheduler.js';
+import { execKeyOf, planKeyOf } from '../src/keys/fingerprint.js';
+import { isDigest, isExecKey, type Digest, type ExecKey } from '../src/util/key-types.js';
+import { digestBytes } from '../src/util/hash.js';
+import { openProject, type Project } from '../src/project.js';
+import { registry } from '../stages/index.js';
+import { read, workspace } from './helpers.js';
+
+/*
+ * The Cache seam (src/cache/cache.ts): the local store honours lookup, get, put and records, and a
+ * run's nodes go through the cache they are given, so that another cache (a shared store) can be
+ * handed in without a branch in the scheduler.
+ */
+
+const PIPELINE = `version: 1
+stages:
+  a:
+    cmd: echo made-by-a > \${{ outs.o }}
+    outs: { o: out/a.txt }
+  b:
+    cmd: cat \${{ stages.a.outs.o }} > \${{ outs.o }}; echo and-b >> \${{ outs.o }}
+    outs: { o: out/b.txt }
+`;
+
+const quiet: SchedulerEvents = { started() {}, finished() {}, waiting() {}, progress() {} };
+
+async function runWith(project: Project, cache?: Cache): Promise<RunSummary> {
+  const signal = new AbortController().signal;
+  const leases = new LeaseManager(project.store.locksDir, 'cache-interface test', () => {});
+  const executor = await local.connect();
+  project.store.claim();
+  const runner = localRunner(project, { leases, executor, executorKind: local, force: new Set(), signal, events: quiet, streamOutput: false, cache });
+  try {
+    return await runGraph(project.graph, runner, { jobs: 1, keepGoing: false, signal, events: quiet });
+  } finally {
+    runner.close();
+    executor.close();
+    leases.close();
+  }
+}
+
+const open = (ws: string): Promise<Project> => openProject({ workspace: ws, stageTypes: registry, executors });
+
+/** A cache that is the local store, counting what the run asks of it; `refuse` makes every get fail. */
+class Counting implements Cache {
+  readonly where = 'a counting cache';
+  puts: ExecKey[] = [];
+  gets: ExecKey[] = [];
+  refuse = false;
+  constructor(private readonly inner: LocalCache) {}
+  lookup(key: ExecKey): Promise<NodeRecord | undefined> {
+    return this.inner.lookup(key);
+  }
+  async get(record: NodeRecord, verifyUpTo: number): Promise<boolean> {
+    this.gets.push(record.execKey);
+    return !this.refuse && (await this.inner.get(record, verifyUpTo));
+  }
+  async put(record: NodeRecord): Promise<void> {
+    this.puts.push(record.execKey);
+    await this.inner.put(record);
+  }
+  records(): AsyncIterable<ExecKey> {
+    return this.inner.records();
+  }
+}
+
+async function keysOf(cache: Cache): Promise<ExecKey[]> {
+  const out: ExecKey[] = [];
+  for await (const k of cache.records()) out.push(k);
+  return out;
+}
+
+test('the local cache: what is put is looked up and listed; a damaged object fails get and is quarantined', async () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  const project = await open(ws);
+  const summary = await runWith(project);
+  assert.equal(summary.ran, 2);
+  const cache = new LocalCache(project.store, new GroupCommit());
+  const served = [...summary.served.values()];
+  assert.deepEqual((await keysOf(cache)).sort(), served.map((s) => s.execKey).sort());
+  const a = summary.served.get('a')!;
+  const record = (await cache.lookup(a.execKey))!;
+  assert.equal(record.nodeId, 'a');
+  assert.equal(await cache.lookup('0'.repeat(32) as ExecKey), undefined);
+  assert.equal(await cache.get(record, Infinity), true);
+  // The object's bytes change under an intact seal: only re-hashing can tell.
+  const object = project.store.objectPath(record.outputs.o!.digest);
+  chmodSync(object, 0o644);
+  writeFileSync(object, 'made-by-X\n');
+  utimesSync(object, SEAL_MS / 1000, SEAL_MS / 1000);
+  assert.equal(await cache.get(record, Infinity), false);
+  assert.ok(!existsSync(object), 'the damaged object is moved aside');
+  assert.equal(readdirSync(project.store.quarantineDir).length, 1);
+});
+
+test('a put whose record cannot be made durable leaves no record', async () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  const project = await open(ws);
+  const summary = await runWith(project);
+  const good = new LocalCache(project.store, new GroupCommit());
+  const record = (await good.lookup(summary.served.get('b')!.execKey))!;
+  rmSync(project.store.recordPath(record.execKey));
+  const failing = { durable: async (paths: Iterable<string>) => {
+    if ([...paths].some((p) => p.endsWith('.json'))) throw Object.assign(new Error('I/O error'), { code: 'EIO' });
+  } } as unknown as GroupCommit;
+  await assert.rejects(new LocalCache(project.store, failing).put(record), /I\/O error/);
+  assert.equal(await good.lookup(record.execKey), undefined);
+  await good.put(record);
+  assert.equal((await good.lookup(record.execKey))?.execKey, record.execKey);
+});
+
+test("a run's nodes put what they ran into the cache they are given, and restore only what it gets", async () => {
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  const project = await open(ws);
+  const counting = new Counting(new LocalCache(project.store, new GroupCommit()));
+  const first = await runWith(project, counting);
+  assert.equal(first.ran, 2);
+  assert.deepEqual(counting.puts, [first.served.get('a')!.execKey, first.served.get('b')!.execKey]);
+  // An output gone from the workspace: restored from what the cache gets.
+  rmSync(join(ws, 'out/b.txt'));
+  const again = await runWith(await open(ws), counting);
+  assert.deepEqual([again.ran, again.cached, again.restored], [0, 2, 1]);
+  assert.deepEqual(counting.gets, [first.served.get('b')!.execKey]);
+  assert.equal(read(ws, 'out/b.txt'), 'made-by-a\nand-b\n');
+  // A cache that cannot give the result's contents: the node runs instead, and puts its result.
+  rmSync(join(ws, 'out/b.txt'));
+  counting.refuse = true;
+  counting.puts = [];
+  const refused = await runWith(await open(ws), counting);
+  assert.deepEqual([refused.ran, refused.cached], [1, 1]);
+  assert.deepEqual(counting.puts, [first.served.get('b')!.execKey]);
+  assert.equal(read(ws, 'out/b.txt'), 'made-by-a\nand-b\n');
+});
+
+test('plan keys, execution keys and digests are told apart by the compiler (tsc --noEmit checks this file)', () => {
+  const fp = { format: 2, type: 'cmd', version: 1, command: 'true', params: {}, pipelineParams: {}, env: {}, deps: {}, outs: {}, upstream: {} };
+  const planKey = planKeyOf(fp);
+  const execKey = execKeyOf(fp);
+  const digest = digestBytes('x');
+  // The same fingerprint gives the same hex either way: only the type says which it is.
+  assert.equal(String(planKey), String(execKey));
+  // @ts-expect-error a plan key is not an execution key (it would look up the wrong record)
+  const wrongKey: ExecKey = planKey;
+  // @ts-expect-error a content digest is not an execution key
+  const wrongDigest: ExecKey = digest;
+  // @ts-expect-error an execution key does not name an object
+  const wrongObject: Digest = execKey;
+  assert.ok(isExecKey(wrongKey) && isExecKey(wrongDigest) && isDigest(wrongObject));
+  assert.ok(!isExecKey('not-a-key') && !isDigest(`${digest}.tmp-1`));
+});
