@@ -4,20 +4,13 @@ import { chmodSync, existsSync, readdirSync, rmSync, utimesSync, writeFileSync }
 import { join } from 'node:path';
 import { LocalCache, type Cache } from '../src/cache/cache.js';
 import { GroupCommit } from '../src/cache/group-commit.js';
-import { LeaseManager } from '../src/cache/lease.js';
 import { SEAL_MS } from '../src/cache/objects.js';
 import type { NodeRecord } from '../src/cache/records.js';
-import { executors } from '../src/execute/executors/index.js';
-import { local } from '../src/execute/executors/local.js';
-import { localRunner } from '../src/execute/node-runner.js';
-import type { SchedulerEvents } from '../src/execute/runner.js';
-import { runGraph, type RunSummary } from '../src/execute/scheduler.js';
 import { execKeyOf, planKeyOf } from '../src/keys/fingerprint.js';
 import { isDigest, isExecKey, type Digest, type ExecKey } from '../src/util/key-types.js';
 import { digestBytes } from '../src/util/hash.js';
-import { openProject, type Project } from '../src/project.js';
-import { registry } from '../stages/index.js';
 import { read, workspace } from './helpers.js';
+import { openIn as open, runIn as runWith } from './in-process.js';
 
 /*
  * The Cache seam (src/cache/cache.ts): the local store honours lookup, get, put and records, and a
@@ -34,25 +27,6 @@ stages:
     cmd: cat \${{ stages.a.outs.o }} > \${{ outs.o }}; echo and-b >> \${{ outs.o }}
     outs: { o: out/b.txt }
 `;
-
-const quiet: SchedulerEvents = { started() {}, finished() {}, waiting() {}, progress() {} };
-
-async function runWith(project: Project, cache?: Cache): Promise<RunSummary> {
-  const signal = new AbortController().signal;
-  const leases = new LeaseManager(project.store.locksDir, 'cache-interface test', () => {});
-  const executor = await local.connect();
-  project.store.claim();
-  const runner = localRunner(project, { leases, executor, executorKind: local, force: new Set(), signal, events: quiet, streamOutput: false, cache });
-  try {
-    return await runGraph(project.graph, runner, { jobs: 1, keepGoing: false, signal, events: quiet });
-  } finally {
-    runner.close();
-    executor.close();
-    leases.close();
-  }
-}
-
-const open = (ws: string): Promise<Project> => openProject({ workspace: ws, stageTypes: registry, executors });
 
 /** A cache that is the local store, counting what the run asks of it; `refuse` makes every get fail. */
 class Counting implements Cache {
@@ -126,12 +100,12 @@ test("a run's nodes put what they ran into the cache they are given, and restore
   const ws = workspace({ 'dfwe.yaml': PIPELINE });
   const project = await open(ws);
   const counting = new Counting(new LocalCache(project.store, new GroupCommit()));
-  const first = await runWith(project, counting);
+  const first = await runWith(project, { cache: counting });
   assert.equal(first.ran, 2);
   assert.deepEqual(counting.puts, [first.served.get('a')!.execKey, first.served.get('b')!.execKey]);
   // An output gone from the workspace: restored from what the cache gets.
   rmSync(join(ws, 'out/b.txt'));
-  const again = await runWith(await open(ws), counting);
+  const again = await runWith(await open(ws), { cache: counting });
   assert.deepEqual([again.ran, again.cached, again.restored], [0, 2, 1]);
   assert.deepEqual(counting.gets, [first.served.get('b')!.execKey]);
   assert.equal(read(ws, 'out/b.txt'), 'made-by-a\nand-b\n');
@@ -139,7 +113,7 @@ test("a run's nodes put what they ran into the cache they are given, and restore
   rmSync(join(ws, 'out/b.txt'));
   counting.refuse = true;
   counting.puts = [];
-  const refused = await runWith(await open(ws), counting);
+  const refused = await runWith(await open(ws), { cache: counting });
   assert.deepEqual([refused.ran, refused.cached], [1, 1]);
   assert.deepEqual(counting.puts, [first.served.get('b')!.execKey]);
   assert.equal(read(ws, 'out/b.txt'), 'made-by-a\nand-b\n');

@@ -56,7 +56,7 @@ class FakeRunner implements NodeRunner {
       setImmediate(() => {
         this.running--;
         this.ended.push(n.id);
-        if (this.fail.has(n.id)) return resolve({ status: 'failed', error: `${n.id} broke`, logTail: '' });
+        if (this.fail.has(n.id)) return resolve({ status: 'failed', kind: 'exit', error: `${n.id} broke`, logTail: '' });
         processEnded();
         resolve({ status: 'ran', record: record(n.id, this.writes.get(n.id)) });
       }),

@@ -68,6 +68,8 @@ export interface NodeAttempt {
   durationMs: number;
   peakRssBytes?: number;
   exitCode?: number | null;
+  /** Why it failed (runner.ts's FailureKind), as data. */
+  kind?: string;
   error?: string;
   log?: Digest;
   host: string;

@@ -1,6 +1,7 @@
 import { plan } from '../engine/planner.js';
 import { nodeOrError } from '../project.js';
 import { secondsOf } from '../report/reporter.js';
+import { FAILURE_KINDS, isFailureKind } from '../execute/runner.js';
 import { open, type GlobalOptions } from './common.js';
 import { readAttempt, readRecord, readRunning, type RunningNode } from '../cache/records.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -38,7 +39,7 @@ export async function showCommand(id: string, pipeline: string | undefined, opts
       for (const [k, v] of Object.entries(record.metrics)) out.push(`    ${k}: ${v}`);
     }
   } else out.push('  no cached result yet');
-  if (attempt && attempt.status === 'failed') out.push(`  last attempt failed at ${attempt.at}: ${attempt.error}`);
+  if (attempt && attempt.status === 'failed') out.push(`  last attempt failed at ${attempt.at}${isFailureKind(attempt.kind) ? ` (${attempt.kind}: ${FAILURE_KINDS[attempt.kind]})` : ''}: ${attempt.error}`);
   if (log !== undefined && log.trim() !== '') {
     const lines = log.trimEnd().split('\n');
     const shown = opts.log ? lines : lines.slice(-20);

@@ -17,7 +17,7 @@ import type { NodeSpec } from './node-spec.js';
 import type { Executor, ExecutorKind, Launch } from '../executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
-import { servedBy, type NodeRunner, type Outcome, type Placement, type Planned, type SchedulerEvents } from './runner.js';
+import { servedBy, type FailureKind, type NodeRunner, type Outcome, type Placement, type Planned, type SchedulerEvents } from './runner.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -55,6 +55,12 @@ function failure(err: unknown): string {
   if (err instanceof CommitError || err instanceof RestoreError || err instanceof FsShapeError) return err.message;
   if (isEnvironmentError(err)) return describeFsError(err);
   return (err as Error).message;
+}
+
+/** A node's failure by an error thrown while it was restored or run, outside its stage's process. */
+function failedBy(ctx: RunContext, err: unknown): Outcome {
+  const kind: FailureKind = ctx.signal.aborted ? 'interrupted' : err instanceof RestoreError ? 'restore' : err instanceof CommitError || err instanceof FsShapeError ? 'output-refused' : 'environment';
+  return { status: 'failed', kind, error: failure(err), logTail: '' };
 }
 
 /**
@@ -224,7 +230,7 @@ export async function restoreNode(ctx: RunContext, node: NodeDef, keys: NodeKeys
   try {
     return await serveCached(ctx, node, keys.execKey!, owned);
   } catch (err) {
-    return { status: 'failed', error: failure(err), logTail: '' };
+    return failedBy(ctx, err);
   } finally {
     held.forEach((l) => l.release());
   }
@@ -260,10 +266,10 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       }
       if (round >= INPUT_RESTORES) {
         const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
-        return { status: 'failed', error: `input ${what} kept being replaced by another run (another version of the pipeline in this workspace); run again once it ends`, logTail: '' };
+        return { status: 'failed', kind: 'input-changed', error: `input ${what} kept being replaced by another run (another version of the pipeline in this workspace); run again once it ends`, logTail: '' };
       }
     } catch (err) {
-      return { status: 'failed', error: failure(err), logTail: '' };
+      return failedBy(ctx, err);
     } finally {
       held.forEach((l) => l.release());
     }
@@ -325,7 +331,7 @@ async function checkInputs(ctx: RunContext, node: NodeDef, upstream: Map<string,
   }
   if (bad.length === 0) return { replaced };
   const error = `input ${bad.join(', ')} changed after it was produced (its content no longer matches the cache record); damaged cache objects were quarantined: run again to recompute`;
-  return { damaged: { status: 'failed', error, logTail: '' }, replaced };
+  return { damaged: { status: 'failed', kind: 'input-changed', error, logTail: '' }, replaced };
 }
 
 /** The keys of the upstream records whose outputs a node reads (NodeRecord.reads). */
@@ -360,7 +366,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
   const cleared = new Set<string>();
   let markTimer: NodeJS.Timeout | undefined;
   let marked = false;
-  const fail = (error: string, exitCode?: number | null): Outcome => {
+  const fail = (kind: FailureKind, error: string, exitCode?: number | null): Outcome => {
     let log: Digest | undefined;
     let logTail = '';
     try {
@@ -370,12 +376,12 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
       }
       writeAttempt(store, workspace, {
         nodeId: node.id, status: 'failed', execKey, planKey, at: startedAt.toISOString(), durationMs: performance.now() - t0, peakRssBytes,
-        exitCode, error, log, host, gpus, fingerprint: fp, left: stampsOf(project, node, owned, cleared),
+        kind, exitCode, error, log, host, gpus, fingerprint: fp, left: stampsOf(project, node, owned, cleared),
       });
     } catch {
       // The failure itself is what matters; a log that cannot be kept (a full disk) is not.
     }
-    return { status: 'failed', error, logTail, exitCode, peakRssBytes, gpus };
+    return { status: 'failed', kind, error, logTail, exitCode, peakRssBytes, gpus };
   };
   try {
     // Stale outputs must not pass for fresh ones: remove them before the stage runs, but only
@@ -421,22 +427,22 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
     if (result.exitCode === 0 && !ctx.signal.aborted) processEnded();
     host = result.host || host;
     peakRssBytes = result.peakRssBytes;
-    if (ctx.signal.aborted) return fail('interrupted', null);
+    if (ctx.signal.aborted) return fail('interrupted', 'interrupted', null);
     if (result.exitCode !== 0) {
       const why = result.reason ?? `exit code ${result.exitCode}`;
-      return fail(`${node.type === 'cmd' ? 'command' : `stage ${node.type}`} failed (${why})`, result.exitCode);
+      return fail('exit', `${node.type === 'cmd' ? 'command' : `stage ${node.type}`} failed (${why})`, result.exitCode);
     }
     for (const [name, p] of Object.entries(node.outs)) {
       // A job's files written on another host can take a moment to show here (NFS caches attributes).
       const st = await statEventually(join(workspace, p), ctx.executorKind.outputsVisibleWithinMs);
-      if (!st) return fail(`did not write its declared output "${name}" (${p})`, 0);
+      if (!st) return fail('missing-output', `did not write its declared output "${name}" (${p})`, 0);
     }
     let fileMetrics: Record<string, number> | undefined;
     try {
       fileMetrics = readMetricsFiles(workspace, project.bounds, node);
     } catch (err) {
       if (!(err instanceof MetricsFileError) && !isEnvironmentError(err)) throw err;
-      return fail(err instanceof MetricsFileError ? err.message : describeFsError(err as NodeJS.ErrnoException), 0);
+      return err instanceof MetricsFileError ? fail('metrics', err.message, 0) : fail('environment', describeFsError(err as NodeJS.ErrnoException), 0);
     }
     let record: NodeRecord;
     try {
@@ -458,15 +464,15 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
       // Committed: what earlier attempts left to resume from is done with.
       if (node.type !== 'cmd') rmSync(store.resumeDir(execKey), { recursive: true, force: true });
     } catch (err) {
-      if (err instanceof CommitError) return fail(err.message, 0);
+      if (err instanceof CommitError) return fail('output-refused', err.message, 0);
       // Objects appear whole or not at all and the record comes last: nothing half-made is left.
-      return fail(commitFailure(err as NodeJS.ErrnoException, store.root));
+      return fail('store', commitFailure(err as NodeJS.ErrnoException, store.root));
     }
     writeAttempt(store, workspace, { nodeId: node.id, status: 'succeeded', execKey, planKey, at: record.startedAt, durationMs: record.durationMs, peakRssBytes, log: record.log, host: record.host, gpus, fingerprint: fp, left: stampsOf(project, node) });
     return { status: 'ran', record };
   } catch (err) {
-    if (err instanceof RestoreError) return fail(err.message);
-    return fail(`dfwe could not run it: ${failure(err)}`);
+    if (err instanceof RestoreError) return fail('restore', err.message);
+    return fail(ctx.signal.aborted ? 'interrupted' : 'environment', `dfwe could not run it: ${failure(err)}`);
   } finally {
     clearTimeout(markTimer);
     if (marked) clearRunning(store, workspace, node.id);

@@ -37,11 +37,32 @@ export interface Planned {
   metrics?: Record<string, number>;
 }
 
+/**
+ * Why a node failed, as data: the stage's own failure, dfwe refusing what it wrote, or the
+ * machine refusing dfwe, which a reporter, the history and `dfwe show` tell apart (the message
+ * says the particulars).
+ */
+export const FAILURE_KINDS = {
+  exit: 'the stage failed: a non-zero exit, a signal, or it could not start',
+  interrupted: 'the run was stopped while it ran',
+  'missing-output': 'it ended well without writing a declared output',
+  metrics: 'a declared metrics file is missing or not what dfwe reads',
+  'output-refused': 'dfwe cannot store an output as it is (a symlink, a path leading out of the workspace, the wrong kind of file)',
+  store: 'its results could not be stored (a full disk, a cache dfwe cannot write)',
+  'input-changed': 'an input changed after it was produced, or another run kept replacing it',
+  restore: 'a cached result could not be put in place',
+  environment: 'dfwe could not run it: the workspace or cache refused a file operation, or a result left the cache during the run',
+} as const;
+
+export type FailureKind = keyof typeof FAILURE_KINDS;
+
+export const isFailureKind = (v: unknown): v is FailureKind => typeof v === 'string' && Object.hasOwn(FAILURE_KINDS, v);
+
 /** How a node's check, restore or run ended. */
 export type Outcome =
   | { status: 'cached'; served: Served; restored: boolean }
   | { status: 'ran'; record: NodeRecord }
-  | { status: 'failed'; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
+  | { status: 'failed'; kind: FailureKind; error: string; logTail: string; exitCode?: number | null; peakRssBytes?: number; gpus?: string[] };
 
 /** Where a node runs in this run: its job slot (0 = the first) and the GPUs it was given. */
 export interface Placement {

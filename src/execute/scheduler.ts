@@ -138,6 +138,8 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
   const takeGpuTokens = (n: number): number[] => (opts.gpus ? freeGpuTokens.splice(0, n) : []);
   const fits = (n: NodeDef): boolean => Object.entries(n.resources).every(([r, amount]) => (inUse[r] ?? 0) + amount <= capacityOf(r));
   const stopped = (): boolean => halted || opts.signal.aborted;
+  // A runner that throws rather than report a failure: the run was stopped, or the machine refused it.
+  const thrown = (err: unknown): Outcome => ({ status: 'failed', kind: opts.signal.aborted ? 'interrupted' : 'environment', error: (err as Error).message, logTail: '' });
 
   await new Promise<void>((resolveAll) => {
     const pump = (): void => {
@@ -150,7 +152,7 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
         try {
           r = runner.check(n, infos);
         } catch (err) {
-          complete(n, { status: 'failed', error: (err as Error).message, logTail: '' });
+          complete(n, thrown(err));
           continue;
         }
         if (r.outcome) complete(n, r.outcome);
@@ -158,7 +160,7 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
           restoring++;
           const keys = r.keys;
           runner.restore(n, keys)
-            .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
+            .catch(thrown)
             .then((outcome) => {
               restoring--;
               if (outcome) complete(n, outcome);
@@ -202,7 +204,7 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
           committing(node, +1);
           pump();
         })
-          .catch((err: Error): Outcome => ({ status: 'failed', error: err.message, logTail: '' }))
+          .catch(thrown)
           .then((outcome) => {
             if (freed) committing(node, -1);
             free();

@@ -70,7 +70,7 @@ export class HistoryRecorder implements Reporter {
     } else if (o.status === 'cached' && o.restored) {
       line = { t: 'node', id, stage, state: 'restored', start, ms: 0 };
     } else if (o.status === 'failed') {
-      line = { t: 'node', id, stage, state: 'failed', start, ms: now - start, lane: slot?.lane, gpus: o.gpus, rss: o.peakRssBytes, error: o.error };
+      line = { t: 'node', id, stage, state: 'failed', start, ms: now - start, lane: slot?.lane, gpus: o.gpus, rss: o.peakRssBytes, kind: o.kind, error: o.error };
     }
     if (line) this.log.append(line);
     this.inner.finished(id, o);

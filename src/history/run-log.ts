@@ -7,6 +7,7 @@ import { digestBytes } from '../util/hash.js';
 import type { GitState } from './git.js';
 import type { Pair } from '../comparison.js';
 import type { ReportSpec } from '../pipeline/types.js';
+import type { FailureKind } from '../execute/runner.js';
 
 /*
  * The run history: cache/runs/<run id>.jsonl, one file per run, only ever appended to. Its first
@@ -63,6 +64,8 @@ export interface NodeLine {
   /** The GPUs it was given (CUDA_VISIBLE_DEVICES). */
   gpus?: string[];
   rss?: number;
+  /** Why it failed (runner.ts's FailureKind), and what the message said. */
+  kind?: FailureKind;
   error?: string;
 }
 

@@ -6,6 +6,7 @@ import { UserError } from '../diagnostics.js';
 import { processAlive, processStart } from '../util/process.js';
 import { nestedWithin } from '../util/depth.js';
 import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
+import { isFailureKind } from '../execute/runner.js';
 
 /*
  * The run history read back (run-log.ts writes it). Files are anyone's to edit or damage: a line
@@ -60,7 +61,7 @@ function isStart(l: Record<string, unknown>): l is StartLine & Record<string, un
 
 function isNode(l: Record<string, unknown>): l is NodeLine & Record<string, unknown> {
   return l.t === 'node' && isString(l.id) && isString(l.stage) && isMs(l.start) && isMs(l.ms) && ['ran', 'restored', 'failed'].includes(l.state as string) &&
-    optional(l.lane, (v) => isCount(v) && v < MAX_LANE) && optional(l.host, isString) && optional(l.gpus, (v) => Array.isArray(v) && v.length < MAX_LANE && v.every(isString)) && optional(l.rss, isCount) && optional(l.error, isString);
+    optional(l.lane, (v) => isCount(v) && v < MAX_LANE) && optional(l.host, isString) && optional(l.gpus, (v) => Array.isArray(v) && v.length < MAX_LANE && v.every(isString)) && optional(l.rss, isCount) && optional(l.kind, isFailureKind) && optional(l.error, isString);
 }
 
 function isEnd(l: Record<string, unknown>): l is EndLine & Record<string, unknown> {
