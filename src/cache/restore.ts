@@ -206,9 +206,13 @@ function sealedTree(abs: string, st: Stats): boolean {
  * is dfwe's to replace, and remove a temp a dead holder left.
  */
 export function prepareOutputPath(bounds: Bounds, abs: string, owned: () => boolean, what: string): void {
-  const outside = bounds.outsideWhenWritten(abs);
-  if (outside) throw new RestoreError(`${what} is really ${outside}, outside the workspace (a symlink on its way); nothing was written there`);
-  const forbidden = bounds.forbidden(bounds.whereWritten(abs)!) ?? (bounds.holdsVcs(abs) ? `holds version-control metadata (${bounds.holdsVcs(abs)})` : undefined);
+  const where = bounds.whereWritten(abs);
+  if (where === undefined || !bounds.inside(where)) {
+    throw new RestoreError(`${what} is really ${where ?? `${abs} (a broken path: a symlink loop or a file where a directory should be)`}, outside the workspace (a symlink on its way); nothing was written there`);
+  }
+  // Only something that is there can hold a repository (most outputs are not there yet).
+  const vcs = lstatSafe(abs) && bounds.holdsVcs(abs);
+  const forbidden = bounds.forbidden(where) ?? (vcs ? `holds version-control metadata (${vcs})` : undefined);
   if (forbidden) throw new RestoreError(`${what} ${forbidden}: dfwe deletes an output before its stage runs, so it does not touch it`);
   assertReplaceable(abs, owned, what);
   rmSync(stagingName(abs), { recursive: true, force: true });
