@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command, Option } from 'commander';
 import { buildProgram } from '../src/cli-program.js';
 import { executors } from '../src/execute/executors/index.js';
+import { FAILURE_KINDS } from '../src/execute/runner.js';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { optimizers } from '../src/search/optimizers.js';
 import { registry } from '../stages/index.js';
@@ -50,6 +51,12 @@ export function cliReference(): string {
     table(['option', 'what it does'], optionRows(program.options)),
     '',
     'Exit codes: 0 success; 1 a stage failed (or `verify` found damage); 2 bad input (the pipeline or the command line), with a located error; 70 an internal error, a bug in dfwe (please report it with the stack trace it prints); 130 interrupted.',
+    '',
+    '## How a node fails',
+    '',
+    "A failed node's reason is a kind as well as a message: the run prints the message, `dfwe show NODE` prints both (`last attempt failed at … (missing-output: …)`), and the run's history keeps the kind on the node's line (`kind` in the cache's `runs/*.jsonl`), so a script can tell the stage's own failure from dfwe refusing what it wrote.",
+    '',
+    table(['kind', 'what happened'], Object.entries(FAILURE_KINDS).map(([kind, words]) => [`\`${kind}\``, words])),
     '',
     ...program.commands.map((c) => commandSection(c) + '\n'),
   ].join('\n');

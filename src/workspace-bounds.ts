@@ -178,9 +178,13 @@ export class Bounds {
 
   /** Whether writing `abs` stays inside; the real location when it does not. */
   outsideWhenWritten(abs: string): string | undefined {
-    const r = this.whereWritten(abs);
-    if (r === undefined) return `${abs} (a broken path: a symlink loop or a file where a directory should be)`;
-    return this.inside(r) ? undefined : r;
+    return this.outsideAt(abs, this.whereWritten(abs));
+  }
+
+  /** outsideWhenWritten for a caller that has `where`, whereWritten's answer for `abs`, already. */
+  outsideAt(abs: string, where: string | undefined): string | undefined {
+    if (where === undefined) return `${abs} (a broken path: a symlink loop or a file where a directory should be)`;
+    return this.inside(where) ? undefined : where;
   }
 }
 

@@ -30,7 +30,6 @@ stages:
 
 /** A cache that is the local store, counting what the run asks of it; `refuse` makes every get fail. */
 class Counting implements Cache {
-  readonly where = 'a counting cache';
   puts: ExecKey[] = [];
   gets: ExecKey[] = [];
   refuse = false;

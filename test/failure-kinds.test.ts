@@ -61,6 +61,6 @@ test('each way a node fails has its kind, in the outcome, its attempt, dfwe show
 });
 
 test('every failure kind is in the reference, with the words dfwe show prints', () => {
-  const doc = readFileSync(join(REPO, 'docs/reference/stage-environment.md'), 'utf8');
-  for (const [kind, words] of Object.entries(FAILURE_KINDS)) assert.ok(doc.includes(`| \`${kind}\` | ${words} |`), `docs/reference/stage-environment.md lists ${kind}`);
+  const doc = readFileSync(join(REPO, 'docs/reference/cli.md'), 'utf8');
+  for (const [kind, words] of Object.entries(FAILURE_KINDS)) assert.ok(doc.includes(`| \`${kind}\` | ${words} |`), `docs/reference/cli.md lists ${kind}`);
 });

@@ -19,8 +19,6 @@ import type { CacheStore } from './store.js';
  * once they are past planning, where waiting on another machine is possible.
  */
 export interface Cache {
-  /** Where it is, in words, for messages. */
-  readonly where: string;
   /** The record of a key, if held whole and sealed (an edited or damaged one is not). */
   lookup(key: ExecKey): Promise<NodeRecord | undefined>;
   /**
@@ -40,14 +38,10 @@ export interface Cache {
 
 /** The cache directory on this machine (store.ts's layout), made durable by a group commit. */
 export class LocalCache implements Cache {
-  readonly where: string;
-
   constructor(
     readonly store: CacheStore,
     private readonly commits: GroupCommit,
-  ) {
-    this.where = `the cache ${store.root}`;
-  }
+  ) {}
 
   async lookup(key: ExecKey): Promise<NodeRecord | undefined> {
     return readRecord(this.store, key);

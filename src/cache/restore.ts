@@ -162,8 +162,7 @@ export function verifyRecord(store: CacheStore, record: NodeRecord, maxBytes: nu
  * lease was taken over from a run that died), or everything there is a sealed copy of a cached
  * object. Anything else is the user's, and dfwe does not delete it.
  */
-export function assertReplaceable(abs: string, owned: () => boolean, what: string): void {
-  const st = lstatSafe(abs);
+function assertReplaceable(abs: string, st: Stats | undefined, owned: () => boolean, what: string): void {
   // The cheaper question first: a file's seal is one stat already made; a directory's is a walk.
   if (st === undefined || (st.isDirectory() ? owned() || sealedTree(abs, st) : sealedTree(abs, st) || owned())) return;
   throw new RestoreError(
@@ -207,14 +206,14 @@ function sealedTree(abs: string, st: Stats): boolean {
  */
 export function prepareOutputPath(bounds: Bounds, abs: string, owned: () => boolean, what: string): void {
   const where = bounds.whereWritten(abs);
-  if (where === undefined || !bounds.inside(where)) {
-    throw new RestoreError(`${what} is really ${where ?? `${abs} (a broken path: a symlink loop or a file where a directory should be)`}, outside the workspace (a symlink on its way); nothing was written there`);
-  }
+  const outside = bounds.outsideAt(abs, where);
+  if (outside) throw new RestoreError(`${what} is really ${outside}, outside the workspace (a symlink on its way); nothing was written there`);
+  const st = lstatSafe(abs);
   // Only something that is there can hold a repository (most outputs are not there yet).
-  const vcs = lstatSafe(abs) && bounds.holdsVcs(abs);
-  const forbidden = bounds.forbidden(where) ?? (vcs ? `holds version-control metadata (${vcs})` : undefined);
+  const vcs = st && bounds.holdsVcs(abs);
+  const forbidden = bounds.forbidden(where!) ?? (vcs ? `holds version-control metadata (${vcs})` : undefined);
   if (forbidden) throw new RestoreError(`${what} ${forbidden}: dfwe deletes an output before its stage runs, so it does not touch it`);
-  assertReplaceable(abs, owned, what);
+  assertReplaceable(abs, st, owned, what);
   rmSync(stagingName(abs), { recursive: true, force: true });
 }
 
