@@ -155,14 +155,19 @@ test('a run after a status with one source changed runs what it reaches and read
   const ws = scoresWorkspace();
   assert.equal(dfwe(ws, ['run']).code, 0);
   writeFileSync(join(ws, 'dfwe.yaml'), `${SCORES}# an edit\n`);
-  assert.match(dfwe(ws, ['status']).stdout, /5 nodes: 5 cached/);
+  // The status after the edit tells every node from what the snapshot vouches for, and writes
+  // the next snapshot from the served set (its metrics and output digests): no record is read.
+  const statusLog = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
+  const st = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', statusLog, process.execPath, BIN, 'status'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  assert.match(st.stdout, /5 nodes: 5 cached/);
+  assert.deepEqual([...recordsOpened(statusLog)], [], 'the status after the edit read no record');
   writeFileSync(join(ws, 'src/d1.txt'), '21\n');
   const old = new Date(Date.now() - 1800_000);
   utimesSync(join(ws, 'src/d1.txt'), old, old);
   const before = JSON.parse(dfwe(ws, ['status', '--json']).stdout) as { nodes: { id: string; execKey: string }[] };
-  // `other` is neither run nor read by a node that runs (total reads every score's output, so
-  // their records are read to check its inputs).
-  const other = before.nodes.find((n) => n.id === 'other')!.execKey;
+  // Neither `other` nor the scores that did not change are run, and total, which reads every
+  // score's output, is keyed and checked with their digests from the served set.
+  const notRead = ['other', 'score[i=0]', 'score[i=2]'].map((id) => before.nodes.find((n) => n.id === id)!.execKey);
 
   const log = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
   const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, process.execPath, BIN, 'run'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
@@ -170,13 +175,14 @@ test('a run after a status with one source changed runs what it reaches and read
   assert.deepEqual(ran({ code: 0, stdout: r.stdout, stderr: r.stderr }), ['score[i=1]', 'total']);
   const opened = recordsOpened(log);
   assert.ok(opened.size > 0, 'the trace saw the records the run wrote and read');
-  assert.ok(!opened.has(other), 'the record of a node served as the snapshot had it was not read');
+  assert.deepEqual(notRead.filter((k) => opened.has(k)), [], 'no record of a node served as the snapshot had it was read');
 
   // Its history has every node, with the metrics of those it did not read.
   const runs = readdirSync(join(ws, 'cache/runs')).filter((f) => f.endsWith('.jsonl')).sort();
   const end = JSON.parse(readFileSync(join(ws, 'cache/runs', runs[runs.length - 1]!), 'utf8').trim().split('\n').pop()!) as { t: string; served: string };
   assert.equal(end.t, 'end');
-  const set = JSON.parse(readFileSync(join(ws, 'cache/runs/served', `${end.served}.json`), 'utf8')) as { nodes: [string, string, string, Record<string, number> | null][] };
+  const set = JSON.parse(readFileSync(join(ws, 'cache/runs/served', `${end.served}.json`), 'utf8')) as { nodes: [string, string, string, Record<string, number> | null, Record<string, string> | null][] };
+  assert.ok(set.nodes.every(([, , , , outputs]) => outputs !== null && Object.keys(outputs).length > 0), 'the served set keeps every node\'s output digests');
   const metrics = new Map(set.nodes.map(([id, , , m]) => [id, m]));
   assert.deepEqual([...metrics.keys()].sort(), ['other', 'score[i=0]', 'score[i=1]', 'score[i=2]', 'total']);
   assert.deepEqual([metrics.get('score[i=0]'), metrics.get('score[i=1]'), metrics.get('score[i=2]')], [{ acc: 10 }, { acc: 21 }, { acc: 30 }]);
@@ -186,6 +192,24 @@ test('a run after a status with one source changed runs what it reaches and read
   const noop = traced(ws, ['status']);
   assert.ok(noop.fromSnapshot, 'status used the snapshot');
   assert.match(noop.stdout, /5 nodes: 5 cached, 0 will run/);
+});
+
+test('a served set changed since it was written is not used to key a run', () => {
+  const ws = scoresWorkspace();
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  // The set names itself by its digest: one output digest edited (the set still well-formed).
+  const dir = join(ws, 'cache/runs/served');
+  for (const f of readdirSync(dir)) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const edited = text.replace(/("score\[i=0\]".*?"v":")([0-9a-f])/, (_m, head: string, c: string) => `${head}${c === '0' ? '1' : '0'}`);
+    assert.notEqual(edited, text);
+    writeFileSync(join(dir, f), edited);
+  }
+  writeFileSync(join(ws, 'src/d1.txt'), '21\n');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['score[i=1]', 'total']);
+  assert.equal(read(ws, 'out/total'), '3\n');
 });
 
 test('a run planned from the snapshot that changes what it did not run leaves no snapshot vouching for it', () => {

@@ -89,6 +89,12 @@ export class LeaseManager {
    * one link, and one heartbeat refreshes them all (they share its mtime).
    */
   private readerTemplate: string | undefined;
+  /**
+   * Token names: a random part drawn once (pids repeat across hosts of a shared filesystem), then a
+   * counter (drawing random bytes for each of 10,000 tokens was a tenth of a node's leases).
+   */
+  private readonly tokenPrefix = randomBytes(4).toString('hex');
+  private tokens = 0;
 
   /** `who` says what this process is doing, for anyone who waits on its read leases ("run of dfwe.yaml"). */
   constructor(
@@ -189,7 +195,7 @@ export class LeaseManager {
       this.writeHolder(t, this.who);
       this.readerTemplate = t;
     }
-    const token = join(this.readersOf(name), `${process.pid}-${randomBytes(4).toString('hex')}`);
+    const token = join(this.readersOf(name), `${process.pid}-${this.tokenPrefix}${(this.tokens++).toString(36)}`);
     this.linkNew(this.readerTemplate, token);
     return token;
   }

@@ -29,6 +29,8 @@ export interface Decision {
   execFingerprint?: Fingerprint;
   /** A node found cached without reading its record: its metrics, from the snapshot's served set. */
   metrics?: Record<string, number>;
+  /** Such a node's outputs' digests, from the served set when it has them. */
+  outputs?: Record<string, string>;
 }
 
 export interface PlanOptions {
@@ -79,7 +81,7 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
       const execKey = prior!.snap.execKeys[p]!;
       fromPrior.add(node.id);
       infos.set(node.id, { planKey: keys.planKey, execKey });
-      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true, metrics: prior!.metrics?.get(node.id) };
+      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true, ...prior!.served?.get(node.id) };
       byId.set(node.id, d);
       decisions.push(d);
       continue;

@@ -1,7 +1,7 @@
 import type { Project } from '../project.js';
 import { planAll, type Decision } from './plan.js';
 import { decisionsFromSnapshot } from './snapshot-plan.js';
-import { checkReadSnapshot, priorResults, type PriorResults, type Snapshot, type SnapshotCheck } from './snapshot.js';
+import { checkReadSnapshot, priorResults, type PriorResults, type ServedNodes, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import type { CacheStore } from '../cache/store.js';
 import type { SourceDigests } from '../node-keys.js';
 import { readServed } from '../history/runs.js';
@@ -47,12 +47,12 @@ export function plan(project: Project, opts: PlannerOptions = {}): Plan {
   if (snap && !project.targets) {
     if (snap.expansionKey !== project.expansionKey) {
       const found = priorResults(project, snap);
-      const prior = found && { ...found, metrics: servedMetrics(project.store, snap) };
-      if (prior && (prior.metrics || !forRun)) return { decisions: planAll(project, { force, sources, prior }), prior };
+      const prior = found && { ...found, served: servedNodes(project.store, snap) };
+      if (prior && (prior.served || !forRun)) return { decisions: planAll(project, { force, sources, prior }), prior };
     } else if (!force?.size) {
       const check = checkReadSnapshot(project, snap);
-      const metrics = check && servedMetrics(project.store, snap);
-      const decisions = check && (metrics || !forRun) ? decisionsFromSnapshot(check, project, metrics) : undefined;
+      const served = check && servedNodes(project.store, snap);
+      const decisions = check && (served || !forRun) ? decisionsFromSnapshot(check, project, served) : undefined;
       if (decisions) return { decisions, snapshot: check };
     }
   }
@@ -60,17 +60,18 @@ export function plan(project: Project, opts: PlannerOptions = {}): Plan {
 }
 
 /**
- * The metrics of each node the snapshot vouches for, from its served set: what a run served
- * without reading records reports and records. Undefined when it has none (or it went).
+ * What served each node the snapshot vouches for, from its served set: the metrics a run that
+ * serves it without reading its record reports and records, and the output digests it keys the
+ * nodes that read them with. Undefined when it has none (or it went).
  */
-function servedMetrics(store: CacheStore, s: Snapshot): Map<string, Record<string, number> | undefined> | undefined {
+function servedNodes(store: CacheStore, s: Snapshot): ServedNodes | undefined {
   const set = readServed(store, s.served);
   if (!set || set.nodes.length !== s.ids.length) return undefined;
-  const out = new Map<string, Record<string, number> | undefined>();
+  const out = new Map<string, { metrics?: Record<string, number>; outputs?: Record<string, string> }>();
   for (let i = 0; i < set.nodes.length; i++) {
-    const [id, , execKey, metrics] = set.nodes[i]!;
+    const [id, , execKey, metrics, outputs] = set.nodes[i]!;
     if (id !== s.ids[i] || execKey !== s.execKeys[i]) return undefined;
-    out.set(id, metrics ?? undefined);
+    out.set(id, { metrics: metrics ?? undefined, outputs: outputs ?? undefined });
   }
   return out;
 }

@@ -4,7 +4,7 @@ import { FileDigests } from '../keys/file-digests.js';
 import { diffFingerprints, execKeyOf, planKeyOf, type Fingerprint } from '../keys/fingerprint.js';
 import type { Decision } from './plan.js';
 import { describeChanges, listSome } from './reasons.js';
-import type { SnapshotCheck, SnapshotPlace } from './snapshot.js';
+import type { ServedNodes, SnapshotCheck, SnapshotPlace } from './snapshot.js';
 import { Bounds } from '../workspace-bounds.js';
 
 /*
@@ -20,17 +20,17 @@ import { Bounds } from '../workspace-bounds.js';
  * The plan told from the snapshot without opening the project: every node as it had it when
  * nothing changed, else planFromSnapshot. Undefined when it cannot tell (the full plan then says).
  */
-export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metrics?: ReadonlyMap<string, Record<string, number> | undefined>): Decision[] | undefined {
+export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes): Decision[] | undefined {
   const { snap } = check;
-  if (check.dirty.length === 0) return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, metrics: metrics?.get(id) }));
+  if (check.dirty.length === 0) return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, ...served?.get(id) }));
   try {
-    return planFromSnapshot(check, loc, metrics);
+    return planFromSnapshot(check, loc, served);
   } catch {
     return undefined; // a source that cannot be read as it is: the full plan says why, located
   }
 }
 
-export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metrics?: ReadonlyMap<string, Record<string, number> | undefined>): Decision[] | undefined {
+export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes): Decision[] | undefined {
   const { snap, dirty } = check;
   const { store, workspace } = loc;
   const digests = new FileDigests(undefined, new Bounds(workspace, snap.outside));
@@ -52,7 +52,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metri
     for (let k = snap.upstreamAt[i]!; k < snap.upstreamAt[i + 1]! && !upTouched; k++) upTouched = touched[snap.upstreamNodes[k]!] === 1;
     // Most nodes: clean, and so is everything above them (no list is built for those).
     if (!isDirty[i] && !upTouched) {
-      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, metrics: metrics?.get(id) };
+      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, ...served?.get(id) };
       continue;
     }
     touched[i] = 1;
@@ -79,7 +79,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, metri
     const execKey = execKeyOf(exec);
     if (execKey === snap.execKeys[i]) {
       // Touched, not changed: the same content, the same key.
-      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, metrics: metrics?.get(id) };
+      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, ...served?.get(id) };
       continue;
     }
     if (readRecord(store, execKey)) return undefined;

@@ -229,9 +229,12 @@ export interface PriorResults {
   clean: Map<string, number>;
   /** No witness changed at all: a plan that uses the snapshot for every node can keep its witnesses. */
   unchanged: boolean;
-  /** Each node's metrics, from the snapshot's served set (when it has one that can be read; see planner.ts). */
-  metrics?: ReadonlyMap<string, Record<string, number> | undefined>;
+  /** What served each node, from the snapshot's served set (when it has one that can be read; see planner.ts). */
+  served?: ServedNodes;
 }
+
+/** What a run's served set says of each node it served: its metrics, and its outputs' digests when it kept them. */
+export type ServedNodes = ReadonlyMap<string, { metrics?: Record<string, number>; outputs?: Record<string, string> }>;
 
 export function priorResults(loc: SnapshotPlace, s: Snapshot): PriorResults | undefined {
   const changed = changedWitnesses(s, loc.workspace);

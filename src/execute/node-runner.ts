@@ -80,7 +80,7 @@ export function checkNode(ctx: RunContext, node: NodeDef, upstream: Map<string, 
   if (planned && execKey !== undefined && asPlanned(ctx, node, upstream)) {
     const keys: NodeKeys = { planKey: planned.planKey, execKey, execFingerprint: planned.execFingerprint };
     if (planned.state === 'cached' && !planned.restore) {
-      const served = planned.record ? servedBy(planned.record) : { planKey: planned.planKey, execKey, metrics: planned.metrics };
+      const served = planned.record ? servedBy(planned.record) : { planKey: planned.planKey, execKey, metrics: planned.metrics, outputs: planned.outputs };
       return { keys, outcome: { status: 'cached', served, restored: false } };
     }
     // Restored or run: with the outputs of every upstream it reads.

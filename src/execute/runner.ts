@@ -1,6 +1,6 @@
 import type { LeaseHolder } from '../cache/lease.js';
 import type { NodeRecord } from '../cache/records.js';
-import type { NodeKeys, UpstreamInfo } from '../node-keys.js';
+import { outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import type { ExecKey, PlanKey } from '../util/key-types.js';
 import type { NodeDef } from '../pipeline/types.js';
@@ -15,11 +15,13 @@ export interface Served {
   planKey: PlanKey;
   execKey: ExecKey;
   metrics?: Record<string, number>;
+  /** Its outputs' digests by name: the record's, or the served set's for a node the plan found cached without it. */
+  outputs?: Record<string, string>;
   record?: NodeRecord;
 }
 
 export function servedBy(record: NodeRecord): Served {
-  return { planKey: record.planKey, execKey: record.execKey, metrics: record.metrics, record };
+  return { planKey: record.planKey, execKey: record.execKey, metrics: record.metrics, outputs: outputDigests(record), record };
 }
 
 /** What the plan decided for a node, as a runner carries it out (engine/plan.ts's Decision is one). */
@@ -35,6 +37,8 @@ export interface Planned {
   record?: NodeRecord;
   /** The node's metrics, where its record was not read (from the snapshot's served set). */
   metrics?: Record<string, number>;
+  /** Its outputs' digests, where its record was not read (from the snapshot's served set, when it has them). */
+  outputs?: Record<string, string>;
 }
 
 /**

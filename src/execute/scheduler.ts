@@ -1,6 +1,6 @@
 import type { Graph } from '../graph.js';
 import type { NodeDef } from '../pipeline/types.js';
-import { outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
+import type { NodeKeys, UpstreamInfo } from '../node-keys.js';
 import { servedBy, type Finished, type NodeRunner, type Outcome, type SchedulerEvents, type Served } from './runner.js';
 import { capacityFor } from '../executor.js';
 import { pushAll } from '../util/arrays.js';
@@ -97,7 +97,7 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
     } else summary.ran++;
     const served = outcome.status === 'ran' ? servedBy(outcome.record) : outcome.served;
     summary.served.set(node.id, served);
-    infos.set(node.id, { planKey: served.planKey, outputs: served.record && outputDigests(served.record), execKey: served.execKey });
+    infos.set(node.id, { planKey: served.planKey, outputs: served.outputs, execKey: served.execKey });
     for (const d of graph.downstream.get(node.id)!) {
       const left = remaining.get(d)! - 1;
       remaining.set(d, left);

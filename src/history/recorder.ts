@@ -1,5 +1,8 @@
 import type { LeaseHolder } from '../cache/lease.js';
-import type { NodeRecord } from '../cache/records.js';
+import { readRecord, type NodeRecord } from '../cache/records.js';
+import type { CacheStore } from '../cache/store.js';
+import { outputDigests } from '../node-keys.js';
+import type { ExecKey } from '../util/key-types.js';
 import type { RunSummary } from '../execute/scheduler.js';
 import type { Project } from '../project.js';
 import { averageDelta, pairsFrom, taskRows } from '../comparison.js';
@@ -88,6 +91,15 @@ export class HistoryRecorder implements Reporter {
   }
 }
 
+/**
+ * A node served without its record read, as a served set from before output digests were kept
+ * had it: its record's, read once here, so that the next run keys from the set alone.
+ */
+function outputsOf(store: CacheStore, execKey: ExecKey): Record<string, string> | null {
+  const record = readRecord(store, execKey);
+  return record ? outputDigests(record) : null;
+}
+
 function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine, 't' | 'endedAt'> {
   const status = summary.interrupted ? 'interrupted' : summary.failed.length > 0 ? 'failed' : 'succeeded';
   const served = summary.served.size > 0 ? log.storeServed(servedSet(project, summary.served)) : undefined;
@@ -100,11 +112,11 @@ function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine
 }
 
 /** What serves each node (in pipeline order), as the history keeps it. */
-export function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'>>): ServedSet {
+export function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'> & { outputs?: Record<string, string> }>): ServedSet {
   const nodes: ServedSet['nodes'] = [];
   for (const n of project.graph.order) {
     const r = served.get(n.id);
-    if (r) nodes.push([n.id, n.stage, r.execKey, r.metrics ?? null]);
+    if (r) nodes.push([n.id, n.stage, r.execKey, r.metrics ?? null, r.outputs ?? outputsOf(project.store, r.execKey)]);
   }
   return { format: 1, nodes };
 }

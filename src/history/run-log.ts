@@ -89,7 +89,11 @@ export type HistoryLine = StartLine | NodeLine | EndLine;
 /** A served set: per node in pipeline order, its stage, the key of the result that served it and its metrics. */
 export interface ServedSet {
   format: typeof HISTORY_FORMAT;
-  nodes: [id: string, stage: string, execKey: string, metrics: Record<string, number> | null][];
+  /**
+   * Each node's result. `outputs`, its outputs' digests by name (absent from sets written before
+   * they were kept), let a later run key the nodes that read them without reading its record.
+   */
+  nodes: [id: string, stage: string, execKey: string, metrics: Record<string, number> | null, outputs?: Record<string, string> | null][];
 }
 
 export function runsDir(store: CacheStore): string {

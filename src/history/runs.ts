@@ -5,6 +5,8 @@ import type { CacheStore } from '../cache/store.js';
 import { UserError } from '../diagnostics.js';
 import { processAlive, processStart } from '../util/process.js';
 import { nestedWithin } from '../util/depth.js';
+import { digestBytes } from '../util/hash.js';
+import { isDigest } from '../util/key-types.js';
 import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
 import { isFailureKind } from '../execute/runner.js';
 
@@ -140,8 +142,13 @@ export function listRuns(store: CacheStore): { runs: Run[]; unreadable: string[]
 export function readServed(store: CacheStore, digest: string | undefined): ServedSet | undefined {
   if (!digest || !/^[0-9a-f]{32}$/.test(digest)) return undefined;
   try {
-    const s = JSON.parse(readFileSync(servedPath(store, digest), 'utf8')) as ServedSet;
-    const entryOk = (e: unknown): boolean => Array.isArray(e) && e.length === 4 && isString(e[0]) && isString(e[1]) && isString(e[2]) && (e[3] === null || (isObject(e[3]) && Object.values(e[3]).every(isScore)));
+    const text = readFileSync(servedPath(store, digest), 'utf8');
+    // Named by its digest: a set changed since it was written is not read (its output digests key nodes).
+    if (digestBytes(text) !== digest) return undefined;
+    const s = JSON.parse(text) as ServedSet;
+    const outputsOk = (o: unknown): boolean => o === undefined || o === null || (isObject(o) && Object.values(o).every((d) => isString(d) && isDigest(d)));
+    const entryOk = (e: unknown): boolean =>
+      Array.isArray(e) && (e.length === 4 || e.length === 5) && isString(e[0]) && isString(e[1]) && isString(e[2]) && (e[3] === null || (isObject(e[3]) && Object.values(e[3]).every(isScore))) && outputsOk(e[4]);
     return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) && s.nodes.every(entryOk) ? s : undefined;
   } catch {
     return undefined;
