@@ -1,4 +1,5 @@
 import { UserError } from './diagnostics.js';
+import type { FromSchema } from './util/schema-type.js';
 
 /**
  * A built-in stage type is one file under stages/: a light descriptor (its parameter schema,
@@ -13,9 +14,9 @@ export type OutputKind = 'file' | 'dir';
 export const EXPRESSION_STRING = { type: 'string', pattern: '^\\s*\\$\\{\\{[\\s\\S]*\\}\\}\\s*$', description: 'a ${{ … }} expression, checked once evaluated' };
 
 
-export interface StageRunContext {
-  /** The stage's resolved `with`: expressions evaluated, paths relative to the workspace. */
-  params: Record<string, unknown>;
+export interface StageRunContext<P = Record<string, unknown>> {
+  /** The stage's resolved `with`: expressions evaluated, defaults filled in, paths relative to the workspace. */
+  params: P;
   /** Absolute path of each declared output; the stage must write every one. */
   outs: Record<string, string>;
   workspace: string;
@@ -42,10 +43,10 @@ export interface StageInput {
 }
 
 /** The inputs named by these parameters: a path each, or a list of paths. */
-export function pathInputs(params: Record<string, unknown>, names: readonly string[]): StageInput[] {
+export function pathInputs<P extends object>(params: P, names: readonly (keyof P & string)[]): StageInput[] {
   const out: StageInput[] = [];
   for (const name of names) {
-    const v = params[name];
+    const v: unknown = params[name];
     if (typeof v === 'string') out.push({ path: v, at: [name] });
     else if (Array.isArray(v)) v.forEach((p, i) => typeof p === 'string' && out.push({ path: p, at: [name, i] }));
   }
@@ -57,7 +58,8 @@ export interface StageResult {
   metrics?: Record<string, number>;
 }
 
-export interface StageType {
+/** A stage type; `P`, the type of its parameters (defineStage derives it from the schema). */
+export interface StageType<P = Record<string, unknown>> {
   name: string;
   /** Bump when the stage's results change for the same inputs: it is part of every key. */
   version: number;
@@ -65,16 +67,16 @@ export interface StageType {
   /** JSON Schema of `with`. */
   schema: object;
   /** The outputs this stage writes, by name. */
-  outputs(params: Record<string, unknown>): Record<string, OutputKind>;
+  outputs(params: P): Record<string, OutputKind>;
   /**
    * Files or directories the stage reads through its parameters (a dataset, a model, the
    * checkpoints to merge): each becomes one of the node's deps, so an upstream output is an edge
    * and any other path is keyed by its content. Relative to the workspace; one outside it must lie
    * in a directory the pipeline lists under `read_only`.
    */
-  inputs?(params: Record<string, unknown>): StageInput[];
+  inputs?(params: P): StageInput[];
   /** Shell commands it runs through its parameters (a scorer), by parameter: files they name must be declared, as a command stage's must. */
-  commands?(params: Record<string, unknown>): { field: string; text: string }[];
+  commands?(params: P): { field: string; text: string }[];
   /** True when results depend on the ML runtime (tfjs backend, version): it then joins the key. */
   mlRuntime?: boolean;
   /** True when its metrics score tasks (TASK.score), so a `report` can compare its nodes. */
@@ -84,9 +86,18 @@ export interface StageType {
    * method's own) and check what it cannot (a list as long as another); returns problems as
    * messages. Runs when planning, on the resolved `with`, so what it fills in is keyed.
    */
-  complete?(params: Record<string, unknown>): string[];
+  complete?(params: P): string[];
   /** Runs in the node's own process. Heavy modules are imported here (`await import`), not at the top of the file. */
-  run(ctx: StageRunContext): Promise<StageResult | void>;
+  run(ctx: StageRunContext<P>): Promise<StageResult | void>;
+}
+
+/**
+ * A stage type whose parameters' type is its schema's (util/schema-type.ts): the schema is said
+ * once, and `params` in run, inputs, outputs, commands and complete are typed by it.
+ */
+export function defineStage<const S extends object>(type: StageType<FromSchema<S>> & { schema: S }): StageType {
+  // A registry holds stage types of every parameter type; each is called only with what its schema accepted.
+  return type as unknown as StageType;
 }
 
 /**

@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs';
-import { MODEL_INPUTS, PATH } from './schema-parts.js';
-import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
+import { MODEL_INPUTS, PATH } from '../src/ml/schema-parts.js';
+import { defineStage, pathInputs, StageInputError } from '../src/stage-type.js';
 
 /**
  * Test (or dev) metrics of a model per task, as TLiDB defines them, into metrics.json. A list of
  * models is scored as their output ensemble (a reference point beside a weight merge).
  */
-export const evaluate: StageType = {
+export const evaluate = defineStage({
   name: 'evaluate',
   version: 3,
   description: 'Score a model on tasks (deterministic decoding) → metrics.json',
@@ -30,18 +30,18 @@ export const evaluate: StageType = {
     const tf = await tfFor(ctx);
     const ds = dataset(ctx);
     const { vocab } = vocabulary(ctx);
-    const paths = ([] as string[]).concat(ctx.params.model as string | string[]);
+    const paths = ([] as string[]).concat(ctx.params.model);
     const models = paths.map((path) => loadModel(ctx.resolve(path)));
     const m = models[0]!;
     models.forEach((other, i) => {
       if (other.vocab !== m.vocab) throw new StageInputError(`${paths[i]} was built with another vocabulary than ${paths[0]}`);
       if (JSON.stringify({ ...other.cfg, tasks: {} }) !== JSON.stringify({ ...m.cfg, tasks: {} })) throw new StageInputError(`${paths[i]} has another architecture than ${paths[0]}: an output ensemble needs one`);
     });
-    const split = ctx.params.split as 'dev' | 'test';
+    const split = ctx.params.split;
     const vars = models.map((x, i) => toVars(tf, x.weights, `model${i}/`));
     const results: Record<string, unknown> = {};
     const flat: Record<string, number> = {};
-    for (const task of ctx.params.tasks as string[]) {
+    for (const task of ctx.params.tasks) {
       models.forEach((x, i) => {
         if (!x.cfg.tasks[task]) throw new StageInputError(`${models.length > 1 ? paths[i] : 'the model'} has no head for task "${task}" (it has ${Object.keys(x.cfg.tasks).join(', ') || 'none'}): finetune it on that task first`);
       });
@@ -56,4 +56,4 @@ export const evaluate: StageType = {
     writeFileSync(ctx.outs.metrics!, JSON.stringify({ split, tasks: results }, null, 2) + '\n');
     return { metrics: flat };
   },
-};
+});

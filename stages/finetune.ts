@@ -1,8 +1,8 @@
-import { MODEL_INPUTS, TRAIN_PARAMS } from './schema-parts.js';
-import { pathInputs, type StageType } from '../src/stage-type.js';
+import { MODEL_INPUTS, TRAIN_PARAMS } from '../src/ml/schema-parts.js';
+import {  defineStage, pathInputs  } from '../src/stage-type.js';
 
 /** Finetune a model (an expert, or the base) on one task, stopping early on its dev score. */
-export const finetune: StageType = {
+export const finetune = defineStage({
   name: 'finetune',
   version: 3,
   description: 'Finetune a model on one task; a head the model lacks is initialised deterministically',
@@ -21,7 +21,7 @@ export const finetune: StageType = {
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
     const { trainStage } = await import('../src/ml/stage-support.js');
-    const task = String(ctx.params.task);
+    const task = ctx.params.task;
     return trainStage(ctx, { tasks: [task], target: task, mixing: 'size', temperature: 1 });
   },
-};
+});

@@ -1,12 +1,12 @@
 import type { EncoderKind, ModelConfig } from '../src/ml/model.js';
-import { PATH } from './schema-parts.js';
-import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
+import { PATH } from '../src/ml/schema-parts.js';
+import { defineStage, pathInputs, StageInputError } from '../src/stage-type.js';
 
 /**
  * The base model every DFWE model starts from: a seeded encoder (heads come later, per task).
  * Its weights come from dfwe's own generator, so they are the same bytes on every backend.
  */
-export const initModel: StageType = {
+export const initModel = defineStage({
   name: 'init-model',
   version: 1,
   description: 'A seeded base model (encoder only) that every expert and finetune starts from',
@@ -53,4 +53,4 @@ export const initModel: StageType = {
     ctx.log(`${cfg.encoder} encoder, ${params} parameters`);
     return { metrics: { parameters: params } };
   },
-};
+});

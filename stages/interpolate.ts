@@ -1,14 +1,14 @@
 import { writeFileSync } from 'node:fs';
-import { optimizerSchema, type OptimizerName } from '../src/search/optimizers.js';
-import { PATH } from './schema-parts.js';
-import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
+import { optimizerSchema } from '../src/search/optimizers.js';
+import { PATH } from '../src/ml/schema-parts.js';
+import { defineStage, pathInputs, StageInputError } from '../src/stage-type.js';
 
 /**
  * DFWE's merge: θ(α) = Σ αᵢ θᵢ over k finetuned models, with α on the simplex chosen by a
  * derivative-free optimizer on the target's dev score (ties broken by dev loss). The merged
  * model keeps the tensors the target needs: embeddings, encoder, and the target's head.
  */
-export const interpolate: StageType = {
+export const interpolate = defineStage({
   name: 'interpolate',
   version: 3,
   description: "Interpolate finetuned models' weights with α chosen on the target's dev score",
@@ -38,7 +38,7 @@ export const interpolate: StageType = {
     const tf = await tfFor(ctx);
     const ds = dataset(ctx);
     const { vocab, digest } = vocabulary(ctx);
-    const p = ctx.params as { models: string[]; task: string; optimizer: OptimizerName; iterations: number; max_evals: number; step: number; seed: number };
+    const p = ctx.params;
     const models = p.models.map((m) => loadModel(ctx.resolve(m)));
     models.forEach((m, i) => {
       if (m.vocab !== models[0]!.vocab) throw new StageInputError(`${p.models[i]} was built with another vocabulary than ${p.models[0]}`);
@@ -76,4 +76,4 @@ export const interpolate: StageType = {
     ctx.log(`best α=[${bestAlpha.map((a) => a.toFixed(3)).join(', ')}] dev ${result.best.value.score.toFixed(2)} (best single model ${bestVertex.toFixed(2)}) after ${result.evaluations} evaluations`);
     return { metrics: { dev_score: result.best.value.score, best_single_dev_score: bestVertex, evaluations: result.evaluations } };
   },
-};
+});

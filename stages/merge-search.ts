@@ -3,40 +3,20 @@ import { join } from 'node:path';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { modelCountProblem } from '../src/merge/method.js';
 import { completeParams } from '../src/merge/params.js';
-import { optimizerSchema, optimizers, type OptimizerName } from '../src/search/optimizers.js';
+import { optimizerSchema, optimizers } from '../src/search/optimizers.js';
 import type { Weights } from '../src/search/space.js';
-import { pathInputs, type StageType } from '../src/stage-type.js';
-import { merge } from './merge.js';
+import { defineStage, pathInputs } from '../src/stage-type.js';
+import { MERGE_PROPERTIES, METHOD_PARAMS } from './merge.js';
 
-interface Params {
-  models: string[];
-  base?: string;
-  method: string;
-  params: Record<string, unknown>;
-  include?: string[];
-  exclude?: string[];
-  groups?: string[];
-  optimizer: OptimizerName;
-  iterations: number;
-  max_evals: number;
-  step: number;
-  seed: number;
-  score?: string;
-  score_server?: string;
-  score_timeout: number;
-  score_retries: number;
-}
-
-const mergeSchema = merge.schema as { properties: Record<string, object>; allOf: object[] };
 /** What merge takes, less its fixed weights: here the search sets them. */
-const { weights: _fixed, ...mergeProperties } = mergeSchema.properties;
+const { weights: _fixed, ...mergeProperties } = MERGE_PROPERTIES;
 
 /**
  * DFWE with any model and any evaluator: search a merge method's weights (one set per group of
  * tensors, optionally) with a derivative-free optimizer, scoring each candidate checkpoint with
  * the user's own command. The best candidate is the `model` output; `search` records every one.
  */
-export const mergeSearch: StageType = {
+export const mergeSearch = defineStage({
   name: 'merge-search',
   version: 1,
   description: "Search a merge method's weights with your own evaluator (a command or a JSON-lines server): every model alone first, then the optimizer; the best merge is the output",
@@ -57,29 +37,29 @@ export const mergeSearch: StageType = {
       score_timeout: { type: 'number', exclusiveMinimum: 0, default: 3600, description: 'Seconds a candidate may take to be scored' },
       score_retries: { type: 'integer', minimum: 0, default: 0, description: 'Times a candidate is scored again after the evaluator fails on it (a server is started again), for transient failures: an out-of-memory, a lost GPU. 0: the first failure fails the search (which resumes on the next run)' },
     },
-    allOf: mergeSchema.allOf,
+    allOf: METHOD_PARAMS,
   },
   outputs: () => ({ model: 'dir', search: 'file' }),
   // The evaluator's scripts named in its command are part of the key, as deps are: editing the
   // scorer reruns the search. (Modules they import go in the stage's deps.)
   inputs: (p) => pathInputs(p, ['models', 'base']),
-  commands: (p) => (['score', 'score_server'] as const).flatMap((field) => (typeof p[field] === 'string' ? [{ field, text: p[field] as string }] : [])),
+  commands: (p) => (['score', 'score_server'] as const).flatMap((field) => { const text = p[field]; return text === undefined ? [] : [{ field, text }]; }),
   complete(p) {
-    const method = mergeMethods.get(p.method as string)!;
-    const problems = completeParams(method, p.params as Record<string, unknown>);
-    const k = (p.models as unknown[]).length;
+    const method = mergeMethods.get(p.method)!;
+    const problems = completeParams(method, p.params);
+    const k = p.models.length;
     if (method.needsBase && p.base === undefined) problems.push(`method ${method.name} needs "base": the model its task vectors are taken against`);
     const count = modelCountProblem(method, k);
     if (count) problems.push(count);
     if ((p.score === undefined) === (p.score_server === undefined)) problems.push('give exactly one of "score" (a command run per candidate) or "score_server" (a process that answers JSON lines)');
-    if (optimizers.get(p.optimizer as OptimizerName)?.simplexOnly && method.domain !== 'simplex') problems.push(`${p.optimizer} averages models; method ${method.name}'s weights are not on the simplex: use nelder-mead, cma-es or random`);
+    if (optimizers.get(p.optimizer)?.simplexOnly && method.domain !== 'simplex') problems.push(`${p.optimizer} averages models; method ${method.name}'s weights are not on the simplex: use nelder-mead, cma-es or random`);
     return problems;
   },
   async run(ctx) {
     const [{ planMerge, writeMerge, closeMerge }, { openScorer }, { search }, { CoefficientSpace }, { ScoreJournal }, { candidatePlace }] = await Promise.all([
       import('../src/merge/engine.js'), import('../src/search/scorer.js'), import('../src/search/search.js'), import('../src/search/space.js'), import('../src/search/journal.js'), import('../src/search/candidate-place.js'),
     ]);
-    const p = ctx.params as unknown as Params;
+    const p = ctx.params;
     const method = mergeMethods.get(p.method)!;
     const k = p.models.length;
     const plan = planMerge({ models: p.models.map(ctx.resolve), base: p.base === undefined ? undefined : ctx.resolve(p.base), method, params: p.params, include: p.include, exclude: p.exclude, groups: p.groups, labels: p.models });
@@ -157,7 +137,7 @@ export const mergeSearch: StageType = {
     if (cost.merge.length) ctx.log(`per candidate: merge and write ${mean(cost.merge).toFixed(0)} ms, score ${cost.score.length ? mean(cost.score).toFixed(0) : '-'} ms (${place.where})`);
     return { metrics: { score: result.best.value.score, loss: result.best.value.loss, best_single_score: bestSingle, evaluations: result.evaluations } };
   },
-};
+});
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;

@@ -1,29 +1,16 @@
 import { join } from 'node:path';
 import { FRIENDS_TASK_NAMES, SYNTHETIC_TASK_NAMES } from '../src/ml/data/task-names.js';
 import type { Dialogue, Example, Split, TaskInfo } from '../src/ml/data/types.js';
-import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
+import { defineStage, pathInputs, StageInputError } from '../src/stage-type.js';
 
 /** As the stage sees them: the schema's defaults (seed, scenes, few_shot) are filled in. */
-interface Params {
-  source: 'synthetic' | 'friends' | 'tlidb';
-  path?: string;
-  seed: number;
-  scenes: number;
-  train?: number;
-  dev?: number;
-  test?: number;
-  train_per_task?: Record<string, number>;
-  few_shot: boolean;
-  tasks?: string[];
-}
-
 const ALL_TASKS = [...SYNTHETIC_TASK_NAMES, ...FRIENDS_TASK_NAMES];
 
 /**
  * Builds a dataset directory (dataset.json, dialogues.jsonl, TASK.SPLIT.jsonl, corpus.txt): the generated
  * synthetic corpus, the Friends datasets in their public formats, or TLiDB's unified JSON.
  */
-export const prepareData: StageType = {
+export const prepareData = defineStage({
   name: 'prepare-data',
   version: 5,
   description: 'Build a multi-task dialogue dataset: synthetic, the Friends files, or TLiDB unified JSON',
@@ -51,7 +38,7 @@ export const prepareData: StageType = {
       import('../src/ml/data/dataset-io.js'), import('../src/ml/data/friends.js'), import('../src/ml/data/scene-split.js'), import('../src/ml/data/synthetic.js'),
       import('../src/ml/data/tlidb.js'), import('../src/ml/random.js'),
     ]);
-    const p = ctx.params as unknown as Params;
+    const p = ctx.params;
     let tasks: TaskInfo[];
     let dialogues: Dialogue[];
     let examples: Record<string, Record<Split, Example[]>>;
@@ -117,7 +104,7 @@ export const prepareData: StageType = {
     ctx.log(`${manifest.dialogues} dialogues; ${corpus.length} in the unlabelled corpus (pretrain)`);
     return { metrics: { dialogues: manifest.dialogues } };
   },
-};
+});
 
 /**
  * The dialogues of every task's training pool before few-shot sampling, each text once (reading

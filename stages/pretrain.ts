@@ -1,12 +1,12 @@
-import { MODEL_INPUTS } from './schema-parts.js';
-import { pathInputs, StageInputError, type StageType } from '../src/stage-type.js';
+import { MODEL_INPUTS } from '../src/ml/schema-parts.js';
+import { defineStage, pathInputs, StageInputError } from '../src/stage-type.js';
 
 /**
  * Self-supervised pretraining of a base model's encoder on the dataset's unlabelled corpus
  * (its training pools' dialogues; never a test dialogue): masked tokens predicted from their
  * context. `epochs: 0` passes the model through unchanged, so a pipeline can switch it by param.
  */
-export const pretrain: StageType = {
+export const pretrain = defineStage({
   name: 'pretrain',
   version: 1,
   description: "Pretrain a base model's encoder on the dataset's unlabelled dialogue text (masked tokens)",
@@ -31,20 +31,20 @@ export const pretrain: StageType = {
     const [{ dataset, tfFor, vocabulary }, { loadModel, saveModel }, { pretrain: pretrainModel }] = await Promise.all([
       import('../src/ml/stage-support.js'), import('../src/ml/train.js'), import('../src/ml/pretrain.js'),
     ]);
-    const p = ctx.params as { epochs: number; lr: number; batch_size: number; mask_rate: number; max_windows?: number; seed: number };
-    const m = loadModel(ctx.resolve(String(ctx.params.model)));
-    if (Object.keys(m.cfg.tasks).length > 0) throw new StageInputError(`${String(ctx.params.model)} already has task heads (${Object.keys(m.cfg.tasks).join(', ')}): pretrain a base model (init-model) before any expert`);
+    const p = ctx.params;
+    const m = loadModel(ctx.resolve(ctx.params.model));
+    if (Object.keys(m.cfg.tasks).length > 0) throw new StageInputError(`${ctx.params.model} already has task heads (${Object.keys(m.cfg.tasks).join(', ')}): pretrain a base model (init-model) before any expert`);
     const { vocab, digest } = vocabulary(ctx);
-    if (m.vocab !== digest) throw new StageInputError(`${String(ctx.params.model)} was built with another vocabulary than ${String(ctx.params.vocab)}`);
+    if (m.vocab !== digest) throw new StageInputError(`${ctx.params.model} was built with another vocabulary than ${ctx.params.vocab}`);
     if (p.epochs === 0) {
       saveModel(ctx.outs.model!, m);
       return { metrics: { epochs: 0 } as Record<string, number> };
     }
     const corpus = dataset(ctx).corpus();
-    if (corpus.length === 0) throw new StageInputError(`${String(ctx.params.data)} has no unlabelled corpus (corpus.txt): build it again with prepare-data`);
+    if (corpus.length === 0) throw new StageInputError(`${ctx.params.data} has no unlabelled corpus (corpus.txt): build it again with prepare-data`);
     const tf = await tfFor(ctx);
     const r = pretrainModel(tf, m, corpus, vocab, { epochs: p.epochs, lr: p.lr, batchSize: p.batch_size, seed: p.seed, maskRate: p.mask_rate, maxWindows: p.max_windows }, ctx.log);
     saveModel(ctx.outs.model!, { cfg: m.cfg, weights: r.weights, vocab: digest, history: r.history });
     return { metrics: { epochs: p.epochs, windows: r.history[0]!.windows, loss: r.history.at(-1)!.loss } };
   },
-};
+});

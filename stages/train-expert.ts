@@ -1,11 +1,11 @@
-import { MODEL_INPUTS, TRAIN_PARAMS } from './schema-parts.js';
-import { pathInputs, type StageType } from '../src/stage-type.js';
+import { MODEL_INPUTS, TRAIN_PARAMS } from '../src/ml/schema-parts.js';
+import { defineStage, pathInputs } from '../src/stage-type.js';
 
 /**
  * An expert: the base model trained on one task or several (multi-task batches mixed by size or
  * temperature). With a `target`, training stops early on the target's dev score.
  */
-export const trainExpert: StageType = {
+export const trainExpert = defineStage({
   name: 'train-expert',
   version: 3,
   description: 'Train a model on a set of tasks, from a base model',
@@ -27,7 +27,7 @@ export const trainExpert: StageType = {
   outputs: () => ({ model: 'dir' }),
   async run(ctx) {
     const { trainStage } = await import('../src/ml/stage-support.js');
-    const p = ctx.params as { tasks: string[]; target?: string; mixing: 'size' | 'temperature'; temperature: number };
+    const p = ctx.params;
     return trainStage(ctx, { tasks: p.tasks, target: p.target, mixing: p.mixing, temperature: p.temperature });
   },
-};
+});

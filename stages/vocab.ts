@@ -1,8 +1,8 @@
-import { PATH } from './schema-parts.js';
-import { pathInputs, type StageType } from '../src/stage-type.js';
+import { PATH } from '../src/ml/schema-parts.js';
+import { defineStage, pathInputs } from '../src/stage-type.js';
 
 /** The vocabulary of a dataset's training text: one node, shared by every model that uses it. */
-export const vocab: StageType = {
+export const vocab = defineStage({
   name: 'vocab',
   version: 1,
   description: 'Build the vocabulary (speakers, then words by frequency) from a dataset\'s training text',
@@ -20,9 +20,9 @@ export const vocab: StageType = {
   outputs: () => ({ vocab: 'file' }),
   async run(ctx) {
     const [{ buildVocab }, { dataset, writeVocab }] = await Promise.all([import('../src/ml/vocab.js'), import('../src/ml/stage-support.js')]);
-    const v = buildVocab(dataset(ctx), Number(ctx.params.max_size), Number(ctx.params.min_count));
+    const v = buildVocab(dataset(ctx), ctx.params.max_size, ctx.params.min_count);
     writeVocab(ctx.outs.vocab!, v);
     ctx.log(`${v.tokens.length} tokens`);
     return { metrics: { tokens: v.tokens.length } };
   },
-};
+});

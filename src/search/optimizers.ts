@@ -211,6 +211,6 @@ const kinds: OptimizerKind[] = [
 export const optimizers: ReadonlyMap<OptimizerName, OptimizerKind> = new Map(kinds.map((k) => [k.name, k]));
 
 /** The optimizer parameter's schema, for a stage that searches. */
-export function optimizerSchema(): object {
+export function optimizerSchema(): { enum: OptimizerName[]; default: OptimizerName; description: string } {
   return { enum: [...optimizers.keys()], default: 'nelder-mead', description: kinds.map((k) => `${k.name}: ${k.description}`).join('; ') };
 }
