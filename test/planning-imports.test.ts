@@ -10,9 +10,10 @@ function loaded(ws: string, args: string[]): string[] {
 
 /**
  * Training, data loading, tfjs, checkpoints and the merge engine: what only running a stage
- * needs. (Keys name the tfjs version, read from its package.json; the task names are data.)
+ * needs. (Keys name the tfjs version, read from its package.json; the task names and the stages'
+ * shared schema parts are data.)
  */
-const STAGE_CODE = /@tensorflow\/(?![^/]+\/package\.json$)|csv-parse|\/dist\/src\/ml\/(?!runtime\.js$|random\.js$|data\/task-names\.js$)|\/dist\/src\/merge\/engine|\/dist\/src\/checkpoint\//;
+const STAGE_CODE = /@tensorflow\/(?![^/]+\/package\.json$)|csv-parse|\/dist\/src\/ml\/(?!runtime\.js$|random\.js$|data\/task-names\.js$|schema-parts\.js$)|\/dist\/src\/merge\/engine|\/dist\/src\/checkpoint\//;
 const PARSING = /\/node_modules\/(yaml|ajv)\//;
 
 test('planning loads no stage implementation; a memoised plan loads neither the YAML parser nor the validator', () => {
