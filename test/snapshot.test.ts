@@ -240,3 +240,36 @@ stages:
   assert.equal(s.fromSnapshot, false, 'planned in full');
   assert.match(s.stdout, /will run +a .*modified in place/);
 });
+
+test('a run after a snapshot, with the way to an output replaced by a link out of the workspace, is refused before anything runs', () => {
+  const outside = mkdtempSync(join(tmpdir(), 'dfwe-outside-'));
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+stages:
+  a:
+    cmd: cat src/a.txt > \${{ outs.f }}
+    deps: [src/a.txt]
+    outs: { f: res/a }
+  b:
+    cmd: cat src/b.txt > \${{ outs.g }}
+    deps: [src/b.txt]
+    outs: { g: other/b }
+`,
+    'src/a.txt': 'a\n',
+    'src/b.txt': 'b\n',
+  });
+  const old = new Date(Date.now() - 3600_000);
+  for (const p of ['src/a.txt', 'src/b.txt', 'src']) utimesSync(join(ws, p), old, old);
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  assert.ok(traced(ws, ['status']).fromSnapshot, 'a snapshot vouches for both');
+  // The run plans from the snapshot only while every directory on the way to an output is as it
+  // witnessed it; it does not look at the outputs' paths again (engine/run.ts).
+  renameSync(join(ws, 'res'), join(ws, 'res-moved'));
+  symlinkSync(outside, join(ws, 'res'));
+  writeFileSync(join(ws, 'src/b.txt'), 'b2\n');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /dfwe\.yaml:6:\d+: error: output "f" of stage "a" \(res\/a\) would be written in .*, outside the workspace/);
+  assert.deepEqual(readdirSync(outside), [], 'nothing was written outside');
+  assert.equal(read(ws, 'other/b'), 'b\n', 'nothing ran');
+});

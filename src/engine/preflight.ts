@@ -57,7 +57,8 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
  * Source deps that do not exist or cannot be read as they are (a FIFO, a device, a symlink out of
  * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
  * located before anything runs. `outputs: false` leaves the outputs to a planner that checks
- * each node's before it looks at them (see planAll).
+ * each node's before it looks at them (see planAll), or to a snapshot checked since, which
+ * vouches for the way to them (engine/run.ts).
  */
 export function checkInputs(project: Project, opts: { outputs?: boolean } = {}): SourceDigests {
   const diagnostics: Diagnostic[] = opts.outputs === false ? [] : outputDiagnostics(project);

@@ -31,13 +31,18 @@ export function dryRun(project: Project, opts: RunOptions, snapshot?: Snapshot):
 
 /**
  * One run of an opened project: check, plan, carry the plan out, record it in the history, report.
- * `snapshot`: this pipeline variant's last snapshot, if the command read one (see planner.ts).
+ * `snapshot`: this pipeline variant's last snapshot, if the command read one (see planner.ts);
+ * `checked`: the command found it written for this very pipeline with no output, directory on
+ * the way or record shard changed since.
  */
-export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot): Promise<RunSummary> {
+export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot, checked = false): Promise<RunSummary> {
   const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
-  // errors reported (located) before anything is written, the cache's marker included.
-  const sources = checkInputs(project);
+  // errors reported (located) before anything is written, the cache's marker included. Where the
+  // snapshot was checked, every directory on the way to every output is as it was when the
+  // snapshot was written, after such a check passed: the outputs are not looked at again (a node
+  // that writes one still checks its path as it does, node-runner.ts prepareOutputPath).
+  const sources = checkInputs(project, { outputs: !checked });
   checkUndeclared(project);
   project.store.claim();
   // A dead run's lease is broken with its job stopped, by whichever executor launched it.
