@@ -8,10 +8,12 @@ import { FAILURE_KINDS } from '../src/execute/runner.js';
 import { mergeMethods } from '../src/merge/methods/index.js';
 import { optimizers } from '../src/search/optimizers.js';
 import { registry } from '../stages/index.js';
+import { benchResultsPage } from './bench-page.js';
 
 /*
  * The reference pages in docs/reference/, generated from what dfwe runs: the command line from
- * its definitions, the plug-ins from their registries. `npm run docs` writes them; a test fails
+ * its definitions, the plug-ins from their registries, the last committed bench figures from
+ * bench/results. `npm run docs` writes them; a test fails
  * when the checked-in pages differ, so they cannot go stale.
  */
 
@@ -133,6 +135,7 @@ export function referencePages(): Map<string, string> {
   return new Map([
     ['docs/reference/cli.md', cliReference()],
     ['docs/reference/plugins.md', pluginReference()],
+    ['docs/reference/bench-results.md', benchResultsPage(join(REPO, 'bench', 'results'))],
   ]);
 }
 
