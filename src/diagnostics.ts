@@ -9,6 +9,8 @@ export interface SourceLocation {
   lineText?: string;
   /** How many characters the caret underlines. */
   length?: number;
+  /** The data path it was found at (and whether at its key): a memoised expansion finds it again in a file edited around it. */
+  at?: { path: (string | number)[]; key?: true };
 }
 
 export interface Diagnostic {

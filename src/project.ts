@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CacheStore } from './cache/store.js';
 import { didYouMean, UserError, type SourceLocation } from './diagnostics.js';
+import type { SourceFile } from './pipeline/source.js';
 import { buildGraph, type Graph } from './graph.js';
 import { FileDigests } from './keys/file-digests.js';
 import type { NodeDef, RawPipeline, ReportSpec } from './pipeline/types.js';
@@ -55,6 +56,8 @@ export interface Project {
   /** What the expanded nodes depend on, and which pipeline variant this is (see locateProject). */
   expansionKey: string;
   variantKey: string;
+  /** What the pipeline says, whatever its comments and layout (see ProjectLocation.meaning). */
+  meaningKey: string;
   /** What `dfwe metrics` compares, if the pipeline says. */
   report?: ReportSpec;
   /** The pipeline's `strict`: undeclared files named in commands are errors. */
@@ -129,6 +132,21 @@ export interface ProjectLocation {
   expansionKey: string;
   /** This pipeline file in this workspace with these options, whatever its content. */
   variantKey: string;
+  /**
+   * What the pipeline says, whatever its comments and layout: expansionKey with the parsed
+   * document in place of the bytes (meaningKey). Parsed when asked; undefined when it does not parse.
+   */
+  meaning(): Promise<string | undefined>;
+  /** meaningKey of the document `text` parses to. */
+  meaningOf(data: unknown): string;
+}
+
+/**
+ * Two pipeline files that parse to the same document (in the same order) expand to the same
+ * nodes: only their source locations differ. `parts`: everything else the expansion depends on.
+ */
+function meaningKey(parts: unknown[], data: unknown): string {
+  return keyOf([...parts, JSON.stringify(data)]);
 }
 
 export function locateProject(opts: ProjectOptions): ProjectLocation {
@@ -141,9 +159,20 @@ export function locateProject(opts: ProjectOptions): ProjectLocation {
   const text = readPipelineText(pipelinePath, displayPath);
   const stageVersions = [...opts.stageTypes.values()].map((t) => [t.name, t.version]);
   const pipelineDigest = digestBytes(text);
-  const expansionKey = keyOf([EXPANSION_FORMAT, DFWE_VERSION, stageVersions, [...opts.executors.keys()], displayPath, pipelineDigest, opts.only ?? {}, opts.params ?? {}]);
+  const parts = [EXPANSION_FORMAT, DFWE_VERSION, stageVersions, [...opts.executors.keys()], displayPath, opts.only ?? {}, opts.params ?? {}];
+  const expansionKey = keyOf([...parts, pipelineDigest]);
   const variantKey = keyOf([workspace, displayPath, opts.only ?? {}, opts.params ?? {}]);
-  return { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey };
+  const meaningOf = (data: unknown): string => meaningKey(parts, data);
+  const meaning = async (): Promise<string | undefined> => {
+    const { parsePipeline } = await import('./pipeline/load.js');
+    try {
+      return meaningOf(parsePipeline(text, displayPath).data);
+    } catch (err) {
+      if (err instanceof UserError) return undefined; // said, located, by the full plan
+      throw err;
+    }
+  };
+  return { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey, meaning, meaningOf };
 }
 
 /** The runtime identity ML nodes are keyed by: `--backend`, else the pipeline's, else auto. */
@@ -156,8 +185,8 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 }
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
-  const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, strict, params, executor, outside, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
+  const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey, meaningOf } = locateProject(opts);
+  const { nodes, name, members, instances, backend, report, strict, params, executor, outside, meaningKey, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey, meaningOf }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, outside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
@@ -167,7 +196,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, report, strict, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, outside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, meaningKey, report, strict, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, outside, bounds, saveState };
 }
 
 /*
@@ -176,11 +205,13 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 14;
+const EXPANSION_FORMAT = 15;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
   expansionKey: string;
+  /** What the pipeline says (see ProjectLocation.meaning). */
+  meaningKey: string;
   nodes: NodeDef[];
   name: string;
   members: number;
@@ -196,13 +227,15 @@ interface Expanded {
   outside: OutsideDirs;
 }
 
-async function expandCached(text: string, displayPath: string, store: CacheStore, loc: { expansionKey: string; variantKey: string }, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
+async function expandCached(text: string, displayPath: string, store: CacheStore, loc: Pick<ProjectLocation, 'expansionKey' | 'variantKey' | 'meaningOf'>, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
   // One memo per pipeline variant, replaced when the file changes: edits do not pile up memos
   // (14 MB each at 20,000 nodes).
   const memoPath = join(store.stateDir, 'pipelines', `${loc.variantKey}.json`);
+  let memoFor: { expansionKey?: string; meaningKey?: string } = {};
   try {
     // The memo of an earlier version of the file (megabytes) is told by its first bytes, unparsed.
-    if (memoHead(memoPath) === expectedHead(loc.expansionKey)) {
+    memoFor = memoKeys(memoPath);
+    if (memoFor.expansionKey === loc.expansionKey) {
       const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')));
       // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
       if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
@@ -211,25 +244,39 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     // not memoised yet
   }
   // Loaded only when needed: a memoised pipeline never pays for the parser and the validator.
-  const [{ parsePipeline }, { validatePipeline }, { expandPipeline }] = await Promise.all([
-    import('./pipeline/load.js'),
-    import('./pipeline/validate.js'),
-    import('./pipeline/expand.js'),
-  ]);
+  const { parsePipeline } = await import('./pipeline/load.js');
   const { source, data } = parsePipeline(text, displayPath);
+  // Before --param values are put in: they are in the key's other parts.
+  const meaningKey = loc.meaningOf(data);
+  // The file was edited only in its comments or layout: the memo's nodes, their locations found again in it.
+  if (memoFor.meaningKey === meaningKey) {
+    try {
+      const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')), source);
+      if (isExpanded(memo) && memo.meaningKey === meaningKey) {
+        const result: Expanded = { ...memo, expansionKey: loc.expansionKey };
+        return { ...result, save: saver(memoPath, result) };
+      }
+    } catch {
+      // expanded again below
+    }
+  }
+  const [{ validatePipeline }, { expandPipeline }] = await Promise.all([import('./pipeline/validate.js'), import('./pipeline/expand.js')]);
   validatePipeline(data, source, stageTypes, executors);
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
   const { nodes, members, instances, readOnly } = expandPipeline(raw, source, stageTypes, { only, executors });
-  const result: Expanded = { expansionKey: loc.expansionKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, strict: raw.strict === true, outside: { allow: raw.allow_outside ?? [], readOnly } };
-  const save = (): void => {
+  const result: Expanded = { expansionKey: loc.expansionKey, meaningKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, strict: raw.strict === true, outside: { allow: raw.allow_outside ?? [], readOnly } };
+  return { ...result, save: saver(memoPath, result) };
+}
+
+function saver(memoPath: string, result: Expanded): () => void {
+  return () => {
     try {
       writeFileAtomic(memoPath, JSON.stringify(toMemo(result)), { durable: false });
     } catch {
       // a read-only cache still runs; it only re-parses next time
     }
   };
-  return { ...result, save };
 }
 
 /**
@@ -249,11 +296,15 @@ function toMemo(e: Expanded): Memo {
   return { ...e, locations, nodes };
 }
 
-/** The expansion a memo holds; anything of another shape is returned as it is (and then not used). */
-function fromMemo(m: unknown): unknown {
+/**
+ * The expansion a memo holds; anything of another shape is returned as it is (and then not used).
+ * `source`: the file it is for, which says the same as the one it was expanded from (meaningKey):
+ * each location is found again in it, by its data path.
+ */
+function fromMemo(m: unknown, source?: SourceFile): unknown {
   const memo = m as Memo;
   if (typeof m !== 'object' || m === null || !Array.isArray(memo.locations) || !Array.isArray(memo.nodes)) return m;
-  const { locations } = memo;
+  const locations = source ? memo.locations.map((l) => (l?.at && Array.isArray(l.at.path) ? source.locate(l.at.path, { key: l.at.key === true }) : l)) : memo.locations;
   const loc = (i: unknown): SourceLocation | undefined => (typeof i === 'number' ? locations[i] : undefined);
   const nodes: NodeDef[] = [];
   for (const n of memo.nodes) {
@@ -269,24 +320,26 @@ function fromMemo(m: unknown): unknown {
   return { ...rest, nodes };
 }
 
-/** How a memo for this key begins: JSON.stringify keeps the key order of `Expanded`, expansionKey first. */
-function expectedHead(expansionKey: string): string {
-  return `{"expansionKey":${JSON.stringify(expansionKey)},`;
-}
-
-function memoHead(path: string): string {
+/**
+ * The keys a memo was written for, read from its first bytes (JSON.stringify keeps the key order
+ * of `Expanded`: expansionKey, then meaningKey), without parsing megabytes.
+ */
+function memoKeys(path: string): { expansionKey?: string; meaningKey?: string } {
   const fd = openSync(path, 'r');
+  let head: string;
   try {
-    const buf = Buffer.alloc(64);
-    return buf.toString('utf8', 0, readSync(fd, buf, 0, buf.length, 0)).slice(0, expectedHead('').length + 32);
+    const buf = Buffer.alloc(128);
+    head = buf.toString('utf8', 0, readSync(fd, buf, 0, buf.length, 0));
   } finally {
     closeSync(fd);
   }
+  const m = /^\{"expansionKey":"([0-9a-f]{32})","meaningKey":"([0-9a-f]{32})",/.exec(head);
+  return m ? { expansionKey: m[1], meaningKey: m[2] } : {};
 }
 
 function isExpanded(m: unknown): m is Expanded {
   const e = m as Expanded;
-  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && isOutsideDirs(e.outside) && typeof e.params === 'object' && e.params !== null && typeof e.strict === 'boolean' &&
+  return typeof m === 'object' && m !== null && Array.isArray(e.nodes) && typeof e.meaningKey === 'string' && typeof e.name === 'string' && typeof e.members === 'number' && typeof e.instances === 'number' && isOutsideDirs(e.outside) && typeof e.params === 'object' && e.params !== null && typeof e.strict === 'boolean' &&
     e.nodes.every((n) => typeof n === 'object' && n !== null && typeof n.id === 'string' && typeof n.outs === 'object' && n.outs !== null && Array.isArray(n.deps) && Array.isArray(n.refs));
 }
 

@@ -273,3 +273,38 @@ stages:
   assert.deepEqual(readdirSync(outside), [], 'nothing was written outside');
   assert.equal(read(ws, 'other/b'), 'b\n', 'nothing ran');
 });
+
+test('an edit of the pipeline in its comments or layout only is the same pipeline: status and run are told from the snapshot; an edit of what it says plans again', () => {
+  const ws = ranOnce();
+  // A comment, blank lines and another indentation: the same document.
+  const relaid = `# the pipeline, commented\n\n${PIPELINE.replace(/\n {2}/g, '\n    ')}\n# the end\n`;
+  assert.notEqual(relaid, PIPELINE);
+  writeFileSync(join(ws, 'dfwe.yaml'), relaid);
+  const s = traced(ws, ['status']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.ok(s.fromSnapshot, 'status after a comment edit is told from the snapshot');
+  assert.match(s.stdout, /2 nodes: 2 cached, 0 will run/);
+  // Kept under the new file's key: the next one does not even parse it.
+  const again = dfweTraced(ws, ['status']);
+  assert.deepEqual(again.modules.filter((m) => /\/node_modules\/yaml\//.test(m)), [], 'the second status did not parse the file');
+  const r = traced(ws, ['run']);
+  assert.ok(r.fromSnapshot, 'run after a comment edit is told from the snapshot');
+  assert.match(r.stderr, /2 nodes: 0 ran, 2 cached, 0 failed/);
+  // What it says changed: planned again, and a.txt's command runs.
+  writeFileSync(join(ws, 'dfwe.yaml'), relaid.replace('cat src/in.txt >', 'cat src/in.txt  >'));
+  const edited = traced(ws, ['run']);
+  assert.ok(!edited.fromSnapshot, 'an edit of a command plans');
+  assert.deepEqual(ran(edited), ['a']);
+});
+
+test('a memoised expansion reused for a file edited around it says its errors where they now are', () => {
+  const ws = ranOnce();
+  // Three lines of comments on top: what it says is the same, every line moved down by three.
+  writeFileSync(join(ws, 'dfwe.yaml'), `# one\n# two\n# three\n${PIPELINE}`);
+  rmSync(join(ws, 'src/in.txt'));
+  const r = dfweTraced(ws, ['status']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.deepEqual(r.modules.filter((m) => /\/dist\/src\/pipeline\/expand\.js$/.test(m)), [], 'the memoised expansion was used');
+  // `deps: [src/in.txt]` was on line 5; it is on line 8 now.
+  assert.match(r.stderr, /dfwe\.yaml:8:12: error: dependency "src\/in\.txt" of stage "a" does not exist[^\n]*\n +8 \| +deps: \[src\/in\.txt\]/);
+});

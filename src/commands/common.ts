@@ -2,7 +2,7 @@ import { UserError } from '../diagnostics.js';
 import { dict } from '../util/dict.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
 import type { Decision } from '../engine/plan.js';
-import { checkReadSnapshot, readSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
+import { checkReadSnapshot, readSnapshot, restampRead, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
 import { servedBy, type Served } from '../execute/runner.js';
 import { servedSet } from '../history/recorder.js';
 import { storeServedSet } from '../history/run-log.js';
@@ -81,8 +81,14 @@ export async function open(pipeline: string | undefined, g: GlobalOptions): Prom
 export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions): Promise<{ snap: Snapshot; check?: SnapshotCheck; loc: ProjectLocation } | undefined> {
   try {
     const loc = locateProject(await projectOptions(pipeline, g));
-    const snap = readSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
-    return snap && { snap, check: checkReadSnapshot(loc, snap), loc };
+    let snap = readSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
+    if (!snap) return undefined;
+    // The file changed since: if only in its comments or layout, it is the pipeline the snapshot was written for.
+    if (snap.expansionKey !== loc.expansionKey && snap.meaningKey === (await loc.meaning())) {
+      snap = { ...snap, expansionKey: loc.expansionKey };
+      restampRead(loc, snap);
+    }
+    return { snap, check: checkReadSnapshot(loc, snap), loc };
   } catch (err) {
     if (err instanceof UserError) return undefined;
     throw err;

@@ -33,7 +33,7 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 8;
+const SNAPSHOT_FORMAT = 9;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -56,6 +56,8 @@ export interface Snapshot {
   format: typeof SNAPSHOT_FORMAT;
   /** The expansion it was written for: the pipeline's bytes, options and versions. */
   expansionKey: string;
+  /** What that pipeline says, whatever its comments and layout: a file edited only there is the same pipeline (restampRead). */
+  meaningKey: string;
   runtime: Record<string, string>;
   /** The pipeline's runtime.backend, which the runtime is chosen from. */
   backend?: string;
@@ -124,7 +126,7 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
   }
   // A snapshot only saves time: one of another shape is ignored.
   if (
-    s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
+    s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.meaningKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
     !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
     !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || !Array.isArray(s.ways) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
     !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
@@ -277,9 +279,23 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
   return true;
 }
 
-function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'outside' | 'params'> {
+/**
+ * A pipeline file edited only in its comments or layout is the same pipeline: the snapshot of
+ * what it said, read for it (`snap` already bears its expansion key), is kept under that key, so
+ * the next command is told from it without parsing the file again. Everything else in it is what
+ * the pipeline says, so it stands as it is.
+ */
+export function restampRead(loc: Pick<ProjectLocation, 'store' | 'variantKey'>, snap: Snapshot): void {
+  try {
+    writeFileAtomic(snapshotPath(loc), JSON.stringify(snap), { durable: false });
+  } catch {
+    // a read-only or full cache: the next command parses the file again
+  }
+}
+
+function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'meaningKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'outside' | 'params'> {
   return {
-    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor,
+    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, meaningKey: project.meaningKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor,
     header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
     outside: project.outside, params: project.params,
   };

@@ -43,9 +43,10 @@ export class SourceFile {
     const { node, pair, found } = this.nodeAt(path);
     const target = opts.key && pair && found === path.length ? (pair.key as Node) : found === path.length ? node : pair?.key ?? node;
     const range = (target as Node | undefined)?.range;
-    if (!range) return this.locAtOffset(0);
+    const at: SourceLocation['at'] = opts.key ? { path: [...path], key: true } : { path: [...path] };
+    if (!range) return { ...this.locAtOffset(0), at };
     const len = isScalar(target) ? Math.max(1, range[1] - range[0]) : 1;
-    return this.locAtOffset(range[0], len);
+    return { ...this.locAtOffset(range[0], len), at };
   }
 
   /** Location of a key inside the map at `path`. */
