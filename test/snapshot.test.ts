@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BIN, dfwe, dfweTraced, ran, read, straceProblem, workspace } from './helpers.js';
 
 const PIPELINE = `version: 1
@@ -18,11 +18,23 @@ stages:
     outs: { d: out/b }
 `;
 
+/** Make paths of a workspace an hour old: a snapshot trusts a source's stats only once it is older than a racy edit could be. */
+function age(ws: string, paths: string[]): void {
+  const old = new Date(Date.now() - 3600_000);
+  for (const p of paths) utimesSync(join(ws, p), old, old);
+}
+
+/** A workspace of these files, every one but the pipeline aged, with the directories that hold them. */
+function agedWorkspace(files: Record<string, string>): string {
+  const ws = workspace(files);
+  const sources = Object.keys(files).filter((f) => f !== 'dfwe.yaml');
+  age(ws, [...sources, ...new Set(sources.map((f) => dirname(f)).filter((d) => d !== '.'))]);
+  return ws;
+}
+
 /** A workspace whose sources are old enough to trust their stats, run once. */
 function ranOnce(): string {
-  const ws = workspace({ 'dfwe.yaml': PIPELINE, 'src/in.txt': 'one\n', 'data/1.txt': '1\n' });
-  const old = new Date(Date.now() - 3600_000);
-  for (const p of ['src/in.txt', 'data/1.txt', 'data', 'src']) utimesSync(join(ws, p), old, old);
+  const ws = agedWorkspace({ 'dfwe.yaml': PIPELINE, 'src/in.txt': 'one\n', 'data/1.txt': '1\n' });
   const r = dfwe(ws, ['run']);
   assert.equal(r.code, 0, r.stderr);
   return ws;
@@ -140,10 +152,7 @@ stages:
 `;
 
 function scoresWorkspace(): string {
-  const ws = workspace({ 'dfwe.yaml': SCORES, 'src/d0.txt': '10\n', 'src/d1.txt': '20\n', 'src/d2.txt': '30\n', 'src/o.txt': 'o\n' });
-  const old = new Date(Date.now() - 3600_000);
-  for (const p of ['src/d0.txt', 'src/d1.txt', 'src/d2.txt', 'src/o.txt', 'src']) utimesSync(join(ws, p), old, old);
-  return ws;
+  return agedWorkspace({ 'dfwe.yaml': SCORES, 'src/d0.txt': '10\n', 'src/d1.txt': '20\n', 'src/d2.txt': '30\n', 'src/o.txt': 'o\n' });
 }
 
 /** The records a command opened, by execution key, from an strace log. */
@@ -215,7 +224,7 @@ test('a served set changed since it was written is not used to key a run', () =>
 test('a run planned from the snapshot that changes what it did not run leaves no snapshot vouching for it', () => {
   // b rewrites a's output when its source says so: a node served as the snapshot had it whose
   // output changed during the run must not be vouched for by the snapshot the run leaves.
-  const ws = workspace({
+  const ws = agedWorkspace({
     'dfwe.yaml': `version: 1
 stages:
   a:
@@ -229,12 +238,10 @@ stages:
 `,
     'src/a.txt': 'a\n', 'src/b.txt': 'b\n',
   });
-  const old = new Date(Date.now() - 3600_000);
-  for (const p of ['src/a.txt', 'src/b.txt', 'src']) utimesSync(join(ws, p), old, old);
   assert.equal(dfwe(ws, ['run']).code, 0);
   assert.ok(traced(ws, ['status']).fromSnapshot);
   writeFileSync(join(ws, 'src/b.txt'), 'evil\n');
-  utimesSync(join(ws, 'src/b.txt'), old, old);
+  age(ws, ['src/b.txt']);
   assert.deepEqual(ran(dfwe(ws, ['run'])), ['b']);
   const s = traced(ws, ['status']);
   assert.equal(s.fromSnapshot, false, 'planned in full');
@@ -243,7 +250,7 @@ stages:
 
 test('a run after a snapshot, with the way to an output replaced by a link out of the workspace, is refused before anything runs', () => {
   const outside = mkdtempSync(join(tmpdir(), 'dfwe-outside-'));
-  const ws = workspace({
+  const ws = agedWorkspace({
     'dfwe.yaml': `version: 1
 stages:
   a:
@@ -258,8 +265,6 @@ stages:
     'src/a.txt': 'a\n',
     'src/b.txt': 'b\n',
   });
-  const old = new Date(Date.now() - 3600_000);
-  for (const p of ['src/a.txt', 'src/b.txt', 'src']) utimesSync(join(ws, p), old, old);
   assert.equal(dfwe(ws, ['run']).code, 0);
   assert.ok(traced(ws, ['status']).fromSnapshot, 'a snapshot vouches for both');
   // The run plans from the snapshot only while every directory on the way to an output is as it

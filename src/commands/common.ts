@@ -2,7 +2,7 @@ import { UserError } from '../diagnostics.js';
 import { dict } from '../util/dict.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
 import type { Decision } from '../engine/plan.js';
-import { checkReadSnapshot, readSnapshot, restampRead, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
+import { checkReadSnapshot, keepSnapshot, readSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
 import { servedBy, type Served } from '../execute/runner.js';
 import { servedSet } from '../history/recorder.js';
 import { storeServedSet } from '../history/run-log.js';
@@ -86,7 +86,7 @@ export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions)
     // The file changed since: if only in its comments or layout, it is the pipeline the snapshot was written for.
     if (snap.expansionKey !== loc.expansionKey && snap.meaningKey === (await loc.meaning())) {
       snap = { ...snap, expansionKey: loc.expansionKey };
-      restampRead(loc, snap);
+      keepSnapshot(loc, snap);
     }
     return { snap, check: checkReadSnapshot(loc, snap), loc };
   } catch (err) {

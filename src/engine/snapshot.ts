@@ -56,7 +56,7 @@ export interface Snapshot {
   format: typeof SNAPSHOT_FORMAT;
   /** The expansion it was written for: the pipeline's bytes, options and versions. */
   expansionKey: string;
-  /** What that pipeline says, whatever its comments and layout: a file edited only there is the same pipeline (restampRead). */
+  /** What that pipeline says, whatever its comments and layout: a file edited only there is the same pipeline (keepSnapshot). */
   meaningKey: string;
   runtime: Record<string, string>;
   /** The pipeline's runtime.backend, which the runtime is chosen from. */
@@ -270,26 +270,21 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
   const order = project.graph.order;
   if (!prior.unchanged || order.length !== snap.ids.length || order.some((n, i) => n.id !== snap.ids[i])) return false;
   const { resources, stages, stageOf } = pipelineColumns(project);
-  const snapshot: Snapshot = { ...snap, ...projectFields(project), resources, stages, stageOf };
-  try {
-    writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
-  } catch {
-    // a read-only or full cache: the next no-op plans in full
-  }
+  keepSnapshot(project, { ...snap, ...projectFields(project), resources, stages, stageOf });
   return true;
 }
 
 /**
- * A pipeline file edited only in its comments or layout is the same pipeline: the snapshot of
- * what it said, read for it (`snap` already bears its expansion key), is kept under that key, so
- * the next command is told from it without parsing the file again. Everything else in it is what
- * the pipeline says, so it stands as it is.
+ * A snapshot whose witnesses still hold, filed again under the pipeline file as it is now (an
+ * edit the snapshot still vouches for): the next command is told from it without planning. A
+ * pipeline file edited only in its comments or layout is the same pipeline, so a snapshot read
+ * for it (`snap` bearing its new expansion key) is kept as it is.
  */
-export function restampRead(loc: Pick<ProjectLocation, 'store' | 'variantKey'>, snap: Snapshot): void {
+export function keepSnapshot(loc: Pick<ProjectLocation, 'store' | 'variantKey'>, snap: Snapshot): void {
   try {
     writeFileAtomic(snapshotPath(loc), JSON.stringify(snap), { durable: false });
   } catch {
-    // a read-only or full cache: the next command parses the file again
+    // a read-only or full cache: the next command plans (or parses the file) again
   }
 }
 
