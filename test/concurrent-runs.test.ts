@@ -37,6 +37,34 @@ stages:
   assert.equal(read(ws, 'out/y'), 'V1\n', "v1's y holds what v1's x wrote");
 });
 
+test('a node reading many outputs holds them as one set: a second version waits to rewrite any of them', async () => {
+  // v1's y reads twenty outputs and holds on until let go. It has no output path, so its one write
+  // lease (on its key) comes first in the global order and its reads are all one set.
+  const version = (v: string, y: string): string => `version: 1
+stages:
+  x:
+    foreach: { i: "\${{ range(20) }}" }
+    cmd: echo ${v} \${{ i }} > \${{ outs.o }}
+    outs: { o: ~ }
+  y:
+    deps: ["\${{ stages.x.outs.o }}"]
+    cmd: ${y}cat out/x/*/o
+`;
+  const ws = workspace({ 'v1.yaml': version('V1', 'touch y-started; while [ ! -e go ]; do sleep 0.05; done; '), 'v2.yaml': version('V2', '') });
+  const first = dfweAsync(ws, ['run', 'v1.yaml']);
+  await waitFor(() => existsSync(join(ws, 'y-started')), 60_000, "v1's y to start");
+  assert.equal(readdirSync(join(ws, 'cache/locks/readers/.sets')).length, 1, "y's reads are one set");
+  const second = dfweAsync(ws, ['run', 'v2.yaml']);
+  await waitFor(() => /^wait\s+x\[i=\d+\]:/m.test(second.output()), 60_000, "v2's x to wait for v1's y, which reads every x");
+  for (let i = 0; i < 20; i++) assert.equal(read(ws, `out/x/i=${i}/o`), `V1 ${i}\n`, 'no x rewritten under the reading y');
+  writeFileSync(join(ws, 'go'), '');
+  const [r1, r2] = await Promise.all([first.done, second.done]);
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(r2.code, 0, r2.stderr);
+  for (let i = 0; i < 20; i++) assert.equal(read(ws, `out/x/i=${i}/o`), `V2 ${i}\n`, 'v2 ran last');
+  assert.deepEqual(readdirSync(join(ws, 'cache/locks/readers/.sets')), [], 'the set went with its node');
+});
+
 test('one workspace reached through a symlink: two runs do not execute a node twice', async () => {
   const ws = workspace({
     'dfwe.yaml': 'version: 1\nstages:\n  x:\n    cmd: "mkdir -p out; for i in 1 2 3 4 5; do echo $i >> out/x; sleep 0.2; done; echo end >> out/x"\n    outs: { o: out/x }\n',

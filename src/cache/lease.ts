@@ -18,6 +18,12 @@ import { Heartbeat } from './heartbeat.js';
  * that arrive together at least one sees the other and waits. A writer holds its file while it
  * waits for readers to finish, so new readers wait behind it.
  *
+ * A node that reads many outputs (an aggregate of 10,000) takes their read leases as one set: a
+ * file in readers/.sets listing the names, so it costs one file rather than a link and an unlink
+ * per name. It is the same protocol with the set as the reader's file: the set appears first, then
+ * the lock directory is listed for writers of any of its names; a writer lists the sets as it lists
+ * a name's tokens.
+ *
  * A lease file appears whole or not at all (written under a temp name, then hard-linked into
  * place): a full disk never leaves an empty lock that others would wait on. A holder on this host
  * is alive exactly when its pid is (with the same start time, against pid reuse); one on another
@@ -27,6 +33,10 @@ import { Heartbeat } from './heartbeat.js';
 const STALE_MS = 60_000;
 /** A lease file with no whole holder line yet is given this long before it counts as left behind. */
 const MALFORMED_GRACE_MS = 2_000;
+/** Below this many names, read leases are taken one by one (a set costs a file and a listing). */
+export const READ_SET_MIN = 8;
+/** The directory of read sets, beside the names' token directories (no lease name starts with '.'). */
+const SETS = '.sets';
 
 /** The lease that guards a workspace output path (and so the node that writes it). */
 export function outputLeaseName(workspace: string, relPath: string): string {
@@ -95,6 +105,8 @@ export class LeaseManager {
    */
   private readonly tokenPrefix = randomBytes(4).toString('hex');
   private tokens = 0;
+  /** Read sets seen by this process's writers, by file name: a set's file never changes once in place. */
+  private readonly sets = new Map<string, { holder: LeaseHolder | 'malformed'; names: Set<string> }>();
 
   /** `who` says what this process is doing, for anyone who waits on its read leases ("run of dfwe.yaml"). */
   constructor(
@@ -281,7 +293,7 @@ export class LeaseManager {
     try {
       tokens = readdirSync(dir);
     } catch {
-      return [];
+      tokens = []; // no reader has taken NAME alone yet
     }
     const live: LeaseHolder[] = [];
     for (const t of tokens) {
@@ -291,18 +303,57 @@ export class LeaseManager {
       if (h === 'malformed' || this.isStale(p, h)) rmSync(p, { force: true });
       else live.push(h);
     }
+    return [...live, ...this.liveSetReaders(name)];
+  }
+
+  /** Holders of live read sets that list NAME; stale sets are removed. */
+  private liveSetReaders(name: string): LeaseHolder[] {
+    const dir = this.readersOf(SETS);
+    let files: string[];
+    try {
+      files = readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const live: LeaseHolder[] = [];
+    const present = new Set(files);
+    for (const f of this.sets.keys()) if (!present.has(f)) this.sets.delete(f);
+    for (const f of files) {
+      const p = join(dir, f);
+      let set = this.sets.get(f);
+      if (!set) {
+        let text: string;
+        try {
+          text = readFileSync(p, 'utf8');
+        } catch {
+          continue; // released meanwhile
+        }
+        const lines = text.split('\n');
+        // Whole sets end in a newline: written under a temp name, then renamed into place.
+        const holder = text.endsWith('\n') ? (parseHolder(lines[0] ?? '') ?? 'malformed') : 'malformed';
+        set = { holder, names: new Set(lines.slice(1)) };
+        this.sets.set(f, set);
+      }
+      if (!set.names.has(name)) continue;
+      if (set.holder === 'malformed' || this.isStale(p, set.holder)) {
+        rmSync(p, { force: true });
+        this.sets.delete(f);
+      } else live.push(set.holder);
+    }
     return live;
   }
 
-  private granted(path: string, writer: boolean, tookOver = false): Lease {
+  private granted(path: string, kind: 'write' | 'read' | 'set', tookOver = false): Lease {
+    const writer = kind === 'write';
     // A reader token shares its template's inode: the template's heartbeat is the token's.
-    this.heartbeat.add(writer ? path : this.readerTemplate!);
+    this.heartbeat.add(kind === 'read' ? this.readerTemplate! : path);
     let released = false;
     return {
       tookOver,
       release: () => {
         if (released) return;
         released = true;
+        if (kind === 'set') this.heartbeat.remove(path);
         if (!writer) {
           // A token's name is ours alone (pid and random): no one else can have made it since.
           rmSync(path, { force: true });
@@ -320,14 +371,11 @@ export class LeaseManager {
     };
   }
 
-  /**
-   * Wait until the lease is ours in `mode`; `onWait` hears who holds it (once per holder).
-   * Names must be taken in one global order (sorted) by every run, so no two runs deadlock.
-   */
-  async acquire(name: string, what: string, mode: LeaseMode, onWait?: (h: LeaseHolder) => void, signal?: AbortSignal): Promise<Lease> {
+  /** Waits with backoff, telling `onWait` of each new holder waited on. */
+  private waiter(onWait?: (h: LeaseHolder) => void, signal?: AbortSignal): (h: LeaseHolder) => Promise<void> {
     let told: string | undefined;
     let delay = 20;
-    const wait = async (h: LeaseHolder): Promise<void> => {
+    return async (h) => {
       const who = `${h.pid}@${h.host}`;
       if (who !== told) {
         onWait?.(h);
@@ -337,6 +385,14 @@ export class LeaseManager {
       await new Promise((res) => setTimeout(res, delay));
       delay = Math.min(delay * 2, 500);
     };
+  }
+
+  /**
+   * Wait until the lease is ours in `mode`; `onWait` hears who holds it (once per holder).
+   * Names must be taken in one global order (sorted) by every run, so no two runs deadlock.
+   */
+  async acquire(name: string, what: string, mode: LeaseMode, onWait?: (h: LeaseHolder) => void, signal?: AbortSignal): Promise<Lease> {
+    const wait = this.waiter(onWait, signal);
     if (mode === 'write') {
       let took: 'taken' | 'took over';
       for (;;) {
@@ -347,7 +403,7 @@ export class LeaseManager {
         }
         await wait(r);
       }
-      const lease = this.granted(this.writerPath(name), true, took === 'took over');
+      const lease = this.granted(this.writerPath(name), 'write', took === 'took over');
       try {
         for (let readers = this.liveReaders(name); readers.length > 0; readers = this.liveReaders(name)) await wait(readers[0]!);
       } catch (err) {
@@ -364,17 +420,82 @@ export class LeaseManager {
         this.breakStale(p, h);
         h = this.read(p);
       }
-      if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) return this.granted(token, false);
+      if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) return this.granted(token, 'read');
       rmSync(token, { force: true });
       await wait(h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h);
     }
+  }
+
+  /**
+   * Read leases on all of NAMES as one (see the top of this file): granted when none has a live
+   * writer other than this process, else the set is withdrawn and taken again once that writer is
+   * gone. Holding none of them while waiting keeps the one global order of lease names.
+   */
+  async acquireReadSet(names: string[], onWait?: (h: LeaseHolder) => void, signal?: AbortSignal): Promise<Lease> {
+    const wanted = new Set(names);
+    const wait = this.waiter(onWait, signal);
+    for (;;) {
+      const set = this.createReadSet(names);
+      const blocker = this.writerAmong(wanted);
+      if (!blocker) return this.granted(set, 'set');
+      rmSync(set, { force: true });
+      await wait(blocker);
+    }
+  }
+
+  /** Our set file for NAMES, in place whole: written under a temp name, then renamed. Its holder says who we are, as a token's does. */
+  private createReadSet(names: string[]): string {
+    const set = join(this.readersOf(SETS), `${process.pid}-${this.tokenPrefix}${(this.tokens++).toString(36)}`);
+    const temp = join(this.dir, `.tmp-set-${process.pid}-${this.tokenPrefix}${(this.tokens++).toString(36)}`);
+    const text = `${JSON.stringify({ ...this.me, since: new Date().toISOString(), what: this.who })}\n${names.join('\n')}\n`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (!this.dirMade) {
+          mkdirSync(this.dir, { recursive: true });
+          this.dirMade = true;
+        }
+        writeFileSync(temp, text);
+        renameSync(temp, set);
+        return set;
+      } catch (err) {
+        rmSync(temp, { force: true }); // a full disk: created, but cut short
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw this.leaseError(err);
+        try {
+          mkdirSync(dirname(set), { recursive: true });
+        } catch (e) {
+          throw this.leaseError(e);
+        }
+      }
+    }
+  }
+
+  /** A live writer, not this process, of one of NAMES (stale ones are broken): one listing of the lock directory. */
+  private writerAmong(names: Set<string>): LeaseHolder | undefined {
+    let files: string[];
+    try {
+      files = readdirSync(this.dir);
+    } catch (err) {
+      throw this.leaseError(err);
+    }
+    for (const f of files) {
+      if (!f.endsWith('.lock') || !names.has(f.slice(0, -'.lock'.length))) continue;
+      const p = join(this.dir, f);
+      let h = this.read(p);
+      while (h !== 'absent' && this.isStale(p, h)) {
+        this.breakStale(p, h);
+        h = this.read(p);
+      }
+      if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) continue;
+      return h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h;
+    }
+    return undefined;
   }
 
   /** The writer lease now, or the live holder (a writer or a reader) that keeps it from us. */
   tryWrite(name: string, what: string): Lease | LeaseHolder {
     const r = this.tryWriter(name, what);
     if (typeof r !== 'string') return r;
-    const lease = this.granted(this.writerPath(name), true);
+    const lease = this.granted(this.writerPath(name), 'write');
     const readers = this.liveReaders(name);
     if (readers.length === 0) return lease;
     lease.release();

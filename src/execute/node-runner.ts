@@ -2,7 +2,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, write
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commitOutput, CommitError, putBlob } from '../cache/commit.js';
-import { outputLeaseName, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
+import { outputLeaseName, READ_SET_MIN, type Lease, type LeaseHolder, type LeaseManager, type LeaseMode } from '../cache/lease.js';
 import { materialize, outputStamp, prepareOutputPath, quarantineModified, RestoreError, VERIFY_ON_RESTORE_BYTES } from '../cache/restore.js';
 import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, type OutputEntry, readAttempt, readRecord, writeAttempt } from '../cache/records.js';
 import { GroupCommit } from '../cache/group-commit.js';
@@ -174,9 +174,19 @@ function leasesOf(project: Project, node: NodeDef, execKey: ExecKey, withInputs:
 async function holdAll(ctx: RunContext, node: NodeDef, names: [string, LeaseMode][]): Promise<{ held: Lease[]; owned: Owned }> {
   const held: Lease[] = [];
   const tookOver = new Set<string>();
+  const onWait = (h: LeaseHolder): void => ctx.onWait?.(node.id, h);
   try {
-    for (const [n, mode] of names) {
-      const lease = await ctx.leases.acquire(n, node.id, mode, (h) => ctx.onWait?.(node.id, h), ctx.signal);
+    for (let i = 0; i < names.length; ) {
+      // A run of reads between two writes, in the global order, is taken as one set.
+      let end = i;
+      while (end < names.length && names[end]![1] === 'read') end++;
+      if (end - i >= READ_SET_MIN) {
+        held.push(await ctx.leases.acquireReadSet(names.slice(i, end).map(([n]) => n), onWait, ctx.signal));
+        i = end;
+        continue;
+      }
+      const [n, mode] = names[i++]!;
+      const lease = await ctx.leases.acquire(n, node.id, mode, onWait, ctx.signal);
       held.push(lease);
       if (lease.tookOver) tookOver.add(n);
     }
