@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileDigests } from '../src/keys/file-digests.js';
 import { digestBytes } from '../src/util/hash.js';
@@ -24,6 +24,46 @@ test('a same-size rewrite right after hashing is seen (racy-clean rule), and the
   const again = new FileDigests(memo, new Bounds(ws, NO_OUTSIDE));
   assert.equal(again.digest(f), digestBytes('v9'));
   assert.equal(again.digest(join(ws, 'missing')), undefined);
+});
+
+test('a save after a few hashes appends to the log; a long log is folded into the memo; a line cut short is skipped', () => {
+  const ws = workspace();
+  const memo = join(ws, 'memo.json');
+  const log = `${memo}.log`;
+  const past = new Date(Date.now() - 60_000);
+  const file = (name: string): string => {
+    const p = join(ws, name);
+    writeFileSync(p, name);
+    utimesSync(p, past, past);
+    return p;
+  };
+  const open = (): FileDigests => new FileDigests(memo, new Bounds(ws, NO_OUTSIDE));
+  const first = open();
+  first.digest(file('a'));
+  first.save();
+  assert.ok(!existsSync(log), 'the first save writes the memo whole');
+  const memoBytes = readFileSync(memo, 'utf8');
+  const second = open();
+  second.digest(join(ws, 'a'));
+  second.digest(file('b'));
+  second.save();
+  assert.equal(readFileSync(memo, 'utf8'), memoBytes, 'the memo is not rewritten for one new entry');
+  assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)[0]), [join(ws, 'b')], 'only what was hashed is appended');
+  appendFileSync(log, '["cut short", [1, 2');
+  appendFileSync(log, '\n');
+  const third = open();
+  third.digest(file('c'));
+  third.save();
+  assert.match(readFileSync(log, 'utf8'), /"cut short"[^\n]*\n.*\/c"/);
+  // Enough new entries to outgrow the log's bound: memo and log become one memo again.
+  mkdirSync(join(ws, 'many'));
+  const fourth = open();
+  for (let i = 0; i < 2500; i++) fourth.digest(file(`many/${i}`));
+  fourth.save();
+  assert.ok(!existsSync(log), 'the log is folded');
+  const folded = JSON.parse(readFileSync(memo, 'utf8')) as Record<string, unknown[]>;
+  for (const name of ['a', 'b', 'c', 'many/2499']) assert.equal(folded[join(ws, name)]?.[5], digestBytes(name), `${name} kept`);
+  assert.equal(folded['cut short'], undefined);
 });
 
 test('an old file is served from the memo; editing it changes its digest', () => {
