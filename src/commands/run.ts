@@ -42,7 +42,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0, 'run', found?.snap, found?.check !== undefined);
+    const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0, 'run', found?.snap, found?.check);
     if (summary.interrupted) return 130;
     if (project.report && !project.targets && summary.failed.length === 0) {
       // A pipeline that says what to compare ends with the comparison.

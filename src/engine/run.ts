@@ -9,7 +9,7 @@ import type { Reporter } from '../execute/scheduler.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
-import { updateSnapshot, writeSnapshot, type Snapshot } from './snapshot.js';
+import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import { plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
@@ -32,10 +32,11 @@ export function dryRun(project: Project, opts: RunOptions, snapshot?: Snapshot):
 /**
  * One run of an opened project: check, plan, carry the plan out, record it in the history, report.
  * `snapshot`: this pipeline variant's last snapshot, if the command read one (see planner.ts);
- * `checked`: the command found it written for this very pipeline with no output, directory on
- * the way or record shard changed since.
+ * `check`: given when the command found it written for this very pipeline with no output,
+ * directory on the way or record shard changed since (what changed: the planner does not look again).
  */
-export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot, checked = false): Promise<RunSummary> {
+export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot, check?: SnapshotCheck): Promise<RunSummary> {
+  const checked = check !== undefined;
   const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
   // errors reported (located) before anything is written, the cache's marker included. Where the
@@ -58,7 +59,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     throw err;
   }
   try {
-    const { decisions, snapshot: planned } = plan(project, { force, sources, snapshot, forRun: true });
+    const { decisions, snapshot: planned } = plan(project, { force, sources, snapshot, check, forRun: true });
     const expected = listExpected ? decisions.filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
