@@ -6,16 +6,22 @@ import { readdirSync, readFileSync } from 'node:fs';
  * every running stage, scans /proc (≈0.6 ms for 60 processes) and adds up, per process group, the
  * peak resident set (VmHWM) of each member alive at that moment; a stage's peak is the largest such
  * sum. VmHWM keeps each process's own peak between samples, so a single-process stage's figure is
- * exact as of its last sample; a stage that ends before the first sample has none. Elsewhere
+ * exact as of its last sample; a stage that ends before it has lived one interval has none. Elsewhere
  * (no /proc) nothing is measured.
  */
 
 const INTERVAL_MS = 50;
 
-const tracked = new Map<number, { peak: number }>();
+const tracked = new Map<number, { peak: number; since: number }>();
 let timer: NodeJS.Timeout | undefined;
 
 function sample(): void {
+  // Only once a stage has lived an interval: a run of short stages (thousands of 10 ms commands)
+  // kept the timer going and paid a scan of /proc every 50 ms for stages it could never catch.
+  const due = performance.now() - INTERVAL_MS;
+  let old = false;
+  for (const t of tracked.values()) if (t.since <= due) old = true;
+  if (!old) return;
   let names: string[];
   try {
     names = readdirSync('/proc');
@@ -45,7 +51,7 @@ function sample(): void {
 
 /** Watch a process group until `stop`, which returns its peak resident memory in bytes (undefined: never sampled). */
 export function trackMemory(pgid: number): { stop(): number | undefined } {
-  const entry = { peak: 0 };
+  const entry = { peak: 0, since: performance.now() };
   tracked.set(pgid, entry);
   if (!timer) {
     timer = setInterval(sample, INTERVAL_MS);
