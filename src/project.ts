@@ -231,6 +231,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   // One memo per pipeline variant, replaced when the file changes: edits do not pile up memos
   // (14 MB each at 20,000 nodes).
   const memoPath = join(store.stateDir, 'pipelines', `${loc.variantKey}.json`);
+  const relocationPath = `${memoPath}.relocated`;
   let memoFor: { expansionKey?: string; meaningKey?: string } = {};
   try {
     // The memo of an earlier version of the file (megabytes) is told by its first bytes, unparsed.
@@ -239,6 +240,12 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
       const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')));
       // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
       if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
+    }
+    // The file as it is now was found to say what the memo's says, its locations found again.
+    const moved = readRelocation(relocationPath);
+    if (moved && moved.expansionKey === loc.expansionKey && moved.memoExpansionKey === memoFor.expansionKey) {
+      const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')), moved.locations);
+      if (isExpanded(memo) && memo.expansionKey === moved.memoExpansionKey) return { ...memo, expansionKey: loc.expansionKey, save: () => {} };
     }
   } catch {
     // not memoised yet
@@ -249,12 +256,17 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   // Before --param values are put in: they are in the key's other parts.
   const meaningKey = loc.meaningOf(data);
   // The file was edited only in its comments or layout: the memo's nodes, their locations found again in it.
-  if (memoFor.meaningKey === meaningKey) {
+  // It is not written again (megabytes): the locations found again are filed beside it, for the
+  // next command to use without parsing the file.
+  if (memoFor.meaningKey === meaningKey && memoFor.expansionKey !== undefined) {
+    const memoExpansionKey = memoFor.expansionKey;
     try {
-      const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')), source);
-      if (isExpanded(memo) && memo.meaningKey === meaningKey) {
+      const raw = JSON.parse(readFileSync(memoPath, 'utf8')) as Memo;
+      const locations = relocate(raw.locations, source);
+      const memo: unknown = fromMemo(raw, locations);
+      if (isExpanded(memo) && memo.meaningKey === meaningKey && memo.expansionKey === memoExpansionKey) {
         const result: Expanded = { ...memo, expansionKey: loc.expansionKey };
-        return { ...result, save: saver(memoPath, result) };
+        return { ...result, save: () => writeRelocation(relocationPath, { expansionKey: loc.expansionKey, memoExpansionKey, locations: locations! }) };
       }
     } catch {
       // expanded again below
@@ -297,14 +309,50 @@ function toMemo(e: Expanded): Memo {
 }
 
 /**
- * The expansion a memo holds; anything of another shape is returned as it is (and then not used).
- * `source`: the file it is for, which says the same as the one it was expanded from (meaningKey):
- * each location is found again in it, by its data path.
+ * A memo's locations found again in `source`, a file that says the same as the one it was
+ * expanded from (meaningKey), each by its data path. Undefined for a table of another shape.
  */
-function fromMemo(m: unknown, source?: SourceFile): unknown {
+function relocate(locations: unknown, source: SourceFile): SourceLocation[] | undefined {
+  if (!Array.isArray(locations)) return undefined;
+  return (locations as SourceLocation[]).map((l) => (l?.at && Array.isArray(l.at.path) ? source.locate(l.at.path, { key: l.at.key === true }) : l));
+}
+
+/**
+ * A memo's locations found again in an edited file (see expandCached): for the file whose
+ * expansion key is `expansionKey`, in place of the table of the memo written for `memoExpansionKey`.
+ */
+interface Relocation {
+  expansionKey: string;
+  memoExpansionKey: string;
+  locations: SourceLocation[];
+}
+
+function readRelocation(path: string): Relocation | undefined {
+  try {
+    const r = JSON.parse(readFileSync(path, 'utf8')) as Relocation;
+    return typeof r?.expansionKey === 'string' && typeof r.memoExpansionKey === 'string' && Array.isArray(r.locations) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeRelocation(path: string, r: Relocation): void {
+  try {
+    writeFileAtomic(path, JSON.stringify(r), { durable: false });
+  } catch {
+    // a read-only cache still runs; it only parses the file next time
+  }
+}
+
+/**
+ * The expansion a memo holds; anything of another shape is returned as it is (and then not used).
+ * `relocated`: its locations found again in the file it is used for (relocate).
+ */
+function fromMemo(m: unknown, relocated?: SourceLocation[]): unknown {
   const memo = m as Memo;
   if (typeof m !== 'object' || m === null || !Array.isArray(memo.locations) || !Array.isArray(memo.nodes)) return m;
-  const locations = source ? memo.locations.map((l) => (l?.at && Array.isArray(l.at.path) ? source.locate(l.at.path, { key: l.at.key === true }) : l)) : memo.locations;
+  if (relocated && relocated.length !== memo.locations.length) return undefined;
+  const locations = relocated ?? memo.locations;
   const loc = (i: unknown): SourceLocation | undefined => (typeof i === 'number' ? locations[i] : undefined);
   const nodes: NodeDef[] = [];
   for (const n of memo.nodes) {

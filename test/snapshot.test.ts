@@ -313,3 +313,28 @@ test('a memoised expansion reused for a file edited around it says its errors wh
   // `deps: [src/in.txt]` was on line 5; it is on line 8 now.
   assert.match(r.stderr, /dfwe\.yaml:8:12: error: dependency "src\/in\.txt" of stage "a" does not exist[^\n]*\n +8 \| +deps: \[src\/in\.txt\]/);
 });
+
+test('a memoised expansion reused for an edited file is not written again: the next command uses it without parsing the file, its errors where they now are', () => {
+  const ws = ranOnce();
+  const memoDir = join(ws, 'cache/state/pipelines');
+  const memos = (): Record<string, string> => Object.fromEntries(readdirSync(memoDir).filter((f) => f.endsWith('.json')).map((f) => [f, readFileSync(join(memoDir, f), 'utf8')]));
+  const parsed = (r: { modules: string[] }): boolean => r.modules.some((m) => /\/node_modules\/yaml\//.test(m));
+  const before = memos();
+  for (const comments of ['# one\n# two\n# three\n', '# one\n# two\n# three\n# four\n']) {
+    writeFileSync(join(ws, 'dfwe.yaml'), `${comments}${PIPELINE}`);
+    const first = dfweTraced(ws, ['why', 'a']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(parsed(first), 'the edited file is parsed once, to compare what it says');
+    assert.deepEqual(memos(), before, 'the memo (megabytes at scale) is not written again for a comment');
+    const second = dfweTraced(ws, ['why', 'a']);
+    assert.equal(second.code, 0, second.stderr);
+    assert.ok(!parsed(second), 'the next command does not parse the file');
+    assert.ok(!second.modules.some((m) => /\/dist\/src\/pipeline\/expand\.js$/.test(m)), 'nor expand it');
+  }
+  // Its errors are said where they are in the file as it is now: `deps: [src/in.txt]`, on line 5, is on line 9.
+  rmSync(join(ws, 'src/in.txt'));
+  const r = dfweTraced(ws, ['status']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.ok(!r.modules.some((m) => /\/dist\/src\/pipeline\/expand\.js$/.test(m)), 'the memoised expansion was used');
+  assert.match(r.stderr, /dfwe\.yaml:9:12: error: dependency "src\/in\.txt" of stage "a" does not exist[^\n]*\n +9 \| +deps: \[src\/in\.txt\]/);
+});
