@@ -68,7 +68,7 @@ export function undeclaredReads(project: Project): Diagnostic[] {
     node.commands.forEach(({ field, text }, i) => {
       for (const word of commandWords(text)) {
         const rel = normalizeWorkspacePath(word);
-        const k = JSON.stringify([node.stage, field, rel]);
+        const k = `${node.stage}\0${field}\0${rel}`;
         if (rel === undefined || said.has(k) || rel === pipelineRel || (cacheRel && isWithin(rel, cacheRel))) continue;
         if (node.deps.some((d) => isWithin(rel, d))) continue;
         const owner = outputs.containing(rel);
