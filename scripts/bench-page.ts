@@ -50,6 +50,42 @@ function enginePage(r: EngineResults): string {
   ].join('\n');
 }
 
+/** A leaf of a results file and its value, by its path in the file (`sizes[2].full_run_ms`). */
+function leaves(v: unknown, path: string, out: [string, string][]): void {
+  if (Array.isArray(v)) v.forEach((x, i) => leaves(x, `${path}[${i}]`, out));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) leaves(x, path ? `${path}.${k}` : k, out);
+  else out.push([path, v === null ? 'null' : typeof v === 'string' ? v : JSON.stringify(v)]);
+}
+
+/** Table cells cannot hold a bar or a line break. */
+const cell = (t: string): string => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** Where Measured results explains each bench. */
+const GUIDE: Record<string, string> = {
+  hash: 'content-digests', sweep: 'sweeps', report: 'the-report-of-a-large-sweep', ml: 'ml-stages', dfwe: 'dfwe-on-the-synthetic-quickstart',
+  merge: 'merging-checkpoints', slurm: 'slurm-executor', reliability: 'reliability',
+};
+
+/**
+ * Any other bench's results: every figure in its file, by its path there. Each bench writes its
+ * own shape; the guide that explains it is in Measured results.
+ */
+function resultsPage(name: string, r: Record<string, unknown>): string {
+  const { date, seconds, machine, ...rest } = r;
+  const rows: [string, string][] = [];
+  leaves(rest, '', rows);
+  const when = typeof date === 'string' ? ` on ${date.slice(0, 10)}` : '';
+  const how = typeof seconds === 'number' ? `, ${Math.round(seconds)} s in all` : '';
+  const where = machine && typeof machine === 'object' ? `: ${Object.entries(machine).map(([k, v]) => `${k} ${String(v)}`).join(', ')}` : '';
+  return [
+    `## ${name}`,
+    '',
+    `\`bench/results/${name}.json\`, from \`npm run bench -- ${name}\`${when}${where}${how}. What each figure measures is in [Measured results](../benchmarks.md${GUIDE[name] ? `#${GUIDE[name]}` : ''}).`,
+    '',
+    ['| figure | value |', '| --- | --- |', ...rows.map(([k, v]) => `| \`${cell(k)}\` | ${cell(v)} |`)].join('\n'),
+  ].join('\n');
+}
+
 /** The page, from the results directory as it is. */
 export function benchResultsPage(resultsDir: string): string {
   const parts = [
@@ -62,6 +98,6 @@ export function benchResultsPage(resultsDir: string): string {
   const engine = join(resultsDir, 'engine.json');
   if (existsSync(engine)) parts.push('', enginePage(JSON.parse(readFileSync(engine, 'utf8')) as EngineResults));
   const others = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => f.endsWith('.json') && f !== 'engine.json').sort() : [];
-  if (others.length > 0) parts.push('', '## Other results', '', ...others.map((f) => `- \`bench/results/${f}\``));
+  for (const f of others) parts.push('', resultsPage(f.slice(0, -'.json'.length), JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as Record<string, unknown>));
   return parts.join('\n') + '\n';
 }

@@ -48,6 +48,25 @@ test('docs/reference/ is what `npm run docs` generates from the CLI and the regi
   }
 });
 
+test('the bench results page holds every figure of every committed results file', () => {
+  const page = referencePages().get('docs/reference/bench-results.md')!;
+  const dir = join(REPO, 'bench/results');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'engine.json');
+  assert.ok(files.length > 0, 'results of benches other than the engine are committed');
+  for (const f of files) {
+    const name = f.slice(0, -'.json'.length);
+    assert.match(page, new RegExp(`^## ${name}$`, 'm'), `${f} has a section`);
+    const section = page.slice(page.indexOf(`## ${name}\n`)).split(/\n## /)[0]!;
+    const { date: _d, seconds: _s, machine: _m, ...rest } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>;
+    const walk = (v: unknown, path: string): void => {
+      if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+      else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+      else if (typeof v === 'number') assert.ok(section.includes(`| \`${path}\` | ${JSON.stringify(v)} |`), `${name}: ${path} = ${v} is on the page`);
+    };
+    walk(rest, '');
+  }
+});
+
 test('the generated reference lists every command, stage type, merge method, optimizer and executor', () => {
   const pages = referencePages();
   const cli = pages.get('docs/reference/cli.md')!;
