@@ -169,7 +169,9 @@ class Spawner {
       }
       this.waiting.clear();
     };
-    child.once('exit', lost);
+    // On 'close', not 'exit': 'exit' may come before the last lines it wrote are read, and a stage
+    // whose pid was in them would be left running, its group never stopped (seen once in CI).
+    child.once('close', lost);
     child.once('error', lost);
     child.stdin!.on('error', () => {});
     return child;
