@@ -37,6 +37,8 @@ const MALFORMED_GRACE_MS = 2_000;
 export const READ_SET_MIN = 8;
 /** The directory of read sets, beside the names' token directories (no lease name starts with '.'). */
 const SETS = '.sets';
+/** Who holds a lease file that has no whole holder line yet: it is being taken this moment. */
+const TAKING: LeaseHolder = { pid: -1, host: '?', since: '?', what: 'a run that is taking it' };
 
 /** The lease that guards a workspace output path (and so the node that writes it). */
 export function outputLeaseName(workspace: string, relPath: string): string {
@@ -87,6 +89,15 @@ function parseHolder(text: string): LeaseHolder | undefined {
     return typeof h.pid === 'number' && typeof h.host === 'string' && typeof h.what === 'string' ? (h as LeaseHolder) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The names in a directory; none when it is not there (no reader has used it yet). */
+function listed(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 
@@ -276,7 +287,7 @@ export class LeaseManager {
       if (this.create(p, what)) return broke ? 'took over' : 'taken';
       const h = this.read(p);
       if (h === 'absent') continue;
-      if (!this.isStale(p, h)) return h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h;
+      if (!this.isStale(p, h)) return h === 'malformed' ? TAKING : h;
       this.breakStale(p, h);
       broke = true;
     }
@@ -289,14 +300,8 @@ export class LeaseManager {
    */
   private liveReaders(name: string): LeaseHolder[] {
     const dir = this.readersOf(name);
-    let tokens: string[];
-    try {
-      tokens = readdirSync(dir);
-    } catch {
-      tokens = []; // no reader has taken NAME alone yet
-    }
     const live: LeaseHolder[] = [];
-    for (const t of tokens) {
+    for (const t of listed(dir)) {
       const p = join(dir, t);
       const h = this.read(p);
       if (h === 'absent') continue;
@@ -309,12 +314,7 @@ export class LeaseManager {
   /** Holders of live read sets that list NAME; stale sets are removed. */
   private liveSetReaders(name: string): LeaseHolder[] {
     const dir = this.readersOf(SETS);
-    let files: string[];
-    try {
-      files = readdirSync(dir);
-    } catch {
-      return [];
-    }
+    const files = listed(dir);
     const live: LeaseHolder[] = [];
     const present = new Set(files);
     for (const f of this.sets.keys()) if (!present.has(f)) this.sets.delete(f);
@@ -414,15 +414,10 @@ export class LeaseManager {
     }
     for (;;) {
       const token = this.createReader(name);
-      const p = this.writerPath(name);
-      let h = this.read(p);
-      while (h !== 'absent' && this.isStale(p, h)) {
-        this.breakStale(p, h);
-        h = this.read(p);
-      }
-      if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) return this.granted(token, 'read');
+      const writer = this.otherWriter(this.writerPath(name));
+      if (!writer) return this.granted(token, 'read');
       rmSync(token, { force: true });
-      await wait(h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h);
+      await wait(writer);
     }
   }
 
@@ -479,16 +474,21 @@ export class LeaseManager {
     }
     for (const f of files) {
       if (!f.endsWith('.lock') || !names.has(f.slice(0, -'.lock'.length))) continue;
-      const p = join(this.dir, f);
-      let h = this.read(p);
-      while (h !== 'absent' && this.isStale(p, h)) {
-        this.breakStale(p, h);
-        h = this.read(p);
-      }
-      if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) continue;
-      return h === 'malformed' ? { pid: -1, host: '?', since: '?', what: 'a run that is taking it' } : h;
+      const writer = this.otherWriter(join(this.dir, f));
+      if (writer) return writer;
     }
     return undefined;
+  }
+
+  /** The live holder of the writer file at `path`, unless it is this process (stale ones are broken). */
+  private otherWriter(path: string): LeaseHolder | undefined {
+    let h = this.read(path);
+    while (h !== 'absent' && this.isStale(path, h)) {
+      this.breakStale(path, h);
+      h = this.read(path);
+    }
+    if (h === 'absent' || (h !== 'malformed' && h.pid === this.me.pid && h.host === this.me.host)) return undefined;
+    return h === 'malformed' ? TAKING : h;
   }
 
   /** The writer lease now, or the live holder (a writer or a reader) that keeps it from us. */
