@@ -43,7 +43,7 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
       .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
       .argument('[targets...]', 'node ids or stage names (a stage: all its nodes): run only these and what they need'),
   )
-    .option('-n, --dry-run', 'show what would run and why, run nothing')
+    .option('-n, --dry-run', 'show what would run and why, in what order, on which job slots and GPUs; run nothing')
     .option('-f, --force <node>', 'run this node even if cached (repeatable)', collect)
     .option('-v, --verbose', "plain output, one line per node including cache hits, and every line the stages print, prefixed with the node's id")
     .action(async (first: string | undefined, rest: string[], opts) => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { dfwe, listFiles, ran, read, workspace } from './helpers.js';
+import { dfwe, listFiles, ran, read, workspace, write } from './helpers.js';
 
 const TWO = `version: 1
 stages:
@@ -23,6 +23,48 @@ test('--dry-run shows the plan and runs nothing', () => {
   assert.match(r.stdout, /will run\s+use\s+upstream make will run/);
   assert.equal(existsSync(join(ws, 'out')), false);
   assert.deepEqual(listFiles(join(ws, 'cache/records')), []);
+});
+
+test('--dry-run says in what order a run would start the nodes, on which job slots and GPUs, and how long by their last runs', () => {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+stages:
+  prep:
+    cmd: sleep 0.4 && echo data > \${{ outs.d }}
+    outs: { d: ~ }
+  train:
+    foreach: { seed: [1, 2, 3] }
+    cmd: sleep 0.\${{ seed }} && wc -c < \${{ stages.prep.outs.d }} > \${{ outs.n }}
+    outs: { n: ~ }
+    resources: { gpu: 1 }
+`,
+  });
+  const fresh = dfwe(ws, ['run', '-n', '-r', 'gpu=2', '-j', '2']);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.match(fresh.stdout, /would start 4 nodes on 2 job slots/);
+  assert.match(fresh.stdout, /no estimate: none of them has run before/);
+  assert.equal(dfwe(ws, ['run', '-r', 'gpu=2', '-j', '2']).code, 0);
+  // Every node runs again: prep's command changes, and train reads prep's output.
+  write(ws, 'dfwe.yaml', read(ws, 'dfwe.yaml').replace('echo data', 'echo data2'));
+  const cache = listFiles(join(ws, 'cache'));
+  const r = dfwe(ws, ['run', '-n', '-v', '-r', 'gpu=2', '-j', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  const starts = r.stdout.split('\n').filter((l) => /^ {2}\+/.test(l)).map((l) => l.replace(/\(last took [\d.]+s\)/, '(last)').replace(/\+ *[\d.]+s/, '+T').replace(/ +/g, ' ').trim());
+  assert.deepEqual(starts, [
+    '+T slot 0 prep (last)',
+    '+T slot 0 gpu 0 train[seed=1] (last)',
+    '+T slot 1 gpu 1 train[seed=2] (last)',
+    // seed=1 ends first (0.1 s against 0.2 s): its slot and GPU are the ones free.
+    '+T slot 0 gpu 0 train[seed=3] (last)',
+  ]);
+  const at = (id: string): number => Number(new RegExp(`\\+ *([\\d.]+)s .*${id.replace(/[[\]]/g, '\\$&')}`).exec(r.stdout)![1]);
+  assert.ok(at('train[seed=1]') >= 0.4, 'the trainings start once prep would have ended, by its last duration');
+  assert.equal(at('train[seed=1]'), at('train[seed=2]'));
+  assert.ok(at('train[seed=3]') > at('train[seed=1]'), 'seed=3 waits for a GPU');
+  assert.match(r.stdout, /\n {6}sleep 0\.3 && wc -c < out\/prep\/d > out\/train\/seed=3\/n\n/, '-v shows each command');
+  assert.match(r.stdout, /about [\d.]+s in all, by the last durations of all 4/);
+  assert.deepEqual(listFiles(join(ws, 'cache')).filter((f) => !f.startsWith('state/')), cache.filter((f) => !f.startsWith('state/')), 'nothing ran: no record, attempt or object written');
+  assert.equal(read(ws, 'out/prep/d'), 'data\n');
 });
 
 test('status --json gives counts and a reason per node', () => {

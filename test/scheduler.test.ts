@@ -7,6 +7,7 @@ import type { ExecKey, PlanKey } from '../src/util/key-types.js';
 import type { NodeDef } from '../src/pipeline/types.js';
 import { servedBy, type Finished, type NodeRunner, type Outcome, type Placement } from '../src/execute/runner.js';
 import { runGraph, type SchedulerOptions } from '../src/execute/scheduler.js';
+import { DryRunner } from '../src/execute/dry-runner.js';
 
 /*
  * The scheduler alone, in process: a runner of the test's own decides each node's fate, and a
@@ -156,4 +157,24 @@ test('scheduler: an abort lets running nodes end and skips the rest as interrupt
   assert.deepEqual(r.started.map((s) => s.id), ['n0', 'n1']);
   assert.deepEqual(r.ended.sort(), ['n0', 'n1'], 'running nodes are waited for');
   for (const id of ['n2', 'n3', 'n4', 'n5']) assert.equal((finished.get(id) as { reason: string }).reason, 'interrupted');
+});
+
+test('dry runner: the scheduler places what the plan will run on a clock of last durations, and runs nothing', async () => {
+  const planned = (id: string, state: 'run' | 'cached' = 'run') => [id, { state, reason: 'test', planKey: `p-${id}` as PlanKey, execKey: `e-${id}` as ExecKey }] as const;
+  const plan = new Map([planned('a'), planned('b'), planned('c'), planned('d'), planned('e'), planned('x', 'cached'), planned('new')]);
+  const last: Record<string, number> = { a: 1000, b: 500, c: 2000, d: 300, e: 100 };
+  const dry = new DryRunner(plan, (id) => last[id]);
+  const nodes = [node('a'), node('x'), ...['b', 'c', 'd'].map((id) => node(id, ['a'], { gpu: 1 })), node('e', ['b', 'c', 'd', 'x']), node('new', ['e'])];
+  const summary = await runGraph(buildGraph(nodes), dry, { jobs: 4, keepGoing: true, capacity: { gpu: 2 }, gpus: ['A', 'B'], signal: new AbortController().signal, events: { started() {}, finished() {}, waiting() {}, progress() {} } });
+  assert.equal(summary.cached, 1, 'a cached node is not started');
+  assert.deepEqual(dry.result().starts, [
+    { id: 'a', atMs: 0, slot: 0, lastMs: 1000 },
+    { id: 'b', atMs: 1000, slot: 0, gpus: ['A'], lastMs: 500 },
+    { id: 'c', atMs: 1000, slot: 1, gpus: ['B'], lastMs: 2000 },
+    // Both GPUs are taken until b ends: d waits for its device, not for a job slot.
+    { id: 'd', atMs: 1500, slot: 0, gpus: ['A'], lastMs: 300 },
+    { id: 'e', atMs: 3000, slot: 0, lastMs: 100 },
+    { id: 'new', atMs: 3100, slot: 0, lastMs: undefined },
+  ]);
+  assert.equal(dry.result().endMs, 3100);
 });

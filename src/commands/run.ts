@@ -2,7 +2,9 @@ import type { RunSummary } from '../execute/scheduler.js';
 import { PlainReporter } from '../report/reporter.js';
 import type { Reporter } from '../execute/scheduler.js';
 import { open, parseOnly, parseParams, snapshotOf, type GlobalOptions } from './common.js';
-import type { ProjectLocation } from '../project.js';
+import type { Project, ProjectLocation } from '../project.js';
+import type { DryRunResult } from '../execute/dry-runner.js';
+import { maxOf } from '../util/arrays.js';
 import type { Snapshot } from '../engine/snapshot.js';
 import { executors } from '../execute/executors/index.js';
 import { EXIT_FAILED } from '../diagnostics.js';
@@ -26,7 +28,9 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   const { dryRun, executeRun } = await import('../engine/run.js');
   if (opts.dryRun) {
     const { headerOf, printStatus, stageOf } = await import('./status.js');
-    printStatus(headerOf(project), dryRun(project, opts, found?.snap), stageOf(project), false);
+    const dry = await dryRun(project, opts, found?.snap);
+    printStatus(headerOf(project), dry.decisions, stageOf(project), false);
+    if (dry.would && dry.would.starts.length > 0) process.stdout.write(wouldStartLines(project, dry.would, dry.jobs, opts.verbose ?? false).join('\n') + '\n');
     return 0;
   }
   const fancy = liveDisplay() && !opts.verbose;
@@ -90,6 +94,46 @@ async function recordNoop(loc: ProjectLocation, snap: Snapshot, g: GlobalOptions
   log?.end({ status: 'succeeded', ran: 0, cached: snap.ids.length, restored: 0, failed: 0, skipped: 0, served: snap.served });
 }
 
+
+/** Beyond this many, `run -n` lists the first nodes it would start unless -v asks for every one. */
+const START_LINES = 100;
+
+/** The nodes a run would start, in order, when and where (dry-runner.ts); with -v, each one's command. */
+export function wouldStartLines(project: Project, would: DryRunResult, jobs: number, verbose: boolean): string[] {
+  const { starts } = would;
+  const known = starts.filter((s) => s.lastMs !== undefined).length;
+  const width = Math.min(40, maxOf(starts.map((s) => s.id.length)));
+  const gpuText = (g?: string[]): string => (g ? `gpu ${g.join(',')}` : '');
+  const gpuWidth = maxOf(starts.map((s) => gpuText(s.gpus).length));
+  const lines = [`would start ${starts.length} node${starts.length === 1 ? '' : 's'} on ${jobs} job slot${jobs === 1 ? '' : 's'}, in this order (times by each node's last run):`];
+  const long = would.endMs >= 60_000;
+  const at = (ms: number): string => (long ? clock(ms, true) : clock(ms).padStart(clock(would.endMs).length));
+  const shown = verbose ? starts : starts.slice(0, START_LINES);
+  for (const s of shown) {
+    const last = s.lastMs === undefined ? 'never ran' : `last took ${clock(s.lastMs)}`;
+    const gpu = gpuWidth ? `  ${gpuText(s.gpus).padEnd(gpuWidth)}` : '';
+    lines.push(`  +${at(s.atMs)}  slot ${s.slot}${gpu}  ${s.id.padEnd(width)}  (${last})`);
+    if (verbose) {
+      const node = project.graph.byId.get(s.id)!;
+      const commands = node.type === 'cmd' ? node.commands.map((c) => c.text) : [`(built-in stage ${node.type})`];
+      for (const c of commands) lines.push(...c.trimEnd().split('\n').map((l) => `      ${l}`));
+    }
+  }
+  if (shown.length < starts.length) lines.push(`  (and ${starts.length - shown.length} more; -v for every one, with its command)`);
+  lines.push(known === 0
+    ? 'no estimate: none of them has run before'
+    : known === starts.length
+      ? `about ${clock(would.endMs)} in all, by the last durations of all ${known}`
+      : `at least ${clock(would.endMs)}, by the last durations of ${known} of the ${starts.length} (${starts.length - known} never ran: counted as no time)`);
+  return lines;
+}
+
+/** Seconds to a tenth under a minute, else h:mm:ss (`long`: h:mm:ss always, so a column lines up). */
+function clock(ms: number, long = false): string {
+  if (ms < 60_000 && !long) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
 
 function writable(dir: string): boolean {
   try {

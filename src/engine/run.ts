@@ -1,5 +1,7 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { localRunner } from '../execute/node-runner.js';
+import { DryRunner, type DryRunResult } from '../execute/dry-runner.js';
+import { readAttempt } from '../cache/records.js';
 import type { Decision } from './plan.js';
 import type { SourceDigests } from '../node-keys.js';
 import type { Project } from '../project.js';
@@ -20,13 +22,29 @@ import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
  * Commands only format what it reports.
  */
 
-/** What a run would do, and why: the options checked as a run checks them (what -n accepts, a run accepts). */
-export function dryRun(project: Project, opts: RunOptions, snapshot?: Snapshot): Decision[] {
-  const { force } = checkRunOptions(project, opts);
+/** What `dfwe run -n` tells: the plan, and where the scheduler would start what will run (none when a node is blocked). */
+export interface DryRun {
+  decisions: Decision[];
+  would?: DryRunResult;
+  jobs: number;
+}
+
+/**
+ * What a run would do, and why, with the options checked as a run checks them (what -n accepts, a
+ * run accepts); then the scheduler carries the plan out with the dry runner, so the order nodes
+ * would start in and their slots and GPUs are this run's own.
+ */
+export async function dryRun(project: Project, opts: RunOptions, snapshot?: Snapshot): Promise<DryRun> {
+  const { force, jobs, capacity, gpus } = checkRunOptions(project, opts);
   checkUndeclared(project);
   const { decisions } = plan(project, { force, snapshot });
   project.saveState();
-  return decisions;
+  // A run with a blocked node refuses before it starts anything (its preflight).
+  if (decisions.some((d) => d.state === 'blocked')) return { decisions, jobs };
+  const runner = new DryRunner(new Map(decisions.map((d) => [d.id, d])), (id) => readAttempt(project.store, project.workspace, id)?.durationMs);
+  const quiet = { started() {}, finished() {}, waiting() {}, progress() {} };
+  await runGraph(project.graph, runner, { jobs, keepGoing: true, capacity, gpus, signal: new AbortController().signal, events: quiet });
+  return { decisions, would: runner.result(), jobs };
 }
 
 /**
