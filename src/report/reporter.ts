@@ -17,12 +17,51 @@ export function summaryLine(s: RunSummary, seconds: number): string {
   return `dfwe: ${total} node${total === 1 ? '' : 's'}: ${parts.join(', ')} in ${seconds.toFixed(2)}s${s.interrupted ? ' (interrupted)' : ''}`;
 }
 
+/** How long a line may wait to be written with the ones after it. */
+const BATCH_MS = 50;
+
+/**
+ * Lines for stderr, written a batch at a time: at most BATCH_MS late, at once for what a user must
+ * see now (a failure, a wait, the end), and before the process exits. A run of 20,000 trivial
+ * nodes said 40,000 lines, each a write and a wake-up of whatever reads the pipe (a CI runner,
+ * `tee`), for 3 % of the run's time.
+ */
+export class BatchedLines {
+  private lines: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onExit = (): void => this.flush();
+
+  constructor(private readonly write: (text: string) => void = (t) => void process.stderr.write(t)) {}
+
+  add(line: string, now = false): void {
+    this.lines.push(line);
+    if (now) return this.flush();
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.flush(), BATCH_MS).unref();
+    process.once('exit', this.onExit);
+  }
+
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    process.off('exit', this.onExit);
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('\n') + '\n';
+    this.lines = [];
+    this.write(text);
+  }
+}
+
 /** One line per event: for CI logs, pipes and files. */
 export class PlainReporter implements Reporter {
-  constructor(
-    private readonly out: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-    private readonly verbose = false,
-  ) {}
+  private readonly out: (line: string, now?: boolean) => void;
+
+  constructor(out?: (line: string) => void, private readonly verbose = false) {
+    const batched = out ? undefined : new BatchedLines();
+    this.out = out ?? ((line, now) => batched!.add(line, now));
+  }
 
   begin(): void {}
 
@@ -31,7 +70,7 @@ export class PlainReporter implements Reporter {
   }
 
   waiting(id: string, h: LeaseHolder): void {
-    this.out(`wait    ${id}: another run holds it (pid ${h.pid} on ${h.host}, since ${h.since})`);
+    this.out(`wait    ${id}: another run holds it (pid ${h.pid} on ${h.host}, since ${h.since})`, true);
   }
 
   progress(id: string, line: string): void {
@@ -48,8 +87,8 @@ export class PlainReporter implements Reporter {
         else if (this.verbose) this.out(`cached  ${id}`);
         break;
       case 'failed':
-        this.out(`FAILED  ${id}: ${o.error}`);
-        if (o.logTail) this.out(indent(o.logTail));
+        this.out(`FAILED  ${id}: ${o.error}`, !o.logTail);
+        if (o.logTail) this.out(indent(o.logTail), true);
         break;
       case 'skipped':
         this.out(`skip    ${id}: ${o.reason}`);
@@ -58,6 +97,6 @@ export class PlainReporter implements Reporter {
   }
 
   end(summary: RunSummary, seconds: number): void {
-    this.out(summaryLine(summary, seconds));
+    this.out(summaryLine(summary, seconds), true);
   }
 }
