@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, appendFileSync, closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { localHost } from '../../cache/records.js';
 import { processStart } from '../../util/process.js';
@@ -7,6 +8,7 @@ import { writeAll } from '../../util/fsx.js';
 import { boundedLines } from '../../util/lines.js';
 import type { Executor, ExecutorKind, Launch } from '../../executor.js';
 import { trackMemory } from './memory-sampler.js';
+import { PYTHON_SPAWNER } from './spawner-py.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */
 const STOP_GRACE_MS = (Number(process.env.DFWE_STOP_GRACE) || 10) * 1000;
@@ -116,14 +118,41 @@ function startHere(l: Launch): Started {
 
 const SPAWNER = fileURLToPath(new URL('./spawner.js', import.meta.url));
 
+/**
+ * The process starter: the Python one where a python3 is found (spawner-py.ts: a sixth of a run of
+ * trivial stages' CPU less), else the Node one; `DFWE_SPAWNER=node` chooses Node, `DFWE_PYTHON`
+ * names the python3.
+ */
+function pythonStarter(): [string, string[]] | undefined {
+  const python = process.env.DFWE_SPAWNER === 'node' ? undefined : process.env.DFWE_PYTHON || findPython();
+  return python ? [python, ['-I', '-S', '-X', 'utf8', '-c', PYTHON_SPAWNER, process.execPath, SPAWNER]] : undefined;
+}
+
+/** Debian's python3 first (it starts fastest: no virtual environment), else the first on PATH. */
+function findPython(): string | undefined {
+  const dirs = ['/usr/bin', ...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/'))];
+  for (const d of dirs) {
+    try {
+      accessSync(join(d, 'python3'), constants.X_OK);
+      return join(d, 'python3');
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
 /** The engine's end of the spawner process (see spawner.ts). */
 class Spawner {
   private child: ChildProcess | undefined;
   /** The environment the spawner was started with: each launch sends what differs from it. */
   private readonly base = { ...process.env };
-  private readonly waiting = new Map<number, { pid: (pid: number | undefined) => void; exit: (e: Exit) => void }>();
+  /** Launches not yet ended, with their request until the starter answers it. */
+  private readonly waiting = new Map<number, { pid: (pid: number | undefined) => void; exit: (e: Exit) => void; request?: string }>();
   private nextId = 1;
   private gone: string | undefined;
+  /** A python3 that could not serve as the starter: the Node one from then on. */
+  private python = pythonStarter();
 
   start(l: Launch): Started {
     const id = this.nextId++;
@@ -138,8 +167,9 @@ class Spawner {
     const env: Record<string, string | null> = {};
     for (const [k, v] of Object.entries(l.env)) if (v !== undefined && this.base[k] !== v) env[k] = v;
     for (const k of Object.keys(this.base)) if (l.env[k] === undefined) env[k] = null;
-    this.waiting.set(id, { pid, exit });
-    this.process().stdin!.write(`${JSON.stringify({ id, file: l.argv[0], args: l.argv.slice(1), cwd: l.cwd, env, log: l.logPath })}\n`);
+    const request = `${JSON.stringify({ id, file: l.argv[0], args: l.argv.slice(1), cwd: l.cwd, env, log: l.logPath })}\n`;
+    this.waiting.set(id, { pid, exit, request });
+    this.process().stdin!.write(request);
     this.hold();
     return started;
   }
@@ -151,18 +181,36 @@ class Spawner {
 
   private process(): ChildProcess {
     if (this.child) return this.child;
-    const child = spawn(process.execPath, [SPAWNER], { env: this.base, stdio: ['pipe', 'pipe', 'inherit'] });
+    const [file, args] = this.python ?? [process.execPath, [SPAWNER]];
+    const child = spawn(file, args, { env: this.base, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
+    child.stdin!.write(`${JSON.stringify({ base: this.base })}\n`);
     let partial = '';
+    let ready = false;
     child.stdout!.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString('utf8')).split('\n');
       partial = lines.pop()!;
-      for (const line of lines) this.answer(JSON.parse(line) as { id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string });
+      for (const line of lines) {
+        const m = JSON.parse(line) as { ready?: true; id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string };
+        if (m.ready) ready = true;
+        else this.answer(m);
+      }
     });
-    // A spawner that is gone (killed): what it started is lost to this run, and said so.
-    const lost = (): void => {
+    const lost = (killed: boolean): void => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      // A python3 that could not start, or ended by itself before it was ready, started nothing: the
+      // Node starter takes over its requests. (One killed is lost like any starter killed.)
+      if (!ready && !killed && this.python) {
+        process.stderr.write(`dfwe: ${this.python[0]} could not start stages (set DFWE_PYTHON, or DFWE_SPAWNER=node); starting them from Node\n`);
+        this.python = undefined;
+        const next = this.process();
+        for (const w of this.waiting.values()) next.stdin!.write(w.request!);
+        this.hold();
+        return;
+      }
+      // A spawner that is gone (killed): what it started is lost to this run, and said so.
       this.gone = 'SPAWNER';
-      if (this.child === child) this.child = undefined;
       for (const w of this.waiting.values()) {
         w.pid(undefined);
         w.exit({ code: null, signal: null, error: 'SPAWNER' });
@@ -171,8 +219,8 @@ class Spawner {
     };
     // On 'close', not 'exit': 'exit' may come before the last lines it wrote are read, and a stage
     // whose pid was in them would be left running, its group never stopped (seen once in CI).
-    child.once('close', lost);
-    child.once('error', lost);
+    child.once('close', (_code, signal) => lost(signal !== null));
+    child.once('error', () => lost(false));
     child.stdin!.on('error', () => {});
     return child;
   }
@@ -180,6 +228,7 @@ class Spawner {
   private answer(m: { id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string }): void {
     const w = this.waiting.get(m.id);
     if (!w) return;
+    w.request = undefined;
     if (m.pid !== undefined) {
       w.pid(m.pid);
       return;

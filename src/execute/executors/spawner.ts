@@ -8,8 +8,8 @@ import { createInterface } from 'node:readline';
  * process of hundreds of MB: ≈1.8 ms a node, half the engine's time in a sweep of trivial
  * stages). Here that copy is of a small process, on the other core, while the engine goes on.
  *
- * One JSON line in per process to start: { id, file, args, cwd, env, log }, where env holds only
- * what differs from this process's own environment (null: removed). One line out when it
+ * The first JSON line in is { base }: the engine's environment. Then one line per process to start:
+ * { id, file, args, cwd, env, log }, where env holds only what differs from base (null: removed). One line out when it
  * started ({ id, pid }), one when it ended ({ id, exit: [code, signal] }) or could not start
  * ({ id, error }). Each process leads its own session and process group, as the engine's own
  * would. Ends when its input ends (the engine exited, or was killed); a Ctrl-C is the engine's
@@ -25,7 +25,8 @@ interface Request {
   log: string;
 }
 
-const base = { ...process.env };
+/** The environment requests are told relative to: the engine's, its first line. */
+let base: NodeJS.ProcessEnv | undefined;
 const say = (message: object): void => {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 };
@@ -65,5 +66,9 @@ function start(r: Request): void {
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
-createInterface({ input: process.stdin, crlfDelay: Infinity }).on('line', (line) => start(JSON.parse(line) as Request));
+createInterface({ input: process.stdin, crlfDelay: Infinity }).on('line', (line) => {
+  const message = JSON.parse(line) as Request | { base: NodeJS.ProcessEnv };
+  if ('base' in message) base = message.base;
+  else start(message);
+});
 process.stdin.on('end', () => process.exit(0));
