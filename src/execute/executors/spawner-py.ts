@@ -35,10 +35,8 @@ signal.signal(signal.SIGCHLD, lambda *_: None)
 
 base = None
 running = {}
-here = None
 
 def start(r):
-    global here
     env = dict(base)
     for k, v in r['env'].items():
         if v is None:
@@ -51,17 +49,18 @@ def start(r):
         say({'id': r['id'], 'error': errno.errorcode.get(e.errno, 'EIO')})
         return
     try:
-        if r['cwd'] != here:
-            os.chdir(r['cwd'])
-            here = r['cwd']
+        # Each time: the path may lead elsewhere since the last stage (posix_spawn has no chdir of its own).
+        os.chdir(r['cwd'])
         spawn = os.posix_spawn if '/' in r['file'] else os.posix_spawnp
         pid = spawn(r['file'], [r['file']] + r['args'], env,
                     file_actions=[(os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
                                   (os.POSIX_SPAWN_DUP2, log, 1), (os.POSIX_SPAWN_DUP2, log, 2)],
                     setsid=True, setsigmask=(), setsigdef=DEFAULTS)
     except OSError as e:
-        here = None
         say({'id': r['id'], 'error': errno.errorcode.get(e.errno, 'EINVAL')})
+        return
+    except Exception:
+        say({'id': r['id'], 'error': 'EINVAL'})  # what posix_spawn cannot take (a name or value it cannot encode)
         return
     finally:
         os.close(log)

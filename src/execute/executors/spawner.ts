@@ -8,12 +8,13 @@ import { createInterface } from 'node:readline';
  * process of hundreds of MB: ≈1.8 ms a node, half the engine's time in a sweep of trivial
  * stages). Here that copy is of a small process, on the other core, while the engine goes on.
  *
- * The first JSON line in is { base }: the engine's environment. Then one line per process to start:
- * { id, file, args, cwd, env, log }, where env holds only what differs from base (null: removed). One line out when it
- * started ({ id, pid }), one when it ended ({ id, exit: [code, signal] }) or could not start
- * ({ id, error }). Each process leads its own session and process group, as the engine's own
- * would. Ends when its input ends (the engine exited, or was killed); a Ctrl-C is the engine's
- * to handle, not this process's.
+ * The first JSON line in is { base }: the engine's environment. Then one line per process to
+ * start: { id, file, args, cwd, env, log }, where env holds only what differs from base (null:
+ * removed). One line out when it started ({ id, pid }), one when it ended ({ id, exit: [code,
+ * signal] }) or could not start ({ id, error }). Each process leads its own session and process
+ * group, as the engine's own would. Ends when its input ends (the engine exited, or was killed);
+ * a Ctrl-C is the engine's to handle, not this process's. Where a python3 is found, spawner-py.ts
+ * speaks the same protocol in its place, with posix_spawn instead of fork().
  */
 
 interface Request {
