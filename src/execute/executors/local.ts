@@ -197,7 +197,8 @@ class Spawner {
       }
     });
     const lost = (killed: boolean): void => {
-      if (this.child !== child) return;
+      // Its second event ('error', then 'close'), once the Node starter has taken over.
+      if (this.child !== undefined && this.child !== child) return;
       this.child = undefined;
       // A python3 that could not start, or ended by itself before it was ready, started nothing: the
       // Node starter takes over its requests. (One killed is lost like any starter killed.)
