@@ -1,5 +1,5 @@
 import type { RunSummary } from '../execute/scheduler.js';
-import { PlainReporter } from '../report/reporter.js';
+import { PlainReporter, secondsOf } from '../report/reporter.js';
 import type { Reporter } from '../execute/scheduler.js';
 import { open, parseOnly, parseParams, snapshotOf, type GlobalOptions } from './common.js';
 import type { Project, ProjectLocation } from '../project.js';
@@ -128,9 +128,9 @@ export function wouldStartLines(project: Project, would: DryRunResult, jobs: num
   return lines;
 }
 
-/** Seconds to a tenth under a minute, else h:mm:ss (`long`: h:mm:ss always, so a column lines up). */
+/** A run line's seconds under a minute, else h:mm:ss (`long`: h:mm:ss always, so a column lines up). */
 function clock(ms: number, long = false): string {
-  if (ms < 60_000 && !long) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 60_000 && !long) return secondsOf(ms);
   const s = Math.round(ms / 1000);
   return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
