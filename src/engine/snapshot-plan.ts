@@ -37,7 +37,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, serve
   const n = snap.ids.length;
   const isDirty = new Uint8Array(n);
   for (const i of dirty) isDirty[i] = 1;
-  const upstreamOf = (i: number): number[] => snap.upstreamNodes.slice(snap.upstreamAt[i], snap.upstreamAt[i + 1]);
+  const upstreamOf = (i: number): number[] => Array.from(snap.upstreamNodes.subarray(snap.upstreamAt[i], snap.upstreamAt[i + 1]));
   const planKeys = [...snap.planKeys];
   const decisions: Decision[] = new Array(n);
   const fingerprintOf = (i: number): Fingerprint | undefined => {

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, rmSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { outputState } from '../cache/restore.js';
 import { readRecord, type NodeRecord } from '../cache/records.js';
@@ -7,6 +7,7 @@ import type { Served } from '../execute/runner.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Project, ProjectLocation } from '../project.js';
 import { writeFileAtomic } from '../util/fsx.js';
+import { decodeSnapshotFile, encodeSnapshotFile } from './snapshot-file.js';
 import { createHash } from 'node:crypto';
 import type { Graph } from '../graph.js';
 import { pushAll } from '../util/arrays.js';
@@ -33,7 +34,7 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 9;
+const SNAPSHOT_FORMAT = 10;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -69,29 +70,26 @@ export interface Snapshot {
   resources: Record<string, number>;
   header: PipelineHeader;
   stages: string[];
-  /** Per node, in pipeline order (columns: one array each, so that reading it is one parse and few objects). */
+  /** Per node, in pipeline order (columns: one array each, stored as sections of the file; see snapshot-file.ts). */
   ids: string[];
-  stageOf: number[];
+  stageOf: Uint32Array;
   planKeys: PlanKey[];
   execKeys: ExecKey[];
   /** Which outputs of which upstream nodes each node reads (see readsSignature). */
   reads: string[];
-  /**
-   * The witnessed paths (relative to the workspace where inside it) and, five numbers each, their
-   * stats: a Float64Array in base64 (parsing 150,000 numbers as JSON was a fifth of reading it).
-   */
+  /** The witnessed paths (relative to the workspace where inside it) and, five numbers each, their stats. */
   paths: string[];
-  stats: string;
+  stats: Float64Array;
   /** Witnesses a change of which needs the full plan: outputs, directories on the way, record shards. */
-  structural: number[];
+  structural: Uint32Array;
   /** Of those, the directories on the way and record shards (a run that adds its results changes them). */
-  ways: number[];
+  ways: Uint32Array;
   /** Per node, the witnesses of its sources (sourceWitnesses[sourcesAt[i] .. sourcesAt[i+1]]). */
-  sourcesAt: number[];
-  sourceWitnesses: number[];
+  sourcesAt: Uint32Array;
+  sourceWitnesses: Uint32Array;
   /** Per node, its upstream nodes by index, in the graph's order. */
-  upstreamAt: number[];
-  upstreamNodes: number[];
+  upstreamAt: Uint32Array;
+  upstreamNodes: Uint32Array;
   outside: OutsideDirs;
   /** The pipeline's params (with `--param` values), for the run history of a no-op. */
   params: Record<string, unknown>;
@@ -101,7 +99,7 @@ export interface Snapshot {
 
 /** One file per pipeline variant, replaced by each write: snapshots do not pile up with edits. */
 function snapshotPath(loc: { store: { stateDir: string }; variantKey: string }): string {
-  return join(loc.store.stateDir, 'snapshots', `${loc.variantKey}.json`);
+  return join(loc.store.stateDir, 'snapshots', `${loc.variantKey}.snap`);
 }
 
 /** Where a snapshot is checked: a project, or its location before it is opened. */
@@ -120,18 +118,20 @@ export interface SnapshotCheck {
 export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): Snapshot | undefined {
   let s: Snapshot;
   try {
-    s = JSON.parse(readFileSync(snapshotPath(loc), 'utf8')) as Snapshot;
+    s = decodeSnapshotFile(readFileSync(snapshotPath(loc))) as unknown as Snapshot;
   } catch {
     return undefined;
   }
+  const u32 = (a: unknown): boolean => a instanceof Uint32Array;
   // A snapshot only saves time: one of another shape is ignored.
   if (
     s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.meaningKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
-    !Array.isArray(s.ids) || !Array.isArray(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
-    !Array.isArray(s.paths) || typeof s.stats !== 'string' || !Array.isArray(s.structural) || !Array.isArray(s.ways) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
-    !Array.isArray(s.sourcesAt) || !Array.isArray(s.sourceWitnesses) || !Array.isArray(s.upstreamAt) || !Array.isArray(s.upstreamNodes) ||
+    !Array.isArray(s.ids) || !u32(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
+    !Array.isArray(s.paths) || !(s.stats instanceof Float64Array) || !u32(s.structural) || !u32(s.ways) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
+    !u32(s.sourcesAt) || !u32(s.sourceWitnesses) || !u32(s.upstreamAt) || !u32(s.upstreamNodes) ||
+    s.stageOf.length !== s.ids.length || s.planKeys.length !== s.ids.length || s.execKeys.length !== s.ids.length ||
     s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1 || s.reads.length !== s.ids.length ||
-    statsOf(s).length !== 5 * s.paths.length
+    s.stats.length !== 5 * s.paths.length
   ) return undefined;
   let runtime: Record<string, string>;
   try {
@@ -140,20 +140,6 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
     return undefined;
   }
   return JSON.stringify(runtime) === JSON.stringify(s.runtime) ? s : undefined;
-}
-
-const decodedStats = new WeakMap<Snapshot, Float64Array>();
-
-function statsOf(s: Snapshot): Float64Array {
-  let stats = decodedStats.get(s);
-  if (!stats) {
-    const bytes = Buffer.from(s.stats, 'base64');
-    // Copied unless aligned: a Float64Array view needs an offset that is a multiple of 8.
-    const aligned = bytes.byteOffset % 8 === 0 ? bytes : Buffer.from(bytes);
-    stats = new Float64Array(aligned.buffer, aligned.byteOffset, Math.floor(aligned.length / 8));
-    decodedStats.set(s, stats);
-  }
-  return stats;
 }
 
 /** A witness's path as stored (see Witnesses.pathOf), absolute again. */
@@ -173,8 +159,7 @@ function sameStat(st: Stats | undefined, stats: ArrayLike<number>, j: number): b
 
 /** The witnesses whose stat differs from the snapshot's now (by index into its paths). */
 function changedWitnesses(s: Snapshot, workspace: string): Set<number> {
-  const { paths } = s;
-  const stats = statsOf(s);
+  const { paths, stats } = s;
   const changed = new Set<number>();
   for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
     const p = paths[i]!;
@@ -269,8 +254,7 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
   const { snap } = prior;
   const order = project.graph.order;
   if (!prior.unchanged || order.length !== snap.ids.length || order.some((n, i) => n.id !== snap.ids[i])) return false;
-  const { resources, stages, stageOf } = pipelineColumns(project);
-  keepSnapshot(project, { ...snap, ...projectFields(project), resources, stages, stageOf });
+  keepSnapshot(project, { ...snap, ...projectFields(project), ...pipelineColumns(project) });
   return true;
 }
 
@@ -282,7 +266,7 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
  */
 export function keepSnapshot(loc: Pick<ProjectLocation, 'store' | 'variantKey'>, snap: Snapshot): void {
   try {
-    writeFileAtomic(snapshotPath(loc), JSON.stringify(snap), { durable: false });
+    writeFileAtomic(snapshotPath(loc), encodeSnapshotFile(snap), { durable: false });
   } catch {
     // a read-only or full cache: the next command plans (or parses the file) again
   }
@@ -296,13 +280,13 @@ function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKe
   };
 }
 
-function pipelineColumns(project: Project): { resources: Record<string, number>; stages: string[]; stageOf: number[] } {
+function pipelineColumns(project: Project): Pick<Snapshot, 'resources' | 'stages' | 'stageOf'> {
   const order = project.graph.order;
   const resources: Record<string, number> = {};
   for (const n of order) for (const [r, a] of Object.entries(n.resources)) resources[r] = Math.max(resources[r] ?? 0, a);
   const stages = [...new Set(order.map((n) => n.stage))];
   const stageIndex = new Map(stages.map((s, i) => [s, i]));
-  return { resources, stages, stageOf: order.map((n) => stageIndex.get(n.stage)!) };
+  return { resources, stages, stageOf: Uint32Array.from(order, (n) => stageIndex.get(n.stage)!) };
 }
 
 /** Why a snapshot cannot be written: something is not as it must be, or not witnessable. */
@@ -473,15 +457,20 @@ class Witnesses {
     this.stats.splice(5 * i, 5, ...statColumns(st));
   }
 
-  statsText(): string {
-    return Buffer.from(new Float64Array(this.stats).buffer).toString('base64');
+  /** The columns a snapshot keeps of these witnesses. */
+  columns(): Pick<Snapshot, 'paths' | 'stats' | 'structural' | 'ways'> {
+    const sorted = (set: Set<number>): Uint32Array => Uint32Array.from(set).sort();
+    return { paths: this.paths, stats: Float64Array.from(this.stats), structural: sorted(this.structural), ways: sorted(this.ways) };
   }
 }
 
 /** Write it where it is read; a read-only or full cache: the next no-op plans in full. */
 function saveSnapshot(project: Project, snapshot: Snapshot): void {
   try {
-    writeFileAtomic(snapshotPath(project), JSON.stringify(snapshot), { durable: false });
+    const path = snapshotPath(project);
+    writeFileAtomic(path, encodeSnapshotFile(snapshot), { durable: false });
+    // The JSON file an earlier dfwe (snapshot format 9 and before) kept for this variant.
+    rmSync(path.replace(/\.snap$/, '.json'), { force: true });
   } catch {
     // as said
   }
@@ -491,7 +480,6 @@ function saveSnapshot(project: Project, snapshot: Snapshot): void {
 function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRecord>, served: string | undefined): number | undefined {
   const { graph } = project;
   const w = new Witnesses(project);
-  const { resources, stages, stageOf } = pipelineColumns(project);
   const ids: string[] = [];
   const planKeys: PlanKey[] = [];
   const execKeys: ExecKey[] = [];
@@ -522,8 +510,8 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
   }
   if (w.wait > 0) return w.wait;
   saveSnapshot(project, {
-    ...projectFields(project), resources, stages, stageOf, ids, planKeys, execKeys, reads, served,
-    paths: w.paths, stats: w.statsText(), structural: [...w.structural].sort((a, b) => a - b), ways: [...w.ways].sort((a, b) => a - b), sourcesAt, sourceWitnesses, upstreamAt, upstreamNodes,
+    ...projectFields(project), ...pipelineColumns(project), ids, planKeys, execKeys, reads, served, ...w.columns(),
+    sourcesAt: Uint32Array.from(sourcesAt), sourceWitnesses: Uint32Array.from(sourceWitnesses), upstreamAt: Uint32Array.from(upstreamAt), upstreamNodes: Uint32Array.from(upstreamNodes),
   });
   return undefined;
 }
@@ -534,9 +522,9 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
   const { graph, store, workspace } = project;
   const order = graph.order;
   if (order.length !== snap.ids.length || order.some((n, i) => n.id !== snap.ids[i])) return false;
-  const w = new Witnesses(project, { paths: snap.paths, stats: statsOf(snap) });
+  const w = new Witnesses(project, { paths: snap.paths, stats: snap.stats });
   const dirty = new Set(check.dirty);
-  const sources: number[][] = [];
+  const sources: ArrayLike<number>[] = [];
   const execKeys: ExecKey[] = [];
   const planKeys: PlanKey[] = [];
   /** Nodes served as the snapshot had them: nothing of theirs was read. */
@@ -549,7 +537,7 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
       planKeys.push(s.planKey);
       if (!s.record && !dirty.has(i) && s.execKey === snap.execKeys[i]) {
         kept.push(i);
-        sources.push(snap.sourceWitnesses.slice(snap.sourcesAt[i], snap.sourcesAt[i + 1]));
+        sources.push(snap.sourceWitnesses.subarray(snap.sourcesAt[i], snap.sourcesAt[i + 1]));
         continue;
       }
       const record = s.record ?? readRecord(store, s.execKey);
@@ -559,7 +547,7 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
     }
     // What was not witnessed afresh must be as it was: but for directories that hold results,
     // which the run changed by adding its own.
-    const stats = statsOf(snap);
+    const { stats } = snap;
     const ways = new Set(snap.ways);
     const changedWays = new Set<string>();
     for (let i = 0, j = 0; i < snap.paths.length; i++, j += 5) {
@@ -579,16 +567,11 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
     throw err;
   }
   if (w.wait > 0) return w.wait;
-  const sourceWitnesses: number[] = [];
-  const sourcesAt = [0];
-  for (const own of sources) {
-    pushAll(sourceWitnesses, own);
-    sourcesAt.push(sourceWitnesses.length);
-  }
-  saveSnapshot(project, {
-    ...snap, ...projectFields(project), served: servedDigest, planKeys, execKeys,
-    paths: w.paths, stats: w.statsText(), structural: [...w.structural].sort((a, b) => a - b), ways: [...w.ways].sort((a, b) => a - b), sourcesAt, sourceWitnesses,
-  });
+  const sourcesAt = new Uint32Array(sources.length + 1);
+  sources.forEach((own, i) => (sourcesAt[i + 1] = sourcesAt[i]! + own.length));
+  const sourceWitnesses = new Uint32Array(sourcesAt[sources.length]!);
+  sources.forEach((own, i) => sourceWitnesses.set(own, sourcesAt[i]));
+  saveSnapshot(project, { ...snap, ...projectFields(project), served: servedDigest, planKeys, execKeys, ...w.columns(), sourcesAt, sourceWitnesses });
   return true;
 }
 
