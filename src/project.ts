@@ -10,7 +10,7 @@ import { FileDigests } from './keys/file-digests.js';
 import type { NodeDef, RawPipeline, ReportSpec } from './pipeline/types.js';
 import { readPipelineText } from './pipeline/read.js';
 import { digestBytes, keyOf } from './util/hash.js';
-import { writeFileAtomic } from './util/fsx.js';
+import { readTextFile, writeFileAtomic } from './util/fsx.js';
 import { DFWE_VERSION } from './version.js';
 import { chooseBackend, runtimeIdentity } from './ml/runtime.js';
 import { Bounds, isOutsideDirs, type OutsideDirs } from './workspace-bounds.js';
@@ -237,14 +237,14 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     // The memo of an earlier version of the file (megabytes) is told by its first bytes, unparsed.
     memoFor = memoKeys(memoPath);
     if (memoFor.expansionKey === loc.expansionKey) {
-      const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')));
+      const memo: unknown = fromMemo(JSON.parse(readTextFile(memoPath)));
       // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
       if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
     }
     // The file as it is now was found to say what the memo's says, its locations found again.
     const moved = readRelocation(relocationPath);
     if (moved && moved.expansionKey === loc.expansionKey && moved.memoExpansionKey === memoFor.expansionKey) {
-      const memo: unknown = fromMemo(JSON.parse(readFileSync(memoPath, 'utf8')), moved.locations);
+      const memo: unknown = fromMemo(JSON.parse(readTextFile(memoPath)), moved.locations);
       if (isExpanded(memo) && memo.expansionKey === moved.memoExpansionKey) return { ...memo, expansionKey: loc.expansionKey, save: () => {} };
     }
   } catch {
@@ -261,7 +261,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   if (memoFor.meaningKey === meaningKey && memoFor.expansionKey !== undefined) {
     const memoExpansionKey = memoFor.expansionKey;
     try {
-      const raw = JSON.parse(readFileSync(memoPath, 'utf8')) as Memo;
+      const raw = JSON.parse(readTextFile(memoPath)) as Memo;
       const locations = relocate(raw.locations, source);
       const memo: unknown = fromMemo(raw, locations);
       if (isExpanded(memo) && memo.meaningKey === meaningKey && memo.expansionKey === memoExpansionKey) {

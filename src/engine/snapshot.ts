@@ -313,10 +313,11 @@ export async function writeSnapshot(project: Project, served: ReadonlyMap<string
 /**
  * After a run planned from the snapshot (only sources changed since it was written): the snapshot
  * again, without reading the records of the nodes served as it had them. The nodes that ran, were
- * restored or were keyed again are witnessed afresh; every other witness must be as it was, but
- * for the directories that hold results (on the way to them, record shards), which the run
- * itself changes: those are witnessed anew once what lies under them is checked again. Anything
- * else changed, or anything not as it must be: the full write runs.
+ * restored or were keyed again are witnessed afresh; every other witness keeps its stat, which the
+ * run's check found unchanged (so whatever changed it since is seen by the next check), but for
+ * the directories that hold results (on the way to them, record shards), which the run itself
+ * changes: those are witnessed anew once what lies under them is checked again. Anything not as
+ * it must be: the full write runs.
  */
 export async function updateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
   if (project.targets) return;
@@ -545,17 +546,17 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
       if (!own) return false;
       sources.push(own);
     }
-    // What was not witnessed afresh must be as it was: but for directories that hold results,
-    // which the run changed by adding its own.
+    // What was not witnessed afresh keeps the stat the run's check found it with (the snapshot's):
+    // a change since, by the run or beside it, differs from it and is seen by the next check. But
+    // directories that hold results change by the run adding its own: those are witnessed anew.
     const { stats } = snap;
-    const ways = new Set(snap.ways);
     const changedWays = new Set<string>();
-    for (let i = 0, j = 0; i < snap.paths.length; i++, j += 5) {
+    for (const i of snap.ways) {
       if (w.fresh.has(i)) continue;
       const p = snap.paths[i]!;
       const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
-      if (sameStat(st, stats, j)) continue;
-      if (!st || !ways.has(i) || !st.isDirectory()) return false;
+      if (sameStat(st, stats, 5 * i)) continue;
+      if (!st || !st.isDirectory()) return false;
       w.setStat(i, st);
       changedWays.add(p);
     }

@@ -2,7 +2,7 @@ import { appendFileSync, lstatSync, readFileSync, readlinkSync, realpathSync, rm
 import { basename, dirname, join } from 'node:path';
 import { FsShapeError, kindOf } from '../util/fs-safe.js';
 import { digestFile } from '../util/hash.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { readTextFile, writeFileAtomic } from '../util/fsx.js';
 import type { Bounds } from '../workspace-bounds.js';
 import { linkDigest, manifestDigest, readTree, type Inside, type Walk } from './tree.js';
 
@@ -45,7 +45,7 @@ export class FileDigests {
     if (memoPath) {
       try {
         // A memo only saves time: anything but the shape written here is read as empty.
-        const text = readFileSync(memoPath, 'utf8');
+        const text = readTextFile(memoPath);
         this.memoBytes = text.length;
         const parsed: unknown = JSON.parse(text);
         if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
