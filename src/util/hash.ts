@@ -31,26 +31,37 @@ function hex64(v: bigint): string {
   return v.toString(16).padStart(16, '0');
 }
 
+/** A content digest taken piece by piece, as the bytes come (a file read in chunks, a download). */
+export class Digester {
+  private readonly a = xxh3().Xxh3.withSeed(SEED_A);
+  private readonly b = xxh3().Xxh3.withSeed(SEED_B);
+
+  update(bytes: Uint8Array | string): this {
+    this.a.update(bytes);
+    this.b.update(bytes);
+    return this;
+  }
+
+  digest(): Digest {
+    return (hex64(this.a.digest()) + hex64(this.b.digest())) as Digest;
+  }
+}
+
 export function digestBytes(data: Uint8Array | string): Digest {
-  const a = xxh3().Xxh3.withSeed(SEED_A).update(data);
-  const b = xxh3().Xxh3.withSeed(SEED_B).update(data);
-  return (hex64(a.digest()) + hex64(b.digest())) as Digest;
+  return new Digester().update(data).digest();
 }
 
 /** Digest of the bytes behind an open descriptor, read from its start. */
 export function digestFd(fd: number): Digest {
   chunkBuffer ??= Buffer.allocUnsafe(CHUNK);
-  const a = xxh3().Xxh3.withSeed(SEED_A);
-  const b = xxh3().Xxh3.withSeed(SEED_B);
+  const d = new Digester();
   let n: number;
   let pos = 0;
   while ((n = readSync(fd, chunkBuffer, 0, CHUNK, pos)) > 0) {
-    const view = chunkBuffer.subarray(0, n);
-    a.update(view);
-    b.update(view);
+    d.update(chunkBuffer.subarray(0, n));
     pos += n;
   }
-  return (hex64(a.digest()) + hex64(b.digest())) as Digest;
+  return d.digest();
 }
 
 /**

@@ -1,0 +1,236 @@
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { UserError } from '../diagnostics.js';
+import { Digester } from '../util/hash.js';
+import type { Digest } from '../util/key-types.js';
+
+/*
+ * Bytes on an S3-compatible store, by key under one bucket and prefix: the transport a shared cache
+ * is built on. It knows nothing of records; what it guarantees is what a shared cache needs of a
+ * store it does not trust:
+ * - a download is checked against the digest it is asked for before the caller sees it (a
+ *   corrupt or truncated object is "corrupt", never bytes);
+ * - an upload is whole or absent: S3 makes a PUT and a completed multipart upload appear at once,
+ *   and a multipart upload that is killed leaves only parts no GET can see;
+ * - a store that cannot be reached, or refuses, is a RemoteFailure with the reason in words, told
+ *   apart from an object that is not there.
+ *
+ * The client is the AWS SDK v3's S3 client: the reference implementation, maintained by AWS, with
+ * the standard credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, instance roles) and multipart
+ * uploads (lib-storage). It is pinned: its engines field follows Node's releases, and this
+ * version still supports Node 20. Loaded only when a remote is used (it is ~25 MB of modules).
+ * Against stores other than AWS (Swift, MinIO, Ceph) it is told to use path-style addresses and to
+ * send checksums only where S3 requires them, which such stores do not all accept.
+ */
+
+export interface S3Location {
+  bucket: string;
+  /** '' or ending in '/'. */
+  prefix: string;
+}
+
+/** `s3://bucket[/prefix]`; anything else is the user's mistake, said as such. */
+export function parseS3Url(url: string): S3Location {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) throw new UserError(`a remote is s3://BUCKET or s3://BUCKET/PREFIX (a bucket name of 3-63 lowercase letters, digits, dots and hyphens), not "${url}"`);
+  const prefix = (m[2] ?? '').replace(/\/+$/, '');
+  if (prefix.split('/').some((p) => p === '.' || p === '..')) throw new UserError(`the remote's prefix has a "." or ".." part: "${url}"`);
+  return { bucket: m[1]!, prefix: prefix ? `${prefix}/` : '' };
+}
+
+/** The store could not be reached or refused the request: the reason, for a warning. */
+export class RemoteFailure extends Error {
+  constructor(
+    message: string,
+    /** Refused (denied, bad credentials) rather than unreachable. */
+    readonly refused: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Objects at or above this size go up in parts (and parts go up several at once). */
+const MULTIPART_FROM = 64 << 20;
+const PART_SIZE = 16 << 20;
+
+export interface S3RemoteOptions {
+  /** An S3-compatible store's address (http://host:port); else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS itself. */
+  endpoint?: string;
+  /** Keys other than the standard chain's (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, a role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+export class S3Remote {
+  private constructor(
+    readonly location: S3Location,
+    private readonly client: S3Client,
+    private readonly sdk: typeof import('@aws-sdk/client-s3'),
+  ) {}
+
+  static async connect(location: S3Location, opts: S3RemoteOptions = {}): Promise<S3Remote> {
+    const sdk = await import('@aws-sdk/client-s3');
+    const env = process.env;
+    const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+    const client = new sdk.S3Client({
+      region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // A store that is down is said within seconds, not after the SDK's backoff.
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 5000, requestTimeout: 60_000 },
+    });
+    return new S3Remote(location, client, sdk);
+  }
+
+  /** The URL it was opened for, for messages. */
+  get url(): string {
+    return `s3://${this.location.bucket}/${this.location.prefix}`;
+  }
+
+  private key(name: string): string {
+    return this.location.prefix + name;
+  }
+
+  /** The size of an object, or undefined when it is not there. */
+  async head(name: string): Promise<number | undefined> {
+    try {
+      const r = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(name) }));
+      return r.ContentLength ?? 0;
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw failure(err, `looking up ${name}`);
+    }
+  }
+
+  async putBytes(name: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: bytes, ContentLength: bytes.length }));
+    } catch (err) {
+      throw failure(err, `uploading ${name}`);
+    }
+  }
+
+  /** A file's bytes under `name`: in one request, or in parts when large; whole or not at all. */
+  async putFile(name: string, path: string, size: number, onProgress?: (bytes: number) => void): Promise<void> {
+    try {
+      if (size < MULTIPART_FROM) {
+        await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path), ContentLength: size }));
+        onProgress?.(size);
+        return;
+      }
+      const { Upload } = await import('@aws-sdk/lib-storage');
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path, { highWaterMark: 1 << 20 }) },
+        partSize: PART_SIZE,
+        queueSize: 4,
+        leavePartsOnError: false,
+      });
+      if (onProgress) upload.on('httpUploadProgress', (p) => onProgress(p.loaded ?? 0));
+      await upload.done();
+    } catch (err) {
+      throw failure(err, `uploading ${name}`);
+    }
+  }
+
+  /** An object's bytes (small ones: records), or undefined when it is not there. */
+  async getBytes(name: string): Promise<Buffer | undefined> {
+    try {
+      const r = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(name) }));
+      return Buffer.from(await r.Body!.transformToByteArray());
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw failure(err, `downloading ${name}`);
+    }
+  }
+
+  /**
+   * An object downloaded into `dest` (a temp path the caller renames when this says 'ok'), its
+   * digest taken as the bytes arrive: 'corrupt' when they are not the bytes `digest` names (dest
+   * is then removed), 'missing' when there is no such object.
+   */
+  async getVerified(name: string, digest: Digest, dest: string, onProgress?: (bytes: number) => void): Promise<'ok' | 'missing' | 'corrupt'> {
+    let body: Readable;
+    try {
+      const r = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(name) }));
+      body = r.Body as Readable;
+    } catch (err) {
+      if (notFound(err)) return 'missing';
+      throw failure(err, `downloading ${name}`);
+    }
+    const d = new Digester();
+    let bytes = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        d.update(chunk);
+        bytes += chunk.length;
+        onProgress?.(bytes);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, tap, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+    } catch (err) {
+      rmSync(dest, { force: true });
+      // A connection cut mid-way is a truncated object: not served, and said as the store's failure.
+      throw failure(err, `downloading ${name}`);
+    }
+    if (d.digest() === digest) return 'ok';
+    rmSync(dest, { force: true });
+    return 'corrupt';
+  }
+
+  /** The names under `under` (relative to the prefix), page by page. */
+  async *list(under: string): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      let r;
+      try {
+        r = await this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: this.key(under), ContinuationToken: token }));
+      } catch (err) {
+        throw failure(err, `listing ${under}`);
+      }
+      for (const o of r.Contents ?? []) if (o.Key) yield o.Key.slice(this.location.prefix.length);
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(names: string[]): Promise<void> {
+    for (let i = 0; i < names.length; i += 1000) {
+      const batch = names.slice(i, i + 1000);
+      try {
+        await this.client.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.location.bucket, Delete: { Objects: batch.map((n) => ({ Key: this.key(n) })), Quiet: true } }));
+      } catch (err) {
+        throw failure(err, `deleting ${batch.length} objects`);
+      }
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function notFound(err: unknown): boolean {
+  const name = (err as Error)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound' || statusOf(err) === 404;
+}
+
+/** What went wrong, in words a user can act on. */
+function failure(err: unknown, doing: string): RemoteFailure {
+  if (err instanceof RemoteFailure) return err;
+  const status = statusOf(err);
+  const e = err as NodeJS.ErrnoException;
+  if (status === 401 || status === 403) return new RemoteFailure(`${doing}: access denied (${e.name}): the credentials cannot do this here`, true);
+  if (status !== undefined) return new RemoteFailure(`${doing}: the store answered ${status} (${e.name}${e.message && e.message !== e.name ? `: ${e.message}` : ''})`, status < 500);
+  const code = e?.code ?? (e as { cause?: NodeJS.ErrnoException })?.cause?.code;
+  return new RemoteFailure(`${doing}: the store cannot be reached (${code ?? e?.name ?? 'error'}${e?.message ? `: ${e.message}` : ''})`, false);
+}
