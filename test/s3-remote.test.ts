@@ -59,10 +59,10 @@ test('an object goes up and comes back checked against its digest: in one reques
       const path = join(dir, `up-${size}`);
       writeFileSync(path, bytes);
       const digest = digestBytes(bytes);
-      await r.putFile(`objects/${digest}`, path, size);
+      await r.putFile(`objects/${digest}`, path, size, { meta: { exec: String(size) } });
       assert.equal(await r.head(`objects/${digest}`), size);
       const dest = join(dir, `down-${size}`);
-      assert.equal(await r.getVerified(`objects/${digest}`, digest, dest), 'ok');
+      assert.deepEqual(await r.getVerified(`objects/${digest}`, digest, dest), { state: 'ok', meta: { exec: String(size) } }, 'the bytes, and what they were put with');
       assert.ok(readFileSync(dest).equals(bytes), `${size} bytes back as they went`);
     }
     const names: string[] = [];
@@ -82,10 +82,10 @@ test('an object whose bytes are not what its digest names is never given: change
     for (const [what, stored] of [['changed', patterned(5000, 2)], ['truncated', good.subarray(0, 4096)]] as const) {
       await r.putBytes(`objects/${digest}`, stored);
       const dest = join(dir, `corrupt-${what}`);
-      assert.equal(await r.getVerified(`objects/${digest}`, digest, dest), 'corrupt', what);
+      assert.deepEqual(await r.getVerified(`objects/${digest}`, digest, dest), { state: 'corrupt' }, what);
       assert.ok(!existsSync(dest), `nothing left of a ${what} download`);
     }
-    assert.equal(await r.getVerified('objects/nothing-here', digest, join(dir, 'missing')), 'missing');
+    assert.deepEqual(await r.getVerified('objects/nothing-here', digest, join(dir, 'missing')), { state: 'missing' });
     assert.equal(await r.head('objects/nothing-here'), undefined);
     assert.equal(await r.getBytes('records/nothing-here'), undefined);
   } finally {
@@ -104,7 +104,7 @@ test('an upload killed half-way leaves nothing under its name', server, async ()
     const child = spawn(process.execPath, ['--input-type=module', '-e', `
       import { S3Remote, parseS3Url } from ${JSON.stringify(fileURLToPath(new URL('../src/cache/s3-remote.js', import.meta.url)))};
       const r = await S3Remote.connect(parseS3Url(${JSON.stringify(r.url)}));
-      await r.putFile(${JSON.stringify(name)}, ${JSON.stringify(path)}, ${size}, (b) => { if (b > 0) process.stdout.write('part\\n'); });
+      await r.putFile(${JSON.stringify(name)}, ${JSON.stringify(path)}, ${size}, { onProgress: (b) => { if (b > 0) process.stdout.write('part\\n'); } });
     `], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());

@@ -22,9 +22,20 @@ export type { NodeAttempt, NodeRecord, OutputEntry, OutputFile, OutputLink } fro
  * directory's manifest digest that does not match) is never served: the node runs again.
  */
 export function readRecord(store: CacheStore, execKey: ExecKey): NodeRecord | undefined {
+  let text: string;
+  try {
+    text = readFileSync(store.recordPath(execKey), 'utf8');
+  } catch {
+    return undefined;
+  }
+  return parseRecord(text, execKey);
+}
+
+/** A record's text as writeRecord wrote it, if whole and well-formed for this key (wherever it was read from). */
+export function parseRecord(text: string, execKey: ExecKey): NodeRecord | undefined {
   let r: unknown;
   try {
-    r = JSON.parse(readFileSync(store.recordPath(execKey), 'utf8'));
+    r = JSON.parse(text);
   } catch {
     return undefined;
   }
@@ -43,8 +54,12 @@ function manifestsMatch(record: NodeRecord): boolean {
 
 /** Written whole by rename, with its checksum; the caller makes it durable (group commit) and its objects before it. */
 export function writeRecord(store: CacheStore, record: NodeRecord): void {
-  const sealed: NodeRecord = { ...record, check: recordCheck(record) };
-  writeFileAtomic(store.recordPath(record.execKey), JSON.stringify(sealed), { durable: false });
+  writeFileAtomic(store.recordPath(record.execKey), recordText(record), { durable: false });
+}
+
+/** A record's text, with its checksum: what the local store keeps and a remote one too. */
+export function recordText(record: NodeRecord): string {
+  return JSON.stringify({ ...record, check: recordCheck(record) });
 }
 
 export function readAttempt(store: CacheStore, workspace: string, nodeId: string): NodeAttempt | undefined {

@@ -106,26 +106,27 @@ export class S3Remote {
     }
   }
 
-  async putBytes(name: string, bytes: Uint8Array): Promise<void> {
+  async putBytes(name: string, bytes: Uint8Array, meta?: Record<string, string>): Promise<void> {
     try {
-      await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: bytes, ContentLength: bytes.length }));
+      await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: bytes, ContentLength: bytes.length, Metadata: meta }));
     } catch (err) {
       throw failure(err, `uploading ${name}`);
     }
   }
 
-  /** A file's bytes under `name`: in one request, or in parts when large; whole or not at all. */
-  async putFile(name: string, path: string, size: number, onProgress?: (bytes: number) => void): Promise<void> {
+  /** A file's bytes under `name` (with `meta`, given back by getVerified): in one request, or in parts when large; whole or not at all. */
+  async putFile(name: string, path: string, size: number, opts: { meta?: Record<string, string>; onProgress?: (bytes: number) => void } = {}): Promise<void> {
+    const { meta, onProgress } = opts;
     try {
       if (size < MULTIPART_FROM) {
-        await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path), ContentLength: size }));
+        await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path), ContentLength: size, Metadata: meta }));
         onProgress?.(size);
         return;
       }
       const { Upload } = await import('@aws-sdk/lib-storage');
       const upload = new Upload({
         client: this.client,
-        params: { Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path, { highWaterMark: 1 << 20 }) },
+        params: { Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path, { highWaterMark: 1 << 20 }), Metadata: meta },
         partSize: PART_SIZE,
         queueSize: 4,
         leavePartsOnError: false,
@@ -151,15 +152,17 @@ export class S3Remote {
   /**
    * An object downloaded into `dest` (a temp path the caller renames when this says 'ok'), its
    * digest taken as the bytes arrive: 'corrupt' when they are not the bytes `digest` names (dest
-   * is then removed), 'missing' when there is no such object.
+   * is then removed), 'missing' when there is no such object. `meta`: what it was put with.
    */
-  async getVerified(name: string, digest: Digest, dest: string, onProgress?: (bytes: number) => void): Promise<'ok' | 'missing' | 'corrupt'> {
+  async getVerified(name: string, digest: Digest, dest: string, onProgress?: (bytes: number) => void): Promise<{ state: 'ok'; meta: Record<string, string> } | { state: 'missing' | 'corrupt' }> {
     let body: Readable;
+    let meta: Record<string, string>;
     try {
       const r = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(name) }));
       body = r.Body as Readable;
+      meta = r.Metadata ?? {};
     } catch (err) {
-      if (notFound(err)) return 'missing';
+      if (notFound(err)) return { state: 'missing' };
       throw failure(err, `downloading ${name}`);
     }
     const d = new Digester();
@@ -179,9 +182,9 @@ export class S3Remote {
       // A connection cut mid-way is a truncated object: not served, and said as the store's failure.
       throw failure(err, `downloading ${name}`);
     }
-    if (d.digest() === digest) return 'ok';
+    if (d.digest() === digest) return { state: 'ok', meta };
     rmSync(dest, { force: true });
-    return 'corrupt';
+    return { state: 'corrupt' };
   }
 
   /** The names under `under` (relative to the prefix), page by page. */

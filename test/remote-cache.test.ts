@@ -1,0 +1,162 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { recordKeys } from '../src/cache/cache.js';
+import { GroupCommit } from '../src/cache/group-commit.js';
+import { objectsOf, readRecord, type NodeRecord } from '../src/cache/records.js';
+import { RemoteCache, sealEnvelope, type RemoteTrust } from '../src/cache/remote-cache.js';
+import { parseS3Url, S3Remote } from '../src/cache/s3-remote.js';
+import { CacheStore } from '../src/cache/store.js';
+import type { ExecKey } from '../src/util/key-types.js';
+import { dfwe, workspace } from './helpers.js';
+
+/*
+ * The shared cache's Cache implementation against a real S3-compatible server (see
+ * s3-remote.test.ts for how one is found; CI starts scripts/local-s3.sh and requires it).
+ */
+const bucket = process.env.DFWE_TEST_S3_BUCKET;
+const server = { skip: bucket && process.env.AWS_ENDPOINT_URL ? false : 'no S3 server (start one with scripts/local-s3.sh)' } as const;
+if (server.skip && process.env.DFWE_TEST_S3 === 'required') throw new Error('DFWE_TEST_S3=required but no S3 server is configured');
+
+const KEY = Buffer.from('the team signing key');
+
+/** A cache holding the results of a pipeline with a file output and a directory output with an executable in it. */
+function ranCache(): { store: CacheStore; records: NodeRecord[] } {
+  const ws = workspace({
+    'dfwe.yaml': `version: 1
+stages:
+  model:
+    cmd: mkdir -p \${{ outs.d }} && echo weights > \${{ outs.d }}/w.bin && printf '#!/bin/sh\\necho hi\\n' > \${{ outs.d }}/run.sh && chmod +x \${{ outs.d }}/run.sh
+    outs: { d: out/model }
+  score:
+    cmd: cat \${{ stages.model.outs.d }}/w.bin | wc -c > \${{ outs.f }}
+    outs: { f: out/score }
+`,
+  });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  const store = new CacheStore(join(ws, 'cache'));
+  const records = [...recordKeys(store)].map((k) => readRecord(store, k)!);
+  assert.equal(records.length, 2);
+  return { store, records };
+}
+
+/** A remote cache on a prefix of its own, for a store, with warnings collected. */
+async function remoteFor(store: CacheStore, url: string, trust: RemoteTrust): Promise<{ cache: RemoteCache; warnings: string[]; close: () => void }> {
+  const remote = await S3Remote.connect(parseS3Url(url));
+  const warnings: string[] = [];
+  return { cache: new RemoteCache(store, remote, trust, new GroupCommit(), (m) => warnings.push(m)), warnings, close: () => remote.close() };
+}
+
+const freshUrl = (): string => `s3://${bucket}/rc-${process.pid}-${Math.random().toString(36).slice(2)}`;
+
+function emptyStore(): CacheStore {
+  const store = new CacheStore(join(mkdtempSync(join(tmpdir(), 'dfwe-remote-b-')), 'cache'));
+  store.claim();
+  return store;
+}
+
+test('a result put from one cache is found by another, its objects checked and kept with their modes, its record kept locally', server, async () => {
+  const { store: a, records } = ranCache();
+  const url = freshUrl();
+  const writer = await remoteFor(a, url, { key: KEY });
+  const b = emptyStore();
+  const reader = await remoteFor(b, url, { key: KEY });
+  try {
+    for (const r of records) await writer.cache.put(r);
+    const held: ExecKey[] = [];
+    for await (const k of reader.cache.records()) held.push(k);
+    assert.deepEqual(held.sort(), records.map((r) => r.execKey).sort());
+    for (const r of records) {
+      const found = await reader.cache.lookup(r.execKey);
+      assert.deepEqual(found, readRecord(a, r.execKey), `the record of ${r.nodeId}`);
+      assert.equal(await reader.cache.get(found!, Infinity), true);
+      assert.deepEqual(readRecord(b, r.execKey), found, 'kept in the local store');
+      for (const d of objectsOf(r)) {
+        assert.ok(readFileSync(b.objectPath(d)).equals(readFileSync(a.objectPath(d))), `object ${d}`);
+        assert.equal(statSync(b.objectPath(d)).mode & 0o777, statSync(a.objectPath(d)).mode & 0o777, `mode of ${d}`);
+      }
+    }
+    assert.deepEqual(reader.warnings, []);
+  } finally {
+    writer.close();
+    reader.close();
+  }
+});
+
+test('an object damaged or planted on the server is never served: the result is not kept', server, async () => {
+  const { store: a, records } = ranCache();
+  const url = freshUrl();
+  const writer = await remoteFor(a, url, { key: KEY });
+  const b = emptyStore();
+  const reader = await remoteFor(b, url, { key: KEY });
+  const raw = await S3Remote.connect(parseS3Url(url));
+  try {
+    const r = records.find((x) => x.nodeId === 'model')!;
+    await writer.cache.put(r);
+    const victim = objectsOf(r)[0]!;
+    await raw.putBytes(`objects/${victim}`, Buffer.from('planted weights\n'));
+    const found = await reader.cache.lookup(r.execKey);
+    assert.ok(found, 'the record itself is signed and whole');
+    assert.equal(await reader.cache.get(found, Infinity), false);
+    assert.match(reader.warnings.join('\n'), new RegExp(`objects/${victim}, named by the record of model: its bytes are not the ones its digest names`));
+    assert.throws(() => statSync(b.objectPath(victim)), /ENOENT/, 'not in the local store');
+    assert.equal(readRecord(b, r.execKey), undefined, 'no local record');
+  } finally {
+    writer.close();
+    reader.close();
+    raw.close();
+  }
+});
+
+test('a reader with the signing key refuses records unsigned, signed with another key, moved to another key or edited', server, async () => {
+  const { store: a, records } = ranCache();
+  const [r1, r2] = records as [NodeRecord, NodeRecord];
+  const url = freshUrl();
+  const raw = await S3Remote.connect(parseS3Url(url));
+  const reader = await remoteFor(emptyStore(), url, { key: KEY });
+  const keyless = await remoteFor(emptyStore(), url, {});
+  try {
+    const cases: [string, string, RegExp][] = [
+      ['unsigned', sealEnvelope(r1), /unsigned/],
+      ['another key', sealEnvelope(r1, Buffer.from('an attacker key')), /signature does not match/],
+      ['moved', sealEnvelope(r2, KEY), /signature does not match/],
+      ['edited', (() => {
+        const e = JSON.parse(sealEnvelope(r1, KEY));
+        e.record = e.record.replace(/"durationMs":\d+/, '"durationMs":1');
+        return JSON.stringify(e);
+      })(), /signature does not match/],
+    ];
+    for (const [what, envelope, why] of cases) {
+      reader.warnings.length = 0;
+      await raw.putBytes(`records/${r1.execKey}.json`, Buffer.from(envelope));
+      assert.equal(await reader.cache.lookup(r1.execKey), undefined, what);
+      assert.match(reader.warnings.join('\n'), why, what);
+    }
+    // Signed right, it is served; a machine without the key does not read it unless told to.
+    await raw.putBytes(`records/${r1.execKey}.json`, Buffer.from(sealEnvelope(r1, KEY)));
+    assert.deepEqual(await reader.cache.lookup(r1.execKey), readRecord(a, r1.execKey));
+    assert.equal(await keyless.cache.lookup(r1.execKey), undefined);
+    assert.match(keyless.warnings.join('\n'), /cannot be checked here/);
+  } finally {
+    raw.close();
+    reader.close();
+    keyless.close();
+  }
+});
+
+test('a read-only remote never writes, whatever its credentials allow', server, async () => {
+  const { store: a, records } = ranCache();
+  const url = freshUrl();
+  const ro = await remoteFor(a, url, { key: KEY, readOnly: true });
+  try {
+    for (const r of records) await ro.cache.put(r);
+    const names: string[] = [];
+    for await (const n of ro.cache.remote.list('')) names.push(n);
+    assert.deepEqual(names, []);
+  } finally {
+    ro.close();
+  }
+});
