@@ -188,6 +188,20 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
       exitCode = await gcCommand(pipelines, opts, globals());
     });
 
+  const remoteOptions = (cmd: CommandType): CommandType =>
+    cmd
+      .argument('[pipeline]', 'pipeline file (default: ./dfwe.yaml, else the embedded quickstart)')
+      .option('--remote <url>', 'the shared cache: s3://BUCKET/PREFIX (default: $DFWE_REMOTE); records signed with $DFWE_REMOTE_KEY')
+      .option('--remote-readonly', 'never write to the remote (default: $DFWE_REMOTE_READONLY=1)');
+  remoteOptions(program.command('push').description("send the pipeline's cached results to the shared cache (objects first, then each record, signed)")).action(async (pipeline: string | undefined, opts) => {
+    const { pushCommand } = await import('./commands/remote.js');
+    exitCode = await pushCommand(pipeline, opts, globals());
+  });
+  remoteOptions(program.command('pull').description("fetch the results the pipeline would run from the shared cache, each checked before it is kept; a later run restores them")).action(async (pipeline: string | undefined, opts) => {
+    const { pullCommand } = await import('./commands/remote.js');
+    exitCode = await pullCommand(pipeline, opts, globals());
+  });
+
   program
     .command('verify')
     .description('re-hash every cached object; quarantine corrupt ones (their nodes run again); exit 1 if any')

@@ -10,7 +10,7 @@ import { RemoteCache, sealEnvelope, type RemoteTrust } from '../src/cache/remote
 import { parseS3Url, S3Remote } from '../src/cache/s3-remote.js';
 import { CacheStore } from '../src/cache/store.js';
 import type { ExecKey } from '../src/util/key-types.js';
-import { dfwe, workspace } from './helpers.js';
+import { dfwe, ran, read, workspace } from './helpers.js';
 
 /*
  * The shared cache's Cache implementation against a real S3-compatible server (see
@@ -159,4 +159,46 @@ test('a read-only remote never writes, whatever its credentials allow', server, 
   } finally {
     ro.close();
   }
+});
+
+const PIPELINE = `version: 1
+stages:
+  prep:
+    cmd: echo data > \${{ outs.f }}
+    outs: { f: out/prep }
+  train:
+    cmd: mkdir -p \${{ outs.d }} && cat \${{ stages.prep.outs.f }} > \${{ outs.d }}/w && echo trained >> \${{ outs.d }}/w
+    outs: { d: out/model }
+  score:
+    cmd: wc -c < \${{ stages.train.outs.d }}/w > \${{ outs.f }}
+    outs: { f: out/score }
+`;
+
+test('dfwe push from one workspace, dfwe pull in another with its own cache: every node comes from the remote, its bytes identical', server, async () => {
+  const url = freshUrl();
+  const env = { DFWE_REMOTE: url, DFWE_REMOTE_KEY: 'team key' };
+  const a = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(a, ['run']).code, 0);
+  const push = dfwe(a, ['push'], env);
+  assert.equal(push.code, 0, push.stderr);
+  assert.match(push.stderr, /pushed 3 results to s3:\/\//);
+  // Without the key, a machine reads nothing it cannot check.
+  const b = workspace({ 'dfwe.yaml': PIPELINE });
+  const keyless = dfwe(b, ['pull', '--remote', url]);
+  assert.equal(keyless.code, 0, keyless.stderr);
+  assert.match(keyless.stderr, /cannot be checked here[\s\S]*pulled 0 results[^\n]*; 3 nodes will still run/);
+  const pull = dfwe(b, ['pull'], env);
+  assert.equal(pull.code, 0, pull.stderr);
+  assert.match(pull.stderr, /pulled 3 results from s3:\/\//, 'each round keys the nodes after what it pulled');
+  const run = dfwe(b, ['run']);
+  assert.deepEqual(ran(run), [], run.stderr);
+  for (const f of ['out/prep', 'out/model/w', 'out/score']) assert.equal(read(b, f), read(a, f), f);
+  // A read-only machine pushes nothing; a remote that is down is said, and fails the command.
+  const ro = dfwe(a, ['push', '--remote-readonly'], env);
+  assert.equal(ro.code, 2);
+  assert.match(ro.stderr, /read-only here: nothing is pushed/);
+  const down = dfwe(a, ['push'], { ...env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /the remote s3:\/\/.*cannot be reached/);
+  assert.doesNotMatch(down.stderr, /internal error|at .*\.js:\d+/);
 });

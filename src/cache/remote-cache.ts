@@ -53,6 +53,10 @@ export class RemoteCache implements Cache {
     private readonly warn: (message: string) => void,
   ) {}
 
+  get readOnly(): boolean {
+    return this.trust.readOnly === true;
+  }
+
   async lookup(key: ExecKey): Promise<NodeRecord | undefined> {
     const bytes = await this.remote.getBytes(recordName(key));
     if (!bytes) return undefined;
