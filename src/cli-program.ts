@@ -46,6 +46,9 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
     .option('-n, --dry-run', 'show what would run and why, in what order, on which job slots and GPUs; run nothing')
     .option('-f, --force <node>', 'run this node even if cached (repeatable)', collect)
     .option('-v, --verbose', "plain output, one line per node including cache hits, and every line the stages print, prefixed with the node's id")
+    .option('--remote <url>', 'a shared cache, s3://BUCKET/PREFIX (default: $DFWE_REMOTE): nodes missing here are looked for there, and results are uploaded when $DFWE_REMOTE_KEY is set')
+    .option('--remote-readonly', 'never write to the shared cache (default: $DFWE_REMOTE_READONLY=1)')
+    .option('--no-push', 'do not upload this run\'s results to the shared cache')
     .action(async (first: string | undefined, rest: string[], opts) => {
       const [{ runCommand }, { pipelineAndTargets }] = await Promise.all([import('./commands/run.js'), import('./commands/common.js')]);
       const { pipeline, targets } = pipelineAndTargets(first === undefined ? rest : [first, ...rest], globals());
@@ -71,6 +74,7 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
     .argument('[targets...]', 'node ids or stage names: only these and what they need')
     .option('--json', 'machine-readable output')
     .option('--all', 'a line for every node, however many')
+    .option('--remote <url>', 'also say which nodes that would run the shared cache holds (default: $DFWE_REMOTE)')
     .action(async (first: string | undefined, rest: string[], opts) => {
       const [{ statusCommand }, { pipelineAndTargets }] = await Promise.all([import('./commands/status.js'), import('./commands/common.js')]);
       const { pipeline, targets } = pipelineAndTargets(first === undefined ? rest : [first, ...rest], globals());

@@ -202,3 +202,34 @@ test('dfwe push from one workspace, dfwe pull in another with its own cache: eve
   assert.match(down.stderr, /the remote s3:\/\/.*cannot be reached/);
   assert.doesNotMatch(down.stderr, /internal error|at .*\.js:\d+/);
 });
+
+test('dfwe run with a shared cache: A uploads what it commits, B (another cache) downloads every node instead of running it; a remote that is down is a warning and a correct local run', server, async () => {
+  const url = freshUrl();
+  const env = { DFWE_REMOTE: url, DFWE_REMOTE_KEY: 'team key' };
+  const a = workspace({ 'dfwe.yaml': PIPELINE });
+  const ra = dfwe(a, ['run'], env);
+  assert.equal(ra.code, 0, ra.stderr);
+  assert.match(ra.stderr, /shared cache s3:\/\/.*: 0 results downloaded, 3 uploaded/);
+  const b = workspace({ 'dfwe.yaml': PIPELINE });
+  const sb = dfwe(b, ['status'], env);
+  assert.equal(sb.code, 0, sb.stderr);
+  assert.match(sb.stdout, /will run +prep +cached remotely \(a run downloads it\)/, 'a node keyed from its sources alone is found there');
+  const rb = dfwe(b, ['run'], env);
+  assert.equal(rb.code, 0, rb.stderr);
+  assert.deepEqual(ran(rb), [], 'nothing ran in B');
+  assert.match(rb.stderr, /3 results downloaded, 0 uploaded/);
+  for (const f of ['out/prep', 'out/model/w', 'out/score']) assert.equal(read(b, f), read(a, f), f);
+  assert.deepEqual(ran(dfwe(b, ['run'])), [], 'kept in B\'s own cache: the next run needs no remote');
+  // Read-only: looks, never uploads.
+  const c = workspace({ 'dfwe.yaml': PIPELINE.replace('echo data', 'echo other') });
+  const rc = dfwe(c, ['run', '--remote-readonly'], env);
+  assert.equal(rc.code, 0, rc.stderr);
+  assert.match(rc.stderr, /0 results downloaded, 0 uploaded \(uploads off/);
+  // The store down: said once, and every node runs here.
+  const d = workspace({ 'dfwe.yaml': PIPELINE });
+  const rd = dfwe(d, ['run'], { ...env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+  assert.equal(rd.code, 0, rd.stderr);
+  assert.deepEqual(ran(rd).sort(), ['prep', 'score', 'train']);
+  assert.equal(rd.stderr.match(/this run goes on without it/g)?.length, 1, rd.stderr);
+  for (const f of ['out/prep', 'out/model/w', 'out/score']) assert.equal(read(d, f), read(a, f), f);
+});

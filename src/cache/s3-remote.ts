@@ -20,7 +20,7 @@ import type { Digest } from '../util/key-types.js';
  * The client is the AWS SDK v3's S3 client: the reference implementation, maintained by AWS, with
  * the standard credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, instance roles) and multipart
  * uploads (lib-storage). It is pinned: its engines field follows Node's releases, and this
- * version still supports Node 20. Loaded only when a remote is used (it is ~25 MB of modules).
+ * version still supports Node 20 (its releases after the first week of January 2027 need Node 22). Loaded only when a remote is used (it is ~25 MB of modules).
  * Against stores other than AWS (Swift, MinIO, Ceph) it is told to use path-style addresses and to
  * send checksums only where S3 requires them, which such stores do not all accept.
  */
@@ -73,6 +73,9 @@ export class S3Remote {
     const sdk = await import('@aws-sdk/client-s3');
     const env = process.env;
     const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+    // The pin is deliberate (see above): its notice that later versions need Node 22 is not the user's to act on.
+    const notice = env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
     const client = new sdk.S3Client({
       region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
       ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
@@ -83,6 +86,8 @@ export class S3Remote {
       maxAttempts: 2,
       requestHandler: { connectionTimeout: 5000, requestTimeout: 60_000 },
     });
+    if (notice === undefined) delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    else env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = notice;
     return new S3Remote(location, client, sdk);
   }
 

@@ -1,39 +1,22 @@
 import { UserError } from '../diagnostics.js';
-import { GroupCommit } from '../cache/group-commit.js';
 import { CACHE_LEASE, LeaseManager } from '../cache/lease.js';
 import { readRecord } from '../cache/records.js';
-import { RemoteCache } from '../cache/remote-cache.js';
-import { parseS3Url, RemoteFailure, S3Remote } from '../cache/s3-remote.js';
-import type { CacheStore } from '../cache/store.js';
+import type { RemoteCache } from '../cache/remote-cache.js';
+import { requireRemote, type RemoteOptions } from '../cache/remote-session.js';
+import { RemoteFailure } from '../cache/s3-remote.js';
 import { plan } from '../engine/planner.js';
 import { open, type GlobalOptions } from './common.js';
 import { listSome } from '../engine/reasons.js';
 
 /*
- * `dfwe push` and `dfwe pull`: a pipeline's results moved to and from a shared cache explicitly.
- * The remote is `--remote s3://BUCKET/PREFIX` or $DFWE_REMOTE; the signing key $DFWE_REMOTE_KEY
- * (records are signed with it and read only when signed with it); $DFWE_REMOTE_UNSIGNED=1 reads
- * unsigned records on a machine without the key; `--remote-readonly` or $DFWE_REMOTE_READONLY=1
- * never writes. Credentials and an S3-compatible store's address come from the standard AWS
- * variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION).
+ * `dfwe push` and `dfwe pull`: a pipeline's results moved to and from the shared cache
+ * explicitly (a run also looks there and uploads on its own: engine/run.ts). Which remote, and
+ * how far it is trusted: cache/remote-session.ts.
  */
-
-export interface RemoteOptions {
-  remote?: string;
-  remoteReadonly?: boolean;
-}
 
 const warn = (message: string): void => {
   process.stderr.write(`dfwe: warning: ${message}\n`);
 };
-
-async function openRemote(store: CacheStore, opts: RemoteOptions): Promise<RemoteCache> {
-  const url = opts.remote ?? process.env.DFWE_REMOTE;
-  if (!url) throw new UserError({ message: 'no remote to use', hint: 'give --remote s3://BUCKET/PREFIX, or set DFWE_REMOTE' });
-  const key = process.env.DFWE_REMOTE_KEY;
-  const trust = { key: key ? Buffer.from(key) : undefined, unsigned: process.env.DFWE_REMOTE_UNSIGNED === '1', readOnly: opts.remoteReadonly === true || process.env.DFWE_REMOTE_READONLY === '1' };
-  return new RemoteCache(store, await S3Remote.connect(parseS3Url(url)), trust, new GroupCommit(), warn);
-}
 
 /** A remote that cannot be reached or refuses: said, and the command fails; nothing local is lost. */
 async function saying(remote: RemoteCache, work: () => Promise<number>): Promise<number> {
@@ -50,7 +33,7 @@ async function saying(remote: RemoteCache, work: () => Promise<number>): Promise
 
 export async function pushCommand(pipeline: string | undefined, opts: RemoteOptions, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
-  const remote = await openRemote(project.store, opts);
+  const remote = await requireRemote(project.store, opts, warn);
   if (remote.readOnly) {
     remote.remote.close();
     throw new UserError({ message: `the remote ${remote.remote.url} is read-only here: nothing is pushed`, hint: 'push from a machine trusted to write it (without --remote-readonly or DFWE_REMOTE_READONLY)' });
@@ -77,7 +60,7 @@ export async function pushCommand(pipeline: string | undefined, opts: RemoteOpti
 export async function pullCommand(pipeline: string | undefined, opts: RemoteOptions, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
   project.store.claim();
-  const remote = await openRemote(project.store, opts);
+  const remote = await requireRemote(project.store, opts, warn);
   // Held as a run holds it: a gc waits while what is pulled has no record yet.
   const leases = new LeaseManager(project.store.locksDir, `pull of ${project.displayPath}`, () => {});
   const lease = await leases.acquire(CACHE_LEASE, `pull of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), new AbortController().signal);

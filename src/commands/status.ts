@@ -1,11 +1,12 @@
 import type { Decision } from '../engine/plan.js';
 import type { Project } from '../project.js';
+import type { CacheStore } from '../cache/store.js';
 import { restampSnapshot, type PipelineHeader } from '../engine/snapshot.js';
 import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
 import { maxOf } from '../util/arrays.js';
 
-export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean }, g: GlobalOptions, targets: string[] = []): Promise<number> {
+export async function statusCommand(pipeline: string | undefined, opts: { json?: boolean; all?: boolean; remote?: string }, g: GlobalOptions, targets: string[] = []): Promise<number> {
   // Nothing changed since everything was found cached: said from the snapshot alone. Only
   // sources changed: the nodes they reach are planned again, the rest is the snapshot's. With
   // targets, their part of the pipeline is planned.
@@ -15,6 +16,7 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
     const { decisionsFromSnapshot } = await import('../engine/snapshot-plan.js');
     const decisions = decisionsFromSnapshot(found.check, found.loc);
     if (decisions) {
+      if (opts.remote ?? process.env.DFWE_REMOTE) await markRemote(found.loc.store, decisions, opts.remote);
       // Decisions come in the snapshot's order: the i-th is node i.
       printStatus(snap.header, decisions, (_id, i) => snap.stages[snap.stageOf[i]!]!, opts.json ?? false, opts.all ?? false);
       return 0;
@@ -29,8 +31,29 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   // Found as the snapshot written before the edit had it, every node: its witnesses still hold.
   if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);
   project.saveState();
+  if (opts.remote ?? process.env.DFWE_REMOTE) await markRemote(project.store, decisions, opts.remote);
   printStatus(headerOf(project), decisions, stageOf(project), opts.json ?? false, opts.all ?? false);
   return 0;
+}
+
+/** The nodes that would run whose result the shared cache holds: said so (a run downloads them). */
+async function markRemote(store: CacheStore, decisions: Decision[], url: string | undefined): Promise<void> {
+  const [{ openRemote }, { RemoteFailure }] = await Promise.all([import('../cache/remote-session.js'), import('../cache/s3-remote.js')]);
+  const warn = (m: string): void => void process.stderr.write(`dfwe: warning: ${m}\n`);
+  const remote = await openRemote(store, { remote: url }, warn);
+  if (!remote) return;
+  try {
+    const held = new Set<string>();
+    for await (const key of remote.records()) held.add(key);
+    for (const d of decisions) {
+      if (d.state === 'run' && d.execKey !== undefined && held.has(d.execKey)) d.reason = `cached remotely (a run downloads it): ${remote.remote.url}`;
+    }
+  } catch (err) {
+    if (!(err instanceof RemoteFailure)) throw err;
+    warn(`the shared cache ${remote.remote.url}: ${err.message}; said without it`);
+  } finally {
+    remote.remote.close();
+  }
 }
 
 export function headerOf(project: Project): PipelineHeader {

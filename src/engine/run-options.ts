@@ -16,6 +16,10 @@ export interface RunOptions {
   resource?: string[];
   verbose?: boolean;
   executor?: string;
+  /** The shared cache (see cache/remote-session.ts). */
+  remote?: string;
+  remoteReadonly?: boolean;
+  push?: boolean;
 }
 
 /** The executor a run uses: --executor, else the pipeline's, else local. */

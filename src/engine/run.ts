@@ -14,6 +14,7 @@ import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Le
 import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import { plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
+import { RemoteSession } from '../cache/remote-session.js';
 import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
 
 /*
@@ -81,17 +82,20 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     const expected = listExpected ? decisions.filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
+    const remote = await RemoteSession.open(project.store, opts, (m) => process.stderr.write(`dfwe: warning: ${m}\n`));
     const log = await startHistory(project.store, subjectOf(project, sources), { command, executor: executorKind.name, jobs });
     const recorder = log && new HistoryRecorder(userReporter, log, project);
     const reporter = recorder ?? userReporter;
     await reporter.begin(expected);
     let summary: RunSummary;
+    let remoteSaid: string | undefined;
     try {
-      const runner = localRunner(project, { leases, executor, executorKind, force, plan: new Map(decisions.map((d) => [d.id, d])), runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false });
+      const runner = localRunner(project, { leases, executor, executorKind, force, plan: new Map(decisions.map((d) => [d.id, d])), runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false, remote });
       try {
         summary = await runGraph(project.graph, runner, { jobs, keepGoing: opts.keepGoing ?? false, capacity, gpus, signal, events: reporter });
       } finally {
         runner.close();
+        remoteSaid = await remote?.done();
       }
     } catch (err) {
       // A run that ends by an error leaves its history without an end line, as a killed one does.
@@ -108,6 +112,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     }
     project.saveState();
     await reporter.end(summary, (performance.now() - t0) / 1000);
+    if (remoteSaid) process.stderr.write(`dfwe: ${remoteSaid}\n`);
     return summary;
   } finally {
     cacheLease.release();

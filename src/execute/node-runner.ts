@@ -7,6 +7,7 @@ import { materialize, outputStamp, prepareOutputPath, quarantineModified, Restor
 import { clearRunning, localHost, markRunning, RECORD_FORMAT, type NodeRecord, type OutputEntry, readAttempt, readRecord, writeAttempt } from '../cache/records.js';
 import { GroupCommit } from '../cache/group-commit.js';
 import { LocalCache, type Cache } from '../cache/cache.js';
+import type { RemoteSession } from '../cache/remote-session.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Fingerprint } from '../keys/fingerprint.js';
 import type { Digest, ExecKey, PlanKey } from '../util/key-types.js';
@@ -36,6 +37,8 @@ export interface RunContext {
   executorKind: ExecutorKind;
   /** Where results are kept: what ran is put there, what is restored is got from it, checked. */
   cache: Cache;
+  /** The shared cache, when the run has one: looked in where the local store misses, sent what is committed. */
+  remote?: RemoteSession;
   /**
    * dfwe's environment, copied once per run: a stage's starts from it (reading process.env whole
    * for each of 20,000 nodes was a tenth of the engine's time in a sweep of trivial stages).
@@ -271,6 +274,9 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
       if (!ctx.force.has(node.id)) {
         const cached = await serveCached(ctx, node, execKey, owned); // another run may have finished it while we waited
         if (cached) return cached;
+        // Another machine's result, brought into the local store (checked), then restored from it.
+        const shared = ctx.remote && (await ctx.remote.fetch(execKey)) ? await serveCached(ctx, node, execKey, owned) : undefined;
+        if (shared) return shared;
       }
       const inputs = await checkInputs(ctx, node, upstream);
       if (inputs.damaged) return inputs.damaged;
@@ -476,6 +482,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
       if (gpus) record.gpus = gpus;
       if (reads.length > 0) record.reads = reads;
       await ctx.cache.put(record);
+      ctx.remote?.send(record);
       // Committed: what earlier attempts left to resume from is done with.
       if (node.type !== 'cmd') rmSync(store.resumeDir(execKey), { recursive: true, force: true });
     } catch (err) {
