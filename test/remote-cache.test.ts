@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordKeys } from '../src/cache/cache.js';
@@ -10,7 +10,7 @@ import { RemoteCache, sealEnvelope, type RemoteTrust } from '../src/cache/remote
 import { parseS3Url, S3Remote } from '../src/cache/s3-remote.js';
 import { CacheStore } from '../src/cache/store.js';
 import type { ExecKey } from '../src/util/key-types.js';
-import { dfwe, ran, read, workspace } from './helpers.js';
+import { dfwe, dfweAsync, ran, read, workspace } from './helpers.js';
 
 /*
  * The shared cache's Cache implementation against a real S3-compatible server (see
@@ -232,4 +232,62 @@ test('dfwe run with a shared cache: A uploads what it commits, B (another cache)
   assert.deepEqual(ran(rd).sort(), ['prep', 'score', 'train']);
   assert.equal(rd.stderr.match(/this run goes on without it/g)?.length, 1, rd.stderr);
   for (const f of ['out/prep', 'out/model/w', 'out/score']) assert.equal(read(d, f), read(a, f), f);
+});
+
+/** Every record on the remote opens under the key and names only objects that are there, whole: what a reader sees is never half a result. */
+async function assertConsistent(url: string): Promise<number> {
+  const probe = await remoteFor(emptyStore(), url, { key: KEY });
+  try {
+    let records = 0;
+    for await (const key of probe.cache.records()) {
+      const record = await probe.cache.lookup(key);
+      assert.ok(record, `record ${key} opens: ${probe.warnings.join('; ')}`);
+      assert.equal(await probe.cache.get(record, Infinity), true, `every object of ${record.nodeId} is there and whole: ${probe.warnings.join('; ')}`);
+      records++;
+    }
+    return records;
+  } finally {
+    probe.close();
+  }
+}
+
+/** Files under a directory tree (for the server's own storage). */
+function countFiles(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? countFiles(join(dir, e.name)) : 1;
+  return n;
+}
+
+test('two pushes of one result at once, and a push killed mid-upload, leave the remote consistent', { skip: server.skip || (!process.env.DFWE_TEST_S3_DIR && 'the server\'s directory is not known (DFWE_TEST_S3_DIR)') }, async () => {
+  const url = freshUrl();
+  const env = { DFWE_REMOTE: url, DFWE_REMOTE_KEY: KEY.toString(), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  // 300 MB of weights: uploaded in parts, long enough to be killed in the middle.
+  const big = workspace({ 'dfwe.yaml': `version: 1
+stages:
+  weights:
+    cmd: head -c 314572800 /dev/urandom > \${{ outs.f }}
+    outs: { f: out/weights.bin }
+  small:
+    cmd: echo s > \${{ outs.f }}
+    outs: { f: out/small }
+` });
+  assert.equal(dfwe(big, ['run', '--no-push'], env).code, 0);
+  const storage = join(process.env.DFWE_TEST_S3_DIR!, 'srv');
+  const before = countFiles(storage);
+  const push = dfweAsync(big, ['push'], env);
+  // Killed once the server holds some of what it sent (parts of the big object), before the end.
+  while (countFiles(storage) === before) await new Promise((r) => setTimeout(r, 5));
+  push.child.kill('SIGKILL');
+  await push.done;
+  const afterKill = await assertConsistent(url);
+  assert.ok(afterKill < 2, `the killed push did not finish (${afterKill} records)`);
+  // Two pushes of the same results at once: both succeed, and the remote holds each once, whole.
+  const [p1, p2] = await Promise.all([dfweAsync(big, ['push'], env).done, dfweAsync(big, ['push'], env).done]);
+  assert.equal(p1.code, 0, p1.stderr);
+  assert.equal(p2.code, 0, p2.stderr);
+  assert.equal(await assertConsistent(url), 2);
+  const b = workspace({ 'dfwe.yaml': readFileSync(join(big, 'dfwe.yaml'), 'utf8') });
+  const rb = dfwe(b, ['run'], env);
+  assert.deepEqual(ran(rb), [], rb.stderr);
+  assert.ok(readFileSync(join(b, 'out/weights.bin')).equals(readFileSync(join(big, 'out/weights.bin'))));
 });
