@@ -4,6 +4,7 @@ import { benchHash } from './hash.js';
 import { benchMerge } from './merge.js';
 import { benchMl } from './ml.js';
 import { benchReliability } from './reliability.js';
+import { benchRemote } from './remote.js';
 import { benchReport } from './report.js';
 import { benchSlurm } from './slurm.js';
 import { benchSweep } from './sweep.js';
@@ -22,10 +23,11 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   reliability: () => benchReliability(Number(process.env.DFWE_BENCH_KILLS ?? 60), Number(process.env.DFWE_BENCH_FUZZ ?? 3000), Number(process.env.DFWE_BENCH_ADVERSARIAL ?? 20)),
   torch: () => benchTorch((process.env.DFWE_BENCH_SEEDS ?? '0,1,2,3,4').split(',').map(Number), process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3'),
   report: () => benchReport(Number(process.env.DFWE_BENCH_REPORT_MEMBERS ?? 2500)),
+  remote: () => benchRemote(Number(process.env.DFWE_BENCH_REMOTE_MIB ?? 1024)),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
 // Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).
-const defaults = Object.keys(all).filter((n) => (n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0) && (n !== 'torch' || spawnSync(process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch']).status === 0));
+const defaults = Object.keys(all).filter((n) => (n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0) && (n !== 'remote' || (process.env.DFWE_BENCH_REMOTE_BUCKET ?? process.env.DFWE_TEST_S3_BUCKET) !== undefined) && (n !== 'torch' || spawnSync(process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch']).status === 0));
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in all));

@@ -51,9 +51,8 @@ export class RemoteFailure extends Error {
   }
 }
 
-/** Objects at or above this size go up in parts (and parts go up several at once). */
-const MULTIPART_FROM = 64 << 20;
-const PART_SIZE = 16 << 20;
+/** Objects from `from` bytes go up in parts of `size`, `queue` at once (the remote bench uploads its baseline so too). */
+export const UPLOAD_PARTS = { from: 64 << 20, size: 16 << 20, queue: 4 } as const;
 
 export interface S3RemoteOptions {
   /** An S3-compatible store's address (http://host:port); else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS itself. */
@@ -123,7 +122,7 @@ export class S3Remote {
   async putFile(name: string, path: string, size: number, opts: { meta?: Record<string, string>; onProgress?: (bytes: number) => void } = {}): Promise<void> {
     const { meta, onProgress } = opts;
     try {
-      if (size < MULTIPART_FROM) {
+      if (size < UPLOAD_PARTS.from) {
         await this.client.send(new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path), ContentLength: size, Metadata: meta }));
         onProgress?.(size);
         return;
@@ -132,8 +131,8 @@ export class S3Remote {
       const upload = new Upload({
         client: this.client,
         params: { Bucket: this.location.bucket, Key: this.key(name), Body: createReadStream(path, { highWaterMark: 1 << 20 }), Metadata: meta },
-        partSize: PART_SIZE,
-        queueSize: 4,
+        partSize: UPLOAD_PARTS.size,
+        queueSize: UPLOAD_PARTS.queue,
         leavePartsOnError: false,
       });
       if (onProgress) upload.on('httpUploadProgress', (p) => onProgress(p.loaded ?? 0));
