@@ -63,7 +63,7 @@ const cell = (t: string): string => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 /** Where Measured results explains each bench. */
 const GUIDE: Record<string, string> = {
   hash: 'content-digests', sweep: 'sweeps', report: 'the-report-of-a-large-sweep', ml: 'ml-stages', dfwe: 'dfwe-on-the-synthetic-quickstart',
-  merge: 'merging-checkpoints', slurm: 'slurm-executor', reliability: 'reliability',
+  merge: 'merging-checkpoints', slurm: 'slurm-executor', reliability: 'reliability', remote: 'a-shared-cache',
 };
 
 /**
