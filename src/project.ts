@@ -70,6 +70,8 @@ export interface Project {
   /** The pipeline's `executor`, if it sets one (`--executor` overrides it). */
   executor?: string;
   executors: ReadonlyMap<string, ExecutorKind>;
+  /** The pipeline's `remote`, if it names one (`--remote` and $DFWE_REMOTE override it). */
+  remote?: string;
   /** Directories outside the workspace: allow_outside (written and read through symlinks) and read_only. */
   outside: OutsideDirs;
   /** Where dfwe may read and write: the workspace, allow_outside and read_only, by real path. */
@@ -186,7 +188,7 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
   const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey, meaningOf } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, strict, params, executor, outside, meaningKey, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey, meaningOf }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
+  const { nodes, name, members, instances, backend, report, strict, params, executor, remote, outside, meaningKey, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey, meaningOf }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, outside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
@@ -196,7 +198,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
     save();
     digests.save();
   };
-  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, meaningKey, report, strict, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, outside, bounds, saveState };
+  return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, meaningKey, report, strict, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, remote, outside, bounds, saveState };
 }
 
 /*
@@ -205,7 +207,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 15;
+const EXPANSION_FORMAT = 16;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -224,6 +226,8 @@ interface Expanded {
   strict: boolean;
   params: Record<string, unknown>;
   executor?: string;
+  /** The pipeline's `remote`, if it names one. */
+  remote?: string;
   outside: OutsideDirs;
 }
 
@@ -277,7 +281,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   const raw = data as RawPipeline;
   overrideParams(raw, params, displayPath);
   const { nodes, members, instances, readOnly } = expandPipeline(raw, source, stageTypes, { only, executors });
-  const result: Expanded = { expansionKey: loc.expansionKey, meaningKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, strict: raw.strict === true, outside: { allow: raw.allow_outside ?? [], readOnly } };
+  const result: Expanded = { expansionKey: loc.expansionKey, meaningKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, remote: raw.remote, strict: raw.strict === true, outside: { allow: raw.allow_outside ?? [], readOnly } };
   return { ...result, save: saver(memoPath, result) };
 }
 

@@ -291,3 +291,23 @@ stages:
   assert.deepEqual(ran(rb), [], rb.stderr);
   assert.ok(readFileSync(join(b, 'out/weights.bin')).equals(readFileSync(join(big, 'out/weights.bin'))));
 });
+
+test('the pipeline names its shared cache (remote:), under what --remote and DFWE_REMOTE say; a bad URL is a located error', server, async () => {
+  const url = freshUrl();
+  const withRemote = `version: 1\nremote: ${url}\n${PIPELINE.slice('version: 1\n'.length)}`;
+  const env = { DFWE_REMOTE_KEY: 'team key' };
+  const a = workspace({ 'dfwe.yaml': withRemote });
+  assert.match(dfwe(a, ['run'], env).stderr, /0 results downloaded, 3 uploaded/);
+  const b = workspace({ 'dfwe.yaml': withRemote });
+  const rb = dfwe(b, ['run'], env);
+  assert.deepEqual(ran(rb), [], rb.stderr);
+  assert.match(rb.stderr, /3 results downloaded/);
+  // DFWE_REMOTE names another remote: that one is used (it holds nothing).
+  const c = workspace({ 'dfwe.yaml': withRemote });
+  const rc = dfwe(c, ['run'], { ...env, DFWE_REMOTE: freshUrl() });
+  assert.deepEqual(ran(rc), ['prep', 'score', 'train']);
+  const bad = workspace({ 'dfwe.yaml': withRemote.replace(url, 'https://example.com/bucket') });
+  const rbad = dfwe(bad, ['status']);
+  assert.equal(rbad.code, 2);
+  assert.match(rbad.stderr, /dfwe\.yaml:2:\d+: error: .*remote/);
+});

@@ -24,9 +24,9 @@ export interface RemoteOptions {
   push?: boolean;
 }
 
-/** The remote these options and the environment name, or undefined when none is. */
-export async function openRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void): Promise<RemoteCache | undefined> {
-  const url = opts.remote ?? process.env.DFWE_REMOTE;
+/** The remote these options, the environment or the pipeline (its `remote`) name, in that order; undefined when none does. */
+export async function openRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string): Promise<RemoteCache | undefined> {
+  const url = opts.remote ?? process.env.DFWE_REMOTE ?? pipeline;
   if (!url) return undefined;
   const key = process.env.DFWE_REMOTE_KEY;
   const trust: RemoteTrust = { key: key ? Buffer.from(key) : undefined, unsigned: process.env.DFWE_REMOTE_UNSIGNED === '1', readOnly: opts.remoteReadonly === true || process.env.DFWE_REMOTE_READONLY === '1' };
@@ -34,9 +34,9 @@ export async function openRemote(store: CacheStore, opts: RemoteOptions, warn: (
 }
 
 /** openRemote, for the commands that need one. */
-export async function requireRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void): Promise<RemoteCache> {
-  const remote = await openRemote(store, opts, warn);
-  if (!remote) throw new UserError({ message: 'no remote to use', hint: 'give --remote s3://BUCKET/PREFIX, or set DFWE_REMOTE' });
+export async function requireRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string): Promise<RemoteCache> {
+  const remote = await openRemote(store, opts, warn, pipeline);
+  if (!remote) throw new UserError({ message: 'no remote to use', hint: 'give --remote s3://BUCKET/PREFIX, set DFWE_REMOTE, or name one in the pipeline (remote: s3://…)' });
   return remote;
 }
 
@@ -53,8 +53,8 @@ export class RemoteSession {
     private readonly warn: (message: string) => void,
   ) {}
 
-  static async open(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void): Promise<RemoteSession | undefined> {
-    const cache = await openRemote(store, opts, warn);
+  static async open(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string): Promise<RemoteSession | undefined> {
+    const cache = await openRemote(store, opts, warn, pipeline);
     return cache && new RemoteSession(cache, opts.push !== false && !cache.readOnly && process.env.DFWE_REMOTE_KEY !== undefined && process.env.DFWE_REMOTE_KEY !== '', warn);
   }
 

@@ -16,7 +16,8 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
     const { decisionsFromSnapshot } = await import('../engine/snapshot-plan.js');
     const decisions = decisionsFromSnapshot(found.check, found.loc);
     if (decisions) {
-      if (opts.remote ?? process.env.DFWE_REMOTE) await markRemote(found.loc.store, decisions, opts.remote);
+      const url = opts.remote ?? process.env.DFWE_REMOTE ?? snap.remote;
+      if (url) await markRemote(found.loc.store, decisions, url);
       // Decisions come in the snapshot's order: the i-th is node i.
       printStatus(snap.header, decisions, (_id, i) => snap.stages[snap.stageOf[i]!]!, opts.json ?? false, opts.all ?? false);
       return 0;
@@ -31,13 +32,14 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   // Found as the snapshot written before the edit had it, every node: its witnesses still hold.
   if (!(prior && decisions.every((d) => d.prior) && restampSnapshot(project, prior))) await saveSnapshotIfAllCached(project, decisions);
   project.saveState();
-  if (opts.remote ?? process.env.DFWE_REMOTE) await markRemote(project.store, decisions, opts.remote);
+  const url = opts.remote ?? process.env.DFWE_REMOTE ?? project.remote;
+  if (url) await markRemote(project.store, decisions, url);
   printStatus(headerOf(project), decisions, stageOf(project), opts.json ?? false, opts.all ?? false);
   return 0;
 }
 
 /** The nodes that would run whose result the shared cache holds: said so (a run downloads them). */
-async function markRemote(store: CacheStore, decisions: Decision[], url: string | undefined): Promise<void> {
+async function markRemote(store: CacheStore, decisions: Decision[], url: string): Promise<void> {
   const [{ openRemote }, { RemoteFailure }] = await Promise.all([import('../cache/remote-session.js'), import('../cache/s3-remote.js')]);
   const warn = (m: string): void => void process.stderr.write(`dfwe: warning: ${m}\n`);
   const remote = await openRemote(store, { remote: url }, warn);

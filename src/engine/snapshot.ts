@@ -34,7 +34,7 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
  */
 
-const SNAPSHOT_FORMAT = 10;
+const SNAPSHOT_FORMAT = 11;
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -66,6 +66,8 @@ export interface Snapshot {
   report: boolean;
   /** The pipeline's executor setting. */
   executor?: string;
+  /** The pipeline's remote (status says what it holds). */
+  remote?: string;
   /** The most of each resource token one node needs: a run with less plans in full (and says so). */
   resources: Record<string, number>;
   header: PipelineHeader;
@@ -127,7 +129,7 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
   if (
     s?.format !== SNAPSHOT_FORMAT || typeof s.expansionKey !== 'string' || typeof s.meaningKey !== 'string' || typeof s.resources !== 'object' || typeof s.header !== 'object' || !Array.isArray(s.stages) ||
     !Array.isArray(s.ids) || !u32(s.stageOf) || !Array.isArray(s.planKeys) || !Array.isArray(s.execKeys) || !Array.isArray(s.reads) ||
-    !Array.isArray(s.paths) || !(s.stats instanceof Float64Array) || !u32(s.structural) || !u32(s.ways) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') ||
+    !Array.isArray(s.paths) || !(s.stats instanceof Float64Array) || !u32(s.structural) || !u32(s.ways) || typeof s.params !== 'object' || s.params === null || !isOutsideDirs(s.outside) || (s.served !== undefined && typeof s.served !== 'string') || (s.remote !== undefined && typeof s.remote !== 'string') ||
     !u32(s.sourcesAt) || !u32(s.sourceWitnesses) || !u32(s.upstreamAt) || !u32(s.upstreamNodes) ||
     s.stageOf.length !== s.ids.length || s.planKeys.length !== s.ids.length || s.execKeys.length !== s.ids.length ||
     s.sourcesAt.length !== s.ids.length + 1 || s.upstreamAt.length !== s.ids.length + 1 || s.reads.length !== s.ids.length ||
@@ -272,9 +274,9 @@ export function keepSnapshot(loc: Pick<ProjectLocation, 'store' | 'variantKey'>,
   }
 }
 
-function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'meaningKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'header' | 'outside' | 'params'> {
+function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'meaningKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'remote' | 'header' | 'outside' | 'params'> {
   return {
-    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, meaningKey: project.meaningKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor,
+    format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, meaningKey: project.meaningKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor, remote: project.remote,
     header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
     outside: project.outside, params: project.params,
   };

@@ -61,6 +61,11 @@ const BASE = {
       "description": "When true, a file of the workspace that a command names (a stage's cmd, a search's score or score_server) but its stage does not declare (deps, or an output it reads) is an input error; by default it is a located warning, since a change to it would not rerun the stage.",
       "type": "boolean"
     },
+    "remote": {
+      "description": "A shared cache on an S3-compatible store, s3://BUCKET or s3://BUCKET/PREFIX: a run downloads what it holds instead of running it and uploads what it commits (with $DFWE_REMOTE_KEY), status says what it holds. `--remote` and $DFWE_REMOTE override it. Credentials and the store's address come from the AWS variables, never from the pipeline. Not part of any key.",
+      "type": "string",
+      "pattern": "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+    },
     "allow_outside": {
       "description": "Directories outside the workspace (absolute, or relative to it) that deps and outputs may really be in, through a symlink in the workspace. Without it, a dep or output that a symlink leads outside the workspace is an input error. Outputs never name `..` or an absolute path.",
       "type": "array",

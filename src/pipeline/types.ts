@@ -82,6 +82,8 @@ export interface RawPipeline {
   /** A file a command names but its stage does not declare is an error, not a warning. */
   strict?: boolean;
   executor?: string;
+  /** The shared cache's URL (s3://…). */
+  remote?: string;
   allow_outside?: string[];
   /** Directories outside the workspace that stages may read, never write. */
   read_only?: string[];

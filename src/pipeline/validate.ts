@@ -34,6 +34,11 @@ function pipelineValidate(stageTypes: ReadonlyMap<string, StageType>, executors:
 
 /** Validate against the pipeline schema (built-in stages' `with` included); all errors at once,
  * located, with did-you-mean. */
+/** What a value matching each pattern of the schema is, in words (a regular expression is no help to a user). */
+const PATTERN_SAYS: Record<string, string> = {
+  '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$': 's3://BUCKET or s3://BUCKET/PREFIX (a bucket name of 3-63 lowercase letters, digits, dots and hyphens)',
+};
+
 export function validatePipeline(data: unknown, source: SourceFile, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>): void {
   if (pipelineValidator?.stageTypes !== stageTypes || pipelineValidator.executors !== executors) {
     pipelineValidator = { stageTypes, executors, validate: pipelineValidate(stageTypes, executors) };
@@ -113,7 +118,7 @@ function schemaDiagnostics(errors: ErrorObject[], source: SourceFile, at: (strin
             message: `invalid name "${e.propertyName}" in ${describe(path)}: names are letters, digits and _ (not starting with a digit) so that expressions can refer to them`,
             location: source.locateKey(path, e.propertyName),
           };
-        } else d = { message: `${describe(path)} must match ${String(e.params.pattern)}`, location: source.locate(path) };
+        } else d = { message: `${describe(path)} must be ${PATTERN_SAYS[String(e.params.pattern)] ?? `a string matching ${String(e.params.pattern)}`}`, location: source.locate(path) };
         break;
       case 'enum': {
         const allowed = (e.params.allowedValues as unknown[]).map(String);
