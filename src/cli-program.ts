@@ -187,6 +187,7 @@ export function buildProgram(): { program: CommandType; exitCode(): number } {
     .argument('[pipelines...]', 'every pipeline that uses this cache (default: ./dfwe.yaml, else the quickstart)')
     .option('-n, --dry-run', 'say what would be removed and how many bytes it frees; remove nothing')
     .option('--keep-runs <n>', 'keep the last N runs of the history and every result they used (default 10; 0: none)')
+    .option('--remote [url]', "collect the shared cache instead (default: $DFWE_REMOTE, else the pipeline's remote), by the same rule: every node must be cached here")
     .action(async (pipelines: string[], opts) => {
       const { gcCommand } = await import('./commands/maintenance.js');
       exitCode = await gcCommand(pipelines, opts, globals());

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordKeys } from '../src/cache/cache.js';
@@ -310,4 +310,45 @@ test('the pipeline names its shared cache (remote:), under what --remote and DFW
   const rbad = dfwe(bad, ['status']);
   assert.equal(rbad.code, 2);
   assert.match(rbad.stderr, /dfwe\.yaml:2:\d+: error: .*remote/);
+});
+
+test('gc --remote keeps what the pipeline reaches and removes the rest, planted records included; it refuses where it cannot tell', server, async () => {
+  const url = freshUrl();
+  const env = { DFWE_REMOTE: url, DFWE_REMOTE_KEY: KEY.toString() };
+  const ws = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(ws, ['run'], env).code, 0);
+  // A new version of the last stage: its old result is no longer reached.
+  writeFileSync(join(ws, 'dfwe.yaml'), PIPELINE.replace('wc -c <', 'wc -l <'));
+  assert.deepEqual(ran(dfwe(ws, ['run'], env)), ['score']);
+  const raw = await S3Remote.connect(parseS3Url(url));
+  try {
+    await raw.putBytes(`records/${'ab'.repeat(16)}.json`, Buffer.from(sealEnvelope(readRecord(new CacheStore(join(ws, 'cache')), [...recordKeys(new CacheStore(join(ws, 'cache')))][0]!)!)));
+    const names = async (under: string): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const n of raw.list(under)) out.push(n);
+      return out;
+    };
+    assert.equal((await names('records/')).length, 5, 'prep, train, two versions of score, one planted');
+    const keyless = dfwe(ws, ['gc', '--remote'], { DFWE_REMOTE: url });
+    assert.equal(keyless.code, 2);
+    assert.match(keyless.stderr, /needs the signing key/);
+    // --keep-runs 0: only what the pipeline reaches now (the last runs of the history keep theirs otherwise, as the local gc's).
+    const dry = dfwe(ws, ['gc', '--remote', '-n', '--keep-runs', '0'], env);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would remove 2 records and 1 objects/);
+    assert.equal((await names('records/')).length, 5, 'a dry run removes nothing');
+    const gc = dfwe(ws, ['gc', '--remote', '--keep-runs', '0'], env);
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.match(gc.stdout, /removed 2 records and 1 objects[\s\S]*kept 3 records/);
+    assert.equal(await assertConsistent(url), 3);
+    const fresh = workspace({ 'dfwe.yaml': PIPELINE.replace('wc -c <', 'wc -l <') });
+    assert.deepEqual(ran(dfwe(fresh, ['run'], env)), [], 'what the pipeline uses is still there');
+    // Where a node is not cached, gc cannot tell its results from dead ones: it refuses.
+    const partial = workspace({ 'dfwe.yaml': PIPELINE });
+    const refused = dfwe(partial, ['gc', '--remote'], env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /3 nodes are not cached here/);
+  } finally {
+    raw.close();
+  }
 });

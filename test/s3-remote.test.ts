@@ -116,6 +116,9 @@ test('an upload killed half-way leaves nothing under its name', server, async ()
     const names: string[] = [];
     for await (const n of r.list('')) names.push(n);
     assert.deepEqual(names, [], 'nothing a listing shows');
+    // What the killed writer left is an unfinished upload in parts, which gc aborts (here: whatever its age).
+    assert.equal(await r.abandonUploads(0), 1);
+    assert.equal(await r.abandonUploads(0), 0, 'gone once aborted');
   } finally {
     r.close();
   }

@@ -193,6 +193,11 @@ export class S3Remote {
 
   /** The names under `under` (relative to the prefix), page by page. */
   async *list(under: string): AsyncIterable<string> {
+    for await (const e of this.entries(under)) yield e.name;
+  }
+
+  /** The names under `under` with their sizes, page by page. */
+  async *entries(under: string): AsyncIterable<{ name: string; size: number }> {
     let token: string | undefined;
     do {
       let r;
@@ -201,20 +206,60 @@ export class S3Remote {
       } catch (err) {
         throw failure(err, `listing ${under}`);
       }
-      for (const o of r.Contents ?? []) if (o.Key) yield o.Key.slice(this.location.prefix.length);
+      for (const o of r.Contents ?? []) if (o.Key) yield { name: o.Key.slice(this.location.prefix.length), size: o.Size ?? 0 };
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
   }
 
-  async delete(names: string[]): Promise<void> {
-    for (let i = 0; i < names.length; i += 1000) {
-      const batch = names.slice(i, i + 1000);
+  /**
+   * Uploads in parts begun under the prefix more than `olderThanMs` ago (0: whenever) and never
+   * completed (a writer killed mid-way): aborted, so the store drops their parts. How many there
+   * were. (Stores give the start to the second, Swift rounded up: a just-begun one can look later than now.)
+   */
+  async abandonUploads(olderThanMs: number): Promise<number> {
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      let r;
       try {
-        await this.client.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.location.bucket, Delete: { Objects: batch.map((n) => ({ Key: this.key(n) })), Quiet: true } }));
+        r = await this.client.send(new this.sdk.ListMultipartUploadsCommand({ Bucket: this.location.bucket, Prefix: this.location.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
       } catch (err) {
-        throw failure(err, `deleting ${batch.length} objects`);
+        throw failure(err, 'listing unfinished uploads');
       }
-    }
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (olderThanMs > 0 && u.Initiated && Date.now() - u.Initiated.getTime() < olderThanMs)) continue;
+        try {
+          await this.client.send(new this.sdk.AbortMultipartUploadCommand({ Bucket: this.location.bucket, Key: u.Key, UploadId: u.UploadId }));
+        } catch (err) {
+          if (!notFound(err)) throw failure(err, `aborting an unfinished upload of ${u.Key}`);
+        }
+        aborted++;
+      }
+      keyMarker = r.IsTruncated ? r.NextKeyMarker : undefined;
+      idMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return aborted;
+  }
+
+  /**
+   * Each name removed (one that is not there is no error). One request per object, eight at
+   * once: the batch delete needs a Content-MD5 header that this client no longer sends, and
+   * S3-compatible stores (Swift's s3api) refuse it without one.
+   */
+  async delete(names: string[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < names.length) {
+        const name = names[next++]!;
+        try {
+          await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.key(name) }));
+        } catch (err) {
+          if (!notFound(err)) throw failure(err, `deleting ${name}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, names.length) }, worker));
   }
 
   close(): void {
