@@ -8,6 +8,7 @@ import { objectsOf, parseRecord, recordText, writeRecord, type NodeRecord } from
 import type { S3Remote } from './s3-remote.js';
 import type { CacheStore } from './store.js';
 import { tmpName } from '../util/fsx.js';
+import { transferProgress } from './transfer-progress.js';
 import { isExecKey, type Digest, type ExecKey } from '../util/key-types.js';
 
 /*
@@ -51,6 +52,8 @@ export class RemoteCache implements Cache {
     private readonly commits: GroupCommit,
     /** Told of each record or object the remote has but that is not served, and why. */
     private readonly warn: (message: string) => void,
+    /** Draw a progress line for large objects on stderr, where it is a terminal (push and pull). */
+    private readonly showProgress = false,
   ) {}
 
   get readOnly(): boolean {
@@ -77,12 +80,15 @@ export class RemoteCache implements Cache {
   async get(record: NodeRecord, verifyUpTo: number): Promise<boolean> {
     const { store } = this;
     const fetched: string[] = [];
+    const sizes = new Map<string, number>();
+    for (const o of Object.values(record.outputs)) for (const f of o.kind === 'file' ? [o] : o.files!) sizes.set(f.digest, f.size);
     for (const digest of new Set(objectsOf(record))) {
       if (hasObject(store, digest) && (statSync(store.objectPath(digest)).size > verifyUpTo || checkObject(store, digest))) continue;
       const obj = store.objectPath(digest);
       mkdirSync(dirname(obj), { recursive: true });
       const tmp = tmpName(obj);
-      const got = await this.remote.getVerified(objectName(digest), digest, tmp);
+      const progress = this.showProgress ? transferProgress('downloading', `${record.nodeId} (${digest.slice(0, 8)})`, sizes.get(digest) ?? 0) : undefined;
+      const got = await this.remote.getVerified(objectName(digest), digest, tmp, progress).finally(() => progress?.end());
       if (got.state !== 'ok') {
         this.warn(`${this.remote.url}${objectName(digest)}, named by the record of ${record.nodeId}: ${got.state === 'corrupt' ? 'its bytes are not the ones its digest names (damaged or planted)' : 'missing'}; the node is not served from the remote`);
         return false;
@@ -110,7 +116,8 @@ export class RemoteCache implements Cache {
       if ((await this.remote.head(objectName(digest))) !== undefined) continue;
       const path = this.store.objectPath(digest);
       const st = statSync(path);
-      await this.remote.putFile(objectName(digest), path, st.size, { meta: { exec: st.mode & 0o111 ? '1' : '0' } });
+      const progress = this.showProgress ? transferProgress('uploading', `${record.nodeId} (${digest.slice(0, 8)})`, st.size) : undefined;
+      await this.remote.putFile(objectName(digest), path, st.size, { meta: { exec: st.mode & 0o111 ? '1' : '0' }, onProgress: progress }).finally(() => progress?.end());
     }
     await this.remote.putBytes(recordName(record.execKey), Buffer.from(sealEnvelope(record, this.trust.key)));
   }

@@ -25,17 +25,17 @@ export interface RemoteOptions {
 }
 
 /** The remote these options, the environment or the pipeline (its `remote`) name, in that order; undefined when none does. */
-export async function openRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string): Promise<RemoteCache | undefined> {
+export async function openRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string, showProgress = false): Promise<RemoteCache | undefined> {
   const url = opts.remote ?? process.env.DFWE_REMOTE ?? pipeline;
   if (!url) return undefined;
   const key = process.env.DFWE_REMOTE_KEY;
   const trust: RemoteTrust = { key: key ? Buffer.from(key) : undefined, unsigned: process.env.DFWE_REMOTE_UNSIGNED === '1', readOnly: opts.remoteReadonly === true || process.env.DFWE_REMOTE_READONLY === '1' };
-  return new RemoteCache(store, await S3Remote.connect(parseS3Url(url)), trust, new GroupCommit(), warn);
+  return new RemoteCache(store, await S3Remote.connect(parseS3Url(url)), trust, new GroupCommit(), warn, showProgress);
 }
 
 /** openRemote, for the commands that need one. */
-export async function requireRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string): Promise<RemoteCache> {
-  const remote = await openRemote(store, opts, warn, pipeline);
+export async function requireRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string, showProgress = false): Promise<RemoteCache> {
+  const remote = await openRemote(store, opts, warn, pipeline, showProgress);
   if (!remote) throw new UserError({ message: 'no remote to use', hint: 'give --remote s3://BUCKET/PREFIX, set DFWE_REMOTE, or name one in the pipeline (remote: s3://…)' });
   return remote;
 }

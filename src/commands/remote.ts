@@ -33,7 +33,7 @@ async function saying(remote: RemoteCache, work: () => Promise<number>): Promise
 
 export async function pushCommand(pipeline: string | undefined, opts: RemoteOptions, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
-  const remote = await requireRemote(project.store, opts, warn, project.remote);
+  const remote = await requireRemote(project.store, opts, warn, project.remote, true);
   if (remote.readOnly) {
     remote.remote.close();
     throw new UserError({ message: `the remote ${remote.remote.url} is read-only here: nothing is pushed`, hint: 'push from a machine trusted to write it (without --remote-readonly or DFWE_REMOTE_READONLY)' });
@@ -60,7 +60,7 @@ export async function pushCommand(pipeline: string | undefined, opts: RemoteOpti
 export async function pullCommand(pipeline: string | undefined, opts: RemoteOptions, g: GlobalOptions): Promise<number> {
   const project = await open(pipeline, g);
   project.store.claim();
-  const remote = await requireRemote(project.store, opts, warn, project.remote);
+  const remote = await requireRemote(project.store, opts, warn, project.remote, true);
   // Held as a run holds it: a gc waits while what is pulled has no record yet.
   const leases = new LeaseManager(project.store.locksDir, `pull of ${project.displayPath}`, () => {});
   const lease = await leases.acquire(CACHE_LEASE, `pull of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), new AbortController().signal);
