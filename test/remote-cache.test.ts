@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { recordKeys } from '../src/cache/cache.js';
 import { GroupCommit } from '../src/cache/group-commit.js';
@@ -10,7 +11,7 @@ import { RemoteCache, sealEnvelope, type RemoteTrust } from '../src/cache/remote
 import { parseS3Url, S3Remote } from '../src/cache/s3-remote.js';
 import { CacheStore } from '../src/cache/store.js';
 import type { ExecKey } from '../src/util/key-types.js';
-import { dfwe, dfweAsync, ran, read, workspace } from './helpers.js';
+import { dfwe, dfweAsync, ran, read, REPO, workspace } from './helpers.js';
 
 /*
  * The shared cache's Cache implementation against a real S3-compatible server (see
@@ -350,5 +351,53 @@ test('gc --remote keeps what the pipeline reaches and removes the rest, planted 
     assert.match(refused.stderr, /3 nodes are not cached here/);
   } finally {
     raw.close();
+  }
+});
+
+test('an object damaged on the server is found out by the run that would use it: that node runs here, the others come from the remote', server, async () => {
+  const url = freshUrl();
+  const env = { DFWE_REMOTE: url, DFWE_REMOTE_KEY: KEY.toString() };
+  const a = workspace({ 'dfwe.yaml': PIPELINE });
+  assert.equal(dfwe(a, ['run'], env).code, 0);
+  const store = new CacheStore(join(a, 'cache'));
+  const train = [...recordKeys(store)].map((k) => readRecord(store, k)!).find((r) => r.nodeId === 'train')!;
+  const raw = await S3Remote.connect(parseS3Url(url));
+  try {
+    await raw.putBytes(`objects/${objectsOf(train)[0]}`, Buffer.from('flipped bits\n'));
+  } finally {
+    raw.close();
+  }
+  const b = workspace({ 'dfwe.yaml': PIPELINE });
+  const rb = dfwe(b, ['run', '--no-push'], env);
+  assert.equal(rb.code, 0, rb.stderr);
+  assert.deepEqual(ran(rb), ['train'], rb.stderr);
+  assert.match(rb.stderr, /named by the record of train: its bytes are not the ones its digest names/);
+  assert.match(rb.stderr, /2 results downloaded/);
+  for (const f of ['out/prep', 'out/model/w', 'out/score']) assert.equal(read(b, f), read(a, f), f);
+});
+
+const root = process.getuid?.() === 0;
+test('the server stopped in the middle of a run: a warning, once, and the rest of the run is done here, correctly', { skip: server.skip || (!root && 'starting a server of its own needs root (scripts/local-s3.sh)') }, async () => {
+  // A server of its own: this test stops it.
+  const dir = mkdtempSync(join(tmpdir(), 'dfwe-s3-midrun-'));
+  const script = join(REPO, 'scripts/local-s3.sh');
+  const started = spawnSync('bash', [script, 'start', dir], { encoding: 'utf8', env: { ...process.env, DFWE_S3_PORT: '18480' } });
+  assert.equal(started.status, 0, started.stderr);
+  try {
+    const env = { DFWE_REMOTE: 's3://dfwe-test/midrun', DFWE_REMOTE_KEY: KEY.toString(), AWS_ENDPOINT_URL: 'http://127.0.0.1:18480' };
+    const first = 'version: 1\nstages:\n  first:\n    cmd: echo 1 > ${{ outs.f }}\n    outs: { f: out/first }\n';
+    const a = workspace({ 'dfwe.yaml': first });
+    assert.match(dfwe(a, ['run'], env).stderr, /1 uploaded/);
+    // B: first comes from the remote; then a stage stops the server; what follows it finds no remote.
+    const b = workspace({ 'dfwe.yaml': `${first}  stopper:\n    cmd: bash ${script} stop ${dir} && cat \${{ stages.first.outs.f }} > \${{ outs.f }}\n    outs: { f: out/stopper }\n  last:\n    cmd: cat \${{ stages.stopper.outs.f }} > \${{ outs.f }} && echo last >> \${{ outs.f }}\n    outs: { f: out/last }\n` });
+    const rb = dfwe(b, ['run'], env);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.deepEqual(ran(rb), ['last', 'stopper']);
+    assert.equal(rb.stderr.match(/this run goes on without it/g)?.length, 1, rb.stderr);
+    assert.match(rb.stderr, /cannot be reached/);
+    assert.equal(read(b, 'out/last'), '1\nlast\n');
+    assert.doesNotMatch(rb.stderr, /internal error/);
+  } finally {
+    spawnSync('bash', [script, 'stop', dir]);
   }
 });

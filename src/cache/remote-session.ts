@@ -95,6 +95,8 @@ export class RemoteSession {
 
   private fail(err: unknown): void {
     if (!(err instanceof RemoteFailure)) throw err;
+    // Said once: an upload and a lookup under way when the store went both fail.
+    if (this.failed) return;
     this.failed = true;
     this.warn(`the shared cache ${this.cache.remote.url}: ${err.message}; this run goes on without it`);
   }
