@@ -60,6 +60,16 @@ export class RemoteCache implements Cache {
     return this.trust.readOnly === true;
   }
 
+  /** It signs what it puts (this machine holds the key). */
+  get signs(): boolean {
+    return this.trust.key !== undefined;
+  }
+
+  /** It can tell a usable record from another: with the key, or told to take unsigned ones. */
+  get checks(): boolean {
+    return this.trust.key !== undefined || this.trust.unsigned === true;
+  }
+
   async lookup(key: ExecKey): Promise<NodeRecord | undefined> {
     const bytes = await this.remote.getBytes(recordName(key));
     if (!bytes) return undefined;

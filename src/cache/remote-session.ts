@@ -24,6 +24,11 @@ export interface RemoteOptions {
   push?: boolean;
 }
 
+/** A warning about the shared cache, on stderr: what every command that uses one says its trouble with. */
+export function warnUser(message: string): void {
+  process.stderr.write(`dfwe: warning: ${message}\n`);
+}
+
 /** The remote these options, the environment or the pipeline (its `remote`) name, in that order; undefined when none does. */
 export async function openRemote(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string, showProgress = false): Promise<RemoteCache | undefined> {
   const url = opts.remote ?? process.env.DFWE_REMOTE ?? pipeline;
@@ -55,7 +60,7 @@ export class RemoteSession {
 
   static async open(store: CacheStore, opts: RemoteOptions, warn: (message: string) => void, pipeline?: string): Promise<RemoteSession | undefined> {
     const cache = await openRemote(store, opts, warn, pipeline);
-    return cache && new RemoteSession(cache, opts.push !== false && !cache.readOnly && process.env.DFWE_REMOTE_KEY !== undefined && process.env.DFWE_REMOTE_KEY !== '', warn);
+    return cache && new RemoteSession(cache, opts.push !== false && !cache.readOnly && cache.signs, warn);
   }
 
   /** The result of a key brought into the local store, checked; false when the remote has none it can serve. */

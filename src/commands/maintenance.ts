@@ -106,12 +106,11 @@ function collect(projects: Project[], store: CacheStore, opts: { dryRun?: boolea
 async function collectRemote(projects: Project[], store: CacheStore, opts: { dryRun?: boolean; remote?: boolean | string }, keepRuns: number): Promise<number> {
   const { liveRecords, uncached } = live(projects, store, keepRuns);
   if (uncached.length > 0) throw new UserError({ message: `gc --remote: ${uncached.length} node${uncached.length === 1 ? ' is' : 's are'} not cached here (${listSome(uncached)}), so gc cannot tell which of the remote's results ${uncached.length === 1 ? 'it' : 'they'} would use`, hint: 'run or pull the pipelines first (dfwe pull), then gc --remote' });
-  if (!process.env.DFWE_REMOTE_KEY && process.env.DFWE_REMOTE_UNSIGNED !== '1') throw new UserError({ message: 'gc --remote needs the signing key: without it no record on the remote can be checked, so each would look unusable and be removed', hint: 'set DFWE_REMOTE_KEY (or DFWE_REMOTE_UNSIGNED=1 for a remote of unsigned records)' });
-  const [{ requireRemote }, { planRemoteGc, applyRemoteGc }, { RemoteFailure }] = await Promise.all([import('../cache/remote-session.js'), import('../cache/remote-gc.js'), import('../cache/s3-remote.js')]);
-  const warn = (m: string): void => void process.stderr.write(`dfwe: warning: ${m}\n`);
+  const [{ requireRemote, warnUser: warn }, { planRemoteGc, applyRemoteGc }, { RemoteFailure }] = await Promise.all([import('../cache/remote-session.js'), import('../cache/remote-gc.js'), import('../cache/s3-remote.js')]);
   // Records gc finds unusable are said once, as what they are: removed.
   const remote = await requireRemote(store, { remote: typeof opts.remote === 'string' ? opts.remote : undefined }, () => {}, projects[0]!.remote);
   try {
+    if (!remote.checks) throw new UserError({ message: 'gc --remote needs the signing key: without it no record on the remote can be checked, so each would look unusable and be removed', hint: 'set DFWE_REMOTE_KEY (or DFWE_REMOTE_UNSIGNED=1 for a remote of unsigned records)' });
     if (remote.readOnly && !opts.dryRun) throw new UserError({ message: `gc --remote: the remote ${remote.remote.url} is read-only here`, hint: 'run it where dfwe may write the remote, or with -n to see what it would remove' });
     const plan = await planRemoteGc(remote, liveRecords);
     const abandoned = opts.dryRun ? 0 : await applyRemoteGc(remote, plan);

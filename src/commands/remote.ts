@@ -2,7 +2,7 @@ import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, LeaseManager } from '../cache/lease.js';
 import { readRecord } from '../cache/records.js';
 import type { RemoteCache } from '../cache/remote-cache.js';
-import { requireRemote, type RemoteOptions } from '../cache/remote-session.js';
+import { requireRemote, warnUser as warn, type RemoteOptions } from '../cache/remote-session.js';
 import { RemoteFailure } from '../cache/s3-remote.js';
 import { plan } from '../engine/planner.js';
 import { open, type GlobalOptions } from './common.js';
@@ -13,10 +13,6 @@ import { listSome } from '../engine/reasons.js';
  * explicitly (a run also looks there and uploads on its own: engine/run.ts). Which remote, and
  * how far it is trusted: cache/remote-session.ts.
  */
-
-const warn = (message: string): void => {
-  process.stderr.write(`dfwe: warning: ${message}\n`);
-};
 
 /** A remote that cannot be reached or refuses: said, and the command fails; nothing local is lost. */
 async function saying(remote: RemoteCache, work: () => Promise<number>): Promise<number> {
@@ -38,7 +34,7 @@ export async function pushCommand(pipeline: string | undefined, opts: RemoteOpti
     remote.remote.close();
     throw new UserError({ message: `the remote ${remote.remote.url} is read-only here: nothing is pushed`, hint: 'push from a machine trusted to write it (without --remote-readonly or DFWE_REMOTE_READONLY)' });
   }
-  if (!process.env.DFWE_REMOTE_KEY) warn('no signing key (DFWE_REMOTE_KEY): the records pushed are unsigned, and machines that hold the key will not use them');
+  if (!remote.signs) warn('no signing key (DFWE_REMOTE_KEY): the records pushed are unsigned, and machines that hold the key will not use them');
   return saying(remote, async () => {
     const { decisions } = plan(project, {});
     const missing: string[] = [];

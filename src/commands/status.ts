@@ -40,8 +40,7 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
 
 /** The nodes that would run whose result the shared cache holds: said so (a run downloads them). */
 async function markRemote(store: CacheStore, decisions: Decision[], url: string): Promise<void> {
-  const [{ openRemote }, { RemoteFailure }] = await Promise.all([import('../cache/remote-session.js'), import('../cache/s3-remote.js')]);
-  const warn = (m: string): void => void process.stderr.write(`dfwe: warning: ${m}\n`);
+  const [{ openRemote, warnUser: warn }, { RemoteFailure }] = await Promise.all([import('../cache/remote-session.js'), import('../cache/s3-remote.js')]);
   const remote = await openRemote(store, { remote: url }, warn);
   if (!remote) return;
   try {

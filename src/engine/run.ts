@@ -14,7 +14,7 @@ import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Le
 import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import { plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
-import { RemoteSession } from '../cache/remote-session.js';
+import { RemoteSession, warnUser } from '../cache/remote-session.js';
 import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
 
 /*
@@ -82,7 +82,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     const expected = listExpected ? decisions.filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
-    const remote = await RemoteSession.open(project.store, opts, (m) => process.stderr.write(`dfwe: warning: ${m}\n`), project.remote);
+    const remote = await RemoteSession.open(project.store, opts, warnUser, project.remote);
     const log = await startHistory(project.store, subjectOf(project, sources), { command, executor: executorKind.name, jobs });
     const recorder = log && new HistoryRecorder(userReporter, log, project);
     const reporter = recorder ?? userReporter;
