@@ -15,9 +15,23 @@ export interface JobHandle {
   start?: string;
 }
 
+/**
+ * The environment variable that tags every process of a launch: `<run tag><n>`, where the run tag
+ * (runTagOf) names the engine process. A launch is found by it when its handle never reached its
+ * lease (the engine or its process starter was killed in between).
+ */
+export const LAUNCH_TAG = 'DFWE_LAUNCH';
+
+/** The prefix of every launch tag of the engine process `pid` (started at `start`, against pid reuse); undefined where start times are unknown. */
+export function runTagOf(holder: { pid: number; start?: string }): string | undefined {
+  return holder.start === undefined ? undefined : `${holder.pid}.${holder.start}.`;
+}
+
 /** One process to run for a node: the engine has written its spec and cleared its outputs. */
 export interface Launch {
   nodeId: string;
+  /** This launch's tag (LAUNCH_TAG), also in `env`. */
+  tag: string;
   argv: string[];
   cwd: string;
   /** The complete environment of the process. */
@@ -74,6 +88,11 @@ export interface ExecutorKind {
   connect(): Promise<Executor>;
   /** Stop a job a dead run left (its lease is being broken); `holderHost` is where that run was. Best effort. */
   cancel(job: JobHandle, holderHost: string): void;
+  /**
+   * Stop every job a dead run launched, found by their tags (LAUNCH_TAG) starting with `runTag`:
+   * also those whose handles never reached a lease. Returns once none of them runs. Best effort.
+   */
+  stopRun(runTag: string, holderHost: string): void;
 }
 
 /** Tokens of resource r in a run: cpu defaults to --jobs (at least 1); any other, to none. */

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { batchScript, sbatchArgs } from '../src/execute/executors/slurm.js';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { batchScript, sbatchArgs, slurm } from '../src/execute/executors/slurm.js';
 import { dfwe, dfweAsync, ran, read, REPO, workspace } from './helpers.js';
 
 /*
@@ -42,11 +42,11 @@ async function until<T>(what: string, f: () => T | undefined, ms = 30_000): Prom
 
 test('sbatch options come from the node resources and its Slurm settings', () => {
   const args = sbatchArgs({
-    nodeId: 'train[task=a]', cwd: '/w', logPath: '/c/tmp/1.log', resources: { cpu: 4, gpu: 2, licence: 1 },
+    nodeId: 'train[task=a]', tag: '41.977.3', cwd: '/w', logPath: '/c/tmp/1.log', resources: { cpu: 4, gpu: 2, licence: 1 },
     options: { partition: 'gpu', time: '2:00:00', mem: '16G', options: ['--account=lab', '--qos=high'] },
   });
   assert.deepEqual(args, [
-    '--parsable', '--job-name=dfwe:train[task=a]', '--chdir=/w', '--output=/c/tmp/1.log', '--open-mode=append', '--export=ALL',
+    '--parsable', '--job-name=dfwe:train[task=a]', '--comment=41.977.3', '--chdir=/w', '--output=/c/tmp/1.log', '--open-mode=append', '--export=ALL',
     '--cpus-per-task=4', '--gres=gpu:2', '--partition=gpu', '--time=2:00:00', '--mem=16G', '--account=lab', '--qos=high',
   ]);
   assert.equal(batchScript(['/usr/bin/node', "it's", 'a b']), `#!/bin/sh\nexec /usr/bin/node 'it'\\''s' 'a b'\n`);
@@ -160,7 +160,7 @@ test('--executor slurm without a reachable controller is an input error that say
 });
 
 test('a workspace path holding % (which sbatch would expand in --output) runs its jobs (issue 23, repro 16)', () => {
-  assert.ok(sbatchArgs({ nodeId: 'a', cwd: '/w%j', logPath: '/w%j/cache/tmp/run-1/0.log', resources: {}, options: {} }).includes('--output=/w%%j/cache/tmp/run-1/0.log'));
+  assert.ok(sbatchArgs({ nodeId: 'a', tag: '1.2.3', cwd: '/w%j', logPath: '/w%j/cache/tmp/run-1/0.log', resources: {}, options: {} }).includes('--output=/w%%j/cache/tmp/run-1/0.log'));
 });
 
 test('a job of a workspace whose path holds % succeeds, its log where dfwe reads it', cluster, () => {
@@ -170,4 +170,41 @@ test('a job of a workspace whose path holds % succeeds, its log where dfwe reads
   const r = dfwe(ws, ['run', ...SLURM, '-v']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(read(ws, 'out.txt'), 'ok\n');
+});
+
+test('an engine killed while sbatch ran (the job id never reached its lease): the next run stops that job before it runs the node', cluster, async () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  s:\n    cmd: echo $$ > pid.txt; sleep ${SLOW:-0}; echo done > ${{ outs.f }}\n    outs: { f: out/s }\n' });
+  // An sbatch that submits, then never returns: the engine is killed before it hears the job id.
+  const bin = join(ws, 'bin');
+  mkdirSync(bin);
+  const real = spawnSync('sh', ['-c', 'command -v sbatch'], { encoding: 'utf8' }).stdout.trim();
+  writeFileSync(join(bin, 'sbatch'), `#!/bin/sh\n'${real}' "$@" > '${join(ws, 'submitted')}'\nexec sleep 600\n`, { mode: 0o755 });
+  const run = dfweAsync(ws, ['run', ...SLURM], { PATH: `${bin}:${process.env.PATH}`, SLOW: '600' });
+  const id = await until('the job to be submitted', () => { try { return read(ws, 'submitted').trim() || undefined; } catch { return undefined; } });
+  const orphan = await until('the job to run', () => { try { return Number(read(ws, 'pid.txt')) || undefined; } catch { return undefined; } });
+  run.child.kill('SIGKILL');
+  await run.done;
+  spawnSync('pkill', ['-f', `${bin}/sbatch`]);
+  const state = (): string => spawnSync('squeue', ['-h', '--states=all', '-j', id, '-o', '%T'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(state(), 'RUNNING', 'the job outlived its engine');
+  const again = dfwe(ws, ['run', ...SLURM], { SLOW: '0' });
+  assert.equal(again.code, 0, again.stderr);
+  // Stopped by scancel, or (this cluster's nodes are this machine) killed here by its launch tag first.
+  assert.match(state(), /^(CANCELLED|FAILED|COMPLETING)?$/);
+  assert.equal(existsSync(`/proc/${orphan}`) && !readFileSync(`/proc/${orphan}/stat`, 'utf8').includes(') Z'), false, 'its process is gone');
+  assert.equal(read(ws, 'out/s'), 'done\n');
+});
+
+test('stopRun cancels the Slurm jobs of a dead run by their launch tags, and no one else\'s', cluster, async () => {
+  const submit = (comment: string): string => spawnSync('sbatch', ['--parsable', `--comment=${comment}`, '--wrap', 'sleep 600'], { encoding: 'utf8' }).stdout.trim().split(';')[0]!;
+  const dead = submit('999999.123.4');
+  const other = submit('999999.1234.0');
+  try {
+    slurm.stopRun('999999.123.', hostname());
+    const state = (id: string): string => spawnSync('squeue', ['-h', '--states=all', '-j', id, '-o', '%T'], { encoding: 'utf8' }).stdout.trim();
+    await until('the dead run\'s job to be cancelled', () => /^(CANCELLED)?$/.test(state(dead)) || undefined, 10_000);
+    assert.match(state(other), /PENDING|CONFIGURING|RUNNING/, 'a job of another run is left alone');
+  } finally {
+    spawnSync('scancel', [dead, other]);
+  }
 });

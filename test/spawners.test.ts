@@ -21,7 +21,7 @@ stages:
         readlink /proc/$$/fd/0;
         grep -E '^Sig(Ign|Blk)' /proc/self/status;
         yes | head -n 1;
-        env | grep -v -E '^(PWD|SHLVL|_|DFWE_SPAWNER)=' | sort;
+        env | grep -v -E '^(PWD|SHLVL|_|DFWE_SPAWNER|DFWE_LAUNCH)=' | sort;
         pwd; } > \${{ outs.p }}; tr '\\0' ' ' < /proc/$PPID/cmdline > starter.txt
     outs: { p: out/probe }
   three:

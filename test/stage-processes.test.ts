@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { dfwe, dfweAsync, read, waitFor, workspace } from './helpers.js';
 
 test('a background child that outlives its stage is stopped before the outputs are committed', async () => {
@@ -78,4 +80,79 @@ test('the process starter killed under a running stage: the stage is stopped, it
   const stage = Number(read(ws, 'pid.txt'));
   assert.ok(!running(stage), 'the stage is gone with its starter');
   assert.match(dfwe(ws, ['status']).stdout, /will run +slow/);
+});
+
+/*
+ * A stage the engine cannot name. Its process group is how dfwe stops a stage, but the group is
+ * known only once the starter says the pid: a starter killed in between, or an engine killed
+ * before it kept the handle, leaves a stage running that no one knows of, writing its output
+ * later, where the next run refuses to replace it (or mixes it into its own). These starters
+ * stand in for the real one (as DFWE_PYTHON) and die or hang at exactly that moment.
+ */
+function fakeStarter(mode: 'die' | 'hang'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dfwe-fake-starter-'));
+  writeFileSync(join(dir, 'starter.mjs'), `import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+let base;
+process.stdout.write('{"ready":true}\\n');
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const m = JSON.parse(line);
+  if (m.base) { base = m.base; return; }
+  const env = { ...base };
+  for (const [k, v] of Object.entries(m.env)) { if (v === null) delete env[k]; else env[k] = v; }
+  const log = openSync(m.log, 'a');
+  spawn(m.file, m.args, { cwd: m.cwd, env, stdio: ['ignore', log, log], detached: true }).unref();
+  ${mode === 'die' ? "process.kill(process.pid, 'SIGKILL');" : '// never says the pid'}
+});
+`);
+  const python = join(dir, 'python3');
+  writeFileSync(python, `#!/bin/sh\nexec '${process.execPath}' '${join(dir, 'starter.mjs')}'\n`);
+  chmodSync(python, 0o755);
+  return python;
+}
+
+const LATE_WRITER = 'version: 1\nstages:\n  s:\n    cmd: echo $$ > pid.txt; sleep ${SLOW:-0}; echo late > ${{ outs.f }}\n    outs: { f: out/s }\n';
+const pidIn = (ws: string): number | undefined => (existsSync(join(ws, 'pid.txt')) ? Number(read(ws, 'pid.txt')) || undefined : undefined);
+
+test('a starter killed before it says the pid: the stage it started is found and stopped before its node fails', async () => {
+  const ws = workspace({ 'dfwe.yaml': LATE_WRITER });
+  const r = dfwe(ws, ['run'], { DFWE_PYTHON: fakeStarter('die'), SLOW: '2' });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /s.*dfwe's process starter stopped/s);
+  const stage = pidIn(ws);
+  assert.ok(stage === undefined || !running(stage), 'the stage no one was told of is gone when its node fails');
+  await new Promise((res) => setTimeout(res, 2500));
+  assert.equal(existsSync(join(ws, 'out/s')), false, 'nothing wrote the output after the run');
+  const again = dfwe(ws, ['run'], { SLOW: '0' });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(read(ws, 'out/s'), 'late\n');
+});
+
+test('an engine killed with -9: every stage it was running stops with it, from either starter', async (t) => {
+  for (const spawner of existsSync('/usr/bin/python3') ? ['python', 'node'] : ['node']) {
+    await t.test(spawner, async () => {
+      const ws = workspace({ 'dfwe.yaml': LATE_WRITER });
+      const run = dfweAsync(ws, ['run'], { DFWE_SPAWNER: spawner, SLOW: '60' });
+      await waitFor(() => pidIn(ws) !== undefined, 20_000, 'the stage to start');
+      run.child.kill('SIGKILL');
+      await run.done;
+      const stage = pidIn(ws)!;
+      await waitFor(() => !running(stage), 5_000, `the stage (pid ${stage}) to stop with its engine`);
+    });
+  }
+});
+
+test('an engine and its starter killed before the pid was told: the next run stops the stage before it runs the node', async () => {
+  const ws = workspace({ 'dfwe.yaml': LATE_WRITER });
+  const run = dfweAsync(ws, ['run'], { DFWE_PYTHON: fakeStarter('hang'), SLOW: '60' });
+  await waitFor(() => pidIn(ws) !== undefined, 20_000, 'the stage to start');
+  run.child.kill('SIGKILL');
+  await run.done;
+  const orphan = pidIn(ws)!;
+  assert.ok(running(orphan), 'the stage outlived its engine (no one could name it)');
+  const again = dfwe(ws, ['run'], { SLOW: '0' });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(running(orphan), false, 'the run that took over its lease stopped it');
+  assert.equal(read(ws, 'out/s'), 'late\n');
 });

@@ -59,8 +59,8 @@ export interface LeaseHolder {
   job?: JobHandle;
 }
 
-/** Stops a job a dead holder left running; the executor registry knows how (src/execute/executors). */
-export type JobCanceller = (job: JobHandle, holderHost: string) => void;
+/** Stops what a dead holder left running, its job and any launch of its own; the executor registry knows how (src/execute/executors). */
+export type JobCanceller = (holder: LeaseHolder) => void;
 
 export interface Lease {
   /** The lease was taken over from a holder that died: what it guards may be that holder's half-done work. */
@@ -262,9 +262,9 @@ export class LeaseManager {
 
   /** Remove a dead holder's lease, first stopping what it left running (its stage may still write). */
   private breakStale(path: string, h: LeaseHolder | 'malformed'): void {
-    if (h !== 'malformed' && h.job) {
+    if (h !== 'malformed') {
       try {
-        this.cancelJob(h.job, h.host);
+        this.cancelJob(h);
       } catch {
         // best effort: the job may be gone, its executor unknown here
       }

@@ -1,4 +1,5 @@
 import { CACHE_LEASE, LeaseManager, type Lease } from '../cache/lease.js';
+import { leftoverStopper } from '../execute/executors/index.js';
 import type { CacheStore } from '../cache/store.js';
 import { readAttempt } from '../cache/records.js';
 import { applyGc, planGc, readPins, removePin, verifyObjects, writePin } from '../cache/maintenance.js';
@@ -37,7 +38,7 @@ function reached(project: Project): { records: Set<string>; objects: Set<string>
  */
 function lockForGc(store: CacheStore): { lease: Lease; leases: LeaseManager } {
   store.claim();
-  const leases = new LeaseManager(store.locksDir, 'dfwe gc');
+  const leases = new LeaseManager(store.locksDir, 'dfwe gc', leftoverStopper());
   const r = leases.tryWrite(CACHE_LEASE, 'dfwe gc');
   if ('release' in r) return { lease: r, leases };
   leases.close();
@@ -160,7 +161,7 @@ export async function pinCommand(name: string | undefined, pipeline: string | un
   const project = await open(pipeline, g);
   // As a run does: a gc must not remove what is being pinned.
   store.claim();
-  const leases = new LeaseManager(store.locksDir, `dfwe pin ${name}`);
+  const leases = new LeaseManager(store.locksDir, `dfwe pin ${name}`, leftoverStopper());
   const lease = await leases.acquire(CACHE_LEASE, `dfwe pin ${name}`, 'read');
   let records: string[];
   try {

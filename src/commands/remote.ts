@@ -1,5 +1,6 @@
 import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, LeaseManager } from '../cache/lease.js';
+import { leftoverStopper } from '../execute/executors/index.js';
 import { readRecord } from '../cache/records.js';
 import type { RemoteCache } from '../cache/remote-cache.js';
 import { requireRemote, warnUser as warn, type RemoteOptions } from '../cache/remote-session.js';
@@ -58,7 +59,7 @@ export async function pullCommand(pipeline: string | undefined, opts: RemoteOpti
   project.store.claim();
   const remote = await requireRemote(project.store, opts, warn, project.remote, true);
   // Held as a run holds it: a gc waits while what is pulled has no record yet.
-  const leases = new LeaseManager(project.store.locksDir, `pull of ${project.displayPath}`, () => {});
+  const leases = new LeaseManager(project.store.locksDir, `pull of ${project.displayPath}`, leftoverStopper(project.executors));
   const lease = await leases.acquire(CACHE_LEASE, `pull of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), new AbortController().signal);
   try {
     return await saying(remote, async () => {

@@ -1,5 +1,6 @@
 import { runGraph, type RunSummary } from '../execute/scheduler.js';
 import { localRunner } from '../execute/node-runner.js';
+import { leftoverStopper } from '../execute/executors/index.js';
 import { DryRunner, type DryRunResult } from '../execute/dry-runner.js';
 import { readAttempt } from '../cache/records.js';
 import type { Decision } from './plan.js';
@@ -10,7 +11,7 @@ import { checkUndeclared } from './undeclared.js';
 import type { Reporter } from '../execute/scheduler.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
-import { CACHE_LEASE, CacheNotWritable, LeaseManager, type JobCanceller, type Lease } from '../cache/lease.js';
+import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
 import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import { plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
@@ -65,9 +66,8 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   const sources = checkInputs(project, { outputs: !checked });
   checkUndeclared(project);
   project.store.claim();
-  // A dead run's lease is broken with its job stopped, by whichever executor launched it.
-  const cancelJob: JobCanceller = (job, host) => project.executors.get(job.executor)?.cancel(job, host);
-  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, cancelJob);
+  // A dead run's lease is broken with what it left running stopped, by whichever executor launched it.
+  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, leftoverStopper(project.executors));
   let cacheLease: Lease;
   try {
     // Held for the whole run: gc waits for it, and a run waits for a gc in progress.

@@ -15,7 +15,7 @@ import { computeKeys, lookupResult, outputDigests, type NodeKeys, type UpstreamI
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
 import type { NodeSpec } from './node-spec.js';
-import type { Executor, ExecutorKind, Launch } from '../executor.js';
+import { LAUNCH_TAG, runTagOf, type Executor, type ExecutorKind, type Launch } from '../executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
 import { servedBy, type FailureKind, type NodeRunner, type Outcome, type Placement, type Planned, type SchedulerEvents } from './runner.js';
@@ -23,6 +23,8 @@ import { servedBy, type FailureKind, type NodeRunner, type Outcome, type Placeme
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
 let nodeCounter = 0;
+/** Every launch of this engine process carries a tag with this prefix (executor.ts). */
+const RUN_TAG = runTagOf({ pid: process.pid, start: processStart(process.pid) }) ?? `${process.pid}.-.`;
 
 /** How long a stage runs before `dfwe show` can see it running. */
 const RUNNING_MARK_MS = 300;
@@ -371,7 +373,9 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
   const { store, workspace } = project;
   // Node files live in the run's staging directory, named by a per-run counter: no directory is
   // created or removed per node.
-  const stem = join(ctx.staging, String(nodeCounter++));
+  const n = nodeCounter++;
+  const stem = join(ctx.staging, String(n));
+  const tag = `${RUN_TAG}${n}`;
   const logPath = `${stem}.log`;
   const specPath = `${stem}.spec.json`;
   const metricsPath = `${stem}.metrics.json`;
@@ -416,7 +420,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
     }
     // A node holding gpu tokens sees only its own devices, as Slurm's gres and Ray assign them.
     // (A CUDA_VISIBLE_DEVICES the stage's own env sets is the user's choice and wins.)
-    const env = { ...ctx.baseEnv, ...(gpus ? { CUDA_VISIBLE_DEVICES: gpus.join(',') } : {}), ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace };
+    const env = { ...ctx.baseEnv, ...(gpus ? { CUDA_VISIBLE_DEVICES: gpus.join(',') } : {}), ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace, [LAUNCH_TAG]: tag };
     let argv: string[];
     if (node.type === 'cmd') {
       argv = ['/bin/sh', '-c', node.command!];
@@ -441,7 +445,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
     // The executor returns once every process of the stage is gone: nothing can write an output
     // after it is committed.
     const result = await ctx.executor.launch({
-      nodeId: node.id, argv, cwd: workspace, env, logPath, resources: node.resources, options: node.executorOptions[ctx.executorKind.name] ?? {}, signal: ctx.signal, onHandle, onLine, allOutput: ctx.streamOutput,
+      nodeId: node.id, tag, argv, cwd: workspace, env, logPath, resources: node.resources, options: node.executorOptions[ctx.executorKind.name] ?? {}, signal: ctx.signal, onHandle, onLine, allOutput: ctx.streamOutput,
     });
     // A success frees its job slot for the commit; a failure keeps it until the scheduler has
     // seen the failure, so that without --keep-going nothing new starts after it.

@@ -1,4 +1,5 @@
-import type { ExecutorKind } from '../../executor.js';
+import type { JobCanceller } from '../../cache/lease.js';
+import { runTagOf, type ExecutorKind } from '../../executor.js';
 import { local } from './local.js';
 import { slurm } from './slurm.js';
 
@@ -7,3 +8,19 @@ export const executors: ReadonlyMap<string, ExecutorKind> = new Map<string, Exec
   [local.name, local],
   [slurm.name, slurm],
 ]);
+
+/**
+ * How a process that breaks dead runs' leases stops what they left running: the job a lease
+ * names, by the executor that launched it, and every launch of that run found by its tag (those
+ * whose handles never reached a lease), once per dead run.
+ */
+export function leftoverStopper(kinds: ReadonlyMap<string, ExecutorKind> = executors): JobCanceller {
+  const swept = new Set<string>();
+  return (holder) => {
+    if (holder.job) kinds.get(holder.job.executor)?.cancel(holder.job, holder.host);
+    const tag = runTagOf(holder);
+    if (tag === undefined || swept.has(`${tag}@${holder.host}`)) return;
+    swept.add(`${tag}@${holder.host}`);
+    for (const k of kinds.values()) k.stopRun(tag, holder.host);
+  };
+}

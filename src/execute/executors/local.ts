@@ -9,6 +9,7 @@ import { boundedLines } from '../../util/lines.js';
 import type { Executor, ExecutorKind, Launch } from '../../executor.js';
 import { trackMemory } from './memory-sampler.js';
 import { PYTHON_SPAWNER } from './spawner-py.js';
+import { stopTagged } from './tagged.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */
 const STOP_GRACE_MS = (Number(process.env.DFWE_STOP_GRACE) || 10) * 1000;
@@ -148,7 +149,7 @@ class Spawner {
   /** The environment the spawner was started with: each launch sends what differs from it. */
   private readonly base = { ...process.env };
   /** Launches not yet ended, with their request until the starter answers it. */
-  private readonly waiting = new Map<number, { pid: (pid: number | undefined) => void; exit: (e: Exit) => void; request?: string }>();
+  private readonly waiting = new Map<number, { pid: (pid: number | undefined) => void; exit: (e: Exit) => void; request?: string; tag: string; told?: true }>();
   private nextId = 1;
   private gone: string | undefined;
   /** A python3 that could not serve as the starter: the Node one from then on. */
@@ -168,7 +169,7 @@ class Spawner {
     for (const [k, v] of Object.entries(l.env)) if (v !== undefined && this.base[k] !== v) env[k] = v;
     for (const k of Object.keys(this.base)) if (l.env[k] === undefined) env[k] = null;
     const request = `${JSON.stringify({ id, file: l.argv[0], args: l.argv.slice(1), cwd: l.cwd, env, log: l.logPath })}\n`;
-    this.waiting.set(id, { pid, exit, request });
+    this.waiting.set(id, { pid, exit, request, tag: l.tag });
     this.process().stdin!.write(request);
     this.hold();
     return started;
@@ -210,8 +211,12 @@ class Spawner {
         this.hold();
         return;
       }
-      // A spawner that is gone (killed): what it started is lost to this run, and said so.
+      // A spawner that is gone (killed): what it started is lost to this run, and said so. A stage
+      // it started without saying so yet is found by its tag and stopped first: nothing may write
+      // a node's outputs once its launch has returned.
       this.gone = 'SPAWNER';
+      const untold = new Set([...this.waiting.values()].filter((w) => !w.told).map((w) => w.tag));
+      if (untold.size > 0) stopTagged((t) => untold.has(t));
       for (const w of this.waiting.values()) {
         w.pid(undefined);
         w.exit({ code: null, signal: null, error: 'SPAWNER' });
@@ -231,6 +236,7 @@ class Spawner {
     if (!w) return;
     w.request = undefined;
     if (m.pid !== undefined) {
+      w.told = true;
       w.pid(m.pid);
       return;
     }
@@ -333,5 +339,8 @@ export const local: ExecutorKind = {
     const now = processStart(job.id);
     if (job.start !== undefined && now !== undefined && now !== job.start) return;
     killGroup(job.id, 'SIGKILL');
+  },
+  stopRun(runTag, holderHost) {
+    if (holderHost === localHost()) stopTagged((t) => t.startsWith(runTag));
   },
 };

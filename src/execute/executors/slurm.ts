@@ -62,12 +62,19 @@ export const slurm: ExecutorKind = {
   cancel(job) {
     spawnSync('scancel', [String(job.id)], { stdio: 'ignore', timeout: 30_000 });
   },
+  stopRun(runTag) {
+    const q = spawnSync('squeue', ['-h', '-o', '%i %k'], { encoding: 'utf8', timeout: 30_000 });
+    if (q.status !== 0 || typeof q.stdout !== 'string') return;
+    const ids = q.stdout.split('\n').map((l) => l.trim().split(' ')).filter(([id, comment]) => id && comment?.startsWith(runTag)).map(([id]) => id!);
+    if (ids.length > 0) spawnSync('scancel', ids, { stdio: 'ignore', timeout: 30_000 });
+  },
 };
 
 /** sbatch options for a node: its resources and the pipeline's and stage's Slurm settings. */
-export function sbatchArgs(l: Pick<Launch, 'nodeId' | 'cwd' | 'logPath' | 'resources' | 'options'>): string[] {
+export function sbatchArgs(l: Pick<Launch, 'nodeId' | 'tag' | 'cwd' | 'logPath' | 'resources' | 'options'>): string[] {
   const settings = l.options as SlurmOptions;
-  const args = ['--parsable', `--job-name=dfwe:${l.nodeId}`, `--chdir=${l.cwd}`, `--output=${l.logPath.replaceAll('%', '%%')}`, '--open-mode=append', '--export=ALL'];
+  // The comment carries the launch's tag: a job whose id never reached its lease is found by it.
+  const args = ['--parsable', `--job-name=dfwe:${l.nodeId}`, `--comment=${l.tag}`, `--chdir=${l.cwd}`, `--output=${l.logPath.replaceAll('%', '%%')}`, '--open-mode=append', '--export=ALL'];
   const { cpu, gpu } = l.resources;
   if (cpu !== undefined && cpu > 0) args.push(`--cpus-per-task=${cpu}`);
   if (gpu !== undefined && gpu > 0) args.push(`--gres=gpu:${gpu}`);

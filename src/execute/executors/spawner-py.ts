@@ -16,11 +16,20 @@ if sys.version_info < (3, 8):
     os.execv(sys.argv[1], [sys.argv[1], sys.argv[2]])
 import errno, json, selectors, signal
 
+def end_all():
+    # The engine exited or was killed: nothing still running can be committed (spawner.ts).
+    for pid in running:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(0)
+
 def say(message):
     try:
         os.write(1, (json.dumps(message, separators=(',', ':')) + '\n').encode())
     except OSError:
-        os._exit(0)  # the engine is gone
+        end_all()  # the engine is gone
 
 # Ctrl-C and the like are the engine's to handle. Handlers, not SIG_IGN, and every signal back to
 # its default in a stage: an ignored disposition would outlive exec (Python ignores SIGPIPE).
@@ -105,7 +114,7 @@ while True:
             continue
         chunk = os.read(0, 1 << 16)
         if not chunk:
-            sys.exit(0)  # the engine exited or was killed: what runs is its to stop
+            end_all()
         lines = (pending + chunk).split(b'\n')
         pending = lines.pop()
         for line in lines:

@@ -12,8 +12,11 @@ import { createInterface } from 'node:readline';
  * start: { id, file, args, cwd, env, log }, where env holds only what differs from base (null:
  * removed). One line out when it started ({ id, pid }), one when it ended ({ id, exit: [code,
  * signal] }) or could not start ({ id, error }). Each process leads its own session and process
- * group, as the engine's own would. Ends when its input ends (the engine exited, or was killed);
- * a Ctrl-C is the engine's to handle, not this process's. Where a python3 is found, spawner-py.ts
+ * group, as the engine's own would. Ends when its input ends (the engine exited, or was killed),
+ * first killing the groups of the processes still running: an engine that ends normally has seen
+ * them all end, and one that was killed can commit nothing of theirs, while they would go on
+ * writing outputs that the next run takes over. A Ctrl-C is the engine's to handle, not this
+ * process's. Where a python3 is found, spawner-py.ts
  * speaks the same protocol in its place, with posix_spawn instead of fork().
  */
 
@@ -28,6 +31,8 @@ interface Request {
 
 /** The environment requests are told relative to: the engine's, its first line. */
 let base: NodeJS.ProcessEnv | undefined;
+/** Started processes that have not exited: each leads its own group. */
+const running = new Set<number>();
 const say = (message: object): void => {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 };
@@ -55,8 +60,13 @@ function start(r: Request): void {
     closeSync(log);
   }
   let ended = false;
-  if (child.pid !== undefined) say({ id: r.id, pid: child.pid });
+  const pid = child.pid;
+  if (pid !== undefined) {
+    running.add(pid);
+    say({ id: r.id, pid });
+  }
   child.once('exit', (code, signal) => {
+    if (pid !== undefined) running.delete(pid);
     if (!ended) say({ id: r.id, exit: [code, signal] });
     ended = true;
   });
@@ -72,4 +82,16 @@ createInterface({ input: process.stdin, crlfDelay: Infinity }).on('line', (line)
   if ('base' in message) base = message.base;
   else start(message);
 });
-process.stdin.on('end', () => process.exit(0));
+function endAll(): never {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // the group has ended
+    }
+  }
+  process.exit(0);
+}
+process.stdin.on('end', endAll);
+// The engine is gone when what it reads is: the same end, whichever is noticed first.
+process.stdout.on('error', endAll);
