@@ -80,3 +80,24 @@ stages:
   assert.equal((r.stderr.match(/warning:/g) ?? []).length, 3, 'raw/a.csv is in a declared dep, used.txt is its own output');
   assert.deepEqual(commandWords(`python3 x.py --data=d.csv -v "$X" 'q.txt' a*.csv {a,b} > o`), ['python3', 'x.py', 'd.csv', 'q.txt', 'o']);
 });
+
+test('what a status found is kept for the run, but a file that appeared since is warned, and an edit finds again', () => {
+  const pipeline = (cmd: string): string => `version: 1\nstages:\n  a:\n    cmd: ${cmd} > \${{ outs.f }}\n    outs: { f: out/a }\n`;
+  const ws = workspace({ 'dfwe.yaml': pipeline('cat notes.txt 2>/dev/null; echo a') });
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  write(ws, 'dfwe.yaml', pipeline('cat notes.txt 2>/dev/null; echo  a'));
+  const st = dfwe(ws, ['status']);
+  assert.equal(st.code, 0, st.stderr);
+  assert.doesNotMatch(st.stderr, /notes\.txt/, 'a word that names nothing is not warned');
+  write(ws, 'notes.txt', 'n\n');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^dfwe\.yaml:4:10: warning: stage "a" reads "notes\.txt" \(named in its cmd\) but does not declare it/m, 'the file is there now');
+  write(ws, 'dfwe.yaml', `# a comment moves the lines\n${pipeline('cat notes.txt 2>/dev/null; echo  a')}`);
+  assert.match(dfwe(ws, ['run', '-f', 'a']).stderr, /^dfwe\.yaml:5:10: warning: stage "a" reads "notes\.txt"/m, 'said where the command is now');
+  write(ws, 'dfwe.yaml', pipeline('cat todo.txt 2>/dev/null; echo a'));
+  write(ws, 'todo.txt', 't\n');
+  const edited = dfwe(ws, ['status']);
+  assert.match(edited.stderr, /reads "todo\.txt"/);
+  assert.doesNotMatch(edited.stderr, /notes\.txt/, 'the edited command is what is looked at');
+});
