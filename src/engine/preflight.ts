@@ -7,6 +7,7 @@ import { outputDiagnostics, READ_OUTSIDE_HINT } from '../workspace-bounds.js';
 import { isOutsideForm } from '../pipeline/paths.js';
 import { executorChoice, runCapacity, type RunOptions } from './run-options.js';
 import type { SourceDigests } from '../node-keys.js';
+import type { NodeDef } from '../pipeline/types.js';
 
 /*
  * Every check of what a user gives a run, made once before anything is written: the run's options
@@ -58,9 +59,10 @@ export function checkCapacity(project: Project, capacity: Record<string, number>
  * the workspace or in a loop), and outputs that a symlink leads out: input errors, reported
  * located before anything runs. `outputs: false` leaves the outputs to a planner that checks
  * each node's before it looks at them (see planAll), or to a snapshot checked since, which
- * vouches for the way to them (engine/run.ts).
+ * vouches for the way to them (engine/run.ts). `nodes`: only theirs (the rest were witnessed
+ * unchanged by a checked snapshot; their digests are taken when a key needs them).
  */
-export function checkInputs(project: Project, opts: { outputs?: boolean } = {}): SourceDigests {
+export function checkInputs(project: Project, opts: { outputs?: boolean; nodes?: readonly NodeDef[] } = {}): SourceDigests {
   const diagnostics: Diagnostic[] = opts.outputs === false ? [] : outputDiagnostics(project);
   const seen = new Set<string>();
   const found: SourceDigests = new Map();
@@ -75,7 +77,7 @@ export function checkInputs(project: Project, opts: { outputs?: boolean } = {}):
       seen.add(err.message);
     }
   };
-  for (const node of project.graph.order) {
+  for (const node of opts.nodes ?? project.graph.order) {
     const produced = project.graph.producedDeps.get(node.id)!;
     node.deps.forEach((d, i) => {
       if (produced.has(d)) return;

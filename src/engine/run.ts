@@ -13,6 +13,7 @@ import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
 import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
+import type { NodeDef } from '../pipeline/types.js';
 import { plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { RemoteSession, warnUser } from '../cache/remote-session.js';
@@ -63,7 +64,8 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   // snapshot was checked, every directory on the way to every output is as it was when the
   // snapshot was written, after such a check passed: the outputs are not looked at again (a node
   // that writes one still checks its path as it does, node-runner.ts prepareOutputPath).
-  const sources = checkInputs(project, { outputs: !checked });
+  // Sources are looked at only where the snapshot saw them change: every other was witnessed as it was.
+  const sources = checkInputs(project, { outputs: !checked, nodes: check && dirtyNodes(project, check) });
   checkUndeclared(project);
   project.store.claim();
   // A dead run's lease is broken with what it left running stopped, by whichever executor launched it.
@@ -136,4 +138,10 @@ async function readOnlyRun(project: Project, force: Set<string>, sources: Source
   process.stderr.write(`${readOnlyNote(project.store.root)}\n`);
   await reporter.end(summary, (performance.now() - t0) / 1000);
   return summary;
+}
+
+/** The nodes whose sources a checked snapshot saw change; undefined (all of them) where one is not in this project. */
+function dirtyNodes(project: Project, check: SnapshotCheck): NodeDef[] | undefined {
+  const nodes = check.dirty.map((i) => project.graph.byId.get(check.snap.ids[i]!));
+  return nodes.every((n) => n !== undefined) ? (nodes as NodeDef[]) : undefined;
 }
