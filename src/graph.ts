@@ -14,9 +14,17 @@ export interface Graph {
   consumes: Map<string, Map<string, string[]>>;
 }
 
+/** A node's deps that no node produces: most nodes. Shared, never written. */
+const NONE_PRODUCED: Map<string, string> = new Map();
+
 export function buildGraph(nodes: NodeDef[]): Graph {
   const diagnostics: Diagnostic[] = [];
-  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const byId = new Map<string, NodeDef>();
+  const index = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    byId.set(n.id, n);
+    index.set(n.id, i);
+  });
 
   // Every path is written by one node only; nested outputs would make one overwrite the other.
   const outs = new OutputIndex();
@@ -35,16 +43,25 @@ export function buildGraph(nodes: NodeDef[]): Graph {
   const upstream = new Map<string, string[]>();
   const producedDeps = new Map<string, Map<string, string>>();
   const consumes = new Map<string, Map<string, string[]>>();
+  const readOf = (n: NodeDef, u: string): string[] => (Object.hasOwn(n.refOuts, u) ? n.refOuts[u]! : []);
   for (const n of nodes) {
+    // Most nodes read other nodes only through references (20,000 of them were planned here at every command).
+    if (n.deps.length === 0) {
+      const ups = n.refs.length < 2 ? n.refs.slice() : [...new Set(n.refs)];
+      upstream.set(n.id, ups);
+      producedDeps.set(n.id, NONE_PRODUCED);
+      consumes.set(n.id, new Map(ups.map((u) => [u, sortedUnique(readOf(n, u))])));
+      continue;
+    }
     const ups = new Set(n.refs);
     const produced = new Map<string, string>();
-    const read = new Map(Object.entries(n.refOuts).map(([id, o]) => [id, new Set(o)]));
+    const read = new Map<string, string[]>();
     n.deps.forEach((dep, i) => {
       const owner = outs.containing(dep);
       if (owner) {
         produced.set(dep, owner.id);
         ups.add(owner.id);
-        (read.get(owner.id) ?? read.set(owner.id, new Set()).get(owner.id)!).add(owner.out);
+        (read.get(owner.id) ?? read.set(owner.id, []).get(owner.id)!).push(owner.out);
         return;
       }
       const inside = outs.inside(dep);
@@ -56,8 +73,8 @@ export function buildGraph(nodes: NodeDef[]): Graph {
       }
     });
     upstream.set(n.id, [...ups]);
-    producedDeps.set(n.id, produced);
-    consumes.set(n.id, new Map([...ups].map((u) => [u, [...(read.get(u) ?? [])].sort()])));
+    producedDeps.set(n.id, produced.size > 0 ? produced : NONE_PRODUCED);
+    consumes.set(n.id, new Map([...ups].map((u) => [u, sortedUnique([...readOf(n, u), ...(read.get(u) ?? [])])])));
   }
   if (diagnostics.length > 0) throw new UserError(diagnostics);
 
@@ -75,21 +92,24 @@ export function buildGraph(nodes: NodeDef[]): Graph {
   }
 
   // Kahn's algorithm; the queue keeps declaration order so plans and logs read like the file.
-  const index = new Map(nodes.map((n, i) => [n.id, i]));
-  const pending = new Map(nodes.map((n) => [n.id, upstream.get(n.id)!.length]));
+  const pending = Int32Array.from(nodes, (n) => upstream.get(n.id)!.length);
   const ready = new MinHeap();
-  nodes.forEach((n, i) => pending.get(n.id) === 0 && ready.push(i));
+  pending.forEach((left, i) => left === 0 && ready.push(i));
   const order: NodeDef[] = [];
   for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
     const node = nodes[i]!;
     order.push(node);
     for (const d of downstream.get(node.id)!) {
-      const left = pending.get(d)! - 1;
-      pending.set(d, left);
-      if (left === 0) ready.push(index.get(d)!);
+      const j = index.get(d)!;
+      if (--pending[j]! === 0) ready.push(j);
     }
   }
   return { order, byId, upstream, downstream, producedDeps, consumes };
+}
+
+/** The names, each once, sorted. */
+function sortedUnique(names: readonly string[]): string[] {
+  return names.length < 2 ? names.slice() : [...new Set(names)].sort();
 }
 
 export interface Owner {
@@ -110,7 +130,9 @@ export class OutputIndex {
     this.exact.set(path, owner);
     for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
       const dir = path.slice(0, i);
-      if (!this.ancestors.has(dir)) this.ancestors.set(dir, owner);
+      // One already there was added with every directory above it.
+      if (this.ancestors.has(dir)) break;
+      this.ancestors.set(dir, owner);
     }
   }
 
