@@ -207,7 +207,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 16;
+const EXPANSION_FORMAT = 17;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -296,20 +296,43 @@ function saver(memoPath: string, result: Expanded): () => void {
 }
 
 /**
- * The memo's form: every node's source locations as indexes into one table. Instances of a stage
- * share their locations, and written out per node they were 40% of the memo.
+ * The memo's form: every node's source locations as indexes into one table, and each node's
+ * `loc` one of a table of shapes (all instances of a stage have the same). Written out per node,
+ * locations were 40% of the memo; decoded per node, they were a fifth of its objects. A command
+ * stage's `commands` is left out when it is only its `cmd`.
  */
 interface Memo extends Omit<Expanded, 'nodes'> {
   locations: SourceLocation[];
-  nodes: (Omit<NodeDef, 'loc'> & { loc: { stage: number; deps: number[]; outs: Record<string, number>; commands: number[] } })[];
+  locShapes: LocShape[];
+  nodes: (Omit<NodeDef, 'loc' | 'commands'> & { loc: number; commands?: NodeDef['commands'] })[];
+}
+
+interface LocShape {
+  stage: number;
+  deps: number[];
+  outs: Record<string, number>;
+  commands: number[];
 }
 
 function toMemo(e: Expanded): Memo {
   const index = new Map<SourceLocation, number>();
   const locations: SourceLocation[] = [];
   const at = (l: SourceLocation): number => index.get(l) ?? (index.set(l, locations.push(l) - 1), locations.length - 1);
-  const nodes = e.nodes.map((n) => ({ ...n, loc: { stage: at(n.loc.stage), deps: n.loc.deps.map(at), outs: Object.fromEntries(Object.entries(n.loc.outs).map(([o, l]) => [o, at(l)])), commands: n.loc.commands.map(at) } }));
-  return { ...e, locations, nodes };
+  const locShapes: LocShape[] = [];
+  const shapeIndex = new Map<string, number>();
+  const nodes = e.nodes.map((n) => {
+    const shape: LocShape = { stage: at(n.loc.stage), deps: n.loc.deps.map(at), outs: Object.fromEntries(Object.entries(n.loc.outs).map(([o, l]) => [o, at(l)])), commands: n.loc.commands.map(at) };
+    const text = JSON.stringify(shape);
+    let i = shapeIndex.get(text);
+    if (i === undefined) shapeIndex.set(text, (i = locShapes.push(shape) - 1));
+    const { loc: _, commands, ...rest } = n;
+    return onlyCmd(n) ? { ...rest, loc: i } : { ...rest, commands, loc: i };
+  });
+  return { ...e, locations, locShapes, nodes };
+}
+
+function onlyCmd(n: Pick<NodeDef, 'commands' | 'command'>): boolean {
+  return n.commands.length === 1 && n.commands[0]!.field === 'cmd' && n.commands[0]!.text === n.command;
 }
 
 /**
@@ -354,21 +377,34 @@ function writeRelocation(path: string, r: Relocation): void {
  */
 function fromMemo(m: unknown, relocated?: SourceLocation[]): unknown {
   const memo = m as Memo;
-  if (typeof m !== 'object' || m === null || !Array.isArray(memo.locations) || !Array.isArray(memo.nodes)) return m;
+  if (typeof m !== 'object' || m === null || !Array.isArray(memo.locations) || !Array.isArray(memo.locShapes) || !Array.isArray(memo.nodes)) return m;
   if (relocated && relocated.length !== memo.locations.length) return undefined;
   const locations = relocated ?? memo.locations;
   const loc = (i: unknown): SourceLocation | undefined => (typeof i === 'number' ? locations[i] : undefined);
-  const nodes: NodeDef[] = [];
-  for (const n of memo.nodes) {
-    if (typeof n !== 'object' || n === null || typeof n.loc !== 'object' || n.loc === null || !Array.isArray(n.loc.deps) || !Array.isArray(n.loc.commands) || typeof n.loc.outs !== 'object' || n.loc.outs === null) return undefined;
-    const stage = loc(n.loc.stage);
-    const deps = n.loc.deps.map(loc);
-    const commands = n.loc.commands.map(loc);
-    const outs = Object.entries(n.loc.outs).map(([o, i]) => [o, loc(i)] as const);
-    if (!stage || deps.some((d) => !d) || commands.some((d) => !d) || outs.some(([, l]) => !l)) return undefined;
-    nodes.push({ ...n, loc: { stage, deps: deps as SourceLocation[], outs: Object.fromEntries(outs) as Record<string, SourceLocation>, commands: commands as SourceLocation[] } });
+  // Each shape decoded once and shared by its nodes (nothing writes a node's loc).
+  const shapes: NodeDef['loc'][] = [];
+  for (const sh of memo.locShapes as unknown[]) {
+    const l = sh as LocShape;
+    if (typeof sh !== 'object' || sh === null || !Array.isArray(l.deps) || !Array.isArray(l.commands) || typeof l.outs !== 'object' || l.outs === null) return undefined;
+    const stage = loc(l.stage);
+    const deps = l.deps.map(loc);
+    const commands = l.commands.map(loc);
+    const outs = Object.entries(l.outs).map(([o, i]) => [o, loc(i)] as const);
+    if (!stage || deps.some((d) => !d) || commands.some((d) => !d) || outs.some(([, x]) => !x)) return undefined;
+    shapes.push({ stage, deps: deps as SourceLocation[], outs: Object.fromEntries(outs) as Record<string, SourceLocation>, commands: commands as SourceLocation[] });
   }
-  const { locations: _, ...rest } = memo;
+  // The parsed nodes are this function's own: completed in place, not copied.
+  const nodes = memo.nodes as unknown as NodeDef[];
+  for (const n of memo.nodes as unknown[]) {
+    const node = n as { loc: unknown; commands?: unknown; command?: unknown };
+    if (typeof n !== 'object' || n === null || typeof node.loc !== 'number' || shapes[node.loc] === undefined) return undefined;
+    node.loc = shapes[node.loc];
+    if (node.commands === undefined) {
+      if (typeof node.command !== 'string') return undefined;
+      node.commands = [{ field: 'cmd', text: node.command }];
+    }
+  }
+  const { locations: _, locShapes: __, ...rest } = memo;
   return { ...rest, nodes };
 }
 
