@@ -81,16 +81,6 @@ export function buildGraph(nodes: NodeDef[]): Graph {
   const downstream = new Map<string, string[]>(nodes.map((n) => [n.id, []]));
   for (const [id, ups] of upstream) for (const u of ups) downstream.get(u)!.push(id);
 
-  const cycle = findCycle(nodes, upstream);
-  if (cycle) {
-    const first = byId.get(cycle[0]!)!;
-    throw new UserError({
-      message: cycle.length === 2 ? `stage "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(' → ')}`,
-      location: first.loc.stage,
-      hint: 'a stage reads another stage\'s output through ${{ stages.NAME.outs.OUT }} or a dep path; remove one link of the cycle',
-    });
-  }
-
   // Kahn's algorithm; the queue keeps declaration order so plans and logs read like the file.
   const pending = Int32Array.from(nodes, (n) => upstream.get(n.id)!.length);
   const ready = new MinHeap();
@@ -103,6 +93,16 @@ export function buildGraph(nodes: NodeDef[]): Graph {
       const j = index.get(d)!;
       if (--pending[j]! === 0) ready.push(j);
     }
+  }
+  // Nodes left out of the order are on a cycle or below one: only then is it looked for, to name it.
+  if (order.length < nodes.length) {
+    const cycle = findCycle(nodes, upstream)!;
+    const first = byId.get(cycle[0]!)!;
+    throw new UserError({
+      message: cycle.length === 2 ? `stage "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(' → ')}`,
+      location: first.loc.stage,
+      hint: 'a stage reads another stage\'s output through ${{ stages.NAME.outs.OUT }} or a dep path; remove one link of the cycle',
+    });
   }
   return { order, byId, upstream, downstream, producedDeps, consumes };
 }
