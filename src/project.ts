@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -192,11 +192,17 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
   const runtime = runtimeFor(opts.backend ?? backend);
   const graph = buildGraph(nodes);
   const bounds = new Bounds(workspace, outside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
-  const digests = new FileDigests(join(store.stateDir, 'file-digests.json'), bounds);
+  const digests = new FileDigests(join(store.stateDir, 'file-digests.cols'), bounds);
   const saveState = (): void => {
     store.claim();
     save();
     digests.save();
+    // The memo's JSON form, before it was a file of columns.
+    try {
+      for (const legacy of ['file-digests.json', 'file-digests.json.log']) rmSync(join(store.stateDir, legacy), { force: true });
+    } catch {
+      // a memo only saves time
+    }
   };
   return { workspace, pipelinePath, displayPath, pipelineDigest, name, nodes, members, instances, graph, store, digests, runtime, backend, expansionKey, variantKey, meaningKey, report, strict, params, overrides: opts.params ?? {}, only: opts.only ?? {}, executor, executors: opts.executors, remote, outside, bounds, saveState };
 }
@@ -207,7 +213,7 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
  * types' versions. So the expanded nodes are memoised by those, in state/pipelines/.
  */
 /** Bumped whenever what expansion records changes, so an older memo is never read. */
-const EXPANSION_FORMAT = 17;
+const EXPANSION_FORMAT = 18;
 
 interface Expanded {
   /** What it was expanded from (see locateProject). */
@@ -304,8 +310,18 @@ function saver(memoPath: string, result: Expanded): () => void {
 interface Memo extends Omit<Expanded, 'nodes'> {
   locations: SourceLocation[];
   locShapes: LocShape[];
-  nodes: (Omit<NodeDef, 'loc' | 'commands'> & { loc: number; commands?: NodeDef['commands'] })[];
+  /** The distinct values of the SHARED fields: each node gives an index for each. */
+  values: unknown[];
+  nodes: (Omit<NodeDef, 'loc' | 'commands' | SharedField> & { loc: number; commands?: NodeDef['commands'] } & Record<SharedField, number>)[];
 }
+
+/**
+ * Fields most nodes have the same value of (often empty, or the pipeline's whole params): kept
+ * once in the memo and decoded into one frozen object that those nodes share. Decoded per node,
+ * they were eight of each node's fourteen objects.
+ */
+const SHARED = ['params', 'pipelineParams', 'env', 'metricsFiles', 'resources', 'executorOptions', 'outKinds'] as const;
+type SharedField = (typeof SHARED)[number];
 
 interface LocShape {
   stage: number;
@@ -318,17 +334,25 @@ function toMemo(e: Expanded): Memo {
   const index = new Map<SourceLocation, number>();
   const locations: SourceLocation[] = [];
   const at = (l: SourceLocation): number => index.get(l) ?? (index.set(l, locations.push(l) - 1), locations.length - 1);
+  const intern = <T>(table: T[], seen: Map<string, number>, value: T): number => {
+    const text = JSON.stringify(value);
+    let i = seen.get(text);
+    if (i === undefined) seen.set(text, (i = table.push(value) - 1));
+    return i;
+  };
   const locShapes: LocShape[] = [];
   const shapeIndex = new Map<string, number>();
+  const values: unknown[] = [];
+  const valueIndex = new Map<string, number>();
   const nodes = e.nodes.map((n) => {
     const shape: LocShape = { stage: at(n.loc.stage), deps: n.loc.deps.map(at), outs: Object.fromEntries(Object.entries(n.loc.outs).map(([o, l]) => [o, at(l)])), commands: n.loc.commands.map(at) };
-    const text = JSON.stringify(shape);
-    let i = shapeIndex.get(text);
-    if (i === undefined) shapeIndex.set(text, (i = locShapes.push(shape) - 1));
     const { loc: _, commands, ...rest } = n;
-    return onlyCmd(n) ? { ...rest, loc: i } : { ...rest, commands, loc: i };
+    const node: Record<string, unknown> = { ...rest, loc: intern(locShapes, shapeIndex, shape) };
+    if (!onlyCmd(n)) node.commands = commands;
+    for (const f of SHARED) node[f] = intern(values, valueIndex, n[f]);
+    return node as Memo['nodes'][number];
   });
-  return { ...e, locations, locShapes, nodes };
+  return { ...e, locations, locShapes, values, nodes };
 }
 
 function onlyCmd(n: Pick<NodeDef, 'commands' | 'command'>): boolean {
@@ -393,19 +417,35 @@ function fromMemo(m: unknown, relocated?: SourceLocation[]): unknown {
     if (!stage || deps.some((d) => !d) || commands.some((d) => !d) || outs.some(([, x]) => !x)) return undefined;
     shapes.push({ stage, deps: deps as SourceLocation[], outs: Object.fromEntries(outs) as Record<string, SourceLocation>, commands: commands as SourceLocation[] });
   }
+  if (!Array.isArray(memo.values)) return undefined;
+  const values = memo.values.map(deepFreeze);
   // The parsed nodes are this function's own: completed in place, not copied.
   const nodes = memo.nodes as unknown as NodeDef[];
   for (const n of memo.nodes as unknown[]) {
-    const node = n as { loc: unknown; commands?: unknown; command?: unknown };
+    const node = n as Record<string, unknown> & { loc: unknown; commands?: unknown; command?: unknown };
     if (typeof n !== 'object' || n === null || typeof node.loc !== 'number' || shapes[node.loc] === undefined) return undefined;
     node.loc = shapes[node.loc];
+    for (const f of SHARED) {
+      const i = node[f];
+      if (typeof i !== 'number' || i < 0 || i >= values.length) return undefined;
+      node[f] = values[i];
+    }
     if (node.commands === undefined) {
       if (typeof node.command !== 'string') return undefined;
       node.commands = [{ field: 'cmd', text: node.command }];
     }
   }
-  const { locations: _, locShapes: __, ...rest } = memo;
+  const { locations: _, locShapes: __, values: ___, ...rest } = memo;
   return { ...rest, nodes };
+}
+
+/** Shared by many nodes: a write to one would be a write to all, so none is allowed. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 /**

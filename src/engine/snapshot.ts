@@ -7,7 +7,7 @@ import type { Served } from '../execute/runner.js';
 import type { NodeDef } from '../pipeline/types.js';
 import type { Project, ProjectLocation } from '../project.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { decodeSnapshotFile, encodeSnapshotFile } from './snapshot-file.js';
+import { decodeSections, encodeSections, type SectionFormat } from '../util/section-file.js';
 import { createHash } from 'node:crypto';
 import type { Graph } from '../graph.js';
 import { pushAll } from '../util/arrays.js';
@@ -35,6 +35,15 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  */
 
 const SNAPSHOT_FORMAT = 11;
+/** The snapshot's file: its per-node and per-witness columns as sections (util/section-file.ts). */
+const SNAPSHOT_FILE: SectionFormat = {
+  magic: 'dfwesnap',
+  columns: {
+    ids: 'json', planKeys: 'json', execKeys: 'json', reads: 'json', paths: 'json',
+    stageOf: 'u32', structural: 'u32', ways: 'u32', sourcesAt: 'u32', sourceWitnesses: 'u32', upstreamAt: 'u32', upstreamNodes: 'u32',
+    stats: 'f64',
+  },
+};
 /** As FileDigests: a source file's stat proves its content once it is this old. */
 const RACY_MS = 2000;
 /**
@@ -120,7 +129,7 @@ export interface SnapshotCheck {
 export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string | undefined) => Record<string, string>): Snapshot | undefined {
   let s: Snapshot;
   try {
-    s = decodeSnapshotFile(readFileSync(snapshotPath(loc))) as unknown as Snapshot;
+    s = decodeSections(SNAPSHOT_FILE, readFileSync(snapshotPath(loc))) as unknown as Snapshot;
   } catch {
     return undefined;
   }
@@ -268,7 +277,7 @@ export function restampSnapshot(project: Project, prior: PriorResults): boolean 
  */
 export function keepSnapshot(loc: Pick<ProjectLocation, 'store' | 'variantKey'>, snap: Snapshot): void {
   try {
-    writeFileAtomic(snapshotPath(loc), encodeSnapshotFile(snap), { durable: false });
+    writeFileAtomic(snapshotPath(loc), encodeSections(SNAPSHOT_FILE, snap), { durable: false });
   } catch {
     // a read-only or full cache: the next command plans (or parses the file) again
   }
@@ -471,7 +480,7 @@ class Witnesses {
 function saveSnapshot(project: Project, snapshot: Snapshot): void {
   try {
     const path = snapshotPath(project);
-    writeFileAtomic(path, encodeSnapshotFile(snapshot), { durable: false });
+    writeFileAtomic(path, encodeSections(SNAPSHOT_FILE, snapshot), { durable: false });
     // The JSON file an earlier dfwe (snapshot format 9 and before) kept for this variant.
     rmSync(path.replace(/\.snap$/, '.json'), { force: true });
   } catch {

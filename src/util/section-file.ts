@@ -1,34 +1,33 @@
 import { endianness } from 'node:os';
 
 /*
- * The snapshot's bytes. A no-op `status` reads the whole snapshot (5 MB at 20,002 nodes), and as
- * one JSON document that was a fifth of its time: decoding 5 MB of UTF-8 and parsing 250,000
- * numbers and 100,000 strings (≈ 100 ms of a 520 ms no-op). So the small fields are a JSON head,
- * and each column is a section of its own: numbers as raw 32- or 64-bit arrays, read in place
- * (no parse at all), strings as a JSON array decoded as Latin-1 when the writer found it ASCII.
+ * A file of columns, for the memos every command reads whole: the no-op snapshot (5 MB at 20,002
+ * nodes; as one JSON document, decoding it and parsing 250,000 numbers and 100,000 strings was
+ * ≈ 100 ms of a 520 ms no-op) and the file-digest memo. The small fields are a JSON head, and each
+ * column is a section of its own: numbers as raw 32- or 64-bit arrays, read in place (no parse at
+ * all), strings as a JSON array decoded as Latin-1 when the writer found it ASCII.
  *
- *   "dfwesnap" | u32 head length | u32 0 | head JSON | padding to 8 | sections, each at a multiple of 8
+ *   MAGIC (8 bytes) | u32 head length | u32 0 | head JSON | padding to 8 | sections, each at a multiple of 8
  *
  * The head's `sections` gives each column's offset (from the first section), length in bytes and
  * encoding. Native byte order: the head says which, and a reader of the other order ignores the file.
  */
 
-const MAGIC = 'dfwesnap';
 const PREFIX = 16;
 
 type Encoding = 'u32' | 'f64' | 'ascii' | 'utf8';
 
-/** Which fields are columns, and how each is stored. */
-const COLUMNS: Record<string, 'u32' | 'f64' | 'json'> = {
-  ids: 'json', planKeys: 'json', execKeys: 'json', reads: 'json', paths: 'json',
-  stageOf: 'u32', structural: 'u32', ways: 'u32', sourcesAt: 'u32', sourceWitnesses: 'u32', upstreamAt: 'u32', upstreamNodes: 'u32',
-  stats: 'f64',
-};
+/** What a kind of file is: its 8-byte magic, and which fields are columns and how each is stored. */
+export interface SectionFormat {
+  magic: string;
+  columns: Record<string, 'u32' | 'f64' | 'json'>;
+}
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-/** The file for a snapshot-shaped object: its columns as sections, the rest in the head. */
-export function encodeSnapshotFile(snapshot: object): Buffer {
+/** The file for an object of this format: its columns as sections, the rest in the head. */
+export function encodeSections(format: SectionFormat, snapshot: object): Buffer {
+  const { magic, columns: COLUMNS } = format;
   const head: Record<string, unknown> = { byteOrder: endianness() };
   const sections: Record<string, [number, number, Encoding]> = {};
   const parts: Uint8Array[] = [];
@@ -60,18 +59,18 @@ export function encodeSnapshotFile(snapshot: object): Buffer {
   head.sections = sections;
   const headBytes = Buffer.from(JSON.stringify(head), 'utf8');
   const prefix = Buffer.alloc(PREFIX);
-  prefix.write(MAGIC, 0, 'latin1');
+  prefix.write(magic, 0, 'latin1');
   prefix.writeUInt32LE(headBytes.length, 8);
   return Buffer.concat([prefix, headBytes, new Uint8Array(align8(PREFIX + headBytes.length) - PREFIX - headBytes.length), ...parts]);
 }
 
 /**
- * The snapshot-shaped object in a file's bytes (number columns as Uint32Array and Float64Array),
- * or undefined when they are not a whole snapshot file. Its fields' own shapes are the caller's
- * to check.
+ * The object in a file's bytes (number columns as Uint32Array and Float64Array), or undefined
+ * when they are not a whole file of this format. Its fields' own shapes are the caller's to check.
  */
-export function decodeSnapshotFile(buf: Buffer): Record<string, unknown> | undefined {
-  if (buf.length < PREFIX || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) return undefined;
+export function decodeSections(format: SectionFormat, buf: Buffer): Record<string, unknown> | undefined {
+  const { magic, columns: COLUMNS } = format;
+  if (buf.length < PREFIX || buf.toString('latin1', 0, magic.length) !== magic) return undefined;
   const headEnd = PREFIX + buf.readUInt32LE(8);
   if (headEnd > buf.length) return undefined;
   let head: Record<string, unknown>;

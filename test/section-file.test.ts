@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSnapshotFile, encodeSnapshotFile } from '../src/engine/snapshot-file.js';
+import { decodeSections, encodeSections, type SectionFormat } from '../src/util/section-file.js';
+
+/** A format with the snapshot's kinds of column. */
+const FORMAT: SectionFormat = { magic: 'dfwetest', columns: { ids: 'json', planKeys: 'json', reads: 'json', paths: 'json', stageOf: 'u32', structural: 'u32', stats: 'f64' } };
+const encode = (o: object): Buffer => encodeSections(FORMAT, o);
+const decode = (b: Buffer): Record<string, unknown> | undefined => decodeSections(FORMAT, b);
 import { dfwe, dfweTraced, workspace } from './helpers.js';
 
 const SAMPLE = {
@@ -20,7 +25,7 @@ const SAMPLE = {
 };
 
 test('a snapshot file gives back what was written: strings in any script, numbers to the bit, small fields in the head', () => {
-  const back = decodeSnapshotFile(encodeSnapshotFile(SAMPLE))!;
+  const back = decode(encode(SAMPLE))!;
   assert.ok(back, 'decoded');
   const { served: _, ...written } = SAMPLE;
   assert.deepEqual(back, written);
@@ -28,31 +33,31 @@ test('a snapshot file gives back what was written: strings in any script, number
 });
 
 test('number columns are read in place from an aligned file, and copied from one that is not', () => {
-  const bytes = encodeSnapshotFile(SAMPLE);
+  const bytes = encode(SAMPLE);
   const aligned = Buffer.from(new Uint8Array(bytes)); // its own ArrayBuffer, offset 0
-  const inPlace = decodeSnapshotFile(aligned)!;
+  const inPlace = decode(aligned)!;
   assert.equal((inPlace.stats as Float64Array).buffer, aligned.buffer, 'a view of the file, not a copy');
   // The same bytes at an odd offset within a larger buffer.
   const holder = Buffer.alloc(bytes.length + 3);
   bytes.copy(holder, 3);
-  const odd = decodeSnapshotFile(holder.subarray(3))!;
+  const odd = decode(holder.subarray(3))!;
   assert.deepEqual(Array.from(odd.stats as Float64Array), Array.from(SAMPLE.stats));
   assert.deepEqual(Array.from(odd.structural as Uint32Array), [1]);
 });
 
 test('a file that is not a whole snapshot file is no snapshot: truncated, another format, a section out of bounds', () => {
-  const bytes = encodeSnapshotFile(SAMPLE);
+  const bytes = encode(SAMPLE);
   // Each in a buffer of its own, as a file read is: a slice of a larger one would let a view read past its end.
   const own = (b: Uint8Array): Buffer => Buffer.from(new Uint8Array(b).buffer);
-  for (let cut = 0; cut < bytes.length; cut += 7) assert.equal(decodeSnapshotFile(own(bytes.subarray(0, cut))), undefined, `cut at ${cut}`);
-  assert.equal(decodeSnapshotFile(Buffer.from(JSON.stringify({ format: 9 }))), undefined);
+  for (let cut = 0; cut < bytes.length; cut += 7) assert.equal(decode(own(bytes.subarray(0, cut))), undefined, `cut at ${cut}`);
+  assert.equal(decode(Buffer.from(JSON.stringify({ format: 9 }))), undefined);
   const headLength = bytes.readUInt32LE(8);
   const head = JSON.parse(bytes.toString('utf8', 16, 16 + headLength));
   for (const bad of [[1 << 20, 8, 'f64'], [4, 8, 'f64'], [0, 12, 'f64'], [0, 8, 'bytes']]) {
     const text = Buffer.from(JSON.stringify({ ...head, sections: { ...head.sections, stats: bad } }));
     const patched = Buffer.concat([bytes.subarray(0, 8), Buffer.alloc(8), text, Buffer.alloc(8 - ((16 + text.length) % 8 || 8)), bytes.subarray((16 + headLength + 7) & ~7)]);
     patched.writeUInt32LE(text.length, 8);
-    assert.equal(decodeSnapshotFile(own(patched)), undefined, `stats section ${JSON.stringify(bad)}`);
+    assert.equal(decode(own(patched)), undefined, `stats section ${JSON.stringify(bad)}`);
   }
 });
 
