@@ -17,7 +17,8 @@ export interface Graph {
 /** A node's deps that no node produces: most nodes. Shared, never written. */
 const NONE_PRODUCED: Map<string, string> = new Map();
 
-export function buildGraph(nodes: NodeDef[]): Graph {
+/** `outputsChecked`: these nodes' outputs were found not to overlap before (a memoised expansion). */
+export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean } = {}): Graph {
   const diagnostics: Diagnostic[] = [];
   const byId = new Map<string, NodeDef>();
   const index = new Map<string, number>();
@@ -30,7 +31,7 @@ export function buildGraph(nodes: NodeDef[]): Graph {
   const outs = new OutputIndex();
   for (const n of nodes) {
     for (const [out, path] of Object.entries(n.outs)) {
-      const clash = outs.overlapping(path);
+      const clash = opts.outputsChecked ? undefined : outs.overlapping(path);
       if (clash) {
         diagnostics.push({
           message: `output "${path}" of stage "${n.id}" overlaps output "${clash.path}" of stage "${clash.id}": each path has one producer`,

@@ -188,9 +188,10 @@ export function runtimeFor(requested: string | undefined): Record<string, string
 
 export async function openProject(opts: ProjectOptions): Promise<Project> {
   const { workspace, pipelinePath, displayPath, store, text, pipelineDigest, expansionKey, variantKey, meaningOf } = locateProject(opts);
-  const { nodes, name, members, instances, backend, report, strict, params, executor, remote, outside, meaningKey, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey, meaningOf }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
+  const { nodes, name, members, instances, backend, report, strict, params, executor, remote, outside, meaningKey, memoised, save } = await expandCached(text, displayPath, store, { expansionKey, variantKey, meaningOf }, opts.stageTypes, opts.executors, opts.only ?? {}, opts.params ?? {});
   const runtime = runtimeFor(opts.backend ?? backend);
-  const graph = buildGraph(nodes);
+  // A memo is written only for nodes whose graph was built: their outputs were found not to overlap.
+  const graph = buildGraph(nodes, { outputsChecked: memoised });
   const bounds = new Bounds(workspace, outside, [{ path: store.root, what: "dfwe's cache" }, { path: pipelinePath, what: 'the pipeline file' }]);
   const digests = new FileDigests(join(store.stateDir, 'file-digests.cols'), bounds);
   const saveState = (): void => {
@@ -237,7 +238,7 @@ interface Expanded {
   outside: OutsideDirs;
 }
 
-async function expandCached(text: string, displayPath: string, store: CacheStore, loc: Pick<ProjectLocation, 'expansionKey' | 'variantKey' | 'meaningOf'>, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { save: () => void }> {
+async function expandCached(text: string, displayPath: string, store: CacheStore, loc: Pick<ProjectLocation, 'expansionKey' | 'variantKey' | 'meaningOf'>, stageTypes: ReadonlyMap<string, StageType>, executors: ReadonlyMap<string, ExecutorKind>, only: Record<string, string[]>, params: Record<string, unknown>): Promise<Expanded & { memoised: boolean; save: () => void }> {
   // One memo per pipeline variant, replaced when the file changes: edits do not pile up memos
   // (14 MB each at 20,000 nodes).
   const memoPath = join(store.stateDir, 'pipelines', `${loc.variantKey}.json`);
@@ -249,13 +250,13 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
     if (memoFor.expansionKey === loc.expansionKey) {
       const memo: unknown = fromMemo(JSON.parse(readTextFile(memoPath)));
       // A memo only saves time: one of another shape (edited, damaged) is parsed again, not used.
-      if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, save: () => {} };
+      if (isExpanded(memo) && memo.expansionKey === loc.expansionKey) return { ...memo, memoised: true, save: () => {} };
     }
     // The file as it is now was found to say what the memo's says, its locations found again.
     const moved = readRelocation(relocationPath);
     if (moved && moved.expansionKey === loc.expansionKey && moved.memoExpansionKey === memoFor.expansionKey) {
       const memo: unknown = fromMemo(JSON.parse(readTextFile(memoPath)), moved.locations);
-      if (isExpanded(memo) && memo.expansionKey === moved.memoExpansionKey) return { ...memo, expansionKey: loc.expansionKey, save: () => {} };
+      if (isExpanded(memo) && memo.expansionKey === moved.memoExpansionKey) return { ...memo, expansionKey: loc.expansionKey, memoised: true, save: () => {} };
     }
   } catch {
     // not memoised yet
@@ -276,7 +277,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
       const memo: unknown = fromMemo(raw, locations);
       if (isExpanded(memo) && memo.meaningKey === meaningKey && memo.expansionKey === memoExpansionKey) {
         const result: Expanded = { ...memo, expansionKey: loc.expansionKey };
-        return { ...result, save: () => writeRelocation(relocationPath, { expansionKey: loc.expansionKey, memoExpansionKey, locations: locations! }) };
+        return { ...result, memoised: true, save: () => writeRelocation(relocationPath, { expansionKey: loc.expansionKey, memoExpansionKey, locations: locations! }) };
       }
     } catch {
       // expanded again below
@@ -288,7 +289,7 @@ async function expandCached(text: string, displayPath: string, store: CacheStore
   overrideParams(raw, params, displayPath);
   const { nodes, members, instances, readOnly } = expandPipeline(raw, source, stageTypes, { only, executors });
   const result: Expanded = { expansionKey: loc.expansionKey, meaningKey, nodes, name: raw.name ?? displayPath, members, instances, backend: raw.runtime?.backend, report: raw.report, params: raw.params ?? {}, executor: raw.executor, remote: raw.remote, strict: raw.strict === true, outside: { allow: raw.allow_outside ?? [], readOnly } };
-  return { ...result, save: saver(memoPath, result) };
+  return { ...result, memoised: false, save: saver(memoPath, result) };
 }
 
 function saver(memoPath: string, result: Expanded): () => void {

@@ -93,7 +93,8 @@ export class RemoteCache implements Cache {
     const sizes = new Map<string, number>();
     for (const o of Object.values(record.outputs)) for (const f of o.kind === 'file' ? [o] : o.files!) sizes.set(f.digest, f.size);
     for (const digest of new Set(objectsOf(record))) {
-      if (hasObject(store, digest) && (statSync(store.objectPath(digest)).size > verifyUpTo || checkObject(store, digest))) continue;
+      // The record gives each object's size: one stat (hasObject's) per object already here.
+      if (hasObject(store, digest) && ((sizes.get(digest) ?? statSync(store.objectPath(digest)).size) > verifyUpTo || checkObject(store, digest))) continue;
       const obj = store.objectPath(digest);
       mkdirSync(dirname(obj), { recursive: true });
       const tmp = tmpName(obj);
