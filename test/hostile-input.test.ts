@@ -90,9 +90,10 @@ test('a stage whose output is a FIFO, or holds one, fails with the path named', 
 test('memo and attempt files of the right JSON but the wrong shape are read as absent, never a crash', () => {
   const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: echo a > out/a\n    deps: [in.txt]\n    outs: { f: out/a }\n', 'in.txt': 'x\n' });
   assert.equal(dfwe(ws, ['run']).code, 0);
-  // JSON memos and attempts, and the files of columns (the file-digest memo, the snapshot).
+  // JSON memos and attempts, and the files of columns: the file-digest memo, and the snapshot
+  // where one was written (not when in.txt is younger than 2 s, as it may be here).
   const files = listFiles(join(ws, 'cache')).filter((f) => /^(state|nodes)\/.*\.(json|cols|snap)$/.test(f));
-  assert.ok(files.length >= 4 && files.some((f) => f.endsWith('.cols')), files.join());
+  assert.ok(files.length >= 3 && files.some((f) => f.endsWith('.cols')), files.join());
   for (const junk of ['{}', 'null', '5', '[]', '"x"', '{"nodes": 3}']) {
     for (const f of files) writeFileSync(join(ws, 'cache', f), junk);
     for (const cmd of [['run'], ['status'], ['why', 'a'], ['show', 'a']]) {

@@ -57,6 +57,8 @@ export interface LeaseHolder {
   what: string;
   /** The job running the stage under this lease (its executor's handle): stopped when the lease is broken. */
   job?: JobHandle;
+  /** The executor the holder launches stages with (a run's): where its launches are looked for when it dies. */
+  executor?: string;
 }
 
 /** Stops what a dead holder left running, its job and any launch of its own; the executor registry knows how (src/execute/executors). */
@@ -119,13 +121,17 @@ export class LeaseManager {
   /** Read sets seen by this process's writers, by file name: a set's file never changes once in place. */
   private readonly sets = new Map<string, { holder: LeaseHolder | 'malformed'; names: Set<string> }>();
 
-  /** `who` says what this process is doing, for anyone who waits on its read leases ("run of dfwe.yaml"). */
+  /**
+   * `who` says what this process is doing, for anyone who waits on its read leases ("run of
+   * dfwe.yaml"); `executor`, what a run launches its stages with (kept in its lease files).
+   */
   constructor(
     private readonly dir: string,
     private readonly who = 'dfwe',
     private readonly cancelJob: JobCanceller = () => {},
+    executor?: string,
   ) {
-    this.me = { pid: process.pid, host: hostname(), start: processStart(process.pid) };
+    this.me = { pid: process.pid, host: hostname(), start: processStart(process.pid), ...(executor ? { executor } : {}) };
   }
 
   private writerPath(name: string): string {

@@ -69,7 +69,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   checkUndeclared(project);
   project.store.claim();
   // A dead run's lease is broken with what it left running stopped, by whichever executor launched it.
-  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, leftoverStopper(project.executors));
+  const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, leftoverStopper(project.executors), executorKind.name);
   let cacheLease: Lease;
   try {
     // Held for the whole run: gc waits for it, and a run waits for a gc in progress.

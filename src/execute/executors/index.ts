@@ -12,15 +12,17 @@ export const executors: ReadonlyMap<string, ExecutorKind> = new Map<string, Exec
 /**
  * How a process that breaks dead runs' leases stops what they left running: the job a lease
  * names, by the executor that launched it, and every launch of that run found by its tag (those
- * whose handles never reached a lease), once per dead run.
+ * whose handles never reached a lease), by the executor the run used, once per dead run.
  */
 export function leftoverStopper(kinds: ReadonlyMap<string, ExecutorKind> = executors): JobCanceller {
   const swept = new Set<string>();
   return (holder) => {
     if (holder.job) kinds.get(holder.job.executor)?.cancel(holder.job, holder.host);
     const tag = runTagOf(holder);
-    if (tag === undefined || swept.has(`${tag}@${holder.host}`)) return;
+    // A holder that launches nothing (gc, pin, pull) names no executor.
+    const kind = holder.executor === undefined ? undefined : kinds.get(holder.executor);
+    if (tag === undefined || kind === undefined || swept.has(`${tag}@${holder.host}`)) return;
     swept.add(`${tag}@${holder.host}`);
-    for (const k of kinds.values()) k.stopRun(tag, holder.host);
+    kind.stopRun(tag, holder.host);
   };
 }
