@@ -196,7 +196,7 @@ test('an engine killed while sbatch ran (the job id never reached its lease): th
 });
 
 test('stopRun cancels the Slurm jobs of a dead run by their launch tags, and no one else\'s', cluster, async () => {
-  const submit = (comment: string): string => spawnSync('sbatch', ['--parsable', `--comment=${comment}`, '--wrap', 'sleep 600'], { encoding: 'utf8' }).stdout.trim().split(';')[0]!;
+  const submit = (comment: string): string => spawnSync('sbatch', ['--parsable', `--comment=${comment}`, '--output=/dev/null', '--wrap', 'sleep 600'], { encoding: 'utf8' }).stdout.trim().split(';')[0]!;
   const dead = submit('999999.123.4');
   const other = submit('999999.1234.0');
   try {

@@ -31,7 +31,8 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  * The pipeline's bytes, options, dfwe's and the stage types' versions are in its key, the ML
  * runtime in its body. Any difference, and the full plan runs, which then writes a new one.
  * A source changed within RACY_MS of being witnessed could hide an edit in the same timestamp
- * tick (a directory: within DIR_RACY_MS): then no snapshot is written.
+ * tick: it is witnessed as changed already (the next check hashes it again). A directory on the
+ * way or an output changed within DIR_RACY_MS is waited for.
  */
 
 const SNAPSHOT_FORMAT = 11;
@@ -381,10 +382,12 @@ class Witnesses {
   }
 
   private witness(abs: string, st: Stats, racyMs: number, kind: 'source' | 'structural' | 'way', own?: number[]): void {
-    if (this.now - st.mtimeMs < racyMs) {
-      if (racyMs !== DIR_RACY_MS) throw new NotWitnessable('a source changed too recently');
-      this.wait = Math.max(this.wait, racyMs - (this.now - st.mtimeMs) + 1);
-    }
+    // A source this young: its stat cannot vouch for its content yet (an edit in the same tick
+    // would leave it as it is). It is witnessed by a stat no file has, so the next check finds it
+    // changed and hashes it again: one source costs that, not the whole snapshot (a run ending
+    // within 2 s of an edit left none before, and the command after it planned in full).
+    const unproven = this.now - st.mtimeMs < racyMs && racyMs !== DIR_RACY_MS;
+    if (this.now - st.mtimeMs < racyMs && !unproven) this.wait = Math.max(this.wait, racyMs - (this.now - st.mtimeMs) + 1);
     const path = this.pathOf(abs);
     this.pending.push([abs, st]);
     let i = this.index.get(path);
@@ -395,6 +398,7 @@ class Witnesses {
     if (!this.fresh.has(i)) {
       this.fresh.add(i);
       this.setStat(i, st);
+      if (unproven) this.stats.fill(NaN, 5 * i, 5 * i + 5);
     }
     if (kind === 'source') own!.push(i);
     else this.structural.add(i);
