@@ -226,6 +226,40 @@ test('a run after a status with one source changed runs what it reaches and read
   assert.match(noop.stdout, /5 nodes: 5 cached, 0 will run/);
 });
 
+test('a status after an edit of the stage that reads unchanged outputs keys it from the served set, and reads a last attempt only for a reason it shows', { skip: straceProblem }, () => {
+  const ws = scoresWorkspace();
+  assert.equal(dfwe(ws, ['run']).code, 0);
+  const scores = (JSON.parse(dfwe(ws, ['status', '--json']).stdout) as { nodes: { id: string; execKey: string }[] }).nodes.filter((n) => n.id.startsWith('score')).map((n) => n.execKey);
+  writeFileSync(join(ws, 'dfwe.yaml'), SCORES.replace('| wc -l >', '| wc  -l >'));
+  const log = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
+  const st = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, process.execPath, BIN, 'status'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  assert.match(st.stdout, /will run +total +command changed/);
+  assert.equal(scores.length, 3);
+  assert.deepEqual(scores.filter((k) => recordsOpened(log).has(k)), [], 'no record of the scores (served as the snapshot had them) was read to key total');
+
+  // 150 nodes that will run: status shows a line per stage, with one node's reason.
+  const many = agedWorkspace({ 'dfwe.yaml': MANY, 'src/x.txt': 'x\n' });
+  assert.equal(dfwe(many, ['run']).code, 0);
+  writeFileSync(join(many, 'dfwe.yaml'), MANY.replace('cat src/x.txt', 'cat  src/x.txt'));
+  const manyLog = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
+  const summary = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', manyLog, process.execPath, BIN, 'status'], { cwd: many, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  assert.match(summary.stdout, /copy +150 +0 +150 +copy\[i=0\]: command changed \(and 149 more\)/);
+  const attempts = [...readFileSync(manyLog, 'utf8').matchAll(/openat\(.*\/nodes\/[0-9a-f]{2}\/[0-9a-f]{32}\.json"/g)].length;
+  assert.equal(attempts, 1, 'one last attempt read, for the one reason shown');
+  // Every reason is still there when asked for.
+  const json = JSON.parse(dfwe(many, ['status', '--json']).stdout) as { nodes: { state: string; reason: string; changes: { what: string }[] }[] };
+  assert.equal(json.nodes.filter((n) => n.state === 'run' && n.reason === 'command changed' && n.changes[0]?.what === 'command').length, 150);
+});
+
+const MANY = `version: 1
+stages:
+  copy:
+    foreach: { i: "\${{ range(150) }}" }
+    cmd: cat src/x.txt > \${{ outs.f }} && echo \${{ i }} >> \${{ outs.f }}
+    deps: [src/x.txt]
+    outs: { f: ~ }
+`;
+
 test('a served set changed since it was written is not used to key a run', () => {
   const ws = scoresWorkspace();
   assert.equal(dfwe(ws, ['run']).code, 0);

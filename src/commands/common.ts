@@ -101,6 +101,8 @@ export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions)
  */
 export async function saveSnapshotIfAllCached(project: Project, decisions: readonly Decision[]): Promise<void> {
   if (project.targets) return;
+  // Told first, from the decisions alone: an edit that makes half the nodes run reads no record.
+  if (!decisions.every((d) => d.state === 'cached' && !d.restore)) return;
   const served = new Map<string, Served>();
   for (const d of decisions) {
     // Decided from the prior snapshot: its record was not needed to plan, and is read now.

@@ -1,5 +1,5 @@
-import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
-import { diffFingerprints, type Fingerprint, type FingerprintChange } from '../keys/fingerprint.js';
+import { type NodeRecord, readRecord } from '../cache/records.js';
+import type { Fingerprint, FingerprintChange } from '../keys/fingerprint.js';
 import type { ExecKey, PlanKey } from '../util/key-types.js';
 import type { Project } from '../project.js';
 import { checkInputs } from './preflight.js';
@@ -8,7 +8,7 @@ import { UserError, type Diagnostic } from '../diagnostics.js';
 import { outputDiagnostics, type RealMemo } from '../workspace-bounds.js';
 import { readsSignature, type PriorResults } from './snapshot.js';
 import { pushAll } from '../util/arrays.js';
-import { describeChanges, listSome } from './reasons.js';
+import { explainRun, listSome, withReasonWhenAsked } from './reasons.js';
 
 export type NodeState = 'cached' | 'run' | 'blocked';
 
@@ -80,8 +80,11 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
     if (priorCandidate && keys.planKey === prior!.snap.planKeys[p]) {
       const execKey = prior!.snap.execKeys[p]!;
       fromPrior.add(node.id);
-      infos.set(node.id, { planKey: keys.planKey, execKey });
-      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true, ...prior!.served?.get(node.id) };
+      // The served set's output digests stand for the record's (the run that wrote it served this
+      // very record, and the snapshot saw no record shard change): a node reading them is keyed without it.
+      const served = prior!.served?.get(node.id);
+      infos.set(node.id, { planKey: keys.planKey, execKey, outputs: served?.outputs });
+      const d: Decision = { id: node.id, state: 'cached', planKey: keys.planKey, execKey, reason: 'cached', prior: true, ...served };
       byId.set(node.id, d);
       decisions.push(d);
       continue;
@@ -119,15 +122,9 @@ function planNodes(project: Project, opts: PlanOptions, sources: SourceDigests, 
         d = { id: node.id, state: 'cached', planKey: keys.planKey, execKey: keys.execKey, record, restore, reason: restore ? 'cached; will restore its outputs into the workspace' : 'cached' };
         info.outputs = outputDigests(record);
       } else {
-        const last = readAttempt(project.store, project.workspace, node.id);
-        const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, keys.execFingerprint!) : undefined;
-        let reason: string;
-        if (found.state === 'damaged') reason = 'cached result is damaged or incomplete (an output was modified in place or removed from the cache); will recompute';
-        else if (!last) reason = 'never run';
-        else if (changes && changes.length > 0) reason = describeChanges(changes);
-        else if (last.status === 'failed') reason = 'last run failed';
-        else reason = 'no cached result for this key';
-        d = { id: node.id, state: 'run', planKey: keys.planKey, execKey: keys.execKey, execFingerprint: keys.execFingerprint, reason, changes };
+        const exec = keys.execFingerprint!;
+        const damaged = found.state === 'damaged';
+        d = withReasonWhenAsked({ id: node.id, state: 'run' as const, planKey: keys.planKey, execKey: keys.execKey, execFingerprint: exec }, () => explainRun(project.store, project.workspace, node.id, exec, damaged));
       }
     }
     infos.set(node.id, info);

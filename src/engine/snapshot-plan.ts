@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import { type NodeRecord, readAttempt, readRecord } from '../cache/records.js';
+import { type NodeRecord, readRecord } from '../cache/records.js';
 import { FileDigests } from '../keys/file-digests.js';
-import { diffFingerprints, execKeyOf, planKeyOf, type Fingerprint } from '../keys/fingerprint.js';
+import { execKeyOf, planKeyOf, type Fingerprint } from '../keys/fingerprint.js';
 import type { Decision } from './plan.js';
-import { describeChanges, listSome } from './reasons.js';
+import { explainRun, listSome, withReasonWhenAsked } from './reasons.js';
 import type { ServedNodes, SnapshotCheck, SnapshotPlace } from './snapshot.js';
 import { Bounds } from '../workspace-bounds.js';
 
@@ -83,10 +83,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, serve
       continue;
     }
     if (readRecord(store, execKey)) return undefined;
-    const last = readAttempt(store, workspace, id);
-    const changes = last?.fingerprint ? diffFingerprints(last.fingerprint, exec) : undefined;
-    const reason = !last ? 'never run' : changes && changes.length > 0 ? describeChanges(changes) : last.status === 'failed' ? 'last run failed' : 'no cached result for this key';
-    decisions[i] = { id, state: 'run', planKey: planKeys[i]!, execKey, execFingerprint: exec, reason, changes };
+    decisions[i] = withReasonWhenAsked({ id, state: 'run' as const, planKey: planKeys[i]!, execKey, execFingerprint: exec }, () => explainRun(store, workspace, id, exec, false));
   }
   return decisions;
 }
