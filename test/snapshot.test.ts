@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BIN, dfwe, dfweTraced, ran, read, straceProblem, workspace } from './helpers.js';
@@ -123,6 +123,38 @@ test('a directory on the way to an output replaced by a symlink outside: the ful
   renameSync(join(ws, 'out/a'), join(elsewhere, 'a'));
   symlinkSync(join(elsewhere, 'a'), join(ws, 'out/a'));
   const s = traced(ws, ['status']);
+  assert.equal(s.fromSnapshot, false);
+  assert.equal(s.code, 2, s.stdout);
+  assert.match(s.stderr, /outside the workspace/);
+});
+
+test('a file made beside the pipeline, or the pipeline saved by rename, does not cost the snapshot; a directory on the way that is no longer one does', () => {
+  const ws = ranOnce();
+  assert.ok(traced(ws, ['status']).fromSnapshot);
+  // An editor's swap file in the workspace, then a save by rename (a comment added): the
+  // workspace directory, which guards the way to out/, changed; what lies on the way did not.
+  writeFileSync(join(ws, '.dfwe.yaml.swp'), 'swap');
+  const swap = traced(ws, ['status']);
+  assert.ok(swap.fromSnapshot, 'status after a swap file was made used the snapshot');
+  assert.match(swap.stdout, /2 nodes: 2 cached, 0 will run/);
+  writeFileSync(join(ws, 'dfwe.yaml.tmp'), `${PIPELINE}# saved\n`);
+  renameSync(join(ws, 'dfwe.yaml.tmp'), join(ws, 'dfwe.yaml'));
+  rmSync(join(ws, '.dfwe.yaml.swp'));
+  assert.ok(traced(ws, ['status']).fromSnapshot, 'status after a save by rename used the snapshot');
+  const r = traced(ws, ['run']);
+  assert.ok(r.fromSnapshot, 'so did the run');
+  assert.match(r.stderr, /2 nodes: 0 ran, 2 cached/);
+  // res/ replaced by a real directory whose a/ is a symlink to the moved original (the output
+  // file the same inode, with the same stat, through the link): the directories that changed
+  // still are directories, but res/a on the way is not one.
+  const one = agedWorkspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: cat src/in.txt > ${{ outs.f }}\n    deps: [src/in.txt]\n    outs: { f: res/a/f }\n', 'src/in.txt': 'one\n' });
+  assert.equal(dfwe(one, ['run']).code, 0);
+  assert.ok(traced(one, ['status']).fromSnapshot);
+  const elsewhere = mkdtempSync(join(tmpdir(), 'dfwe-elsewhere-'));
+  renameSync(join(one, 'res'), join(elsewhere, 'res'));
+  mkdirSync(join(one, 'res'));
+  symlinkSync(join(elsewhere, 'res/a'), join(one, 'res/a'));
+  const s = traced(one, ['status']);
   assert.equal(s.fromSnapshot, false);
   assert.equal(s.code, 2, s.stdout);
   assert.match(s.stderr, /outside the workspace/);

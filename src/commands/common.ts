@@ -83,12 +83,20 @@ export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions)
     const loc = locateProject(await projectOptions(pipeline, g));
     let snap = readSnapshot(loc, (backend) => runtimeFor(g.backend ?? backend));
     if (!snap) return undefined;
+    let keep = false;
     // The file changed since: if only in its comments or layout, it is the pipeline the snapshot was written for.
     if (snap.expansionKey !== loc.expansionKey && snap.meaningKey === (await loc.meaning())) {
       snap = { ...snap, expansionKey: loc.expansionKey };
-      keepSnapshot(loc, snap);
+      keep = true;
     }
-    return { snap, check: checkReadSnapshot(loc, snap), loc };
+    const check = checkReadSnapshot(loc, snap);
+    // Directories on the way that changed and still hold (a file made beside the pipeline): kept as they are now.
+    if (check?.restated) {
+      snap = check.snap;
+      keep = true;
+    }
+    if (keep) keepSnapshot(loc, snap);
+    return { snap, check, loc };
   } catch (err) {
     if (err instanceof UserError) return undefined;
     throw err;

@@ -61,8 +61,9 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
   // errors reported (located) before anything is written, the cache's marker included. Where the
-  // snapshot was checked, every directory on the way to every output is as it was when the
-  // snapshot was written, after such a check passed: the outputs are not looked at again (a node
+  // snapshot was checked, every directory on the way to every output is the one it witnessed
+  // after such a check passed, or still a directory where its parent changed (the paths, and so
+  // where they lead, are the same): the outputs are not looked at again (a node
   // that writes one still checks its path as it does, node-runner.ts prepareOutputPath).
   // Sources are looked at only where the snapshot saw them change: every other was witnessed as it was.
   const sources = checkInputs(project, { outputs: !checked, nodes: check && dirtyNodes(project, check) });

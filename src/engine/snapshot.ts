@@ -26,10 +26,11 @@ import { isOutsideDirs, type OutsideDirs } from '../workspace-bounds.js';
  * - each output, every entry inside a directory one. Outputs are hardlinks to sealed objects,
  *   so a write, a chmod, a removal of the object (its link count) all move ctime or mtime;
  * - the directories above them up to the workspace: a directory on the way replaced by a
- *   symlink (which would lead outside) changes its parent's mtime;
+ *   symlink (which would lead outside) changes its parent's mtime (one that changed is looked
+ *   into, see wayChangesHold);
  * - the record shards, so a removed record is seen.
  * The pipeline's bytes, options, dfwe's and the stage types' versions are in its key, the ML
- * runtime in its body. Any difference, and the full plan runs, which then writes a new one.
+ * runtime in its body. Any other difference, and the full plan runs, which then writes a new one.
  * A source changed within RACY_MS of being witnessed could hide an edit in the same timestamp
  * tick: it is witnessed as changed already (the next check hashes it again). A directory on the
  * way or an output changed within DIR_RACY_MS is waited for.
@@ -121,6 +122,8 @@ export type SnapshotPlace = Pick<ProjectLocation, 'workspace' | 'store' | 'expan
 export interface SnapshotCheck {
   snap: Snapshot;
   dirty: number[];
+  /** Directories on the way changed and still hold: `snap` has their stats as they are now (keep it, and the next check does not look again). */
+  restated: boolean;
 }
 
 /**
@@ -169,20 +172,75 @@ function sameStat(st: Stats | undefined, stats: ArrayLike<number>, j: number): b
   return st !== undefined && st.dev === stats[j] && st.ino === stats[j + 1] && st.size === stats[j + 2] && st.mtimeMs === stats[j + 3] && st.ctimeMs === stats[j + 4];
 }
 
-/** The witnesses whose stat differs from the snapshot's now (by index into its paths). */
-function changedWitnesses(s: Snapshot, workspace: string): Set<number> {
+/** The witnesses whose stat differs from the snapshot's now (by index into its paths), with that stat. */
+function changedWitnesses(s: Snapshot, workspace: string): Map<number, Stats | undefined> {
   const { paths, stats } = s;
-  const changed = new Set<number>();
+  const changed = new Map<number, Stats | undefined>();
   for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
     const p = paths[i]!;
     const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
-    if (!sameStat(st, stats, j)) changed.add(i);
+    if (!sameStat(st, stats, j)) changed.set(i, st);
   }
   return changed;
 }
 
+/**
+ * What the changed witnesses allow: undefined when one of them needs the full plan (an output, a
+ * record shard, a directory on the way that is gone or is no longer one, or below which a
+ * directory on the way is no longer one); else the snapshot with the new stats of the
+ * directories on the way that changed and still hold (empty: none changed).
+ *
+ * A directory on the way guards what lies below it on the way: an entry replaced by a symlink
+ * (which would lead outside) changes its mtime. So does any file made, renamed or removed there
+ * (an editor's swap file, a save by rename, a stage's log in the workspace), which used to cost
+ * the next command the full plan. Such a change is looked at instead: each entry of the
+ * directory that lies on the way to a witnessed path must still be a directory (lstat, which
+ * does not follow a symlink). Every directory on the way has its parent witnessed, so from the
+ * workspace down every one is a real directory. A witnessed path right below it is its own
+ * witness. A record shard is not looked into (a record removed or replaced there): full plan.
+ */
+function wayChangesHold(s: Snapshot, changed: ReadonlyMap<number, Stats | undefined>, loc: SnapshotPlace): Map<number, Stats> | undefined {
+  const held = new Map<number, Stats>();
+  const dirs = new Set<string>();
+  const ways = new Set(s.ways);
+  const cache = loc.store.root;
+  for (const i of s.structural) {
+    if (!changed.has(i)) continue;
+    const st = changed.get(i);
+    if (!ways.has(i) || !st?.isDirectory()) return undefined;
+    const abs = witnessPath(s.paths[i]!, loc.workspace);
+    if (abs === cache || abs.startsWith(`${cache}/`)) return undefined;
+    held.set(i, st);
+    dirs.add(s.paths[i]!);
+  }
+  if (dirs.size === 0) return held;
+  const looked = new Set<string>();
+  for (const p of s.paths) {
+    // Up from p: each directory on its way whose parent changed must still be a directory.
+    for (let child = p; ; ) {
+      const cut = child.lastIndexOf('/');
+      const parent = cut > 0 ? child.slice(0, cut) : cut === 0 ? '/' : '.';
+      if (child !== p && dirs.has(parent) && !looked.has(child)) {
+        looked.add(child);
+        if (!lstatSync(witnessPath(child, loc.workspace), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+      }
+      if (parent === child || parent === '.' || parent === '/') break;
+      child = parent;
+    }
+  }
+  return held;
+}
+
+/** The snapshot with these witnesses' stats as they are now. */
+function withStats(s: Snapshot, now: ReadonlyMap<number, Stats>): Snapshot {
+  if (now.size === 0) return s;
+  const stats = Float64Array.from(s.stats);
+  for (const [i, st] of now) stats.set(statColumns(st), 5 * i);
+  return { ...s, stats };
+}
+
 /** The nodes (by index) with a source whose witness changed. */
-function dirtyNodes(s: Snapshot, changed: ReadonlySet<number>): number[] {
+function dirtyNodes(s: Snapshot, changed: ReadonlyMap<number, unknown>): number[] {
   const dirty: number[] = [];
   if (changed.size === 0) return dirty;
   for (let n = 0; n < s.ids.length; n++) {
@@ -210,8 +268,9 @@ export function checkSnapshot(loc: ProjectLocation, runtimeOf: (backend: string 
 export function checkReadSnapshot(loc: SnapshotPlace, s: Snapshot): SnapshotCheck | undefined {
   if (s.expansionKey !== loc.expansionKey) return undefined;
   const changed = changedWitnesses(s, loc.workspace);
-  for (const i of s.structural) if (changed.has(i)) return undefined;
-  return { snap: s, dirty: dirtyNodes(s, changed) };
+  const held = wayChangesHold(s, changed, loc);
+  if (!held) return undefined;
+  return { snap: withStats(s, held), dirty: dirtyNodes(s, changed), restated: held.size > 0 };
 }
 
 /**
@@ -237,11 +296,12 @@ export type ServedNodes = ReadonlyMap<string, { metrics?: Record<string, number>
 
 export function priorResults(loc: SnapshotPlace, s: Snapshot): PriorResults | undefined {
   const changed = changedWitnesses(s, loc.workspace);
-  for (const i of s.structural) if (changed.has(i)) return undefined;
+  const held = wayChangesHold(s, changed, loc);
+  if (!held) return undefined;
   const dirty = new Set(dirtyNodes(s, changed));
   const clean = new Map<string, number>();
   s.ids.forEach((id, i) => dirty.has(i) || clean.set(id, i));
-  return { snap: s, clean, unchanged: changed.size === 0 };
+  return { snap: withStats(s, held), clean, unchanged: changed.size === held.size };
 }
 
 /**
