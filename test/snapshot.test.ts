@@ -160,6 +160,31 @@ test('a file made beside the pipeline, or the pipeline saved by rename, does not
   assert.match(s.stderr, /outside the workspace/);
 });
 
+test('a record written beside this pipeline\'s (another pipeline, another workspace) does not cost the snapshot; one of its records rewritten or removed does', () => {
+  const ws = ranOnce();
+  const keys = (JSON.parse(dfwe(ws, ['status', '--json']).stdout) as { nodes: { id: string; execKey: string }[] }).nodes.map((n) => n.execKey);
+  const recordOf = (k: string): string => join(ws, 'cache/records', k.slice(0, 2), `${k}.json`);
+  // Another record in a's shard, as another pipeline's run would write it.
+  const other = `${keys[0]!.slice(0, 2)}${'0'.repeat(30)}`;
+  writeFileSync(recordOf(other), readFileSync(recordOf(keys[0]!)));
+  const beside = traced(ws, ['status']);
+  assert.ok(beside.fromSnapshot, 'status after a record was written beside a\'s used the snapshot');
+  assert.match(beside.stdout, /2 nodes: 2 cached, 0 will run/);
+  assert.ok(traced(ws, ['status']).fromSnapshot);
+  // a's own record replaced (the same bytes, by rename, as a forced run elsewhere would): full plan.
+  writeFileSync(`${recordOf(keys[0]!)}.tmp`, readFileSync(recordOf(keys[0]!)));
+  renameSync(`${recordOf(keys[0]!)}.tmp`, recordOf(keys[0]!));
+  const rewritten = traced(ws, ['status']);
+  assert.equal(rewritten.fromSnapshot, false, 'a record of the snapshot replaced since: planned in full');
+  assert.match(rewritten.stdout, /2 nodes: 2 cached, 0 will run/);
+  // b's record removed: planned in full, and b runs.
+  assert.ok(traced(ws, ['status']).fromSnapshot);
+  rmSync(recordOf(keys[1]!));
+  const removed = traced(ws, ['status']);
+  assert.equal(removed.fromSnapshot, false);
+  assert.match(removed.stdout, /will run +b/);
+});
+
 test('edits replace the memos: one expansion memo and one snapshot per pipeline, however often it changes', () => {
   const ws = ranOnce();
   const text = PIPELINE;
@@ -234,6 +259,7 @@ test('a run after a status with one source changed runs what it reaches and read
   const notRead = ['other', 'score[i=0]', 'score[i=2]'].map((id) => before.nodes.find((n) => n.id === id)!.execKey);
 
   const log = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
+  const runsBefore = new Set(readdirSync(join(ws, 'cache/runs')));
   const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, process.execPath, BIN, 'run'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(ran({ code: 0, stdout: r.stdout, stderr: r.stderr }), ['score[i=1]', 'total']);
@@ -242,8 +268,10 @@ test('a run after a status with one source changed runs what it reaches and read
   assert.deepEqual(notRead.filter((k) => opened.has(k)), [], 'no record of a node served as the snapshot had it was read');
 
   // Its history has every node, with the metrics of those it did not read.
-  const runs = readdirSync(join(ws, 'cache/runs')).filter((f) => f.endsWith('.jsonl')).sort();
-  const end = JSON.parse(readFileSync(join(ws, 'cache/runs', runs[runs.length - 1]!), 'utf8').trim().split('\n').pop()!) as { t: string; served: string };
+  // This run's history (run ids name the second they started in: two runs in one second do not sort by time).
+  const runs = readdirSync(join(ws, 'cache/runs')).filter((f) => f.endsWith('.jsonl') && !runsBefore.has(f));
+  assert.equal(runs.length, 1);
+  const end = JSON.parse(readFileSync(join(ws, 'cache/runs', runs[0]!), 'utf8').trim().split('\n').pop()!) as { t: string; served: string };
   assert.equal(end.t, 'end');
   const set = JSON.parse(readFileSync(join(ws, 'cache/runs/served', `${end.served}.json`), 'utf8')) as { nodes: [string, string, string, Record<string, number> | null, Record<string, string> | null][] };
   assert.ok(set.nodes.every(([, , , , outputs]) => outputs !== null && Object.keys(outputs).length > 0), 'the served set keeps every node\'s output digests');

@@ -187,7 +187,7 @@ function changedWitnesses(s: Snapshot, workspace: string): Map<number, Stats | u
 /**
  * What the changed witnesses allow: undefined when one of them needs the full plan (an output, a
  * record shard, a directory on the way that is gone or is no longer one, or below which a
- * directory on the way is no longer one); else the snapshot with the new stats of the
+ * directory on the way is no longer one, a record shard where a record went or changed); else the snapshot with the new stats of the
  * directories on the way that changed and still hold (empty: none changed).
  *
  * A directory on the way guards what lies below it on the way: an entry replaced by a symlink
@@ -197,22 +197,27 @@ function changedWitnesses(s: Snapshot, workspace: string): Map<number, Stats | u
  * directory that lies on the way to a witnessed path must still be a directory (lstat, which
  * does not follow a symlink). Every directory on the way has its parent witnessed, so from the
  * workspace down every one is a real directory. A witnessed path right below it is its own
- * witness. A record shard is not looked into (a record removed or replaced there): full plan.
+ * witness. A record shard that changed is looked into (recordsHold).
  */
 function wayChangesHold(s: Snapshot, changed: ReadonlyMap<number, Stats | undefined>, loc: SnapshotPlace): Map<number, Stats> | undefined {
   const held = new Map<number, Stats>();
   const dirs = new Set<string>();
+  /** Record shards that changed, with the mtime they were witnessed with. */
+  const shards = new Map<string, number>();
   const ways = new Set(s.ways);
   const cache = loc.store.root;
   for (const i of s.structural) {
     if (!changed.has(i)) continue;
     const st = changed.get(i);
     if (!ways.has(i) || !st?.isDirectory()) return undefined;
+    // Its new stat is kept only once older than a tick: a change made after it in the same tick
+    // would not move it again. (Younger: looked into again next time.)
+    if (Date.now() - st.mtimeMs >= DIR_RACY_MS) held.set(i, st);
     const abs = witnessPath(s.paths[i]!, loc.workspace);
-    if (abs === cache || abs.startsWith(`${cache}/`)) return undefined;
-    held.set(i, st);
-    dirs.add(s.paths[i]!);
+    if (abs === cache || abs.startsWith(`${cache}/`)) shards.set(abs, s.stats[5 * i + 3]!);
+    else dirs.add(s.paths[i]!);
   }
+  if (shards.size > 0 && !recordsHold(s, shards, loc)) return undefined;
   if (dirs.size === 0) return held;
   const looked = new Set<string>();
   for (const p of s.paths) {
@@ -229,6 +234,27 @@ function wayChangesHold(s: Snapshot, changed: ReadonlyMap<number, Stats | undefi
     }
   }
   return held;
+}
+
+/**
+ * A record shard changes whenever a record is written there (by a run of another pipeline, or in
+ * another workspace sharing the cache) or removed (gc). It still holds when each record of this
+ * snapshot in it is there, unchanged since the shard was witnessed: a record is written by
+ * rename, which gives it a ctime no earlier than its shard's mtime, and a shard is witnessed only
+ * once its mtime is DIR_RACY_MS old, so a record written or touched since has a later ctime.
+ */
+function recordsHold(s: Snapshot, shards: ReadonlyMap<string, number>, loc: SnapshotPlace): boolean {
+  const seen = new Set<string>();
+  for (const k of s.execKeys) {
+    const path = loc.store.recordPath(k);
+    const witnessed = shards.get(dirname(path));
+    if (witnessed === undefined) continue;
+    seen.add(dirname(path));
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.ctimeMs > witnessed) return false;
+  }
+  // A directory in the cache that holds none of its records is not a shard it witnessed.
+  return seen.size === shards.size;
 }
 
 /** The snapshot with these witnesses' stats as they are now. */
@@ -632,6 +658,9 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
       const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
       if (sameStat(st, stats, 5 * i)) continue;
       if (!st || !st.isDirectory()) return false;
+      // As a fresh witness: kept only once older than a tick, so a change after it moves it (recordsHold).
+      const age = Date.now() - st.mtimeMs;
+      if (age < DIR_RACY_MS) w.wait = Math.max(w.wait, DIR_RACY_MS - age + 1);
       w.setStat(i, st);
       changedWays.add(p);
     }
