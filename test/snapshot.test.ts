@@ -80,6 +80,24 @@ test('a run that ends within 2 s of a source edit still leaves a snapshot: the n
   assert.equal(read(ws, 'out/b/x'), 'one\nTWO\n');
 });
 
+test('a source touched but not changed is hashed by one status, which keeps its new stat: the next run is a no-op told from the snapshot', () => {
+  const ws = ranOnce();
+  const later = new Date(Date.now() - 1800_000);
+  utimesSync(join(ws, 'src/in.txt'), later, later);
+  const s = traced(ws, ['status']);
+  assert.ok(s.fromSnapshot);
+  assert.match(s.stdout, /2 nodes: 2 cached, 0 will run/);
+  const r = traced(ws, ['run']);
+  assert.ok(r.fromSnapshot, 'the run after it was a no-op told from the snapshot');
+  assert.match(r.stderr, /2 nodes: 0 ran, 2 cached/);
+  // The kept stat vouches for what was hashed, no more: an edit since is seen.
+  writeFileSync(join(ws, 'src/in.txt'), 'three\n');
+  utimesSync(join(ws, 'src/in.txt'), later, later);
+  assert.match(traced(ws, ['status']).stdout, /will run +a +dep src\/in\.txt changed/);
+  assert.deepEqual(ran(dfwe(ws, ['run'])), ['a', 'b']);
+  assert.equal(read(ws, 'out/b/x'), 'three\n');
+});
+
 test('the snapshot sees every change that makes a node run: sources, outputs, records, the pipeline', () => {
   // Only sources changed: the nodes they reach are planned from the snapshot (snapshot-plan.ts),
   // which the trace tells by the full planner (plan.js) not being loaded. Anything else: in full.

@@ -1,7 +1,8 @@
 import type { Decision } from '../engine/plan.js';
 import type { Project } from '../project.js';
 import type { CacheStore } from '../cache/store.js';
-import { restampSnapshot, type PipelineHeader } from '../engine/snapshot.js';
+import { keepWithStats, restampSnapshot, type PipelineHeader } from '../engine/snapshot.js';
+import type { Stats } from 'node:fs';
 import { open, saveSnapshotIfAllCached, snapshotOf, type GlobalOptions } from './common.js';
 import { expansionSummary } from './expand.js';
 import { maxOf } from '../util/arrays.js';
@@ -14,8 +15,11 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
   if (found?.check) {
     const { snap } = found.check;
     const { decisionsFromSnapshot } = await import('../engine/snapshot-plan.js');
-    const decisions = decisionsFromSnapshot(found.check, found.loc);
+    const settled = new Map<number, Stats>();
+    const decisions = decisionsFromSnapshot(found.check, found.loc, undefined, settled);
     if (decisions) {
+      // Sources touched, not changed: their new stats vouch for them from now on (not hashed again).
+      keepWithStats(found.loc, snap, settled);
       const url = opts.remote ?? process.env.DFWE_REMOTE ?? snap.remote;
       if (url) await markRemote(found.loc.store, decisions, url);
       // Decisions come in the snapshot's order: the i-th is node i.

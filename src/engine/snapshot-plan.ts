@@ -1,10 +1,11 @@
+import type { Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { type NodeRecord, readRecord } from '../cache/records.js';
 import { FileDigests } from '../keys/file-digests.js';
 import { execKeyOf, planKeyOf, type Fingerprint } from '../keys/fingerprint.js';
 import type { Decision } from './plan.js';
 import { explainRun, listSome, withReasonWhenAsked } from './reasons.js';
-import type { ServedNodes, SnapshotCheck, SnapshotPlace } from './snapshot.js';
+import { settledSources, sourceStats, type ServedNodes, type SnapshotCheck, type SnapshotPlace } from './snapshot.js';
 import { Bounds } from '../workspace-bounds.js';
 
 /*
@@ -20,17 +21,18 @@ import { Bounds } from '../workspace-bounds.js';
  * The plan told from the snapshot without opening the project: every node as it had it when
  * nothing changed, else planFromSnapshot. Undefined when it cannot tell (the full plan then says).
  */
-export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes): Decision[] | undefined {
+export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes, settled?: Map<number, Stats>): Decision[] | undefined {
   const { snap } = check;
   if (check.dirty.length === 0) return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, ...served?.get(id) }));
   try {
-    return planFromSnapshot(check, loc, served);
+    return planFromSnapshot(check, loc, served, settled);
   } catch {
     return undefined; // a source that cannot be read as it is: the full plan says why, located
   }
 }
 
-export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes): Decision[] | undefined {
+/** `settled`: given, it collects the source witnesses of nodes found touched, not changed (see settledSources). */
+export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes, settled?: Map<number, Stats>): Decision[] | undefined {
   const { snap, dirty } = check;
   const { store, workspace } = loc;
   const digests = new FileDigests(undefined, new Bounds(workspace, snap.outside));
@@ -61,6 +63,7 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, serve
     const before = fingerprintOf(i);
     if (!before) return undefined;
     let exec = before;
+    const sourcesBefore = settled && isDirty[i] ? sourceStats(snap, workspace, i) : undefined;
     if (isDirty[i]) {
       const deps: Record<string, string> = {};
       for (const name of Object.keys(before.deps)) {
@@ -80,6 +83,8 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, serve
     if (execKey === snap.execKeys[i]) {
       // Touched, not changed: the same content, the same key.
       decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, ...served?.get(id) };
+      const proven = sourcesBefore && settledSources(snap, workspace, sourcesBefore);
+      if (proven) for (const [w, st] of proven) settled!.set(w, st);
       continue;
     }
     if (readRecord(store, execKey)) return undefined;

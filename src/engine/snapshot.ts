@@ -257,6 +257,38 @@ function recordsHold(s: Snapshot, shards: ReadonlyMap<string, number>, loc: Snap
   return seen.size === shards.size;
 }
 
+/**
+ * The stats of node i's source witnesses now, taken before its sources are hashed again (a node
+ * whose sources changed since the snapshot was written: see settledSources).
+ */
+export function sourceStats(s: Snapshot, workspace: string, i: number): [number, Stats | undefined][] {
+  return Array.from(s.sourceWitnesses.subarray(s.sourcesAt[i], s.sourcesAt[i + 1]), (w) => [w, lstatSync(witnessPath(s.paths[w]!, workspace), { throwIfNoEntry: false })]);
+}
+
+/**
+ * After node i's sources were hashed again and found as its key has them (touched, not changed:
+ * a checkout, a copy back, a source too young to vouch when the snapshot was written): the
+ * witnesses that may vouch for them from now on, with their new stats. Only files, each unchanged
+ * between `before` and now and old enough that its stat proves its content; else undefined (a
+ * directory could hold an entry no witness names).
+ */
+export function settledSources(s: Snapshot, workspace: string, before: [number, Stats | undefined][]): Map<number, Stats> | undefined {
+  const now = Date.now();
+  const settled = new Map<number, Stats>();
+  for (const [w, st] of before) {
+    if (!st?.isFile() || now - st.mtimeMs < RACY_MS) return undefined;
+    const again = lstatSync(witnessPath(s.paths[w]!, workspace), { throwIfNoEntry: false });
+    if (!sameStat(again, statColumns(st), 0)) return undefined;
+    settled.set(w, st);
+  }
+  return settled;
+}
+
+/** Keep the snapshot with these witnesses' stats as they are now (see settledSources). */
+export function keepWithStats(loc: Pick<ProjectLocation, 'store' | 'variantKey'>, s: Snapshot, now: ReadonlyMap<number, Stats>): void {
+  if (now.size > 0) keepSnapshot(loc, withStats(s, now));
+}
+
 /** The snapshot with these witnesses' stats as they are now. */
 function withStats(s: Snapshot, now: ReadonlyMap<number, Stats>): Snapshot {
   if (now.size === 0) return s;
