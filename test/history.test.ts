@@ -74,7 +74,10 @@ test('two runs with different params appear in dfwe runs, and dfwe diff shows ex
   assert.notEqual(diff.metrics[0]!.a, diff.metrics[0]!.b);
 
   // Text: the same rows; --all adds the unchanged ones.
-  const text = dfwe(ws, ['diff', runs[0]!.id.slice(0, 17)]).stdout;
+  // A run named by a prefix of its id: one that the other run's id does not share (two runs in
+  // one second share the id's time; its random part then tells them apart).
+  const unique = [...runs[0]!.id].findIndex((c, i) => c !== runs[1]!.id[i]) + 1;
+  const text = dfwe(ws, ['diff', runs[0]!.id.slice(0, Math.max(unique, 10))]).stdout;
   assert.match(text, /^scenes +40 +60$/m);
   assert.match(text, /^small: dialogues +\d+ +\d+ +[+-]\d+\.\d\d$/m);
   assert.doesNotMatch(text, /fixed|label/);

@@ -42,8 +42,12 @@ export function explainRun(store: CacheStore, workspace: string, id: string, exe
 export function withReasonWhenAsked<T extends object>(d: T, explain: () => RunReason): T & RunReason {
   let why: RunReason | undefined;
   const asked = (): RunReason => (why ??= explain());
-  return Object.defineProperties(d, {
-    reason: { get: () => asked().reason, enumerable: true, configurable: true },
-    changes: { get: () => asked().changes, enumerable: true, configurable: true },
-  }) as T & RunReason;
+  // A reason said otherwise (status: "cached remotely") is a plain value from then on.
+  const settable = (key: keyof RunReason): PropertyDescriptor => ({
+    get: () => asked()[key],
+    set: (value: unknown) => Object.defineProperty(d, key, { value, writable: true, enumerable: true, configurable: true }),
+    enumerable: true,
+    configurable: true,
+  });
+  return Object.defineProperties(d, { reason: settable('reason'), changes: settable('changes') }) as T & RunReason;
 }
