@@ -8,6 +8,7 @@ import { planAll, type Decision } from '../src/engine/plan.js';
 import { locateProject, openProject, runtimeFor, type ProjectOptions } from '../src/project.js';
 import { checkSnapshot, priorResults, readSnapshot } from '../src/engine/snapshot.js';
 import { planFromSnapshot } from '../src/engine/snapshot-plan.js';
+import { withReasonWhenAsked } from '../src/engine/reasons.js';
 import { registry } from '../stages/index.js';
 import { dfwe, workspace } from './helpers.js';
 
@@ -185,4 +186,25 @@ test('after an edit, outputs the prior snapshot does not vouch for are checked a
     assert.match(s.stderr, /dfwe\.yaml:\d+:\d+/, what);
   }
   assert.deepEqual(readdirSync(elsewhere), [], 'nothing was written outside');
+});
+
+test('a reason is worked out when first read, once, and can be said otherwise (status: "cached remotely")', () => {
+  let asked = 0;
+  const d = withReasonWhenAsked({ id: 'n', state: 'run' as const }, () => {
+    asked++;
+    return { reason: 'command changed', changes: [] };
+  });
+  assert.equal(asked, 0, 'not worked out before it is read');
+  assert.equal(d.reason, 'command changed');
+  assert.deepEqual(JSON.parse(JSON.stringify(d)), { id: 'n', state: 'run', reason: 'command changed', changes: [] });
+  assert.equal(asked, 1, 'worked out once');
+  d.reason = 'cached remotely (a run downloads it)';
+  assert.equal(d.reason, 'cached remotely (a run downloads it)');
+  const unread = withReasonWhenAsked({ id: 'm' }, () => {
+    asked++;
+    return { reason: 'never run' };
+  });
+  unread.reason = 'said otherwise';
+  assert.equal(unread.reason, 'said otherwise');
+  assert.equal(asked, 1, 'a reason said otherwise before it was read is never worked out');
 });
