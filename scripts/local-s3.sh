@@ -23,6 +23,8 @@ stop() {
   for pidfile in "$dir"/run/*.pid; do
     [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
+  # memcached drops to the swift user before it writes its pid file, which it then cannot: found by its command line.
+  pkill -f "memcached .*-P $dir/run/memcached.pid" 2>/dev/null || true
   # Wait for them to go, so that a restart finds the ports free.
   for _ in $(seq 100); do
     pgrep -f "$dir/etc/" >/dev/null || pgrep -f "memcached.*$dir" >/dev/null || return 0
