@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Rng } from '../src/ml/random.js';
@@ -58,7 +58,7 @@ function outputs(ws: string): string {
 }
 
 export interface AdversarialStats {
-  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names' | 'history_lines' | 'outside_checkpoints', number>;
+  rounds: Record<'concurrent_versions' | 'gc_during_run' | 'symlinked_outputs' | 'background_children' | 'user_files' | 'tampered_records' | 'hostile_names' | 'history_lines' | 'outside_checkpoints' | 'changes_beside_a_snapshot', number>;
   /** Committed records that disappeared while a run used them. */
   lost: number;
   /** Results in the workspace or the cache that are not what their pipeline computes. */
@@ -85,7 +85,7 @@ stages:
 
 export async function adversarial(rounds: number, seed = 1): Promise<AdversarialStats> {
   const rng = new Rng(`adversarial:${seed}`);
-  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0, history_lines: 0, outside_checkpoints: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
+  const s: AdversarialStats = { rounds: { concurrent_versions: 0, gc_during_run: 0, symlinked_outputs: 0, background_children: 0, user_files: 0, tampered_records: 0, hostile_names: 0, history_lines: 0, outside_checkpoints: 0, changes_beside_a_snapshot: 0 }, lost: 0, changed: 0, outside_touched: 0, crashes: 0, examples: [] };
   const note = (what: string): void => void (s.examples.length < 5 && s.examples.push(what));
   const check = (r: Run, what: string): Run => {
     if (crashed(r)) {
@@ -394,6 +394,107 @@ stages:
             note(`outside round ${round}, version ${v}: exit ${r.code}, out ${JSON.stringify(got)}: ${r.stderr.slice(-300)}`);
           }
           if (snapshot(outside) !== before) s.outside_touched++;
+        }
+      }
+
+      // 10. Changes beside a snapshot, which it keeps vouching through (a file made on the way, a
+      //     record written in one of its shards, a source touched) and ones it must not (a
+      //     directory on the way swapped for a symlink out, or for a real one holding such a
+      //     symlink; a record of it replaced; a source's content changed with its size and mtime
+      //     kept): the next run gives what the pipeline computes and writes nothing outside.
+      {
+        s.rounds.changes_beside_a_snapshot++;
+        const ws = mkdtempSync(join(root, 'beside-'));
+        const outside = mkdtempSync(join(root, 'away-'));
+        writeFileSync(join(outside, 'keep.txt'), 'not yours\n');
+        mkdirSync(join(ws, 'src'));
+        const source = join(ws, 'src/in.txt');
+        const old = new Date(Date.now() - 3600_000);
+        writeFileSync(source, `in ${round}\n`);
+        utimesSync(source, old, old);
+        writeFileSync(join(ws, 'dfwe.yaml'), `version: 1
+stages:
+  a:
+    cmd: cat src/in.txt > \${{ outs.f }}
+    deps: [src/in.txt]
+    outs: { f: out/x/a/f }
+  b:
+    cmd: cat \${{ stages.a.outs.f }} > \${{ outs.g }} && echo b >> \${{ outs.g }}
+    outs: { g: out/x/b/g }
+`);
+        check(cli(ws, ['run']), 'beside: first run');
+        check(cli(ws, ['status']), 'beside: status');
+        const records = (): string[] => (readdirSync(join(ws, 'cache/records'), { recursive: true, encoding: 'utf8' }) as string[]).filter((f) => f.endsWith('.json')).map((f) => join(ws, 'cache/records', f));
+        // [what, the change, whether the workspace now leads outside (a run must refuse, located)]
+        const variants: [string, () => void, boolean?][] = [
+          ['out/x swapped for a real directory whose a/ and b/ are symlinks to them outside', () => {
+            spawnSync('mv', [join(ws, 'out/x'), join(outside, 'x')]);
+            mkdirSync(join(ws, 'out/x'));
+            for (const d of ['a', 'b']) spawnSync('ln', ['-s', join(outside, 'x', d), join(ws, 'out/x', d)]);
+          }, true],
+          ['a swap file in the workspace and in out/', () => {
+            writeFileSync(join(ws, '.dfwe.yaml.swp'), 'swap');
+            writeFileSync(join(ws, 'out/.x.swp'), 'swap');
+          }],
+          ['a record written beside its own', () => {
+            const r = records()[rng.int(records().length)]!;
+            writeFileSync(join(r, '..', `${relative(join(ws, 'cache/records'), r).slice(0, 2)}${'7'.repeat(30)}.json`), readFileSync(r));
+          }],
+          ['one of its records replaced by rename', () => {
+            const r = records()[rng.int(records().length)]!;
+            writeFileSync(`${r}.tmp`, readFileSync(r));
+            spawnSync('mv', [`${r}.tmp`, r]);
+          }],
+          ['a source touched', () => utimesSync(source, new Date(Date.now() - 1800_000), new Date(Date.now() - 1800_000))],
+          ['a source changed, its size and mtime kept', () => {
+            const st = statSync(source);
+            writeFileSync(source, `IN ${round}\n`);
+            utimesSync(source, st.atime, st.mtime);
+          }],
+          ['out/x swapped for a symlink to a copy outside', () => {
+            spawnSync('mv', [join(ws, 'out/x'), join(outside, 'x')]);
+            spawnSync('ln', ['-s', join(outside, 'x'), join(ws, 'out/x')]);
+          }, true],
+        ];
+        // In turn, so that 20 rounds try each at least twice (and the tests' two, a refusal and a swap file).
+        const [what, change, leadsOutside] = variants[round % variants.length]!;
+        change();
+        const away = snapshot(outside);
+        const r = check(cli(ws, ['run']), `beside: run after ${what}`);
+        // A symlink on the way: a located refusal before anything runs (the snapshot does not
+        // vouch for it), again once a node must run (its source changed). Once the workspace is
+        // whole again, the outputs are what the pipeline computes from the source as it is.
+        if (leadsOutside) {
+          writeFileSync(source, `ch ${round}\n`);
+          const again = check(cli(ws, ['run']), `beside: run after ${what}, the source changed`);
+          for (const x of [r, again]) {
+            if (x.code !== 2 || !/outside the workspace/.test(x.stderr)) {
+              s.changed++;
+              note(`beside round ${round} (${what}): exit ${x.code}: ${x.stderr.slice(-300)}`);
+            }
+          }
+        }
+        if (snapshot(outside) !== away) {
+          s.outside_touched++;
+          note(`beside round ${round} (${what}): outside changed`);
+        }
+        if (leadsOutside) {
+          rmSync(join(ws, 'out'), { recursive: true, force: true });
+          check(cli(ws, ['run']), `beside: run after ${what}, out removed`);
+        } else if (r.code !== 0) {
+          s.changed++;
+          note(`beside round ${round} (${what}): exit ${r.code}: ${r.stderr.slice(-300)}`);
+        }
+        const want = readFileSync(source, 'utf8');
+        let got: string[];
+        try {
+          got = [readFileSync(join(ws, 'out/x/a/f'), 'utf8'), readFileSync(join(ws, 'out/x/b/g'), 'utf8')];
+        } catch {
+          got = [];
+        }
+        if (got[0] !== want || got[1] !== `${want}b\n`) {
+          s.changed++;
+          note(`beside round ${round} (${what}): outputs ${JSON.stringify(got)} for ${JSON.stringify(want)}`);
         }
       }
     }

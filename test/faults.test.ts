@@ -83,7 +83,7 @@ test('kill -9 of the engine or of a stage at random moments loses no committed r
 test('adversarial faults at random moments lose, change, touch outside and crash nothing', async () => {
   // The short version; `npm run bench -- reliability` does 20 rounds. Every fault class, issue 23's included.
   const s = await adversarial(2, 11);
-  assert.deepEqual(s.rounds, { concurrent_versions: 2, gc_during_run: 2, symlinked_outputs: 2, background_children: 2, user_files: 2, tampered_records: 2, hostile_names: 2, history_lines: 2, outside_checkpoints: 2 });
+  assert.deepEqual(s.rounds, { concurrent_versions: 2, gc_during_run: 2, symlinked_outputs: 2, background_children: 2, user_files: 2, tampered_records: 2, hostile_names: 2, history_lines: 2, outside_checkpoints: 2, changes_beside_a_snapshot: 2 });
   assert.deepEqual({ lost: s.lost, changed: s.changed, outside_touched: s.outside_touched, crashes: s.crashes }, { lost: 0, changed: 0, outside_touched: 0, crashes: 0 }, s.examples.join('\n'));
 });
 
