@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Rng } from '../src/ml/random.js';
@@ -428,9 +428,9 @@ stages:
         // [what, the change, whether the workspace now leads outside (a run must refuse, located)]
         const variants: [string, () => void, boolean?][] = [
           ['out/x swapped for a real directory whose a/ and b/ are symlinks to them outside', () => {
-            spawnSync('mv', [join(ws, 'out/x'), join(outside, 'x')]);
+            renameSync(join(ws, 'out/x'), join(outside, 'x'));
             mkdirSync(join(ws, 'out/x'));
-            for (const d of ['a', 'b']) spawnSync('ln', ['-s', join(outside, 'x', d), join(ws, 'out/x', d)]);
+            for (const d of ['a', 'b']) symlinkSync(join(outside, 'x', d), join(ws, 'out/x', d));
           }, true],
           ['a swap file in the workspace and in out/', () => {
             writeFileSync(join(ws, '.dfwe.yaml.swp'), 'swap');
@@ -443,7 +443,7 @@ stages:
           ['one of its records replaced by rename', () => {
             const r = records()[rng.int(records().length)]!;
             writeFileSync(`${r}.tmp`, readFileSync(r));
-            spawnSync('mv', [`${r}.tmp`, r]);
+            renameSync(`${r}.tmp`, r);
           }],
           ['a source touched', () => utimesSync(source, new Date(Date.now() - 1800_000), new Date(Date.now() - 1800_000))],
           ['a source changed, its size and mtime kept', () => {
@@ -452,8 +452,8 @@ stages:
             utimesSync(source, st.atime, st.mtime);
           }],
           ['out/x swapped for a symlink to a copy outside', () => {
-            spawnSync('mv', [join(ws, 'out/x'), join(outside, 'x')]);
-            spawnSync('ln', ['-s', join(outside, 'x'), join(ws, 'out/x')]);
+            renameSync(join(ws, 'out/x'), join(outside, 'x'));
+            symlinkSync(join(outside, 'x'), join(ws, 'out/x'));
           }, true],
         ];
         // In turn, so that 20 rounds try each at least twice (and the tests' two, a refusal and a swap file).

@@ -253,6 +253,13 @@ function scoresWorkspace(): string {
   return agedWorkspace({ 'dfwe.yaml': SCORES, 'src/d0.txt': '10\n', 'src/d1.txt': '20\n', 'src/d2.txt': '30\n', 'src/o.txt': 'o\n' });
 }
 
+/** `dfwe COMMAND` under strace, its openat calls logged to `log`. */
+function openatTraced(ws: string, command: string): { status: number | null; stdout: string; stderr: string; log: string } {
+  const log = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
+  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, process.execPath, BIN, command], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, log };
+}
+
 /** The records a command opened, by execution key, from an strace log. */
 function recordsOpened(log: string): Set<string> {
   return new Set([...readFileSync(log, 'utf8').matchAll(/openat\(.*\/records\/[0-9a-f]{2}\/([0-9a-f]{32})\.json"/g)].map((m) => m[1]!));
@@ -264,10 +271,9 @@ test('a run after a status with one source changed runs what it reaches and read
   writeFileSync(join(ws, 'dfwe.yaml'), `${SCORES}# an edit\n`);
   // The status after the edit tells every node from what the snapshot vouches for, and writes
   // the next snapshot from the served set (its metrics and output digests): no record is read.
-  const statusLog = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
-  const st = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', statusLog, process.execPath, BIN, 'status'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  const st = openatTraced(ws, 'status');
   assert.match(st.stdout, /5 nodes: 5 cached/);
-  assert.deepEqual([...recordsOpened(statusLog)], [], 'the status after the edit read no record');
+  assert.deepEqual([...recordsOpened(st.log)], [], 'the status after the edit read no record');
   writeFileSync(join(ws, 'src/d1.txt'), '21\n');
   const old = new Date(Date.now() - 1800_000);
   utimesSync(join(ws, 'src/d1.txt'), old, old);
@@ -276,12 +282,11 @@ test('a run after a status with one source changed runs what it reaches and read
   // score's output, is keyed and checked with their digests from the served set.
   const notRead = ['other', 'score[i=0]', 'score[i=2]'].map((id) => before.nodes.find((n) => n.id === id)!.execKey);
 
-  const log = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
   const runsBefore = new Set(readdirSync(join(ws, 'cache/runs')));
-  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, process.execPath, BIN, 'run'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  const r = openatTraced(ws, 'run');
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(ran({ code: 0, stdout: r.stdout, stderr: r.stderr }), ['score[i=1]', 'total']);
-  const opened = recordsOpened(log);
+  const opened = recordsOpened(r.log);
   assert.ok(opened.size > 0, 'the trace saw the records the run wrote and read');
   assert.deepEqual(notRead.filter((k) => opened.has(k)), [], 'no record of a node served as the snapshot had it was read');
 
@@ -309,20 +314,18 @@ test('a status after an edit of the stage that reads unchanged outputs keys it f
   assert.equal(dfwe(ws, ['run']).code, 0);
   const scores = (JSON.parse(dfwe(ws, ['status', '--json']).stdout) as { nodes: { id: string; execKey: string }[] }).nodes.filter((n) => n.id.startsWith('score')).map((n) => n.execKey);
   writeFileSync(join(ws, 'dfwe.yaml'), SCORES.replace('| wc -l >', '| wc  -l >'));
-  const log = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
-  const st = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, process.execPath, BIN, 'status'], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  const st = openatTraced(ws, 'status');
   assert.match(st.stdout, /will run +total +command changed/);
   assert.equal(scores.length, 3);
-  assert.deepEqual(scores.filter((k) => recordsOpened(log).has(k)), [], 'no record of the scores (served as the snapshot had them) was read to key total');
+  assert.deepEqual(scores.filter((k) => recordsOpened(st.log).has(k)), [], 'no record of the scores (served as the snapshot had them) was read to key total');
 
   // 150 nodes that will run: status shows a line per stage, with one node's reason.
   const many = agedWorkspace({ 'dfwe.yaml': MANY, 'src/x.txt': 'x\n' });
   assert.equal(dfwe(many, ['run']).code, 0);
   writeFileSync(join(many, 'dfwe.yaml'), MANY.replace('cat src/x.txt', 'cat  src/x.txt'));
-  const manyLog = join(mkdtempSync(join(tmpdir(), 'dfwe-strace-')), 'strace.log');
-  const summary = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', manyLog, process.execPath, BIN, 'status'], { cwd: many, env: { ...process.env, CI: 'true' }, encoding: 'utf8', timeout: 120_000 });
+  const summary = openatTraced(many, 'status');
   assert.match(summary.stdout, /copy +150 +0 +150 +copy\[i=0\]: command changed \(and 149 more\)/);
-  const attempts = [...readFileSync(manyLog, 'utf8').matchAll(/openat\(.*\/nodes\/[0-9a-f]{2}\/[0-9a-f]{32}\.json"/g)].length;
+  const attempts = [...readFileSync(summary.log, 'utf8').matchAll(/openat\(.*\/nodes\/[0-9a-f]{2}\/[0-9a-f]{32}\.json"/g)].length;
   assert.equal(attempts, 1, 'one last attempt read, for the one reason shown');
   // Every reason is still there when asked for.
   const json = JSON.parse(dfwe(many, ['status', '--json']).stdout) as { nodes: { state: string; reason: string; changes: { what: string }[] }[] };

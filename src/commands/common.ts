@@ -114,8 +114,8 @@ export async function saveSnapshotIfAllCached(project: Project, decisions: reado
   const served = new Map<string, Served>();
   for (const d of decisions) {
     // Decided from the prior snapshot: its record was not needed to plan, and is read now.
-    const record = d.record ?? (d.state === 'cached' && d.execKey ? readRecord(project.store, d.execKey) : undefined);
-    if (d.state !== 'cached' || d.restore || !record) return;
+    const record = d.record ?? (d.execKey ? readRecord(project.store, d.execKey) : undefined);
+    if (!record) return;
     served.set(d.id, servedBy(record));
   }
   await writeSnapshot(project, served, storeServedSet(project.store, servedSet(project, served)));

@@ -218,22 +218,28 @@ function wayChangesHold(s: Snapshot, changed: ReadonlyMap<number, Stats | undefi
     else dirs.add(s.paths[i]!);
   }
   if (shards.size > 0 && !recordsHold(s, shards, loc)) return undefined;
-  if (dirs.size === 0) return held;
+  return dirs.size === 0 || directoriesBelowHold(s.paths, dirs, loc.workspace) ? held : undefined;
+}
+
+/**
+ * Up from each path (in a witness's form): every directory on its way whose parent is one of
+ * `changed` must still be a directory (lstat, which does not follow a symlink).
+ */
+function directoriesBelowHold(paths: Iterable<string>, changed: ReadonlySet<string>, workspace: string): boolean {
   const looked = new Set<string>();
-  for (const p of s.paths) {
-    // Up from p: each directory on its way whose parent changed must still be a directory.
+  for (const p of paths) {
     for (let child = p; ; ) {
       const cut = child.lastIndexOf('/');
       const parent = cut > 0 ? child.slice(0, cut) : cut === 0 ? '/' : '.';
-      if (child !== p && dirs.has(parent) && !looked.has(child)) {
+      if (child !== p && changed.has(parent) && !looked.has(child)) {
         looked.add(child);
-        if (!lstatSync(witnessPath(child, loc.workspace), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+        if (!lstatSync(witnessPath(child, workspace), { throwIfNoEntry: false })?.isDirectory()) return false;
       }
       if (parent === child || parent === '.' || parent === '/') break;
       child = parent;
     }
   }
-  return held;
+  return true;
 }
 
 /**
@@ -504,8 +510,9 @@ class Witnesses {
     // would leave it as it is). It is witnessed by a stat no file has, so the next check finds it
     // changed and hashes it again: one source costs that, not the whole snapshot (a run ending
     // within 2 s of an edit left none before, and the command after it planned in full).
-    const unproven = this.now - st.mtimeMs < racyMs && racyMs !== DIR_RACY_MS;
-    if (this.now - st.mtimeMs < racyMs && !unproven) this.wait = Math.max(this.wait, racyMs - (this.now - st.mtimeMs) + 1);
+    const young = this.now - st.mtimeMs < racyMs;
+    const unproven = young && racyMs !== DIR_RACY_MS;
+    if (young && !unproven) this.wait = Math.max(this.wait, racyMs - (this.now - st.mtimeMs) + 1);
     const path = this.pathOf(abs);
     this.pending.push([abs, st]);
     let i = this.index.get(path);
@@ -720,29 +727,14 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
  */
 function keptStillInPlace(project: Project, kept: number[], snap: Snapshot, changed: ReadonlySet<string>, w: Witnesses): boolean {
   const { graph, store, workspace } = project;
-  const looked = new Map<string, boolean>();
-  const realDir = (abs: string): boolean => {
-    let ok = looked.get(abs);
-    if (ok === undefined) {
-      const st = lstatSync(abs, { throwIfNoEntry: false });
-      ok = st !== undefined && st.isDirectory();
-      looked.set(abs, ok);
-    }
-    return ok;
-  };
-  const wayOk = (abs: string): boolean => {
-    for (let p = dirname(abs); p !== workspace && p !== dirname(p); p = dirname(p)) {
-      if (changed.has(w.pathOf(dirname(p))) && !realDir(p)) return false;
-    }
-    return true;
-  };
+  const paths: string[] = [];
   for (const i of kept) {
     const node = graph.order[i]!;
     const produced = graph.producedDeps.get(node.id)!;
-    for (const d of node.deps) if (!produced.has(d) && !wayOk(resolve(workspace, d))) return false;
-    for (const rel of Object.values(node.outs)) if (!wayOk(join(workspace, rel))) return false;
+    for (const d of node.deps) if (!produced.has(d)) paths.push(w.pathOf(resolve(workspace, d)));
+    for (const rel of Object.values(node.outs)) paths.push(w.pathOf(join(workspace, rel)));
     const record = store.recordPath(snap.execKeys[i]!);
     if (changed.has(w.pathOf(dirname(record))) && !lstatSync(record, { throwIfNoEntry: false })) return false;
   }
-  return true;
+  return directoriesBelowHold(paths, changed, workspace);
 }
