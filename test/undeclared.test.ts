@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { commandWords } from '../src/engine/undeclared.js';
 import { dfwe, oneTensorModel, ran, workspace, write } from './helpers.js';
@@ -100,4 +100,15 @@ test('what a status found is kept for the run, but a file that appeared since is
   const edited = dfwe(ws, ['status']);
   assert.match(edited.stderr, /reads "todo\.txt"/);
   assert.doesNotMatch(edited.stderr, /notes\.txt/, 'the edited command is what is looked at');
+});
+
+test('the first run into a new cache keeps what its check found, so the next run does not look again', () => {
+  const ws = workspace({ 'dfwe.yaml': 'version: 1\nstages:\n  a:\n    cmd: cat notes.txt > ${{ outs.f }}\n    outs: { f: out/a }\n', 'notes.txt': 'n\n' });
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /reads "notes\.txt" \(named in its cmd\) but does not declare it/);
+  const memos = readdirSync(join(ws, 'cache/state/pipelines')).filter((n) => n.endsWith('.undeclared.json'));
+  assert.equal(memos.length, 1, 'kept once the run claimed the cache');
+  const kept = JSON.parse(readFileSync(join(ws, 'cache/state/pipelines', memos[0]!), 'utf8')) as { findings: { ifThere?: string }[] };
+  assert.ok(kept.findings.some((f) => f.ifThere === 'notes.txt'), JSON.stringify(kept.findings));
 });

@@ -7,7 +7,7 @@ import type { Decision } from './plan.js';
 import type { SourceDigests } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
-import { checkUndeclared } from './undeclared.js';
+import { checkUndeclared, keepUndeclaredFindings } from './undeclared.js';
 import type { Reporter } from '../execute/scheduler.js';
 import { readOnlyNote, type RunOptions } from './run-options.js';
 import { UserError } from '../diagnostics.js';
@@ -69,6 +69,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
   const sources = checkInputs(project, { outputs: !checked, nodes: check && dirtyNodes(project, check) });
   checkUndeclared(project);
   project.store.claim();
+  keepUndeclaredFindings(project);
   // A dead run's lease is broken with what it left running stopped, by whichever executor launched it.
   const leases = new LeaseManager(project.store.locksDir, `run of ${project.displayPath}`, leftoverStopper(project.executors), executorKind.name);
   let cacheLease: Lease;

@@ -91,15 +91,29 @@ function findingsOf(project: Project): Finding[] {
     // not memoised yet, or of another shape: found again
   }
   const findings = findAll(project, cacheRel);
-  // Only into a cache that is dfwe's already: a command claims its cache later, if at all.
-  if (existsSync(join(project.store.root, CACHE_MARKER))) {
+  const save = (): void => {
     try {
       writeFileAtomic(memoPath, JSON.stringify({ key, findings }), { durable: false });
     } catch {
       // a read-only cache: found again next time
     }
-  }
+  };
+  // Only into a cache that is dfwe's already: a run claims its cache after this check, and keeps them then.
+  if (existsSync(join(project.store.root, CACHE_MARKER))) save();
+  else unsaved.set(project, save);
   return findings;
+}
+
+/** Findings made before the cache was claimed (a project's first run), to keep once it is. */
+const unsaved = new WeakMap<Project, () => void>();
+
+/**
+ * After a run claimed its cache: what its check found is kept, so the next run does not find it
+ * again (the first run into a new cache left no memo, and its next run spent 0.08 s on 20,002 nodes).
+ */
+export function keepUndeclaredFindings(project: Project): void {
+  unsaved.get(project)?.();
+  unsaved.delete(project);
 }
 
 function findAll(project: Project, cacheRel: string | undefined): Finding[] {
