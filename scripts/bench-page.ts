@@ -34,6 +34,8 @@ function enginePage(r: EngineResults): string {
       [s.nodes.toLocaleString('en'), 'no-op `status`', ms(s.noop_status_ms), ms(s.make_noop_ms), ratio(s.ratio_noop_status_vs_make), target('noop_status_within_2x_make', '≤ 2×')],
       ['', '`status`, one leaf changed', ms(s.leaf_changed_status_ms), ms(s.make_leaf_changed_ms), ratio(s.ratio_leaf_changed_vs_make), target('leaf_changed_within_3x_make', '≤ 3×')],
       ['', 'first full run', ms(s.full_run_ms), ms(s.make_full_run_ms), ratio(s.ratio_full_run_vs_make), target('full_run_within_2x_make', '≤ 2.0×')],
+      // Timed since b6c45c8; earlier results have no CPU figures.
+      ...(s.full_run_cpu_ms === undefined ? [] : [['', 'first full run, CPU (user and system)', ms(s.full_run_cpu_ms), ms(s.make_full_run_cpu_ms), ratio(s.ratio_full_run_cpu_vs_make), '']]),
       ['', '`status` after an edit (a comment)', ms(s.status_after_edit_ms), '', '', target('status_after_edit_within_1s', '≤ 1 s')],
       ['', '`status` after an edit (a stage\'s command)', ms(s.status_after_command_edit_ms), '', '', ''],
       ['', '`run` after that `status`, one source changed (make: its leaf run)', ms(s.run_after_status_ms), ms(s.make_leaf_run_ms), ratio(s.ratio_run_after_status_vs_make_leaf_run), target('run_after_status_within_3x_make_leaf_run', '≤ 3×')],
