@@ -17,8 +17,12 @@ export interface Graph {
 /** A node's deps that no node produces: most nodes. Shared, never written. */
 const NONE_PRODUCED: Map<string, string> = new Map();
 
-/** `outputsChecked`: these nodes' outputs were found not to overlap before (a memoised expansion). */
-export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean } = {}): Graph {
+/**
+ * `outputsChecked`: these nodes' outputs were found not to overlap before (a memoised expansion).
+ * `boundary`: nodes given only for their outputs (part of a pipeline: project.ts's openPart),
+ * roots here whatever they read.
+ */
+export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean; boundary?: ReadonlySet<string> } = {}): Graph {
   const diagnostics: Diagnostic[] = [];
   const byId = new Map<string, NodeDef>();
   const index = new Map<string, number>();
@@ -46,6 +50,12 @@ export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean } 
   const consumes = new Map<string, Map<string, string[]>>();
   const readOf = (n: NodeDef, u: string): string[] => (Object.hasOwn(n.refOuts, u) ? n.refOuts[u]! : []);
   for (const n of nodes) {
+    if (opts.boundary?.has(n.id)) {
+      upstream.set(n.id, []);
+      producedDeps.set(n.id, NONE_PRODUCED);
+      consumes.set(n.id, new Map());
+      continue;
+    }
     // Most nodes read other nodes only through references (20,000 of them were planned here at every command).
     if (n.deps.length === 0) {
       const ups = n.refs.length < 2 ? n.refs.slice() : [...new Set(n.refs)];

@@ -17,7 +17,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['src/cache/'],
   ['src/pipeline/', 'src/graph.ts'],
   // The project, a node's keys and cache lookup (node-keys.ts), the report's comparison data.
-  ['src/project.ts', 'src/node-keys.ts', 'src/comparison.ts'],
+  ['src/project.ts', 'src/expansion-memo.ts', 'src/node-keys.ts', 'src/comparison.ts'],
   ['src/execute/'],
   // The engine records each run in the history; commands and the report read it back.
   ['src/history/'],

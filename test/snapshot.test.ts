@@ -213,7 +213,7 @@ test('edits replace the memos: one expansion memo and one snapshot per pipeline,
   // A variant's memos: its expansion, the locations of a comment edit, its undeclared reads.
   const variants = (): string[] => {
     const names = readdirSync(join(ws, 'cache/state/pipelines'));
-    for (const n of names) assert.match(n, /^[0-9a-f]+\.(json|json\.relocated|undeclared\.json)$/);
+    for (const n of names) assert.match(n, /^[0-9a-f]+\.(memo|memo\.relocated|undeclared\.json)$/);
     return [...new Set(names.map((n) => n.split('.')[0]!))];
   };
   assert.equal(variants().length, 1);
@@ -455,7 +455,7 @@ test('a memoised expansion reused for a file edited around it says its errors wh
 test('a memoised expansion reused for an edited file is not written again: the next command uses it without parsing the file, its errors where they now are', () => {
   const ws = ranOnce();
   const memoDir = join(ws, 'cache/state/pipelines');
-  const memos = (): Record<string, string> => Object.fromEntries(readdirSync(memoDir).filter((f) => f.endsWith('.json')).map((f) => [f, readFileSync(join(memoDir, f), 'utf8')]));
+  const memos = (): Record<string, string> => Object.fromEntries(readdirSync(memoDir).filter((f) => f.endsWith('.memo')).map((f) => [f, readFileSync(join(memoDir, f), 'latin1')]));
   const parsed = (r: { modules: string[] }): boolean => r.modules.some((m) => /\/node_modules\/yaml\//.test(m));
   const before = memos();
   for (const comments of ['# one\n# two\n# three\n', '# one\n# two\n# three\n# four\n']) {

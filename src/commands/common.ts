@@ -50,7 +50,7 @@ export async function parseParams(specs: string[] = []): Promise<Record<string, 
   return out;
 }
 
-async function projectOptions(pipeline: string | undefined, g: GlobalOptions): Promise<ProjectOptions> {
+export async function projectOptions(pipeline: string | undefined, g: GlobalOptions): Promise<ProjectOptions> {
   // The CLI is where the stage types are chosen (stages/index.ts): the engine is handed them.
   return { pipeline, workspace: g.workspace ?? process.cwd(), cacheDir: g.cache, only: parseOnly(g.only), params: await parseParams(g.param), backend: g.backend, stageTypes: registry, executors };
 }

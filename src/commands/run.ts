@@ -1,7 +1,7 @@
 import type { RunSummary } from '../execute/scheduler.js';
 import { PlainReporter, secondsOf } from '../report/reporter.js';
 import type { Reporter } from '../execute/scheduler.js';
-import { open, parseOnly, parseParams, snapshotOf, type GlobalOptions } from './common.js';
+import { open, parseOnly, parseParams, projectOptions, snapshotOf, type GlobalOptions } from './common.js';
 import type { Project, ProjectLocation } from '../project.js';
 import type { DryRunResult } from '../execute/dry-runner.js';
 import { maxOf } from '../util/arrays.js';
@@ -22,9 +22,11 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   const t0 = performance.now();
   // The snapshot vouches for the whole pipeline: with targets, the part is planned.
   const found = targets.length === 0 ? await snapshotOf(pipeline, g) : undefined;
-  if (found?.check && found.check.dirty.length === 0 && (await noopRun(found.check.snap, found.loc, opts, g, t0))) return 0;
-  const { selectTargets } = await import('../engine/targets.js');
-  const project = selectTargets(await open(pipeline, g), targets);
+  const told = found?.check && snapshotCanTell(found.check.snap, opts) ? found.check : undefined;
+  if (told && told.dirty.length === 0 && (await noopRun(told.snap, found!.loc, opts, g, t0))) return 0;
+  // Only sources changed: the run opens the part of the project it needs.
+  const part = told && told.dirty.length > 0 ? await (await import('../engine/part-run.js')).openPartRun(found!.loc, told, await projectOptions(pipeline, g)) : undefined;
+  const project = part?.project ?? (await import('../engine/targets.js')).selectTargets(await open(pipeline, g), targets);
   const { dryRun, executeRun } = await import('../engine/run.js');
   if (opts.dryRun) {
     const { headerOf, printStatus, stageOf } = await import('./status.js');
@@ -46,7 +48,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0, 'run', found?.snap, found?.check);
+    const summary = await executeRun(project, opts, reporter, controller.signal, fancy, t0, 'run', found?.snap, found?.check, part?.plan);
     if (summary.interrupted) return 130;
     if (project.report && !project.targets && summary.failed.length === 0) {
       // A pipeline that says what to compare ends with the comparison.
@@ -61,19 +63,25 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
 }
 
 /**
+ * Whether a run can be told from the snapshot, with nothing to do (noopRun) or only what changed
+ * sources reach (engine/part-run.ts): not where it cannot answer for what the run was asked
+ * (forced nodes, -n, -v's line per node, a report to print, resources this run lacks: the full
+ * way says so), nor where it has no served set (a run plans in full once, and records it).
+ */
+function snapshotCanTell(snap: Snapshot, opts: RunOptions): boolean {
+  if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose || snap.report || !snap.served) return false;
+  const { capacity } = runCapacity(executorChoice(executors, opts.executor, snap.executor), opts);
+  return !capacity || Object.entries(snap.resources).every(([r, amount]) => amount <= (capacity[r] ?? 0));
+}
+
+/**
  * A run with nothing to do, told from the no-op snapshot (src/engine/snapshot.ts) without planning:
- * true when it was. Its options are checked as a run checks them; anything a snapshot cannot
- * answer for (forced nodes, -v's line per node, a report to print, resources this run lacks)
- * goes the full way.
+ * true when it was. Its options are checked as a run checks them (snapshotCanTell first).
  */
 async function noopRun(snap: Snapshot, loc: ProjectLocation, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
-  if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose) return false;
-  // A snapshot without the history's served set plans in full once, and that run records it.
-  if (snap.report || !snap.served) return false;
   const cacheRoot = loc.store.root;
   const executorKind = executorChoice(executors, opts.executor, snap.executor);
-  const { capacity, jobs } = runCapacity(executorKind, opts);
-  if (capacity && Object.entries(snap.resources).some(([r, amount]) => amount > (capacity[r] ?? 0))) return false;
+  const { jobs } = runCapacity(executorKind, opts);
   const reporter = await reporterFor(liveDisplay(), false);
   await reporter.begin([]);
   if (!writable(join(cacheRoot, 'locks'))) process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);

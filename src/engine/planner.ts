@@ -1,7 +1,8 @@
 import type { Project } from '../project.js';
 import { planAll, type Decision } from './plan.js';
 import { decisionsFromSnapshot } from './snapshot-plan.js';
-import { checkReadSnapshot, priorResults, type PriorResults, type ServedNodes, type Snapshot, type SnapshotCheck } from './snapshot.js';
+import { checkReadSnapshot, priorResults, type PriorResults, type ServedNodes, type Snapshot, type SnapshotCheck, type SnapshotPlace } from './snapshot.js';
+import type { Served } from '../execute/runner.js';
 import type { CacheStore } from '../cache/store.js';
 import type { SourceDigests } from '../node-keys.js';
 import { readServed } from '../history/runs.js';
@@ -63,6 +64,50 @@ export function plan(project: Project, opts: PlannerOptions = {}): Plan {
     }
   }
   return { decisions: planAll(project, { force, sources }) };
+}
+
+/**
+ * The plan of a run told from the snapshot, before the project is opened: only sources changed
+ * since it was written, and a run needs only the nodes that reach them (engine/part-run.ts).
+ */
+export interface PartPlan extends Plan {
+  snapshot: SnapshotCheck;
+  /** What the run may execute, by index in the snapshot: the nodes that will run and those whose sources changed. */
+  reach: number[];
+  /** The nodes whose outputs those read, not among them (by index). */
+  context: number[];
+  /** Every node outside `reach`, served as the snapshot had it. */
+  served: Map<string, Served>;
+}
+
+/** Undefined where the snapshot cannot tell (no served set, a source that must be looked at in full): the full plan then says. */
+export function planPart(check: SnapshotCheck, loc: SnapshotPlace): PartPlan | undefined {
+  const { snap } = check;
+  const servedBy = servedNodes(loc.store, snap);
+  const decisions = servedBy && decisionsFromSnapshot(check, loc, servedBy);
+  if (!decisions) return undefined;
+  const inReach = new Uint8Array(snap.ids.length);
+  for (const i of check.dirty) inReach[i] = 1;
+  decisions.forEach((d, i) => d.state !== 'cached' && (inReach[i] = 1));
+  const reach: number[] = [];
+  const inContext = new Uint8Array(snap.ids.length);
+  const context: number[] = [];
+  const served = new Map<string, Served>();
+  decisions.forEach((d, i) => {
+    if (!inReach[i]) {
+      served.set(d.id, { planKey: d.planKey, execKey: d.execKey!, metrics: d.metrics, outputs: d.outputs });
+      return;
+    }
+    reach.push(i);
+    for (let k = snap.upstreamAt[i]!; k < snap.upstreamAt[i + 1]!; k++) {
+      const u = snap.upstreamNodes[k]!;
+      if (!inReach[u] && !inContext[u]) {
+        inContext[u] = 1;
+        context.push(u);
+      }
+    }
+  });
+  return { decisions, snapshot: check, reach, context, served };
 }
 
 /**

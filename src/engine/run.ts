@@ -4,7 +4,6 @@ import { leftoverStopper } from '../execute/executors/index.js';
 import { DryRunner, type DryRunResult } from '../execute/dry-runner.js';
 import { readAttempt } from '../cache/records.js';
 import type { Decision } from './plan.js';
-import type { SourceDigests } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { checkInputs, checkRunOptions } from './preflight.js';
 import { checkUndeclared, keepUndeclaredFindings } from './undeclared.js';
@@ -14,7 +13,7 @@ import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
 import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import type { NodeDef } from '../pipeline/types.js';
-import { plan } from './planner.js';
+import { plan, type PartPlan, type Plan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { RemoteSession, warnUser } from '../cache/remote-session.js';
 import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
@@ -55,8 +54,10 @@ export async function dryRun(project: Project, opts: RunOptions, snapshot?: Snap
  * `snapshot`: this pipeline variant's last snapshot, if the command read one (see planner.ts);
  * `check`: given when the command found it written for this very pipeline with no output,
  * directory on the way or record shard changed since (what changed: the planner does not look again).
+ * `part`: the plan of a project opened in part for it (part-run.ts), which schedules only what
+ * that plan reaches.
  */
-export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot, check?: SnapshotCheck): Promise<RunSummary> {
+export async function executeRun(project: Project, opts: RunOptions, userReporter: Reporter, signal: AbortSignal, listExpected: boolean, t0 = performance.now(), command: RunMeta['command'] = 'run', snapshot?: Snapshot, check?: SnapshotCheck, part?: PartPlan): Promise<RunSummary> {
   const checked = check !== undefined;
   const { force, executorKind, jobs, capacity, gpus } = checkRunOptions(project, opts);
   // Missing source files and misplaced outputs (one that is, holds or lies in the cache) are input
@@ -78,11 +79,11 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     cacheLease = await leases.acquire(CACHE_LEASE, `run of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), signal);
   } catch (err) {
     leases.close();
-    if (err instanceof CacheNotWritable) return readOnlyRun(project, force, sources, userReporter, err, t0);
+    if (err instanceof CacheNotWritable) return readOnlyRun(part ?? plan(project, { force, sources }), project.store.root, userReporter, err, t0);
     throw err;
   }
   try {
-    const { decisions, snapshot: planned } = plan(project, { force, sources, snapshot, check, forRun: true });
+    const { decisions, snapshot: planned } = part ?? plan(project, { force, sources, snapshot, check, forRun: true });
     const expected = listExpected ? decisions.filter((d) => d.state !== 'cached').map((d) => d.id) : [];
     project.saveState();
     const executor = await executorKind.connect();
@@ -96,7 +97,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     try {
       const runner = localRunner(project, { leases, executor, executorKind, force, plan: new Map(decisions.map((d) => [d.id, d])), runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false, remote });
       try {
-        summary = await runGraph(project.graph, runner, { jobs, keepGoing: opts.keepGoing ?? false, capacity, gpus, signal, events: reporter });
+        summary = await runGraph(project.graph, runner, { jobs, keepGoing: opts.keepGoing ?? false, capacity, gpus, signal, events: reporter, served: part?.served });
       } finally {
         runner.close();
         remoteSaid = await remote?.done();
@@ -128,8 +129,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
  * A cache dfwe cannot write (a read-only mount, a shared team cache): a run that needs nothing
  * written succeeds, since every result is already in place; any other is an input error.
  */
-async function readOnlyRun(project: Project, force: Set<string>, sources: SourceDigests, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
-  const { decisions } = plan(project, { force, sources });
+async function readOnlyRun({ decisions }: Plan, cacheRoot: string, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
   const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
   if (pending.length > 0) {
     const ids = pending.slice(0, 5).map((d) => d.id).join(', ') + (pending.length > 5 ? ', …' : '');
@@ -137,7 +137,7 @@ async function readOnlyRun(project: Project, force: Set<string>, sources: Source
   }
   await reporter.begin([]);
   const summary: RunSummary = { served: new Map(), ran: 0, cached: decisions.length, restored: 0, failed: [], skipped: 0, interrupted: false };
-  process.stderr.write(`${readOnlyNote(project.store.root)}\n`);
+  process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);
   await reporter.end(summary, (performance.now() - t0) / 1000);
   return summary;
 }

@@ -157,7 +157,13 @@ export function readSnapshot(loc: ProjectLocation, runtimeOf: (backend: string |
   return JSON.stringify(runtime) === JSON.stringify(s.runtime) ? s : undefined;
 }
 
-/** A witness's path as stored (see Witnesses.pathOf), absolute again. */
+/** The workspace-relative form of a path ('.' for the workspace itself; absolute outside it): a witness's path as stored. */
+function pathOf(workspace: string, abs: string): string {
+  const rel = relative(workspace, abs);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
+}
+
+/** A witness's path as stored (see pathOf), absolute again. */
 function witnessPath(p: string, workspace: string): string {
   return p[0] === '/' ? p : p === '.' ? workspace : `${workspace}/${p}`;
 }
@@ -411,7 +417,7 @@ export function keepSnapshot(loc: Pick<ProjectLocation, 'store' | 'variantKey'>,
 function projectFields(project: Project): Pick<Snapshot, 'format' | 'expansionKey' | 'meaningKey' | 'runtime' | 'backend' | 'report' | 'executor' | 'remote' | 'header' | 'outside' | 'params'> {
   return {
     format: SNAPSHOT_FORMAT, expansionKey: project.expansionKey, meaningKey: project.meaningKey, runtime: project.runtime, backend: project.backend, report: project.report !== undefined, executor: project.executor, remote: project.remote,
-    header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: project.nodes.length },
+    header: { name: project.name, displayPath: project.displayPath, members: project.members, instances: project.instances, nodes: (project.part?.order ?? project.nodes).length },
     outside: project.outside, params: project.params,
   };
 }
@@ -436,7 +442,7 @@ class NotWitnessable extends Error {}
  */
 export async function writeSnapshot(project: Project, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
   // A snapshot vouches for the whole pipeline variant; part of it says nothing of the rest.
-  if (project.targets) return;
+  if (project.targets || project.part) return;
   const records = new Map<string, NodeRecord>();
   for (const [id, s] of served) {
     const record = s.record ?? readRecord(project.store, s.execKey);
@@ -453,7 +459,8 @@ export async function writeSnapshot(project: Project, served: ReadonlyMap<string
  * run's check found unchanged (so whatever changed it since is seen by the next check), but for
  * the directories that hold results (on the way to them, record shards), which the run itself
  * changes: those are witnessed anew once what lies under them is checked again. Anything not as
- * it must be: the full write runs.
+ * it must be: the full write runs (none, for a project opened in part: the snapshot stays as it
+ * was, and the next command, finding what the run changed, plans in full).
  */
 export async function updateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
   if (project.targets) return;
@@ -499,10 +506,8 @@ class Witnesses {
     this.paths.forEach((p, i) => this.index.set(p, i));
   }
 
-  /** The workspace-relative form of a path ('.' for the workspace itself; absolute outside it). */
   pathOf(abs: string): string {
-    const rel = relative(this.project.workspace, abs);
-    return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
+    return pathOf(this.project.workspace, abs);
   }
 
   private witness(abs: string, st: Stats, racyMs: number, kind: 'source' | 'structural' | 'way', own?: number[]): void {
@@ -661,8 +666,8 @@ function tryWriteSnapshot(project: Project, records: ReadonlyMap<string, NodeRec
 function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest: string | undefined): number | boolean {
   const { snap } = check;
   const { graph, store, workspace } = project;
-  const order = graph.order;
-  if (order.length !== snap.ids.length || order.some((n, i) => n.id !== snap.ids[i])) return false;
+  // A project opened in part was opened from this snapshot's nodes; a whole one must have them all, in order.
+  if (!project.part && (graph.order.length !== snap.ids.length || graph.order.some((n, i) => n.id !== snap.ids[i]))) return false;
   const w = new Witnesses(project, { paths: snap.paths, stats: snap.stats });
   const dirty = new Set(check.dirty);
   const sources: ArrayLike<number>[] = [];
@@ -671,8 +676,8 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
   /** Nodes served as the snapshot had them: nothing of theirs was read. */
   const kept: number[] = [];
   try {
-    for (let i = 0; i < order.length; i++) {
-      const s = served.get(order[i]!.id);
+    for (let i = 0; i < snap.ids.length; i++) {
+      const s = served.get(snap.ids[i]!);
       if (!s) return false;
       execKeys.push(s.execKey);
       planKeys.push(s.planKey);
@@ -681,8 +686,9 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
         sources.push(snap.sourceWitnesses.subarray(snap.sourcesAt[i], snap.sourcesAt[i + 1]));
         continue;
       }
+      const node = graph.byId.get(snap.ids[i]!);
       const record = s.record ?? readRecord(store, s.execKey);
-      const own = record && w.node(order[i]!, record);
+      const own = node && record && w.node(node, record);
       if (!own) return false;
       sources.push(own);
     }
@@ -703,7 +709,7 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
       w.setStat(i, st);
       changedWays.add(p);
     }
-    if (changedWays.size > 0 && !keptStillInPlace(project, kept, snap, changedWays, w)) return false;
+    if (changedWays.size > 0 && !keptStillInPlace(project, kept, snap, changedWays)) return false;
     for (const i of snap.structural) w.structural.add(i);
     for (const i of snap.ways) w.ways.add(i);
   } catch (err) {
@@ -722,19 +728,19 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
 /**
  * A directory that holds results changed during the run (the run added its own): what lies under
  * it for the nodes served as the snapshot had them is looked at again. Each directory on the way
- * from it to a source or output must still be one (not a symlink that leads elsewhere), and a
- * record in a changed shard must still be there. (Their files' own witnesses were unchanged.)
+ * from it to their sources and to the outputs the snapshot witnessed must still be one (not a
+ * symlink that leads elsewhere), and a record in a changed shard must still be there. (Their
+ * files' own witnesses were unchanged.) The paths are the snapshot's, so a project opened in part
+ * checks them as a whole one does.
  */
-function keptStillInPlace(project: Project, kept: number[], snap: Snapshot, changed: ReadonlySet<string>, w: Witnesses): boolean {
-  const { graph, store, workspace } = project;
+function keptStillInPlace(project: Project, kept: number[], snap: Snapshot, changed: ReadonlySet<string>): boolean {
+  const { store, workspace } = project;
   const paths: string[] = [];
+  for (const i of snap.structural) paths.push(snap.paths[i]!);
   for (const i of kept) {
-    const node = graph.order[i]!;
-    const produced = graph.producedDeps.get(node.id)!;
-    for (const d of node.deps) if (!produced.has(d)) paths.push(w.pathOf(resolve(workspace, d)));
-    for (const rel of Object.values(node.outs)) paths.push(w.pathOf(join(workspace, rel)));
+    for (let k = snap.sourcesAt[i]!; k < snap.sourcesAt[i + 1]!; k++) paths.push(snap.paths[snap.sourceWitnesses[k]!]!);
     const record = store.recordPath(snap.execKeys[i]!);
-    if (changed.has(w.pathOf(dirname(record))) && !lstatSync(record, { throwIfNoEntry: false })) return false;
+    if (changed.has(pathOf(workspace, dirname(record))) && !lstatSync(record, { throwIfNoEntry: false })) return false;
   }
   return directoriesBelowHold(paths, changed, workspace);
 }

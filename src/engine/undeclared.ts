@@ -55,22 +55,24 @@ interface Finding {
 }
 
 export function undeclaredReads(project: Project): Diagnostic[] {
-  const { workspace } = project;
-  const isThere = (rel: string): boolean => {
-    // A word is not always a path: one too long for a name (ENAMETOOLONG), under a file (ENOTDIR).
-    try {
-      const st = statSync(join(workspace, rel), { throwIfNoEntry: false });
-      return st !== undefined && (st.isFile() || st.isDirectory());
-    } catch {
-      return false;
-    }
-  };
   return findingsOf(project)
-    .filter((f) => f.ifThere === undefined || isThere(f.ifThere))
+    .filter((f) => applies(project.workspace, f))
     .map((f) => {
       const loc = project.graph.byId.get(f.node)!.loc;
       return { severity: 'warning', message: f.message, hint: f.hint, location: loc.commands[f.command] ?? loc.stage };
     });
+}
+
+/** A finding is said unless it is one only where a workspace path is a file or directory, and it is not. */
+function applies(workspace: string, f: Finding): boolean {
+  if (f.ifThere === undefined) return true;
+  // A word is not always a path: one too long for a name (ENAMETOOLONG), under a file (ENOTDIR).
+  try {
+    const st = statSync(join(workspace, f.ifThere), { throwIfNoEntry: false });
+    return st !== undefined && (st.isFile() || st.isDirectory());
+  } catch {
+    return false;
+  }
 }
 
 const MEMO_FORMAT = 1;
@@ -81,15 +83,11 @@ const MEMO_FORMAT = 1;
  * again), and only the existence of the paths they name is looked at each time.
  */
 function findingsOf(project: Project): Finding[] {
-  const cacheRel = normalizeWorkspacePath(project.store.root.startsWith(`${project.workspace}/`) ? project.store.root.slice(project.workspace.length + 1) : '');
-  const key = keyOf([MEMO_FORMAT, project.meaningKey, project.workspace, project.displayPath, cacheRel ?? '', project.targets ? [...project.targets].sort() : null]);
-  const memoPath = join(project.store.stateDir, 'pipelines', `${project.variantKey}.undeclared.json`);
-  try {
-    const memo = JSON.parse(readTextFile(memoPath)) as { key?: unknown; findings?: unknown };
-    if (memo.key === key && Array.isArray(memo.findings) && memo.findings.every((f: Finding) => project.graph.byId.has(f?.node))) return memo.findings as Finding[];
-  } catch {
-    // not memoised yet, or of another shape: found again
-  }
+  const adopted = adoptedFindings.get(project);
+  if (adopted) return adopted;
+  const { key, memoPath, cacheRel } = findingsMemo(project);
+  const memo = readFindings(memoPath, key);
+  if (memo && memo.every((f) => project.graph.byId.has(f.node))) return memo;
   const findings = findAll(project, cacheRel);
   const save = (): void => {
     try {
@@ -103,6 +101,41 @@ function findingsOf(project: Project): Finding[] {
   else unsaved.set(project, save);
   return findings;
 }
+
+/** What the findings memo of a pipeline (a project, or one not opened yet) is keyed by, and where it is. */
+function findingsMemo(p: Pick<Project, 'store' | 'workspace' | 'displayPath' | 'variantKey' | 'meaningKey' | 'targets'>): { key: string; memoPath: string; cacheRel: string | undefined } {
+  const cacheRel = normalizeWorkspacePath(p.store.root.startsWith(`${p.workspace}/`) ? p.store.root.slice(p.workspace.length + 1) : '');
+  const key = keyOf([MEMO_FORMAT, p.meaningKey, p.workspace, p.displayPath, cacheRel ?? '', p.targets ? [...p.targets].sort() : null]);
+  return { key, memoPath: join(p.store.stateDir, 'pipelines', `${p.variantKey}.undeclared.json`), cacheRel };
+}
+
+function readFindings(memoPath: string, key: string): Finding[] | undefined {
+  try {
+    const memo = JSON.parse(readTextFile(memoPath)) as { key?: unknown; findings?: unknown };
+    if (memo.key === key && Array.isArray(memo.findings) && memo.findings.every((f: Finding) => typeof f?.node === 'string' && typeof f.command === 'number' && typeof f.message === 'string')) return memo.findings as Finding[];
+  } catch {
+    // not memoised yet, or of another shape: found again
+  }
+  return undefined;
+}
+
+/**
+ * The findings memoised for a whole pipeline that says what `meaningKey` names, read before it is
+ * opened, that apply now: for a run that opens only part of it (engine/part-run.ts), which must
+ * also decode the nodes they name to say them, located. Undefined when none are memoised (that
+ * run opens it all).
+ */
+export function memoisedFindings(p: Pick<Project, 'store' | 'workspace' | 'displayPath' | 'variantKey' | 'meaningKey'>): readonly Pick<Finding, 'node'>[] | undefined {
+  const { key, memoPath } = findingsMemo({ ...p, targets: undefined });
+  return readFindings(memoPath, key)?.filter((f) => applies(p.workspace, f));
+}
+
+/** A part of a project (see memoisedFindings) uses the findings read for it: it cannot find them. */
+export function adoptFindings(project: Project, findings: readonly Pick<Finding, 'node'>[]): void {
+  adoptedFindings.set(project, findings as Finding[]);
+}
+
+const adoptedFindings = new WeakMap<Project, Finding[]>();
 
 /** Findings made before the cache was claimed (a project's first run), to keep once it is. */
 const unsaved = new WeakMap<Project, () => void>();

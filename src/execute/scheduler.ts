@@ -18,6 +18,12 @@ export interface SchedulerOptions {
   gpus?: readonly string[];
   signal: AbortSignal;
   events: SchedulerEvents;
+  /**
+   * Nodes served before the run starts, as its plan had them (a run told from the snapshot, which
+   * schedules only what it may execute: engine/part-run.ts): complete from the start, counted as
+   * cached and not reported one by one. A node of the graph among them is not run.
+   */
+  served?: ReadonlyMap<string, Served>;
 }
 
 /** What a run tells: the scheduler's events, and the run's start and end. */
@@ -49,13 +55,28 @@ const COMMITTING_PER_JOB = 8;
 export async function runGraph(graph: Graph, runner: NodeRunner, opts: SchedulerOptions): Promise<RunSummary> {
   const { capacity } = opts;
   const capacityOf = (r: string): number => (capacity ? capacityFor(capacity, opts.jobs, r) : Infinity);
-  const summary: RunSummary = { served: new Map(), ran: 0, cached: 0, restored: 0, failed: [], skipped: 0, interrupted: false };
+  const before = opts.served;
+  const summary: RunSummary = { served: new Map(before ?? []), ran: 0, cached: before?.size ?? 0, restored: 0, failed: [], skipped: 0, interrupted: false };
   const infos = new Map<string, UpstreamInfo>();
-  const remaining = new Map(graph.order.map((n) => [n.id, graph.upstream.get(n.id)!.length]));
+  const done = new Set<string>();
+  for (const n of before ? graph.order : []) {
+    const s = before!.get(n.id);
+    if (!s) continue;
+    done.add(n.id);
+    infos.set(n.id, { planKey: s.planKey, outputs: s.outputs, execKey: s.execKey });
+  }
+  const upstreamLeft = (id: string): number => {
+    const ups = graph.upstream.get(id)!;
+    if (done.size === 0) return ups.length;
+    let left = 0;
+    for (const u of ups) if (!done.has(u)) left++;
+    return left;
+  };
+  const remaining = new Map(graph.order.map((n) => [n.id, upstreamLeft(n.id)]));
   const position = new Map(graph.order.map((n, i) => [n.id, i]));
   // Nodes whose upstreams are done wait in `toCheck` until keyed once; cache misses move to
   // `toRun` (pipeline order) with their keys, so no node is keyed twice by the scheduler.
-  const toCheck: NodeDef[] = graph.order.filter((n) => remaining.get(n.id) === 0);
+  const toCheck: NodeDef[] = graph.order.filter((n) => remaining.get(n.id) === 0 && !done.has(n.id));
   let checkHead = 0;
   const toRun: { node: NodeDef; keys: NodeKeys }[] = [];
   const inUse: Record<string, number> = {};
@@ -67,7 +88,6 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
   /** Cache hits whose outputs are being restored (under their leases; no job slot). */
   let restoring = 0;
   let halted = false;
-  const done = new Set<string>();
 
 
   const skip = (id: string, reason: string): void => {

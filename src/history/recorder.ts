@@ -114,7 +114,7 @@ function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine
 /** What serves each node (in pipeline order), as the history keeps it. */
 export function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'> & { outputs?: Record<string, string> }>): ServedSet {
   const nodes: ServedSet['nodes'] = [];
-  for (const n of project.graph.order) {
+  for (const n of project.part?.order ?? project.graph.order) {
     const r = served.get(n.id);
     if (r) nodes.push([n.id, n.stage, r.execKey, r.metrics ?? null, r.outputs ?? outputsOf(project.store, r.execKey)]);
   }

@@ -26,7 +26,7 @@ const LISTED_SOURCES = 200;
 export function subjectOf(project: Project, sources?: ReadonlyMap<string, string>): RunSubject {
   const subject: RunSubject = {
     workspace: project.workspace, pipeline: project.displayPath, name: project.name, pipelineDigest: project.pipelineDigest, variantKey: project.variantKey,
-    params: project.params, overrides: project.overrides, only: project.only, nodes: project.graph.order.length,
+    params: project.params, overrides: project.overrides, only: project.only, nodes: (project.part?.order ?? project.graph.order).length,
   };
   if (sources) {
     const files = [...sources].map(([abs, d]): [string, string] => [relative(project.workspace, abs) || '.', d]).sort(([a], [b]) => (a < b ? -1 : 1));

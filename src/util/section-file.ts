@@ -15,12 +15,13 @@ import { endianness } from 'node:os';
 
 const PREFIX = 16;
 
-type Encoding = 'u32' | 'f64' | 'ascii' | 'utf8';
+type Encoding = 'u32' | 'f64' | 'ascii' | 'utf8' | 'bytes';
 
 /** What a kind of file is: its 8-byte magic, and which fields are columns and how each is stored. */
 export interface SectionFormat {
   magic: string;
-  columns: Record<string, 'u32' | 'f64' | 'json'>;
+  /** `bytes`: a Buffer kept as it is, given back as a view of the file's (for a reader that decodes only parts of it). */
+  columns: Record<string, 'u32' | 'f64' | 'json' | 'bytes'>;
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
@@ -40,7 +41,10 @@ export function encodeSections(format: SectionFormat, snapshot: object): Buffer 
     }
     let bytes: Uint8Array;
     let encoding: Encoding;
-    if (kind === 'json') {
+    if (kind === 'bytes') {
+      bytes = value as Uint8Array;
+      encoding = kind;
+    } else if (kind === 'json') {
       const text = JSON.stringify(value);
       bytes = Buffer.from(text, 'utf8');
       // As many bytes as characters: every one is ASCII, and Latin-1 decodes it at memory speed.
@@ -95,6 +99,8 @@ export function decodeSections(format: SectionFormat, buf: Buffer): Record<strin
       } catch {
         return undefined;
       }
+    } else if (encoding === 'bytes') {
+      head[name] = buf.subarray(start, start + length);
     } else if (encoding === 'u32' || encoding === 'f64') {
       const size = encoding === 'u32' ? 4 : 8;
       if (length % size !== 0) return undefined;
