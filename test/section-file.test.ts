@@ -53,7 +53,7 @@ test('a file that is not a whole snapshot file is no snapshot: truncated, anothe
   assert.equal(decode(Buffer.from(JSON.stringify({ format: 9 }))), undefined);
   const headLength = bytes.readUInt32LE(8);
   const head = JSON.parse(bytes.toString('utf8', 16, 16 + headLength));
-  for (const bad of [[1 << 20, 8, 'f64'], [4, 8, 'f64'], [0, 12, 'f64'], [0, 8, 'bytes']]) {
+  for (const bad of [[1 << 20, 8, 'f64'], [4, 8, 'f64'], [0, 12, 'f64'], [0, 8, 'text'], [0, 8, 'bytes'], [0, 8, 'u32']]) {
     const text = Buffer.from(JSON.stringify({ ...head, sections: { ...head.sections, stats: bad } }));
     const patched = Buffer.concat([bytes.subarray(0, 8), Buffer.alloc(8), text, Buffer.alloc(8 - ((16 + text.length) % 8 || 8)), bytes.subarray((16 + headLength + 7) & ~7)]);
     patched.writeUInt32LE(text.length, 8);
@@ -75,4 +75,15 @@ test('a damaged snapshot is ignored: the command plans in full, says the same, a
   const again = dfweTraced(ws, ['status']);
   assert.match(again.stdout, /1 nodes: 1 cached, 0 will run/);
   assert.ok(!again.modules.some((m) => /\/dist\/src\/engine\/plan\.js$/.test(m)), 'the next one is told from the snapshot written again');
+});
+
+test('a bytes column comes back as the bytes written, a view of the file (the expansion memo decodes a few nodes of it)', () => {
+  const format: SectionFormat = { magic: 'dfwetest', columns: { text: 'bytes', at: 'u32' } };
+  const text = Buffer.from('["naïve",{"a":1}]', 'utf8');
+  const file = encodeSections(format, { name: 'x', text, at: Uint32Array.from([1, 10]) });
+  const back = decodeSections(format, file)!;
+  assert.ok(Buffer.isBuffer(back.text));
+  assert.equal((back.text as Buffer).buffer, file.buffer, 'a view, not a copy');
+  assert.deepEqual(back.text, text);
+  assert.equal(back.name, 'x');
 });

@@ -92,6 +92,9 @@ export function decodeSections(format: SectionFormat, buf: Buffer): Record<strin
     if (!Array.isArray(section) || COLUMNS[name] === undefined) return undefined;
     const [offset, length, encoding] = section as [unknown, unknown, unknown];
     if (typeof offset !== 'number' || typeof length !== 'number' || offset % 8 !== 0 || length < 0 || base + offset + length > buf.length) return undefined;
+    // Each column in the encoding its kind is written in: a section of numbers is never taken as bytes.
+    const kind = COLUMNS[name];
+    if (kind === 'json' ? encoding !== 'ascii' && encoding !== 'utf8' : encoding !== kind) return undefined;
     const start = base + offset;
     if (encoding === 'ascii' || encoding === 'utf8') {
       try {
