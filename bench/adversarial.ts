@@ -398,7 +398,8 @@ stages:
       }
 
       // 10. Changes beside a snapshot, which it keeps vouching through (a file made on the way, a
-      //     record written in one of its shards, a source touched) and ones it must not (a
+      //     record written in one of its shards, a source touched: the run after it is told from
+      //     it, opening the part it needs) and ones it must not (a
       //     directory on the way swapped for a symlink out, or for a real one holding such a
       //     symlink; a record of it replaced; a source's content changed with its size and mtime
       //     kept): the next run gives what the pipeline computes and writes nothing outside.
@@ -421,7 +422,13 @@ stages:
   b:
     cmd: cat \${{ stages.a.outs.f }} > \${{ outs.g }} && echo b >> \${{ outs.g }}
     outs: { g: out/x/b/g }
+  c:
+    foreach: { i: [0, 1] }
+    cmd: echo c \${{ i }} > \${{ outs.h }}
+    outs: { h: ~ }
 `);
+        // c's two nodes: a change to the source reaches half the pipeline, and the run after it
+        // opens only that half (engine/part-run.ts).
         check(cli(ws, ['run']), 'beside: first run');
         check(cli(ws, ['status']), 'beside: status');
         const records = (): string[] => (readdirSync(join(ws, 'cache/records'), { recursive: true, encoding: 'utf8' }) as string[]).filter((f) => f.endsWith('.json')).map((f) => join(ws, 'cache/records', f));
