@@ -178,3 +178,19 @@ test('dry runner: the scheduler places what the plan will run on a clock of last
   ]);
   assert.equal(dry.result().endMs, 3100);
 });
+
+test('scheduler: nodes served before the run are not keyed or run; what reads them is keyed with their outputs, and the summary counts them', async () => {
+  const r = new FakeRunner();
+  // A part of a pipeline (engine/part-run.ts): a and x served as the plan had them, b and c may run.
+  const served = new Map([['a', { ...servedBy(record('a', 'A0')), record: undefined }], ['x', servedBy(record('x'))]]);
+  const finished = new Map<string, Finished>();
+  const events = { started: () => {}, waiting: () => {}, progress: () => {}, finished: (id: string, o: Finished) => void finished.set(id, o) };
+  const graph = buildGraph([node('a'), node('b', ['a']), node('c', ['b'])], { boundary: new Set(['a']) });
+  const summary = await runGraph(graph, r, { jobs: 2, keepGoing: false, signal: new AbortController().signal, events, served });
+  assert.deepEqual(r.checked.map((c) => c.id), ['b', 'c'], 'a served node is not keyed');
+  assert.deepEqual(r.checked[0]!.upstream, { a: 'A0' }, 'b is keyed on the outputs a was served with');
+  assert.deepEqual(r.started.map((s) => s.id), ['b', 'c']);
+  assert.deepEqual([summary.ran, summary.cached], [2, 2]);
+  assert.deepEqual([...summary.served.keys()].sort(), ['a', 'b', 'c', 'x'], 'every node served, those before the run too');
+  assert.deepEqual([...finished.keys()], ['b', 'c'], 'only what the run did is reported');
+});
