@@ -19,7 +19,7 @@ import { dfwe, dfweTraced, ran, read, workspace } from './helpers.js';
 const PIPELINE = `version: 1
 stages:
   prep:
-    cmd: cat src/base.txt notes.txt > \${{ outs.p }}
+    cmd: cat src/base.txt notes.txt > \${{ outs.p }} && true 'prép, not ASCII (each node after it in the memo is at a byte offset, not a character offset)'
     deps: [src/base.txt]
     outs: { p: out/prep }
   ex:
@@ -149,4 +149,26 @@ test('the part opened is what the plan reaches and the nodes whose outputs it re
   assert.equal(root.code, 0, root.stderr);
   assert.ok(openedWhole(root), 'opened whole');
   assert.deepEqual(ran(root), ['ex[i=0]', 'ex[i=1]', 'ex[i=2]', 'ex[i=3]', 'ft[i=0]', 'ft[i=1]', 'ft[i=2]', 'ft[i=3]', 'prep']);
+});
+
+test('a damaged expansion memo is expanded again, never a crash: whole or in part, a command says what it would have', () => {
+  const ws = ranAndEdited();
+  const dir = join(ws, 'cache/state/pipelines');
+  const memo = join(dir, readdirSync(dir).find((f) => f.endsWith('.memo'))!);
+  // Bytes in the middle of the nodes' text overwritten: the file still has its shape.
+  const damaged = readFileSync(memo);
+  damaged.fill(0x78, Math.floor(damaged.length / 2), Math.floor(damaged.length / 2) + 40);
+  writeFileSync(memo, damaged);
+  appendFileSync(join(ws, 'src/d3.txt'), 'more\n');
+  const r = dfwe(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['ex[i=3]', 'ft[i=3]']);
+  writeFileSync(memo, damaged);
+  const w = dfwe(ws, ['why', 'ft[i=3]']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.doesNotMatch(w.stderr, /internal error/);
+  // Written again whole: the next command uses it, expanding nothing.
+  const again = dfweTraced(ws, ['why', 'ft[i=3]']);
+  assert.equal(again.stdout, w.stdout);
+  assert.ok(!again.modules.some((m) => /\/dist\/src\/pipeline\/expand\.js$/.test(m)), 'the memo was used');
 });
