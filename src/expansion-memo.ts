@@ -149,6 +149,8 @@ type MemoNode = Omit<NodeDef, 'loc' | 'commands' | SharedField> & { loc: number;
 interface MemoFile extends Omit<Memo, 'nodes'> {
   /** The node ids as a JSON array, parsed only by a reader of part of the nodes. */
   ids: Buffer;
+  /** Each node's outputs (name to path) as a JSON array, for such a reader too. */
+  outs: Buffer;
   nodes: Buffer;
   nodeAt: Uint32Array;
   /** Every character of `nodes` is ASCII: decoded as Latin-1, at memory speed. */
@@ -159,7 +161,7 @@ const EMPTY = Buffer.alloc(0);
 
 const MEMO_FILE: SectionFormat = {
   magic: 'dfwememo',
-  columns: { ids: 'bytes', nodes: 'bytes', nodeAt: 'u32', locations: 'json', locShapes: 'json', values: 'json' },
+  columns: { ids: 'bytes', outs: 'bytes', nodes: 'bytes', nodeAt: 'u32', locations: 'json', locShapes: 'json', values: 'json' },
 };
 
 function encodeMemo(memo: Memo): Buffer {
@@ -184,17 +186,19 @@ function encodeMemo(memo: Memo): Buffer {
   });
   bytes[bytes.length - 1] = 0x5d; // ]
   // The keys first (after the section file's byteOrder): memoKeys reads them from the first bytes.
-  const file: MemoFile = { ...rest, ids: Buffer.from(JSON.stringify(nodes.map((n) => n.id)), 'utf8'), nodes: bytes, nodeAt, ascii };
+  const column = (values: unknown[]): Buffer => Buffer.from(JSON.stringify(values), 'utf8');
+  const file: MemoFile = { ...rest, ids: column(nodes.map((n) => n.id)), outs: column(nodes.map((n) => n.outs)), nodes: bytes, nodeAt, ascii };
   return encodeSections(MEMO_FILE, file);
 }
 
 /** The memo file at `path`, if it is one whose columns are of their shapes (its fields are checked where used). */
 function readMemoFile(path: string): MemoFile | undefined {
   const m = decodeSections(MEMO_FILE, readFileSync(path)) as MemoFile | undefined;
-  if (!m || !Buffer.isBuffer(m.ids) || !Buffer.isBuffer(m.nodes) || !(m.nodeAt instanceof Uint32Array) || m.nodeAt.length === 0 || m.nodeAt[m.nodeAt.length - 1]! > m.nodes.length) return undefined;
+  if (!m || !Buffer.isBuffer(m.ids) || !Buffer.isBuffer(m.outs) || !Buffer.isBuffer(m.nodes) || !(m.nodeAt instanceof Uint32Array) || m.nodeAt.length === 0 || m.nodeAt[m.nodeAt.length - 1]! > m.nodes.length) return undefined;
   // The offsets copied out of the file's bytes: once the nodes' text is decoded, nothing holds them (allNodes).
   m.nodeAt = m.nodeAt.slice();
   m.ids = Buffer.from(m.ids);
+  m.outs = Buffer.from(m.outs);
   return m;
 }
 
@@ -207,6 +211,7 @@ function allNodes(m: MemoFile): unknown[] | undefined {
   const text = m.nodes.toString(m.ascii ? 'latin1' : 'utf8');
   m.nodes = EMPTY;
   m.ids = EMPTY;
+  m.outs = EMPTY;
   try {
     const nodes = JSON.parse(text) as unknown;
     return Array.isArray(nodes) ? nodes : undefined;
@@ -234,33 +239,58 @@ function memoFile(memoPath: string, memoFor: { expansionKey?: string }, expansio
 
 /** The nodes a part of the pipeline is made of, with its fields: what readMemoPart decodes. */
 export interface MemoPart extends Omit<Expanded, 'nodes'> {
-  /** The nodes asked for, in the memo's order. */
+  /** The nodes asked for whole, in the memo's order. */
   nodes: NodeDef[];
+  /** The outputs (name to path) of the nodes asked for only those. */
+  outputs: Map<string, Record<string, string>>;
+  /** Any node of the expansion, decoded when asked (undefined: it has none by that id). */
+  node(id: string): NodeDef | undefined;
+  save: () => void;
 }
 
 /**
  * Only the nodes named, decoded from this expansion's memo (for a run told from the snapshot,
- * which looks at a few of 20,000: engine/part-run.ts); undefined when there is no such memo, or
- * one of them is not in it.
+ * which looks at a few of 20,000: engine/part-run.ts): `whole` as node definitions, `outputsOf`
+ * only for their outputs (a column of their own). Undefined when there is no such memo, or one of
+ * them is not in it.
  */
-export async function readMemoPart(loc: MemoPlace, ids: ReadonlySet<string>): Promise<(MemoPart & { save: () => void }) | undefined> {
+export async function readMemoPart(loc: MemoPlace, whole: ReadonlySet<string>, outputsOf: ReadonlySet<string>): Promise<MemoPart | undefined> {
   try {
     const found = await findMemo(loc);
     if (!found) return undefined;
-    const { file } = found;
-    const all = JSON.parse(file.ids.toString('utf8')) as unknown;
-    if (!Array.isArray(all) || all.length !== file.nodeAt.length - 1) return undefined;
-    const picked: unknown[] = [];
+    const { file, locations } = found;
+    const ids = JSON.parse(file.ids.toString('utf8')) as unknown;
+    const outs = JSON.parse(file.outs.toString('utf8')) as unknown;
+    if (!Array.isArray(ids) || ids.length !== file.nodeAt.length - 1 || !Array.isArray(outs) || outs.length !== ids.length) return undefined;
     const encoding = file.ascii ? 'latin1' : 'utf8';
-    for (let i = 0; i < all.length; i++) {
-      if (!ids.has(all[i] as string)) continue;
+    /** Node i as parsed from its text; undefined where the text is not node i's. */
+    const parse = (i: number): unknown => {
       const node = JSON.parse(file.nodes.toString(encoding, file.nodeAt[i], file.nodeAt[i + 1]! - 1)) as { id?: unknown };
-      if (node?.id !== all[i]) return undefined;
-      picked.push(node);
+      return node?.id === ids[i] ? node : undefined;
+    };
+    const picked: unknown[] = [];
+    const outputs = new Map<string, Record<string, string>>();
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string;
+      if (whole.has(id)) {
+        const node = parse(i);
+        if (!node) return undefined;
+        picked.push(node);
+      } else if (outputsOf.has(id)) {
+        const o = outs[i] as unknown;
+        if (typeof o !== 'object' || o === null || Object.values(o).some((p) => typeof p !== 'string')) return undefined;
+        outputs.set(id, o as Record<string, string>);
+      }
     }
-    const part = fromMemo(file, picked, found.locations);
-    if (!isExpanded(part) || part.nodes.length !== ids.size) return undefined;
-    return { ...part, expansionKey: loc.expansionKey, save: found.save };
+    const part = fromMemo(file, picked, locations);
+    if (!isExpanded(part) || part.nodes.length !== whole.size || outputs.size !== outputsOf.size) return undefined;
+    const node = (id: string): NodeDef | undefined => {
+      const i = ids.indexOf(id);
+      const parsed = i < 0 ? undefined : parse(i);
+      const one = parsed && fromMemo(file, [parsed], locations);
+      return isExpanded(one) ? one.nodes[0] : undefined;
+    };
+    return { ...part, expansionKey: loc.expansionKey, outputs, node, save: found.save };
   } catch {
     return undefined; // the full open says why, located
   }
@@ -395,7 +425,7 @@ function fromMemo(memo: MemoFile, parsed: unknown[], relocated?: SourceLocation[
       node.commands = [{ field: 'cmd', text: node.command }];
     }
   }
-  const { locations: _, locShapes: __, values: ___, ids: ____, nodeAt: _____, ascii: ______, ...rest } = memo;
+  const { locations: _, locShapes: __, values: ___, ids: ____, outs: _______, nodeAt: _____, ascii: ______, ...rest } = memo;
   return { ...rest, nodes };
 }
 

@@ -12,6 +12,11 @@ export interface Graph {
   producedDeps: Map<string, Map<string, string>>;
   /** For each node, the outputs it reads of each upstream node (its key covers only these). */
   consumes: Map<string, Map<string, string[]>>;
+  /**
+   * Part of a pipeline (project.ts's openPart): the outputs (name to path) of the upstream nodes
+   * outside the graph that its nodes read, served before it runs.
+   */
+  context?: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }
 
 /** A node's deps that no node produces: most nodes. Shared, never written. */
@@ -19,10 +24,10 @@ const NONE_PRODUCED: Map<string, string> = new Map();
 
 /**
  * `outputsChecked`: these nodes' outputs were found not to overlap before (a memoised expansion).
- * `boundary`: nodes given only for their outputs (part of a pipeline: project.ts's openPart),
- * roots here whatever they read.
+ * Part of a pipeline (project.ts's openPart): `boundary` nodes are roots here whatever they read,
+ * and `context` gives the outputs of nodes outside the graph that its nodes may read.
  */
-export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean; boundary?: ReadonlySet<string> } = {}): Graph {
+export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean; boundary?: ReadonlySet<string>; context?: ReadonlyMap<string, Readonly<Record<string, string>>> } = {}): Graph {
   const diagnostics: Diagnostic[] = [];
   const byId = new Map<string, NodeDef>();
   const index = new Map<string, number>();
@@ -33,6 +38,7 @@ export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean; b
 
   // Every path is written by one node only; nested outputs would make one overwrite the other.
   const outs = new OutputIndex();
+  for (const [id, o] of opts.context ?? []) for (const [out, path] of Object.entries(o)) outs.add(path, id, out);
   for (const n of nodes) {
     for (const [out, path] of Object.entries(n.outs)) {
       const clash = opts.outputsChecked ? undefined : outs.overlapping(path);
@@ -90,10 +96,19 @@ export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean; b
   if (diagnostics.length > 0) throw new UserError(diagnostics);
 
   const downstream = new Map<string, string[]>(nodes.map((n) => [n.id, []]));
-  for (const [id, ups] of upstream) for (const u of ups) downstream.get(u)!.push(id);
+  const pending = new Int32Array(nodes.length);
+  for (const [id, ups] of upstream) {
+    for (const u of ups) {
+      const below = downstream.get(u);
+      // An upstream outside the graph (its context) is served before it runs.
+      if (!below) continue;
+      below.push(id);
+      const j = index.get(id)!;
+      pending[j] = pending[j]! + 1;
+    }
+  }
 
   // Kahn's algorithm; the queue keeps declaration order so plans and logs read like the file.
-  const pending = Int32Array.from(nodes, (n) => upstream.get(n.id)!.length);
   const ready = new MinHeap();
   pending.forEach((left, i) => left === 0 && ready.push(i));
   const order: NodeDef[] = [];
@@ -115,7 +130,7 @@ export function buildGraph(nodes: NodeDef[], opts: { outputsChecked?: boolean; b
       hint: 'a stage reads another stage\'s output through ${{ stages.NAME.outs.OUT }} or a dep path; remove one link of the cycle',
     });
   }
-  return { order, byId, upstream, downstream, producedDeps, consumes };
+  return { order, byId, upstream, downstream, producedDeps, consumes, context: opts.context };
 }
 
 /** The names, each once, sorted. */

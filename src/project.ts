@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CacheStore } from './cache/store.js';
 import { UserError } from './diagnostics.js';
 import { buildGraph, type Graph } from './graph.js';
-import { EXPANSION_FORMAT, expandCached, readMemoPart, type MemoPart } from './expansion-memo.js';
+import { EXPANSION_FORMAT, expandCached, readMemoPart, type Expanded } from './expansion-memo.js';
 import { FileDigests } from './keys/file-digests.js';
 import type { NodeDef, ReportSpec } from './pipeline/types.js';
 import type { LoadedPipeline } from './pipeline/load.js';
@@ -80,9 +80,10 @@ export interface Project {
   targets?: string[];
   /**
    * Opened for a run told from the snapshot (openPart): the graph holds only the nodes it may
-   * execute and those whose outputs they read. `order` is every node of the pipeline.
+   * execute and those it says something of, and the outputs of those they read. `order` is every
+   * node of the pipeline; `node` decodes any of them when asked.
    */
-  part?: { order: readonly PartNode[] };
+  part?: { order: readonly PartNode[]; node(id: string): NodeDef | undefined };
   /** Persist memos (parsed pipeline, file digests) once planning succeeded: bad input writes nothing. */
   saveState(): void;
 }
@@ -207,18 +208,18 @@ export async function openProject(opts: ProjectOptions): Promise<Project> {
 /**
  * Part of a project, for a run told from the snapshot (engine/part-run.ts): only the nodes named
  * are decoded from the expansion memo. Its graph orders `reach` (what the run may execute) and
- * holds `context` (the nodes whose outputs those read, served as the snapshot had them) as roots
- * with no edges of their own. `order`: every node of the pipeline, in its graph's order.
- * Undefined where the memo cannot give them.
+ * holds `boundary` (nodes it says something of, served as the snapshot had them) as roots with no
+ * edges of their own; of `context` (the nodes whose outputs those read) it has only the outputs.
+ * `order`: every node of the pipeline, in its graph's order. Undefined where the memo cannot give them.
  */
-export async function openPart(loc: ProjectLocation, opts: ProjectOptions, reach: ReadonlySet<string>, context: ReadonlySet<string>, order: readonly PartNode[]): Promise<Project | undefined> {
-  const part = await readMemoPart(loc, new Set([...reach, ...context]));
+export async function openPart(loc: ProjectLocation, opts: ProjectOptions, reach: ReadonlySet<string>, boundary: ReadonlySet<string>, context: ReadonlySet<string>, order: readonly PartNode[]): Promise<Project | undefined> {
+  const part = await readMemoPart(loc, new Set([...reach, ...boundary]), context);
   if (!part) return undefined;
-  const graph = buildGraph(part.nodes, { outputsChecked: true, boundary: context });
-  return projectOf(loc, part, graph, opts, part.save, { order });
+  const graph = buildGraph(part.nodes, { outputsChecked: true, boundary, context: part.outputs });
+  return projectOf(loc, part, graph, opts, part.save, { order, node: part.node });
 }
 
-function projectOf(loc: ProjectLocation, expanded: MemoPart, graph: Graph, opts: ProjectOptions, save: () => void, part?: Project['part']): Project {
+function projectOf(loc: ProjectLocation, expanded: Expanded, graph: Graph, opts: ProjectOptions, save: () => void, part?: Project['part']): Project {
   const { workspace, pipelinePath, displayPath, store, pipelineDigest, expansionKey, variantKey } = loc;
   const { nodes, name, members, instances, backend, report, strict, params, executor, remote, outside, meaningKey } = expanded;
   const runtime = runtimeFor(opts.backend ?? backend);

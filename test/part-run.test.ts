@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { executors } from '../src/execute/executors/index.js';
 import { locateProject, openProject, runtimeFor, type ProjectOptions } from '../src/project.js';
@@ -134,14 +134,26 @@ test('the part opened is what the plan reaches and the nodes whose outputs it re
   assert.ok(check, 'only sources changed');
   const opened = await openPartRun(loc, check, options);
   assert.ok(opened);
-  // ex[1] and ft[1] may run; prep's output is read; other's warning is said, located.
+  // ex[1] and ft[1] may run; prep's and other's warnings are said, located: they are decoded whole.
   assert.deepEqual(opened.project.graph.order.map((n) => n.id).sort(), ['ex[i=1]', 'ft[i=1]', 'other', 'prep']);
-  assert.deepEqual(opened.project.graph.upstream.get('prep'), [], 'a node opened for its outputs has no edges of its own');
+  assert.deepEqual(opened.project.graph.upstream.get('prep'), [], 'a node opened for what it says has no edges of its own');
   assert.equal(opened.project.part?.order.length, 10);
   assert.equal(opened.plan.served.size, 8, 'every other node served as the snapshot had it');
   // Each node decoded alone is the node the whole expansion gives.
   const whole = await openProject(options);
   for (const n of opened.project.graph.order) assert.deepEqual(n, whole.graph.byId.get(n.id), n.id);
+  assert.deepEqual(opened.project.part?.node('ex[i=3]'), whole.graph.byId.get('ex[i=3]'), 'any other node decoded when asked');
+
+  // No warning to say (notes.txt gone): of prep, whose output ex[1] reads, only its outputs.
+  rmSync(join(ws, 'notes.txt'));
+  const lean = await openPartRun(loc, check, options);
+  assert.ok(lean);
+  assert.deepEqual(lean.project.graph.order.map((n) => n.id).sort(), ['ex[i=1]', 'ft[i=1]']);
+  assert.deepEqual([...(lean.project.graph.context ?? [])], [['prep', { p: 'out/prep' }]]);
+  assert.deepEqual(lean.project.graph.producedDeps.get('ex[i=1]'), whole.graph.producedDeps.get('ex[i=1]'));
+  assert.deepEqual(lean.project.graph.consumes.get('ex[i=1]'), whole.graph.consumes.get('ex[i=1]'));
+  writeFileSync(join(ws, 'notes.txt'), 'notes\n');
+  utimesSync(join(ws, 'notes.txt'), OLD, OLD);
 
   // The root's source: all but `other` would run, so the whole project is opened.
   writeFileSync(join(ws, 'src/base.txt'), 'other base\n');
@@ -171,4 +183,47 @@ test('a damaged expansion memo is expanded again, never a crash: whole or in par
   const again = dfweTraced(ws, ['why', 'ft[i=3]']);
   assert.equal(again.stdout, w.stdout);
   assert.ok(!again.modules.some((m) => /\/dist\/src\/pipeline\/expand\.js$/.test(m)), 'the memo was used');
+});
+
+test('an input replaced during a part-opened run is dealt with as a whole run deals with it, its producer decoded for it', () => {
+  const files: Record<string, string> = {
+    'dfwe.yaml': `version: 1
+stages:
+  prep:
+    cmd: cat src/base.txt > \${{ outs.p }}
+    deps: [src/base.txt]
+    outs: { p: out/prep }
+  swap:
+    cmd: cat src/z.txt > \${{ outs.z }} && if grep -q swap src/z.txt; then printf evil > out/prep.new && mv out/prep.new out/prep; fi
+    deps: [src/z.txt]
+    outs: { z: out/z }
+  ex:
+    foreach: { i: [0, 1, 2, 3, 4, 5] }
+    cmd: cat \${{ stages.prep.outs.p }} src/d\${{ i }}.txt > \${{ outs.e }}
+    deps: ["src/d\${{ i }}.txt"]
+    outs: { e: ~ }
+`,
+    'src/base.txt': 'base\n',
+    'src/z.txt': 'z\n',
+  };
+  for (let i = 0; i < 6; i++) files[`src/d${i}.txt`] = `${i}\n`;
+  const twins = [workspace(files), workspace(files)];
+  for (const ws of twins) {
+    for (const p of [...Object.keys(files), 'src']) utimesSync(join(ws, p), OLD, OLD);
+    assert.equal(dfwe(ws, ['run']).code, 0);
+    assert.match(dfwe(ws, ['status']).stdout, /8 nodes: 8 cached/);
+    // swap runs first (one job slot, pipeline order) and replaces prep's output by rename; ex[1],
+    // which reads it, finds it replaced: put back from the cache where dfwe may, else refused.
+    writeFileSync(join(ws, 'src/z.txt'), 'swap\n');
+    appendFileSync(join(ws, 'src/d1.txt'), 'more\n');
+  }
+  const part = dfweTraced(twins[0]!, ['run', '--jobs', '1']);
+  const whole = dfweTraced(twins[1]!, ['run', '--jobs', '1', '-v']);
+  assert.ok(!openedWhole(part), 'the run opened only the part it needs: prep, outside it, was decoded to restore it');
+  assert.ok(openedWhole(whole));
+  assert.equal(part.code, whole.code);
+  const failed = (s: string): string[] => s.split('\n').filter((l) => l.startsWith('FAILED'));
+  assert.deepEqual(failed(part.stderr), ['FAILED  ex[i=1]: output "p" (out/prep) already exists and was not made by dfwe: dfwe replaces an output when its stage runs, so it does not touch this one. Move it away (or delete it), then run again']);
+  assert.deepEqual(failed(part.stderr), failed(whole.stderr));
+  assert.equal(read(twins[0]!, 'out/prep'), 'evil', "a file dfwe did not make is not replaced");
 });

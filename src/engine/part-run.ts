@@ -28,10 +28,11 @@ export async function openPartRun(loc: ProjectLocation, check: SnapshotCheck, op
   const findings = memoisedFindings({ ...loc, meaningKey: snap.meaningKey });
   if (!findings) return undefined;
   const reach = new Set(plan.reach.map((i) => snap.ids[i]!));
-  const context = new Set(plan.context.map((i) => snap.ids[i]!));
-  for (const f of findings) if (!reach.has(f.node)) context.add(f.node);
+  // Of the nodes whose outputs they read, only their outputs; a node a warning names, whole.
+  const boundary = new Set(findings.map((f) => f.node).filter((id) => !reach.has(id)));
+  const context = new Set(plan.context.map((i) => snap.ids[i]!).filter((id) => !boundary.has(id)));
   const order = snap.ids.map((id, i) => ({ id, stage: snap.stages[snap.stageOf[i]!]! }));
-  const project = await openPart(loc, opts, reach, context, order);
+  const project = await openPart(loc, opts, reach, boundary, context, order);
   if (!project || project.meaningKey !== snap.meaningKey) return undefined;
   adoptFindings(project, findings);
   return { project, plan };

@@ -288,7 +288,7 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
         return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded, placement);
       }
       if (round >= INPUT_RESTORES) {
-        const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer.id})`).join(', ');
+        const what = replaced.map((r) => `${r.rel} (output "${r.name}" of ${r.producer})`).join(', ');
         return { status: 'failed', kind: 'input-changed', error: `input ${what} kept being replaced by another run (another version of the pipeline in this workspace); run again once it ends`, logTail: '' };
       }
     } catch (err) {
@@ -298,8 +298,11 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
     }
     // Another run wrote a different version of an input since it was produced: put ours back
     // from the cache (under that path's write lease), then take the leases again.
-    for (const producer of new Set(replaced.map((r) => r.producer))) {
-      const info = upstream.get(producer.id)!;
+    for (const id of new Set(replaced.map((r) => r.producer))) {
+      const info = upstream.get(id)!;
+      // A producer outside a part of a pipeline is decoded for it.
+      const producer = ctx.project.graph.byId.get(id) ?? ctx.project.part?.node(id);
+      if (!producer) return { status: 'failed', kind: 'environment', error: `input of ${id} was replaced by another run, and ${id} is not in the pipeline's expansion memo to restore it; run again`, logTail: '' };
       const outcome = await restoreNode(ctx, producer, { planKey: info.planKey, execKey: info.execKey });
       if (outcome?.status === 'failed') return outcome;
     }
@@ -309,17 +312,20 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
 interface Input {
   rel: string;
   name: string;
-  producer: NodeDef;
+  /** The id of the node that produces it. */
+  producer: string;
 }
 
 /** The upstream output paths a node reads, with their producers. */
 function inputsOf(project: Project, node: NodeDef): Input[] {
+  const { graph } = project;
   const out: Input[] = [];
-  for (const [u, names] of project.graph.consumes.get(node.id)!) {
-    const producer = project.graph.byId.get(u)!;
+  for (const [u, names] of graph.consumes.get(node.id)!) {
+    // A producer outside a part of a pipeline: its outputs are the graph's context.
+    const outs = graph.byId.get(u)?.outs ?? graph.context!.get(u)!;
     for (const name of names) {
-      const rel = producer.outs[name];
-      if (rel !== undefined) out.push({ rel, name, producer });
+      const rel = outs[name];
+      if (rel !== undefined) out.push({ rel, name, producer: u });
     }
   }
   return out;
@@ -337,7 +343,7 @@ async function checkInputs(ctx: RunContext, node: NodeDef, upstream: Map<string,
   const bad: string[] = [];
   const replaced: Input[] = [];
   for (const i of inputsOf(project, node)) {
-    const info = upstream.get(i.producer.id);
+    const info = upstream.get(i.producer);
     const expected = info?.outputs?.[i.name];
     if (expected === undefined) continue;
     let now: string | undefined;
@@ -350,7 +356,7 @@ async function checkInputs(ctx: RunContext, node: NodeDef, upstream: Map<string,
     if (now === expected) continue;
     const record = info?.execKey ? await ctx.cache.lookup(info.execKey) : undefined;
     if (record && (await ctx.cache.get(record, Infinity))) replaced.push(i);
-    else bad.push(`${i.rel} (output "${i.name}" of ${i.producer.id})`);
+    else bad.push(`${i.rel} (output "${i.name}" of ${i.producer})`);
   }
   if (bad.length === 0) return { replaced };
   const error = `input ${bad.join(', ')} changed after it was produced (its content no longer matches the cache record); damaged cache objects were quarantined: run again to recompute`;

@@ -59,17 +59,27 @@ export async function runGraph(graph: Graph, runner: NodeRunner, opts: Scheduler
   const summary: RunSummary = { served: new Map(before ?? []), ran: 0, cached: before?.size ?? 0, restored: 0, failed: [], skipped: 0, interrupted: false };
   const infos = new Map<string, UpstreamInfo>();
   const done = new Set<string>();
+  const servedBefore = (id: string): void => {
+    const s = before?.get(id);
+    if (!s) throw new Error(`${id} is read by the graph but neither in it nor served before it runs`);
+    infos.set(id, { planKey: s.planKey, outputs: s.outputs, execKey: s.execKey });
+  };
   for (const n of before ? graph.order : []) {
-    const s = before!.get(n.id);
-    if (!s) continue;
+    if (!before!.has(n.id)) continue;
     done.add(n.id);
-    infos.set(n.id, { planKey: s.planKey, outputs: s.outputs, execKey: s.execKey });
+    servedBefore(n.id);
   }
+  // The upstream nodes each node still waits for: those of the graph not served before it runs
+  // (one outside the graph, part of a pipeline's context, was).
   const upstreamLeft = (id: string): number => {
     const ups = graph.upstream.get(id)!;
-    if (done.size === 0) return ups.length;
+    if (!before) return ups.length;
     let left = 0;
-    for (const u of ups) if (!done.has(u)) left++;
+    for (const u of ups) {
+      if (!graph.byId.has(u)) {
+        if (!infos.has(u)) servedBefore(u);
+      } else if (!done.has(u)) left++;
+    }
     return left;
   };
   const remaining = new Map(graph.order.map((n) => [n.id, upstreamLeft(n.id)]));
