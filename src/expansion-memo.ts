@@ -195,10 +195,6 @@ function encodeMemo(memo: Memo): Buffer {
 function readMemoFile(path: string): MemoFile | undefined {
   const m = decodeSections(MEMO_FILE, readFileSync(path)) as MemoFile | undefined;
   if (!m || !Buffer.isBuffer(m.ids) || !Buffer.isBuffer(m.outs) || !Buffer.isBuffer(m.nodes) || !(m.nodeAt instanceof Uint32Array) || m.nodeAt.length === 0 || m.nodeAt[m.nodeAt.length - 1]! > m.nodes.length) return undefined;
-  // The offsets copied out of the file's bytes: once the nodes' text is decoded, nothing holds them (allNodes).
-  m.nodeAt = m.nodeAt.slice();
-  m.ids = Buffer.from(m.ids);
-  m.outs = Buffer.from(m.outs);
   return m;
 }
 
@@ -209,9 +205,9 @@ function readMemoFile(path: string): MemoFile | undefined {
  */
 function allNodes(m: MemoFile): unknown[] | undefined {
   const text = m.nodes.toString(m.ascii ? 'latin1' : 'utf8');
-  m.nodes = EMPTY;
-  m.ids = EMPTY;
-  m.outs = EMPTY;
+  // Every column a view of the file's bytes: let go of, nothing holds them.
+  m.nodes = m.ids = m.outs = EMPTY;
+  m.nodeAt = new Uint32Array(0);
   try {
     const nodes = JSON.parse(text) as unknown;
     return Array.isArray(nodes) ? nodes : undefined;

@@ -22,8 +22,12 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
   const t0 = performance.now();
   // The snapshot vouches for the whole pipeline: with targets, the part is planned.
   const found = targets.length === 0 ? await snapshotOf(pipeline, g) : undefined;
-  const told = found?.check && snapshotCanTell(found.check.snap, opts) ? found.check : undefined;
-  if (told && told.dirty.length === 0 && (await noopRun(told.snap, found!.loc, opts, g, t0))) return 0;
+  const runsAs = found?.check && snapshotCanTell(found.check.snap, opts);
+  const told = runsAs ? found!.check : undefined;
+  if (told && told.dirty.length === 0) {
+    await noopRun(told.snap, found!.loc, runsAs!, g, t0);
+    return 0;
+  }
   // Only sources changed: the run opens the part of the project it needs.
   const part = told && told.dirty.length > 0 ? await (await import('../engine/part-run.js')).openPartRun(found!.loc, told, await projectOptions(pipeline, g)) : undefined;
   const project = part?.project ?? (await import('../engine/targets.js')).selectTargets(await open(pipeline, g), targets);
@@ -68,27 +72,26 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
  * (forced nodes, -n, -v's line per node, a report to print, resources this run lacks: the full
  * way says so), nor where it has no served set (a run plans in full once, and records it).
  */
-function snapshotCanTell(snap: Snapshot, opts: RunOptions): boolean {
-  if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose || snap.report || !snap.served) return false;
-  const { capacity } = runCapacity(executorChoice(executors, opts.executor, snap.executor), opts);
-  return !capacity || Object.entries(snap.resources).every(([r, amount]) => amount <= (capacity[r] ?? 0));
+function snapshotCanTell(snap: Snapshot, opts: RunOptions): { executor: string; jobs: number } | undefined {
+  if (opts.dryRun || (opts.force?.length ?? 0) > 0 || opts.verbose || snap.report || !snap.served) return undefined;
+  const executorKind = executorChoice(executors, opts.executor, snap.executor);
+  const { capacity, jobs } = runCapacity(executorKind, opts);
+  const fits = !capacity || Object.entries(snap.resources).every(([r, amount]) => amount <= (capacity[r] ?? 0));
+  return fits ? { executor: executorKind.name, jobs } : undefined;
 }
 
 /**
- * A run with nothing to do, told from the no-op snapshot (src/engine/snapshot.ts) without planning:
- * true when it was. Its options are checked as a run checks them (snapshotCanTell first).
+ * A run with nothing to do, told from the no-op snapshot (src/engine/snapshot.ts) without planning,
+ * its options checked as a run checks them (snapshotCanTell).
  */
-async function noopRun(snap: Snapshot, loc: ProjectLocation, opts: RunOptions, g: GlobalOptions, t0: number): Promise<boolean> {
+async function noopRun(snap: Snapshot, loc: ProjectLocation, { executor, jobs }: { executor: string; jobs: number }, g: GlobalOptions, t0: number): Promise<void> {
   const cacheRoot = loc.store.root;
-  const executorKind = executorChoice(executors, opts.executor, snap.executor);
-  const { jobs } = runCapacity(executorKind, opts);
   const reporter = await reporterFor(liveDisplay(), false);
   await reporter.begin([]);
   if (!writable(join(cacheRoot, 'locks'))) process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);
-  else await recordNoop(loc, snap, g, executorKind.name, jobs);
+  else await recordNoop(loc, snap, g, executor, jobs);
   const summary: RunSummary = { served: new Map(), ran: 0, cached: snap.ids.length, restored: 0, failed: [], skipped: 0, interrupted: false };
   await reporter.end(summary, (performance.now() - t0) / 1000);
-  return true;
 }
 
 /** A no-op's history entry: everything cached, the snapshot's served set. */
