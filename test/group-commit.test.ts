@@ -56,13 +56,21 @@ test('group commit: each file is fsynced, then its directory once, in one flush 
   assert.deepEqual(synced.slice(3), [dir], `after the files, only their directory, once: ${synced.join(', ')}`);
 });
 
-test('group commit: an idle committer does not keep the process alive', () => {
+test('group commit: an idle committer does not keep the process alive, nor one warmed for a flush that never came', () => {
   const module = fileURLToPath(new URL('../src/cache/group-commit.js', import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'dfwe-gc-'));
   writeFileSync(join(dir, 'a'), 'a');
-  const script = `import { GroupCommit } from ${JSON.stringify(module)}; await new GroupCommit().durable([${JSON.stringify(join(dir, 'a'))}]); console.log('durable');`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
-  assert.equal(r.signal, null, 'it exited by itself');
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout.trim(), 'durable');
+  const a = JSON.stringify(join(dir, 'a'));
+  const scripts = {
+    'after a flush': `const c = new GroupCommit(); await c.durable([${a}]); console.log('durable');`,
+    // A stage started (warm), then its flush, then another stage started and the run ended.
+    'warmed, flushed, warmed again': `const c = new GroupCommit(); c.warm(); await c.durable([${a}]); c.warm(); console.log('durable');`,
+    'warmed only': `new GroupCommit().warm(); console.log('durable');`,
+  };
+  for (const [what, body] of Object.entries(scripts)) {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { GroupCommit } from ${JSON.stringify(module)}; ${body}`], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.signal, null, `${what}: it exited by itself`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'durable', what);
+  }
 });

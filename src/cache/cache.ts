@@ -32,6 +32,8 @@ export interface Cache {
    * is written, and the record is durable when this resolves. A put that fails leaves no record.
    */
   put(record: NodeRecord): Promise<void>;
+  /** A put is likely soon (a stage started): what it needs may get ready meanwhile. */
+  warm?(): void;
   /** The keys of the records it holds (well-formed names; each may still fail its lookup). */
   records(): AsyncIterable<ExecKey>;
 }
@@ -62,6 +64,10 @@ export class LocalCache implements Cache {
       rmSync(store.recordPath(record.execKey), { force: true });
       throw err;
     }
+  }
+
+  warm(): void {
+    this.commits.warm();
   }
 
   async *records(): AsyncIterable<ExecKey> {

@@ -27,6 +27,14 @@ export class GroupCommit {
   private inFlight: { id: number; done: (error?: { message: string; code?: string }) => void } | undefined;
   private nextId = 1;
 
+  /**
+   * A flush is coming (a stage was started): the thread starts now, while the stage runs. Started
+   * by the first flush, it took 25-35 ms here, after the stage and before the next could start.
+   */
+  warm(): void {
+    if (!this.flushing) this.syncer().unref();
+  }
+
   /** Resolves once every path (and its directory entry) is on disk. */
   durable(paths: Iterable<string>): Promise<void> {
     const batch = (this.pending ??= { paths: new Set(), waiters: [] });

@@ -450,9 +450,11 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
     }, RUNNING_MARK_MS);
     // The executor returns once every process of the stage is gone: nothing can write an output
     // after it is committed.
-    const result = await ctx.executor.launch({
+    const launched = ctx.executor.launch({
       nodeId: node.id, tag, argv, cwd: workspace, env, logPath, resources: node.resources, options: node.executorOptions[ctx.executorKind.name] ?? {}, signal: ctx.signal, onHandle, onLine, allOutput: ctx.streamOutput,
     });
+    ctx.cache.warm?.();
+    const result = await launched;
     // A success frees its job slot for the commit; a failure keeps it until the scheduler has
     // seen the failure, so that without --keep-going nothing new starts after it.
     if (result.exitCode === 0 && !ctx.signal.aborted) processEnded();
