@@ -82,6 +82,8 @@ test('a run after a source change opens only what it reaches, and does what a ru
   assert.equal(w.code, 0, w.stderr);
   assert.ok(!openedWhole(p), 'the run opened only the part it needs');
   assert.ok(openedWhole(w), 'a run the snapshot cannot tell opens the whole project');
+  // The status after the comment edit parsed the file and filed the memo's locations found again.
+  assert.ok(!p.modules.some((m) => /\/node_modules\/yaml\//.test(m)), 'the run did not parse the pipeline file again');
 
   assert.deepEqual(ran(p), ['ex[i=1]', 'ft[i=1]']);
   assert.deepEqual(ran(w), ran(p));

@@ -1,6 +1,7 @@
 import { UserError } from '../diagnostics.js';
 import { dict } from '../util/dict.js';
 import { locateProject, openProject, runtimeFor, type Project, type ProjectLocation, type ProjectOptions } from '../project.js';
+import { relocateMemo } from '../expansion-memo.js';
 import type { Decision } from '../engine/plan.js';
 import { checkReadSnapshot, keepSnapshot, readSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
 import { servedBy, type Served } from '../execute/runner.js';
@@ -88,6 +89,7 @@ export async function snapshotOf(pipeline: string | undefined, g: GlobalOptions)
     if (snap.expansionKey !== loc.expansionKey && snap.meaningKey === (await loc.meaning())) {
       snap = { ...snap, expansionKey: loc.expansionKey };
       keep = true;
+      await relocateMemo(loc);
     }
     const check = checkReadSnapshot(loc, snap);
     // Directories on the way that changed and still hold (a file made beside the pipeline): kept as they are now.
