@@ -5,8 +5,8 @@ import { relocateMemo } from '../expansion-memo.js';
 import type { Decision } from '../engine/plan.js';
 import { checkReadSnapshot, keepSnapshot, readSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from '../engine/snapshot.js';
 import { servedBy, type Served } from '../execute/runner.js';
-import { servedSet } from '../history/recorder.js';
-import { storeServedSet } from '../history/run-log.js';
+import { servedText } from '../history/recorder.js';
+import { storeServedText } from '../history/served-set.js';
 import { readRecord } from '../cache/records.js';
 import { registry } from '../../stages/index.js';
 import { executors } from '../execute/executors/index.js';
@@ -120,5 +120,5 @@ export async function saveSnapshotIfAllCached(project: Project, decisions: reado
     if (!record) return;
     served.set(d.id, servedBy(record));
   }
-  await writeSnapshot(project, served, storeServedSet(project.store, servedSet(project, served)));
+  await writeSnapshot(project, served, storeServedText(project.store, servedText(project, served)));
 }

@@ -1,11 +1,11 @@
 import type { Project } from '../project.js';
 import { planAll, type Decision } from './plan.js';
-import { decisionsFromSnapshot } from './snapshot-plan.js';
+import { decisionsFromSnapshot, touchedFromSnapshot, type ServedInfo } from './snapshot-plan.js';
 import { checkReadSnapshot, priorResults, type PriorResults, type ServedNodes, type Snapshot, type SnapshotCheck, type SnapshotPlace } from './snapshot.js';
 import type { Served } from '../execute/runner.js';
 import type { CacheStore } from '../cache/store.js';
 import type { SourceDigests } from '../node-keys.js';
-import { readServed } from '../history/runs.js';
+import { StoredServedSet } from '../history/served-set.js';
 
 /*
  * The one planner: what each node will do and why, for every command that asks (status, run,
@@ -70,34 +70,49 @@ export function plan(project: Project, opts: PlannerOptions = {}): Plan {
  * The plan of a run told from the snapshot, before the project is opened: only sources changed
  * since it was written, and a run needs only the nodes that reach them (engine/part-run.ts).
  */
-export interface PartPlan extends Plan {
+export interface PartPlan {
   snapshot: SnapshotCheck;
   /** What the run may execute, by index in the snapshot: the nodes that will run and those whose sources changed. */
   reach: number[];
+  /** Their decisions, in the same order. */
+  decisions: Decision[];
   /** The nodes whose outputs those read, not among them (by index). */
   context: number[];
-  /** Every node outside `reach`, served as the snapshot had it. */
+  /**
+   * Every node outside `reach`, served as the snapshot had it: its keys, and the outputs' digests
+   * and metrics of those the run may read (context, and nodes keyed again to the same key).
+   */
   served: Map<string, Served>;
+  /** The snapshot's served set: a run's own carries over the entries of every node outside `reach`. */
+  base: StoredServedSet;
 }
 
 /** Undefined where the snapshot cannot tell (no served set, a source that must be looked at in full): the full plan then says. */
 export function planPart(check: SnapshotCheck, loc: SnapshotPlace): PartPlan | undefined {
   const { snap } = check;
-  const servedBy = servedNodes(loc.store, snap);
-  const decisions = servedBy && decisionsFromSnapshot(check, loc, servedBy);
-  if (!decisions) return undefined;
+  const base = StoredServedSet.read(loc.store, snap.served);
+  if (!base || base.length !== snap.ids.length) return undefined;
+  // Only the entries of the nodes the run reads are parsed, each checked to be the snapshot's node.
+  const servedOf = (i: number): ServedInfo => {
+    const e = base.entry(i);
+    if (!e || e[0] !== snap.ids[i] || e[2] !== snap.execKeys[i]) throw new Error(`the served set ${snap.served} is not the snapshot's at node ${i}`);
+    return { metrics: e[3] ?? undefined, outputs: e[4] ?? undefined };
+  };
+  let touched: Map<number, Decision> | undefined;
+  try {
+    touched = touchedFromSnapshot(check, loc, servedOf);
+  } catch {
+    return undefined; // a source that cannot be read as it is, a served set not the snapshot's: the full plan says
+  }
+  if (!touched) return undefined;
   const inReach = new Uint8Array(snap.ids.length);
   for (const i of check.dirty) inReach[i] = 1;
-  decisions.forEach((d, i) => d.state !== 'cached' && (inReach[i] = 1));
+  for (const [i, d] of touched) if (d.state !== 'cached') inReach[i] = 1;
   const reach: number[] = [];
   const inContext = new Uint8Array(snap.ids.length);
   const context: number[] = [];
-  const served = new Map<string, Served>();
-  decisions.forEach((d, i) => {
-    if (!inReach[i]) {
-      served.set(d.id, { planKey: d.planKey, execKey: d.execKey!, metrics: d.metrics, outputs: d.outputs });
-      return;
-    }
+  for (let i = 0; i < snap.ids.length; i++) {
+    if (!inReach[i]) continue;
     reach.push(i);
     for (let k = snap.upstreamAt[i]!; k < snap.upstreamAt[i + 1]!; k++) {
       const u = snap.upstreamNodes[k]!;
@@ -106,8 +121,19 @@ export function planPart(check: SnapshotCheck, loc: SnapshotPlace): PartPlan | u
         context.push(u);
       }
     }
-  });
-  return { decisions, snapshot: check, reach, context, served };
+  }
+  const served = new Map<string, Served>();
+  try {
+    for (let i = 0; i < snap.ids.length; i++) {
+      if (inReach[i]) continue;
+      const d = touched.get(i);
+      if (d) served.set(d.id, { planKey: d.planKey, execKey: d.execKey!, metrics: d.metrics, outputs: d.outputs });
+      else served.set(snap.ids[i]!, { planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, ...(inContext[i] ? servedOf(i) : {}) });
+    }
+  } catch {
+    return undefined;
+  }
+  return { decisions: reach.map((i) => touched.get(i)!), snapshot: check, reach, context, served, base };
 }
 
 /**
@@ -116,13 +142,13 @@ export function planPart(check: SnapshotCheck, loc: SnapshotPlace): PartPlan | u
  * nodes that read them with. Undefined when it has none (or it went).
  */
 function servedNodes(store: CacheStore, s: Snapshot): ServedNodes | undefined {
-  const set = readServed(store, s.served);
-  if (!set || set.nodes.length !== s.ids.length) return undefined;
-  const out = new Map<string, { metrics?: Record<string, number>; outputs?: Record<string, string> }>();
-  for (let i = 0; i < set.nodes.length; i++) {
-    const [id, , execKey, metrics, outputs] = set.nodes[i]!;
-    if (id !== s.ids[i] || execKey !== s.execKeys[i]) return undefined;
-    out.set(id, { metrics: metrics ?? undefined, outputs: outputs ?? undefined });
+  const set = StoredServedSet.read(store, s.served);
+  if (!set || set.length !== s.ids.length) return undefined;
+  const out = new Map<string, ServedInfo>();
+  for (let i = 0; i < set.length; i++) {
+    const e = set.entry(i);
+    if (!e || e[0] !== s.ids[i] || e[2] !== s.execKeys[i]) return undefined;
+    out.set(e[0], { metrics: e[3] ?? undefined, outputs: e[4] ?? undefined });
   }
   return out;
 }

@@ -13,7 +13,7 @@ import { UserError } from '../diagnostics.js';
 import { CACHE_LEASE, CacheNotWritable, LeaseManager, type Lease } from '../cache/lease.js';
 import { updateSnapshot, writeSnapshot, type Snapshot, type SnapshotCheck } from './snapshot.js';
 import type { NodeDef } from '../pipeline/types.js';
-import { plan, type PartPlan, type Plan } from './planner.js';
+import { plan, type PartPlan } from './planner.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { RemoteSession, warnUser } from '../cache/remote-session.js';
 import { startHistory, subjectOf, type RunMeta } from '../history/start.js';
@@ -79,7 +79,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     cacheLease = await leases.acquire(CACHE_LEASE, `run of ${project.displayPath}`, 'read', (h) => process.stderr.write(`dfwe: waiting for ${h.what} (pid ${h.pid} on ${h.host}) to finish\n`), signal);
   } catch (err) {
     leases.close();
-    if (err instanceof CacheNotWritable) return readOnlyRun(part ?? plan(project, { force, sources }), project.store.root, userReporter, err, t0);
+    if (err instanceof CacheNotWritable) return readOnlyRun(part?.decisions ?? plan(project, { force, sources }).decisions, (project.part?.order ?? project.graph.order).length, project.store.root, userReporter, err, t0);
     throw err;
   }
   try {
@@ -89,7 +89,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     const executor = await executorKind.connect();
     const remote = await RemoteSession.open(project.store, opts, warnUser, project.remote);
     const log = await startHistory(project.store, subjectOf(project, sources), { command, executor: executorKind.name, jobs });
-    const recorder = log && new HistoryRecorder(userReporter, log, project);
+    const recorder = log && new HistoryRecorder(userReporter, log, project, part && { base: part.base, part: part.reach });
     const reporter = recorder ?? userReporter;
     await reporter.begin(expected);
     let summary: RunSummary;
@@ -129,14 +129,15 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
  * A cache dfwe cannot write (a read-only mount, a shared team cache): a run that needs nothing
  * written succeeds, since every result is already in place; any other is an input error.
  */
-async function readOnlyRun({ decisions }: Plan, cacheRoot: string, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
+/** `decisions`: of every node but those served as the snapshot had them (a part run's); `nodes`: how many there are in all. */
+async function readOnlyRun(decisions: Decision[], nodes: number, cacheRoot: string, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
   const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
   if (pending.length > 0) {
     const ids = pending.slice(0, 5).map((d) => d.id).join(', ') + (pending.length > 5 ? ', …' : '');
     throw new UserError({ message: `${err.message}; ${pending.length} node${pending.length === 1 ? '' : 's'} would need it (${ids})`, hint: 'use a writable cache: --cache DIR or DFWE_CACHE' });
   }
   await reporter.begin([]);
-  const summary: RunSummary = { served: new Map(), ran: 0, cached: decisions.length, restored: 0, failed: [], skipped: 0, interrupted: false };
+  const summary: RunSummary = { served: new Map(), ran: 0, cached: nodes, restored: 0, failed: [], skipped: 0, interrupted: false };
   process.stderr.write(`${readOnlyNote(cacheRoot)}\n`);
   await reporter.end(summary, (performance.now() - t0) / 1000);
   return summary;

@@ -5,7 +5,7 @@ import { FileDigests } from '../keys/file-digests.js';
 import { execKeyOf, planKeyOf, type Fingerprint } from '../keys/fingerprint.js';
 import type { Decision } from './plan.js';
 import { explainRun, listSome, withReasonWhenAsked } from './reasons.js';
-import { settledSources, sourceStats, type ServedNodes, type SnapshotCheck, type SnapshotPlace } from './snapshot.js';
+import { settledSources, sourceStats, type ServedNodes, type Snapshot, type SnapshotCheck, type SnapshotPlace } from './snapshot.js';
 import { Bounds } from '../workspace-bounds.js';
 
 /*
@@ -23,7 +23,7 @@ import { Bounds } from '../workspace-bounds.js';
  */
 export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes, settled?: Map<number, Stats>): Decision[] | undefined {
   const { snap } = check;
-  if (check.dirty.length === 0) return snap.ids.map((id, i) => ({ id, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, ...served?.get(id) }));
+  if (check.dirty.length === 0) return snap.ids.map((id, i) => asSnapshotHad(snap, i, () => served?.get(id)));
   try {
     return planFromSnapshot(check, loc, served, settled);
   } catch {
@@ -33,6 +33,26 @@ export function decisionsFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, 
 
 /** `settled`: given, it collects the source witnesses of nodes found touched, not changed (see settledSources). */
 export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, served?: ServedNodes, settled?: Map<number, Stats>): Decision[] | undefined {
+  const { snap } = check;
+  const servedOf = (i: number): ServedInfo | undefined => served?.get(snap.ids[i]!);
+  const touched = touchedFromSnapshot(check, loc, servedOf, settled);
+  return touched && snap.ids.map((_, i) => touched.get(i) ?? asSnapshotHad(snap, i, servedOf));
+}
+
+/** What a run's served set says of a node: its metrics, and its outputs' digests when it kept them. */
+export type ServedInfo = { metrics?: Record<string, number>; outputs?: Record<string, string> };
+
+/** Node i, cached as the snapshot had it. */
+export function asSnapshotHad(snap: Snapshot, i: number, servedOf: (i: number) => ServedInfo | undefined): Decision {
+  return { id: snap.ids[i]!, state: 'cached', reason: 'cached', planKey: snap.planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, ...servedOf(i) };
+}
+
+/**
+ * The decisions of the nodes the changed sources reach (by index: those keyed again, and what
+ * follows them); every other node is as the snapshot had it (asSnapshotHad). `servedOf` is asked
+ * only of nodes found cached among them. Undefined where it cannot tell (see above).
+ */
+export function touchedFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, servedOf: (i: number) => ServedInfo | undefined, settled?: Map<number, Stats>): Map<number, Decision> | undefined {
   const { snap, dirty } = check;
   const { store, workspace } = loc;
   const digests = new FileDigests(undefined, new Bounds(workspace, snap.outside));
@@ -41,25 +61,25 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, serve
   for (const i of dirty) isDirty[i] = 1;
   const upstreamOf = (i: number): number[] => Array.from(snap.upstreamNodes.subarray(snap.upstreamAt[i], snap.upstreamAt[i + 1]));
   const planKeys = [...snap.planKeys];
-  const decisions: Decision[] = new Array(n);
+  const decisions = new Map<number, Decision>();
   const fingerprintOf = (i: number): Fingerprint | undefined => {
     const r: NodeRecord | undefined = readRecord(store, snap.execKeys[i]!);
     return r && execKeyOf(r.fingerprint) === snap.execKeys[i] ? r.fingerprint : undefined;
   };
   /** Nodes that will run or were keyed again: what follows them must be looked at. */
   const touched = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
+  // Nodes before the first changed one (in the graph's order) are clean: all they read comes before them.
+  let first = n;
+  for (const i of dirty) first = Math.min(first, i);
+  for (let i = first; i < n; i++) {
     const id = snap.ids[i]!;
     let upTouched = false;
     for (let k = snap.upstreamAt[i]!; k < snap.upstreamAt[i + 1]! && !upTouched; k++) upTouched = touched[snap.upstreamNodes[k]!] === 1;
     // Most nodes: clean, and so is everything above them (no list is built for those).
-    if (!isDirty[i] && !upTouched) {
-      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey: snap.execKeys[i]!, prior: true, ...served?.get(id) };
-      continue;
-    }
+    if (!isDirty[i] && !upTouched) continue;
     touched[i] = 1;
     const ups = upstreamOf(i);
-    const pending = ups.filter((u) => decisions[u]!.state !== 'cached');
+    const pending = ups.filter((u) => decisions.has(u) && decisions.get(u)!.state !== 'cached');
     const before = fingerprintOf(i);
     if (!before) return undefined;
     let exec = before;
@@ -76,19 +96,19 @@ export function planFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, serve
     // The plan key: the same fingerprint with the upstream nodes' plan keys.
     planKeys[i] = planKeyOf({ ...exec, upstream: Object.fromEntries(ups.map((u) => [snap.ids[u]!, planKeys[u]!])) });
     if (pending.length > 0) {
-      decisions[i] = { id, state: 'run', planKey: planKeys[i]!, reason: `upstream ${listSome(pending.map((u) => snap.ids[u]!))} will run (cached again if its outputs come out identical)` };
+      decisions.set(i, { id, state: 'run', planKey: planKeys[i]!, reason: `upstream ${listSome(pending.map((u) => snap.ids[u]!))} will run (cached again if its outputs come out identical)` });
       continue;
     }
     const execKey = execKeyOf(exec);
     if (execKey === snap.execKeys[i]) {
       // Touched, not changed: the same content, the same key.
-      decisions[i] = { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, ...served?.get(id) };
+      decisions.set(i, { id, state: 'cached', reason: 'cached', planKey: planKeys[i]!, execKey, prior: true, ...servedOf(i) });
       const proven = sourcesBefore && settledSources(snap, workspace, sourcesBefore);
       if (proven) for (const [w, st] of proven) settled!.set(w, st);
       continue;
     }
     if (readRecord(store, execKey)) return undefined;
-    decisions[i] = withReasonWhenAsked({ id, state: 'run' as const, planKey: planKeys[i]!, execKey, execFingerprint: exec }, () => explainRun(store, workspace, id, exec, false));
+    decisions.set(i, withReasonWhenAsked({ id, state: 'run' as const, planKey: planKeys[i]!, execKey, execFingerprint: exec }, () => explainRun(store, workspace, id, exec, false)));
   }
   return decisions;
 }

@@ -8,7 +8,8 @@ import type { Project } from '../project.js';
 import { averageDelta, pairsFrom, taskRows } from '../comparison.js';
 import type { Reporter } from '../execute/scheduler.js';
 import type { Finished } from '../execute/runner.js';
-import type { EndLine, NodeLine, RunLog, ServedSet } from './run-log.js';
+import type { EndLine, NodeLine, RunLog } from './run-log.js';
+import { servedSetText, storeServedText, type StoredServedSet } from './served-set.js';
 
 /*
  * A run's history as it happens: a reporter that passes every event on to the one the user sees
@@ -26,6 +27,7 @@ export class HistoryRecorder implements Reporter {
     private readonly inner: Reporter,
     private readonly log: RunLog,
     private readonly project: Project,
+    private readonly carried?: CarriedServed,
   ) {}
 
   begin(expected: string[]): Promise<void> | void {
@@ -85,7 +87,7 @@ export class HistoryRecorder implements Reporter {
 
   /** Writes the end line (the outcome, the served set, the report's pairs); the served set's digest. */
   finish(summary: RunSummary): string | undefined {
-    const end = endOf(this.project, summary, this.log);
+    const end = endOf(this.project, summary, this.carried);
     this.log.end(end);
     return end.served;
   }
@@ -100,9 +102,9 @@ function outputsOf(store: CacheStore, execKey: ExecKey): Record<string, string> 
   return record ? outputDigests(record) : null;
 }
 
-function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine, 't' | 'endedAt'> {
+function endOf(project: Project, summary: RunSummary, carried: CarriedServed | undefined): Omit<EndLine, 't' | 'endedAt'> {
   const status = summary.interrupted ? 'interrupted' : summary.failed.length > 0 ? 'failed' : 'succeeded';
-  const served = summary.served.size > 0 ? log.storeServed(servedSet(project, summary.served)) : undefined;
+  const served = summary.served.size > 0 ? storeServedText(project.store, servedText(project, summary.served, carried)) : undefined;
   let report: EndLine['report'];
   if (project.report) {
     const pairs = pairsFrom(project, (id) => summary.served.get(id)?.metrics);
@@ -111,12 +113,28 @@ function endOf(project: Project, summary: RunSummary, log: RunLog): Omit<EndLine
   return { status, ran: summary.ran, cached: summary.cached, restored: summary.restored, failed: summary.failed.length, skipped: summary.skipped, served, report };
 }
 
-/** What serves each node (in pipeline order), as the history keeps it. */
-export function servedSet(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'> & { outputs?: Record<string, string> }>): ServedSet {
-  const nodes: ServedSet['nodes'] = [];
-  for (const n of project.part?.order ?? project.graph.order) {
+/**
+ * The nodes a run served as the served set before it did (a run of part of a pipeline: every node
+ * but the `part`'s, by index in pipeline order): their entries are that set's, carried over.
+ */
+export interface CarriedServed {
+  base: StoredServedSet;
+  part: readonly number[];
+}
+
+/** What serves each node (in pipeline order), as the history keeps it: a served set's text (served-set.ts). */
+export function servedText(project: Project, served: ReadonlyMap<string, Pick<NodeRecord, 'execKey' | 'metrics'> & { outputs?: Record<string, string> }>, carried?: CarriedServed): string {
+  const order = project.part?.order ?? project.graph.order;
+  const entry = (i: number): string | undefined => {
+    const n = order[i]!;
     const r = served.get(n.id);
-    if (r) nodes.push([n.id, n.stage, r.execKey, r.metrics ?? null, r.outputs ?? outputsOf(project.store, r.execKey)]);
+    return r && JSON.stringify([n.id, n.stage, r.execKey, r.metrics ?? null, r.outputs ?? outputsOf(project.store, r.execKey)]);
+  };
+  const own = carried && new Set(carried.part);
+  const lines: string[] = [];
+  for (let i = 0; i < order.length; i++) {
+    const line = !own || own.has(i) ? entry(i) : carried!.base.line(i);
+    if (line !== undefined) lines.push(line);
   }
-  return { format: 1, nodes };
+  return servedSetText(lines);
 }

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CacheStore } from '../cache/store.js';
-import { writeAll, writeFileAtomic } from '../util/fsx.js';
-import { digestBytes } from '../util/hash.js';
+import { writeAll } from '../util/fsx.js';
 import type { GitState } from './git.js';
 import type { Pair } from '../comparison.js';
 import type { ReportSpec } from '../pipeline/types.js';
@@ -104,18 +103,6 @@ export function servedPath(store: CacheStore, digest: string): string {
   return join(runsDir(store), 'served', `${digest}.json`);
 }
 
-/** A served set, stored once by its content (a run's, or a snapshot's); its digest, undefined if it could not be written. */
-export function storeServedSet(store: CacheStore, set: ServedSet): string | undefined {
-  const text = JSON.stringify(set);
-  const digest = digestBytes(text);
-  try {
-    if (!existsSync(servedPath(store, digest))) writeFileAtomic(servedPath(store, digest), text, { durable: false });
-    return digest;
-  } catch {
-    return undefined;
-  }
-}
-
 function newRunId(at: Date): string {
   const iso = at.toISOString();
   return `${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}-${randomBytes(2).toString('hex')}`;
@@ -165,11 +152,6 @@ export class RunLog {
       // History explains; a full disk here must not fail the run.
       this.close();
     }
-  }
-
-  /** The served set, stored once by its content; its digest. */
-  storeServed(set: ServedSet): string | undefined {
-    return storeServedSet(this.store, set);
   }
 
   end(line: Omit<EndLine, 't' | 'endedAt'>): void {

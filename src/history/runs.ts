@@ -9,6 +9,7 @@ import { digestBytes } from '../util/hash.js';
 import { isDigest } from '../util/key-types.js';
 import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
 import { isFailureKind } from '../execute/runner.js';
+import { servedEntryOk } from './served-set.js';
 
 /*
  * The run history read back (run-log.ts writes it). Files are anyone's to edit or damage: a line
@@ -146,10 +147,7 @@ export function readServed(store: CacheStore, digest: string | undefined): Serve
     // Named by its digest: a set changed since it was written is not read (its output digests key nodes).
     if (digestBytes(text) !== digest) return undefined;
     const s = JSON.parse(text) as ServedSet;
-    const outputsOk = (o: unknown): boolean => o === undefined || o === null || (isObject(o) && Object.values(o).every((d) => isString(d) && isDigest(d)));
-    const entryOk = (e: unknown): boolean =>
-      Array.isArray(e) && (e.length === 4 || e.length === 5) && isString(e[0]) && isString(e[1]) && isString(e[2]) && (e[3] === null || (isObject(e[3]) && Object.values(e[3]).every(isScore))) && outputsOk(e[4]);
-    return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) && s.nodes.every(entryOk) ? s : undefined;
+    return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) && s.nodes.every(servedEntryOk) ? s : undefined;
   } catch {
     return undefined;
   }
