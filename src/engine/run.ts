@@ -128,8 +128,9 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
 /**
  * A cache dfwe cannot write (a read-only mount, a shared team cache): a run that needs nothing
  * written succeeds, since every result is already in place; any other is an input error.
+ * `decisions`: of every node but those served as the snapshot had them (a part run's); `nodes`:
+ * how many there are in all.
  */
-/** `decisions`: of every node but those served as the snapshot had them (a part run's); `nodes`: how many there are in all. */
 async function readOnlyRun(decisions: Decision[], nodes: number, cacheRoot: string, reporter: Reporter, err: CacheNotWritable, t0: number): Promise<RunSummary> {
   const pending = decisions.filter((d) => d.state !== 'cached' || d.restore);
   if (pending.length > 0) {

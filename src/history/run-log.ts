@@ -114,7 +114,6 @@ export class RunLog {
   private fd: number | undefined;
 
   private constructor(
-    private readonly store: CacheStore,
     readonly id: string,
     fd: number,
   ) {
@@ -134,7 +133,7 @@ export class RunLog {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
           throw err;
         }
-        const log = new RunLog(store, id, fd);
+        const log = new RunLog(id, fd);
         log.append({ t: 'start', format: HISTORY_FORMAT, id, startedAt: at.toISOString(), ...start });
         return log;
       }

@@ -6,7 +6,6 @@ import { UserError } from '../diagnostics.js';
 import { processAlive, processStart } from '../util/process.js';
 import { nestedWithin } from '../util/depth.js';
 import { digestBytes } from '../util/hash.js';
-import { isDigest } from '../util/key-types.js';
 import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
 import { isFailureKind } from '../execute/runner.js';
 import { servedEntryOk } from './served-set.js';
