@@ -4,7 +4,10 @@ import { appendFileSync, readdirSync, readFileSync, rmSync, utimesSync, writeFil
 import { join } from 'node:path';
 import { executors } from '../src/execute/executors/index.js';
 import { locateProject, openProject, runtimeFor, type ProjectOptions } from '../src/project.js';
-import { checkSnapshot } from '../src/engine/snapshot.js';
+import { checkSnapshot, keepSnapshot, readSnapshot } from '../src/engine/snapshot.js';
+import { readServed } from '../src/history/runs.js';
+import { servedPath } from '../src/history/run-log.js';
+import { digestBytes } from '../src/util/hash.js';
 import { openPartRun } from '../src/engine/part-run.js';
 import { registry } from '../stages/index.js';
 import { dfwe, dfweTraced, ran, read, workspace } from './helpers.js';
@@ -111,6 +114,33 @@ test('a run after a source change opens only what it reaches, and does what a ru
   const next = dfweTraced(part, ['status']);
   assert.match(next.stdout, /10 nodes: 10 cached, 0 will run/);
   assert.ok(!next.modules.some((m) => /\/dist\/src\/engine\/plan\.js$/.test(m)), 'status used the snapshot');
+});
+
+test('a snapshot that names a served set written on one line (by an earlier dfwe) is carried over as one written a line an entry', () => {
+  const ws = ranAndEdited();
+  const options: ProjectOptions = { workspace: ws, stageTypes: registry, executors };
+  const loc = locateProject(options);
+  const snap = readSnapshot(loc, (b) => runtimeFor(b))!;
+  const set = readServed(loc.store, snap.served)!;
+  const oneLine = JSON.stringify(set);
+  const digest = digestBytes(oneLine);
+  writeFileSync(servedPath(loc.store, digest), oneLine);
+  keepSnapshot(loc, { ...snap, served: digest });
+  appendFileSync(join(ws, 'src/d1.txt'), 'more\n');
+  const before = runFiles(ws);
+  const r = dfweTraced(ws, ['run']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!openedWhole(r), 'the run opened only the part it needs');
+  assert.deepEqual(ran(r), ['ex[i=1]', 'ft[i=1]']);
+  // Every node outside the part as the old set had it; the two that ran as they ran.
+  const { served } = newRun(ws, before);
+  const ranNow = (JSON.parse(dfwe(ws, ['status', '--json']).stdout) as StatusJson).nodes;
+  assert.deepEqual(served.map((e) => e[0]), set.nodes.map((e) => e[0]));
+  served.forEach((e, i) => {
+    if (['ex[i=1]', 'ft[i=1]'].includes(e[0])) assert.equal(e[2], ranNow.find((n) => n.id === e[0])!.execKey, e[0]);
+    else assert.deepEqual(e, set.nodes[i], e[0]);
+  });
+  assert.match(dfwe(ws, ['status']).stdout, /10 nodes: 10 cached, 0 will run/);
 });
 
 test('a stage that fails in a part-opened run fails as in a whole one; the snapshot does not claim it, and the fix runs it', () => {
