@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, median, round } from './util.js';
+import { BIN, median, medianOf, round } from './util.js';
 
 /*
  * Engine overhead at scale, against make -r on the same DAG in the same run: `prepare` → N
@@ -100,11 +100,6 @@ function edited(ws: string, i: number): void {
 
 /** Rounds of the everyday measures (a leaf changed, the loop, make's leaf run). */
 const ROUNDS = 5;
-
-function medianOf(xs: readonly number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** `n` rounds of a measure: their median, and every round. */
 function rounds(n: number, round: (r: number) => number): { ms: number; all: number[] } {

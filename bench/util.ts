@@ -23,8 +23,12 @@ export function dfweTimed(cwd: string, args: string[]): { ms: number; code: numb
 
 /** Median of `n` timings of fn. */
 export function median(n: number, fn: () => number): number {
-  const xs = Array.from({ length: n }, fn).sort((a, b) => a - b);
-  return xs[Math.floor(xs.length / 2)]!;
+  return medianOf(Array.from({ length: n }, fn));
+}
+
+export function medianOf(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /** Spawn `/bin/sh -c cmd` for each command, `jobs` at a time: the work without any engine. */
