@@ -29,7 +29,7 @@ export async function runCommand(pipeline: string | undefined, opts: RunOptions,
     return 0;
   }
   // Only sources changed: the run opens the part of the project it needs.
-  const part = told && told.dirty.length > 0 ? await (await import('../engine/part-run.js')).openPartRun(found!.loc, told, await projectOptions(pipeline, g)) : undefined;
+  const part = told ? await (await import('../engine/part-run.js')).openPartRun(found!.loc, told, await projectOptions(pipeline, g)) : undefined;
   const project = part?.project ?? (await import('../engine/targets.js')).selectTargets(await open(pipeline, g), targets);
   const { dryRun, executeRun } = await import('../engine/run.js');
   if (opts.dryRun) {

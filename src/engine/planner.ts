@@ -94,9 +94,9 @@ export function planPart(check: SnapshotCheck, loc: SnapshotPlace): PartPlan | u
   if (!base || base.length !== snap.ids.length) return undefined;
   // Only the entries of the nodes the run reads are parsed, each checked to be the snapshot's node.
   const servedOf = (i: number): ServedInfo => {
-    const e = base.entry(i);
-    if (!e || e[0] !== snap.ids[i] || e[2] !== snap.execKeys[i]) throw new Error(`the served set ${snap.served} is not the snapshot's at node ${i}`);
-    return { metrics: e[3] ?? undefined, outputs: e[4] ?? undefined };
+    const info = servedAt(base, snap, i);
+    if (!info) throw new Error(`the served set ${snap.served} is not the snapshot's at node ${i}`);
+    return info;
   };
   let touched: Map<number, Decision> | undefined;
   try {
@@ -146,9 +146,15 @@ function servedNodes(store: CacheStore, s: Snapshot): ServedNodes | undefined {
   if (!set || set.length !== s.ids.length) return undefined;
   const out = new Map<string, ServedInfo>();
   for (let i = 0; i < set.length; i++) {
-    const e = set.entry(i);
-    if (!e || e[0] !== s.ids[i] || e[2] !== s.execKeys[i]) return undefined;
-    out.set(e[0], { metrics: e[3] ?? undefined, outputs: e[4] ?? undefined });
+    const info = servedAt(set, s, i);
+    if (!info) return undefined;
+    out.set(s.ids[i]!, info);
   }
   return out;
+}
+
+/** What the snapshot's served set says of its node i; undefined where its entry i is not that node's. */
+function servedAt(set: StoredServedSet, s: Snapshot, i: number): ServedInfo | undefined {
+  const e = set.entry(i);
+  return e && e[0] === s.ids[i] && e[2] === s.execKeys[i] ? { metrics: e[3] ?? undefined, outputs: e[4] ?? undefined } : undefined;
 }

@@ -510,10 +510,6 @@ class Witnesses {
     this.paths.forEach((p, i) => this.index.set(p, i));
   }
 
-  pathOf(abs: string): string {
-    return pathOf(this.project.workspace, abs);
-  }
-
   private witness(abs: string, st: Stats, racyMs: number, kind: 'source' | 'structural' | 'way', own?: number[]): void {
     // A source this young: its stat cannot vouch for its content yet (an edit in the same tick
     // would leave it as it is). It is witnessed by a stat no file has, so the next check finds it
@@ -522,7 +518,7 @@ class Witnesses {
     const young = this.now - st.mtimeMs < racyMs;
     const unproven = young && racyMs !== DIR_RACY_MS;
     if (young && !unproven) this.wait = Math.max(this.wait, racyMs - (this.now - st.mtimeMs) + 1);
-    const path = this.pathOf(abs);
+    const path = pathOf(this.project.workspace, abs);
     this.pending.push([abs, st]);
     let i = this.index.get(path);
     if (i === undefined) {
