@@ -126,6 +126,16 @@ function rounds(n: number, round: (r: number) => number): { ms: number; all: num
   return { ms: medianOf(all), all };
 }
 
+/**
+ * What any no-op `status` in Node costs here before its own work: Node started, and one lstat of
+ * each path the snapshot witnesses (the pipeline file, every source and every output), in a loop
+ * of nothing else.
+ */
+function floorScript(n: number): string {
+  return `const { lstatSync } = require('node:fs'); lstatSync('dfwe.yaml'); lstatSync('out/prepare'); lstatSync('out/aggregate');
+for (let i = 0; i < ${n}; i++) { lstatSync('src/d' + i + '.txt'); lstatSync('out/expert/i=' + i + '/e'); lstatSync('out/finetune/i=' + i + '/f'); }`;
+}
+
 /** One of make's layouts: its Makefile, and a fresh tree for a full run. */
 interface MakeLayout {
   file: string;
@@ -178,6 +188,7 @@ export function benchEngine(sizes: number[]): unknown {
       const noop = median(3, () => timed(ws, dfwe(['status'])).ms);
       const noopRss = timed(ws, dfwe(['status'])).rss;
       const noopRun = median(3, () => timed(ws, dfwe(['run'])).ms);
+      const floor = median(3, () => timed(ws, [process.execPath, '-e', floorScript(n)]).ms);
       // Each measure of a few hundred milliseconds is taken in rounds, its median kept with every
       // round: one shot moved by 50 ms from one hour to the next on this VM.
       // One leaf changed: `status`, then the run that brings the snapshot up to date for the next round.
@@ -212,6 +223,7 @@ export function benchEngine(sizes: number[]): unknown {
         ratio_noop_status_vs_make: round(noop / mk.noop), ratio_leaf_changed_vs_make: round(leaf.ms / mk.leaf.ms), ratio_full_run_vs_make: round(full.ms / mk.full.ms),
         ratio_full_run_cpu_vs_make: round(full.cpuMs / mk.full.cpuMs),
         ratio_run_after_status_vs_make_leaf_run: round(runAfterStatus.ms / mk.leafRunMs),
+        floor_noop_status_ms: round(floor), ratio_floor_noop_status_vs_make: round(floor / mk.noop),
         per_node_full_run_ms: round(full.ms / nodes, 3), per_node_full_run_cpu_ms: round(full.cpuMs / nodes, 3), per_node_make_full_run_cpu_ms: round(mk.full.cpuMs / nodes, 3),
         // make on one directory of files, the baseline before 2026-12-07.
         make_flat_full_run_ms: round(mf.full.ms), make_flat_full_run_cpu_ms: round(mf.full.cpuMs), make_flat_noop_ms: round(mf.noop), make_flat_leaf_changed_ms: round(mf.leaf.ms), make_flat_leaf_run_ms: round(mf.leafRunMs),
