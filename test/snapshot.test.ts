@@ -476,3 +476,28 @@ test('a memoised expansion reused for an edited file is not written again: the n
   assert.ok(!r.modules.some((m) => /\/dist\/src\/pipeline\/expand\.js$/.test(m)), 'the memoised expansion was used');
   assert.match(r.stderr, /dfwe\.yaml:9:12: error: dependency "src\/in\.txt" of stage "a" does not exist[^\n]*\n +9 \| +deps: \[src\/in\.txt\]/);
 });
+
+test('a snapshot is checked where its files are, from whatever directory dfwe is started in', () => {
+  const ws = ranOnce();
+  // A directory holding the same relative paths: a witness looked up from the process's directory
+  // rather than the workspace would find these (other files: the snapshot would not hold).
+  const elsewhere = mkdtempSync(join(tmpdir(), 'dfwe-elsewhere-'));
+  for (const f of ['src/in.txt', 'data/1.txt', 'out/a/f', 'out/b/x', 'out/b/list', 'dfwe.yaml']) {
+    mkdirSync(join(elsewhere, dirname(f)), { recursive: true });
+    writeFileSync(join(elsewhere, f), readFileSync(join(ws, f)));
+  }
+  const from = (cwd: string) => traced(cwd, ['-C', ws, 'status']);
+  for (const cwd of [ws, elsewhere]) {
+    const s = from(cwd);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /2 nodes: 2 cached, 0 will run/);
+    assert.ok(s.fromSnapshot, `told from the snapshot, started in ${cwd === ws ? 'the workspace' : 'another directory'}`);
+  }
+  appendFileSync(join(ws, 'src/in.txt'), 'two\n');
+  for (const cwd of [elsewhere, ws]) {
+    const s = from(cwd);
+    assert.match(s.stdout, /a +will run/);
+    assert.ok(s.fromSnapshot, 'the source change told from the snapshot');
+  }
+  rmSync(elsewhere, { recursive: true, force: true });
+});

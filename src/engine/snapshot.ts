@@ -168,6 +168,23 @@ function witnessPath(p: string, workspace: string): string {
   return p[0] === '/' ? p : p === '.' ? workspace : `${workspace}/${p}`;
 }
 
+/**
+ * Where a witness is stat'ed: as witnessPath, but from the process's directory when that is the
+ * workspace (as for a command run there), where the kernel walks two or three directories fewer
+ * per stat: a tenth of the 30,000 of a 20,000-node check.
+ */
+function statPath(p: string, workspace: string, here = isCwd(workspace)): string {
+  return here && p[0] !== '/' && p !== '.' ? p : witnessPath(p, workspace);
+}
+
+function isCwd(dir: string): boolean {
+  try {
+    return process.cwd() === dir;
+  } catch {
+    return false; // the process's directory is gone
+  }
+}
+
 /** The five numbers a witness keeps of a stat. */
 function statColumns(st: Stats): number[] {
   return [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs];
@@ -182,9 +199,10 @@ function sameStat(st: Stats | undefined, stats: ArrayLike<number>, j: number): b
 function changedWitnesses(s: Snapshot, workspace: string): Map<number, Stats | undefined> {
   const { paths, stats } = s;
   const changed = new Map<number, Stats | undefined>();
+  const here = isCwd(workspace);
   for (let i = 0, j = 0; i < paths.length; i++, j += 5) {
     const p = paths[i]!;
-    const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
+    const st = lstatSync(statPath(p, workspace, here), { throwIfNoEntry: false });
     if (!sameStat(st, stats, j)) changed.set(i, st);
   }
   return changed;
@@ -239,7 +257,7 @@ function directoriesBelowHold(paths: Iterable<string>, changed: ReadonlySet<stri
       const parent = cut > 0 ? child.slice(0, cut) : cut === 0 ? '/' : '.';
       if (child !== p && changed.has(parent) && !looked.has(child)) {
         looked.add(child);
-        if (!lstatSync(witnessPath(child, workspace), { throwIfNoEntry: false })?.isDirectory()) return false;
+        if (!lstatSync(statPath(child, workspace), { throwIfNoEntry: false })?.isDirectory()) return false;
       }
       if (parent === child || parent === '.' || parent === '/') break;
       child = parent;
@@ -274,7 +292,7 @@ function recordsHold(s: Snapshot, shards: ReadonlyMap<string, number>, loc: Snap
  * whose sources changed since the snapshot was written: see settledSources).
  */
 export function sourceStats(s: Snapshot, workspace: string, i: number): [number, Stats | undefined][] {
-  return Array.from(s.sourceWitnesses.subarray(s.sourcesAt[i], s.sourcesAt[i + 1]), (w) => [w, lstatSync(witnessPath(s.paths[w]!, workspace), { throwIfNoEntry: false })]);
+  return Array.from(s.sourceWitnesses.subarray(s.sourcesAt[i], s.sourcesAt[i + 1]), (w) => [w, lstatSync(statPath(s.paths[w]!, workspace), { throwIfNoEntry: false })]);
 }
 
 /**
@@ -289,7 +307,7 @@ export function settledSources(s: Snapshot, workspace: string, before: [number, 
   const settled = new Map<number, Stats>();
   for (const [w, st] of before) {
     if (!st?.isFile() || now - st.mtimeMs < RACY_MS) return undefined;
-    const again = lstatSync(witnessPath(s.paths[w]!, workspace), { throwIfNoEntry: false });
+    const again = lstatSync(statPath(s.paths[w]!, workspace), { throwIfNoEntry: false });
     if (!sameStat(again, statColumns(st), 0)) return undefined;
     settled.set(w, st);
   }
@@ -710,7 +728,7 @@ function tryUpdateSnapshot(project: Project, check: SnapshotCheck, served: Reado
     for (const i of snap.ways) {
       if (w.fresh.has(i)) continue;
       const p = snap.paths[i]!;
-      const st = lstatSync(witnessPath(p, workspace), { throwIfNoEntry: false });
+      const st = lstatSync(statPath(p, workspace), { throwIfNoEntry: false });
       if (sameStat(st, stats, 5 * i)) continue;
       if (!st || !st.isDirectory()) return false;
       // As a fresh witness: kept only once older than a tick, so a change after it moves it (recordsHold).

@@ -159,17 +159,15 @@ async function serveCached(ctx: RunContext, node: NodeDef, execKey: ExecKey, own
   return { status: 'cached', served: servedBy(record), restored: found.state === 'restore' };
 }
 
-/** The lease names of a node: write for each output path (or its key), read for each input it reads. */
-function leasesOf(project: Project, node: NodeDef, execKey: ExecKey, withInputs: boolean): [string, LeaseMode][] {
+/** The lease names of a node: write for each output path (or its key), read for each input it reads (`inputs`, when it will run). */
+function leasesOf(project: Project, node: NodeDef, execKey: ExecKey, inputs: readonly Input[] = []): [string, LeaseMode][] {
   const names = new Map<string, LeaseMode>();
   const outs = Object.values(node.outs);
   if (outs.length === 0) names.set(`key-${execKey}`, 'write');
   for (const p of outs) names.set(outputLeaseName(project.workspace, p), 'write');
-  if (withInputs) {
-    for (const { rel } of inputsOf(project, node)) {
-      const n = outputLeaseName(project.workspace, rel);
-      if (!names.has(n)) names.set(n, 'read');
-    }
+  for (const { rel } of inputs) {
+    const n = outputLeaseName(project.workspace, rel);
+    if (!names.has(n)) names.set(n, 'read');
   }
   // One global order for every run: no two runs ever wait on each other in a cycle.
   return [...names].sort(([a], [b]) => (a < b ? -1 : 1));
@@ -246,7 +244,7 @@ function stampsOf(project: Project, node: NodeDef, owned?: Owned, cleared?: Read
 
 /** Restore a cache hit's outputs under their leases; undefined when it turned out unusable (run it). */
 export async function restoreNode(ctx: RunContext, node: NodeDef, keys: NodeKeys): Promise<Outcome | undefined> {
-  const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, keys.execKey!, false));
+  const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, keys.execKey!));
   try {
     return await serveCached(ctx, node, keys.execKey!, owned);
   } catch (err) {
@@ -267,11 +265,12 @@ const INPUT_RESTORES = 3;
 export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, upstream: Map<string, UpstreamInfo>, placement: Placement, processEnded: () => void = () => {}): Promise<Outcome> {
   const { planKey, execFingerprint } = keys;
   const execKey = keys.execKey!;
+  const inputs = inputsOf(ctx.project, node);
   for (let round = 0; ; round++) {
     let replaced: Input[] = [];
     // Write leases on its output paths: no two runs execute this node, or two versions of it, at
     // once. Read leases on the paths it reads: no run replaces an input while this node reads it.
-    const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, execKey, true));
+    const { held, owned } = await holdAll(ctx, node, leasesOf(ctx.project, node, execKey, inputs));
     try {
       if (!ctx.force.has(node.id)) {
         const cached = await serveCached(ctx, node, execKey, owned); // another run may have finished it while we waited
@@ -280,9 +279,9 @@ export async function runNode(ctx: RunContext, node: NodeDef, keys: NodeKeys, up
         const shared = ctx.remote && (await ctx.remote.fetch(execKey)) ? await serveCached(ctx, node, execKey, owned) : undefined;
         if (shared) return shared;
       }
-      const inputs = await checkInputs(ctx, node, upstream);
-      if (inputs.damaged) return inputs.damaged;
-      replaced = inputs.replaced;
+      const checked = await checkInputs(ctx, node, upstream, inputs);
+      if (checked.damaged) return checked.damaged;
+      replaced = checked.replaced;
       if (replaced.length === 0) {
         ctx.onStart?.(node.id);
         return await execute(ctx, node, planKey, execKey, execFingerprint!, owned, readsOf(ctx.project, node, upstream), (h) => held.forEach((l) => l.setHandle(h)), processEnded, placement);
@@ -338,11 +337,11 @@ function inputsOf(project: Project, node: NodeDef): Input[] {
  * - if not, the bytes were damaged after they were produced (`damaged`: the node fails, the
  *   damaged objects are quarantined, and the next run recomputes the producer).
  */
-async function checkInputs(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>): Promise<{ damaged?: Outcome; replaced: Input[] }> {
+async function checkInputs(ctx: RunContext, node: NodeDef, upstream: Map<string, UpstreamInfo>, inputs: readonly Input[]): Promise<{ damaged?: Outcome; replaced: Input[] }> {
   const { project } = ctx;
   const bad: string[] = [];
   const replaced: Input[] = [];
-  for (const i of inputsOf(project, node)) {
+  for (const i of inputs) {
     const info = upstream.get(i.producer);
     const expected = info?.outputs?.[i.name];
     if (expected === undefined) continue;
