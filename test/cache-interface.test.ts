@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { LocalCache, type Cache } from '../src/cache/cache.js';
 import { GroupCommit } from '../src/cache/group-commit.js';
 import { SEAL_MS } from '../src/cache/objects.js';
-import type { NodeRecord } from '../src/cache/records.js';
+import { parseRecord, recordText, type NodeRecord } from '../src/cache/records.js';
 import { execKeyOf, planKeyOf } from '../src/keys/fingerprint.js';
 import { isDigest, isExecKey, type Digest, type ExecKey } from '../src/util/key-types.js';
 import { digestBytes } from '../src/util/hash.js';
@@ -133,4 +133,13 @@ test('plan keys, execution keys and digests are told apart by the compiler (tsc 
   const wrongObject: Digest = execKey;
   assert.ok(isExecKey(wrongKey) && isExecKey(wrongDigest) && isDigest(wrongObject));
   assert.ok(!isExecKey('not-a-key') && !isDigest(`${digest}.tmp-1`));
+});
+
+test('a record an earlier dfwe wrote (format 3, 2026-12-07) is read as written: its checksum is worked out as it was', () => {
+  // Verbatim from a cache of that day: records are found by later versions (cache compatibility).
+  const text = '{"format":3,"nodeId":"finetune[i=7]","planKey":"f3dec1041f4c49452d12e80b8ce4779d","execKey":"29614f0f80ad97dd230def93839ba15a","fingerprint":{"format":2,"type":"cmd","version":1,"command":"cat out/expert/i=7/e > out/finetune/i=7/f","params":{},"pipelineParams":{},"env":{},"deps":{},"outs":{"f":"out/finetune/i=7/f"},"upstream":{"expert[i=7]":"787681c986a12dc461be23339ddc5ab8"}},"outputs":{"f":{"path":"out/finetune/i=7/f","kind":"file","digest":"c9f902d3a27a03a1ac784b89c64a0bbf","size":11}},"startedAt":"2026-12-07T15:58:19.040Z","durationMs":1.620150000000649,"host":"vm","reads":["3b812a445707eabeb985ee3ad7d76b77"],"check":"85bfb8a131dcc7dc430612cb4b0afcc9"}';
+  const key = '29614f0f80ad97dd230def93839ba15a' as ExecKey;
+  assert.deepEqual(parseRecord(text, key), JSON.parse(text));
+  assert.equal(recordText(parseRecord(text, key)!), text, 'written again as it was');
+  assert.equal(parseRecord(text.replace('"durationMs":1.62', '"durationMs":2.62'), key), undefined, 'a record changed since its check is refused');
 });

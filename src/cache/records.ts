@@ -43,8 +43,10 @@ export function parseRecord(text: string, execKey: ExecKey): NodeRecord | undefi
 }
 
 function recordCheck(record: NodeRecord): string {
-  const { check: _, ...rest } = record;
-  return keyOf(rest);
+  // The record without its check (canonical JSON leaves an undefined field out). A spread, not a
+  // rest pattern: once a process has made many objects with keys of their own (a 20,000-node
+  // pipeline's), V8 copies a rest key by key, 6 µs a record.
+  return keyOf({ ...record, check: undefined });
 }
 
 /** Each directory output's digest is the digest of the files, links and empty directories it lists. */
