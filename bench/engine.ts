@@ -66,8 +66,15 @@ function freshMakeTree(ws: string, n: number): void {
   for (const stage of ['expert', 'finetune']) for (let i = 0; i < n; i++) mkdirSync(join(ws, 'mk', stage, `i=${i}`), { recursive: true });
 }
 
-/** Wall time, CPU time (user and system, the command and what it waited for) and peak RSS of a command, through GNU time. */
-function timed(ws: string, argv: string[], okCodes = [0]): { ms: number; cpuMs: number; rss: number } {
+/** Wall time, CPU time (user and system, the command and what it waited for) and peak RSS of a command. */
+interface Timed {
+  ms: number;
+  cpuMs: number;
+  rss: number;
+}
+
+/** A command timed through GNU time. */
+function timed(ws: string, argv: string[], okCodes = [0]): Timed {
   const t = performance.now();
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', ...argv], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
   const ms = performance.now() - t;
@@ -143,7 +150,7 @@ interface MakeLayout {
 }
 
 /** make's full run of a layout, from a fresh tree. */
-function makeFull(ws: string, layout: MakeLayout, jobs: number): { ms: number; cpuMs: number; rss: number } {
+function makeFull(ws: string, layout: MakeLayout, jobs: number): Timed {
   layout.fresh();
   return timed(ws, ['make', '-r', '-f', layout.file, `-j${jobs}`]);
 }
@@ -152,9 +159,9 @@ function makeFull(ws: string, layout: MakeLayout, jobs: number): { ms: number; c
  * make's measures of a layout after its second full run: the no-op, and rounds of one source
  * changed (`-n`, then the leaf run), each round a source of its own (`firstEdit` on).
  */
-function makeMeasures(ws: string, layout: MakeLayout, jobs: number, before: { ms: number; cpuMs: number; rss: number }, firstEdit: number) {
+function makeMeasures(ws: string, layout: MakeLayout, jobs: number, before: Timed, firstEdit: number) {
   const after = makeFull(ws, layout, jobs);
-  const full = { ms: (before.ms + after.ms) / 2, cpuMs: (before.cpuMs + after.cpuMs) / 2, rss: Math.max(before.rss, after.rss) };
+  const full: Timed = { ms: (before.ms + after.ms) / 2, cpuMs: (before.cpuMs + after.cpuMs) / 2, rss: Math.max(before.rss, after.rss) };
   const noop = median(3, () => timed(ws, ['make', '-r', '-f', layout.file, '-n']).ms);
   const leafRun: number[] = [];
   const leaf = rounds(ROUNDS, (r) => {
