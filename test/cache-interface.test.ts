@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { LocalCache, type Cache } from '../src/cache/cache.js';
 import { GroupCommit } from '../src/cache/group-commit.js';
 import { SEAL_MS } from '../src/cache/objects.js';
-import { parseRecord, recordText, type NodeRecord } from '../src/cache/records.js';
+import { parseRecord, readRecord, recordText, type NodeRecord } from '../src/cache/records.js';
+import { CacheStore } from '../src/cache/store.js';
 import { execKeyOf, planKeyOf } from '../src/keys/fingerprint.js';
 import { isDigest, isExecKey, type Digest, type ExecKey } from '../src/util/key-types.js';
 import { digestBytes } from '../src/util/hash.js';
@@ -142,4 +144,17 @@ test('a record an earlier dfwe wrote (format 3, 2026-12-07) is read as written: 
   assert.deepEqual(parseRecord(text, key), JSON.parse(text));
   assert.equal(recordText(parseRecord(text, key)!), text, 'written again as it was');
   assert.equal(parseRecord(text.replace('"durationMs":1.62', '"durationMs":2.62'), key), undefined, 'a record changed since its check is refused');
+});
+
+test('a record looked up where there is none, where its shard is a file, or where it is a directory, is a miss, never a crash', () => {
+  const root = join(mkdtempSync(join(tmpdir(), 'dfwe-records-')), 'cache');
+  const store = new CacheStore(root);
+  const key = (c: string): ExecKey => c.repeat(32) as ExecKey;
+  assert.equal(readRecord(store, key('a')), undefined);
+  mkdirSync(dirname(dirname(store.recordPath(key('b')))), { recursive: true });
+  writeFileSync(dirname(store.recordPath(key('b'))), 'not a shard');
+  assert.equal(readRecord(store, key('b')), undefined, 'a shard that is a file');
+  mkdirSync(store.recordPath(key('c')), { recursive: true });
+  assert.equal(readRecord(store, key('c')), undefined, 'a record path that is a directory');
+  rmSync(dirname(root), { recursive: true, force: true });
 });

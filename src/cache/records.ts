@@ -1,6 +1,6 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { writeFileAtomic } from '../util/fsx.js';
+import { readTextIfAny, writeFileAtomic } from '../util/fsx.js';
 import { isAttemptShape, isRecordShape, RECORD_FORMAT, type NodeAttempt, type NodeRecord } from './record-shape.js';
 import { keyOf } from '../util/hash.js';
 import { processAlive, processStart } from '../util/process.js';
@@ -22,13 +22,8 @@ export type { NodeAttempt, NodeRecord, OutputEntry, OutputFile, OutputLink } fro
  * directory's manifest digest that does not match) is never served: the node runs again.
  */
 export function readRecord(store: CacheStore, execKey: ExecKey): NodeRecord | undefined {
-  let text: string;
-  try {
-    text = readFileSync(store.recordPath(execKey), 'utf8');
-  } catch {
-    return undefined;
-  }
-  return parseRecord(text, execKey);
+  const text = readTextIfAny(store.recordPath(execKey));
+  return text === undefined ? undefined : parseRecord(text, execKey);
 }
 
 /** A record's text as writeRecord wrote it, if whole and well-formed for this key (wherever it was read from). */
@@ -65,8 +60,10 @@ export function recordText(record: NodeRecord): string {
 }
 
 export function readAttempt(store: CacheStore, workspace: string, nodeId: string): NodeAttempt | undefined {
+  const text = readTextIfAny(store.attemptPath(workspace, nodeId));
+  if (text === undefined) return undefined;
   try {
-    const a: unknown = JSON.parse(readFileSync(store.attemptPath(workspace, nodeId), 'utf8'));
+    const a: unknown = JSON.parse(text);
     return isAttemptShape(a, nodeId) ? a : undefined;
   } catch {
     return undefined;
@@ -111,9 +108,11 @@ export function clearRunning(store: CacheStore, workspace: string, nodeId: strin
 
 /** The node's running marker, if its run is alive (on this host: its pid exists; elsewhere: taken as said). */
 export function readRunning(store: CacheStore, workspace: string, nodeId: string): RunningNode | undefined {
+  const text = readTextIfAny(store.runningPath(workspace, nodeId));
+  if (text === undefined) return undefined;
   let r: RunningNode;
   try {
-    r = JSON.parse(readFileSync(store.runningPath(workspace, nodeId), 'utf8')) as RunningNode;
+    r = JSON.parse(text) as RunningNode;
   } catch {
     return undefined;
   }
