@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { JobHandle } from '../executor.js';
 import { UserError } from '../diagnostics.js';
 import { describeFsError, isEnvironmentError } from '../util/fs-safe.js';
+import { readTextIfAny } from '../util/fsx.js';
 import { keyOf } from '../util/hash.js';
 import { processAlive, processStart } from '../util/process.js';
 import { Heartbeat } from './heartbeat.js';
@@ -94,10 +95,10 @@ function parseHolder(text: string): LeaseHolder | undefined {
   }
 }
 
-/** The names in a directory; none when it is not there (no reader has used it yet). */
+/** The names in a directory; none when it is not there (no reader has used it yet: asked by a stat that does not throw, as readTextIfAny). */
 function listed(dir: string): string[] {
   try {
-    return readdirSync(dir);
+    return statSync(dir, { throwIfNoEntry: false }) ? readdirSync(dir) : [];
   } catch {
     return [];
   }
@@ -231,13 +232,8 @@ export class LeaseManager {
 
   /** The holder of a lease file: absent, malformed (never whole: garbage to break) or a holder. */
   private read(path: string): LeaseHolder | 'absent' | 'malformed' {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch {
-      return 'absent';
-    }
-    return parseHolder(text) ?? 'malformed';
+    const text = readTextIfAny(path);
+    return text === undefined ? 'absent' : (parseHolder(text) ?? 'malformed');
   }
 
   /** The holder of NAME's writer lease, if there is one. */
