@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { executors } from '../src/execute/executors/index.js';
 import { locateProject, openProject, runtimeFor, type ProjectOptions } from '../src/project.js';
 import { checkSnapshot, keepSnapshot, readSnapshot } from '../src/engine/snapshot.js';
-import { readServed } from '../src/history/runs.js';
+import { readServed } from '../src/history/served-set.js';
 import { servedPath } from '../src/history/run-log.js';
 import { digestBytes } from '../src/util/hash.js';
 import { openPartRun } from '../src/engine/part-run.js';

@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CacheStore } from '../src/cache/store.js';
 import { servedPath, type ServedSet } from '../src/history/run-log.js';
-import { readServed } from '../src/history/runs.js';
-import { servedSetText, storeServedText, StoredServedSet, type ServedEntry } from '../src/history/served-set.js';
+import { readServed, servedSetText, storeServedText, StoredServedSet, type ServedEntry } from '../src/history/served-set.js';
 import { digestBytes } from '../src/util/hash.js';
 
 /*

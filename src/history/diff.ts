@@ -1,6 +1,7 @@
 import type { CacheStore } from '../cache/store.js';
 import { taskRows } from '../comparison.js';
-import { readServed, type Run } from './runs.js';
+import type { Run } from './runs.js';
+import { readServed } from './served-set.js';
 
 /*
  * Two runs side by side, as `dvc exp diff` puts two experiments: their params, what else they

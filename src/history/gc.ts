@@ -3,7 +3,8 @@ import { UserError } from '../diagnostics.js';
 import { join } from 'node:path';
 import type { CacheStore } from '../cache/store.js';
 import { runsDir, servedPath } from './run-log.js';
-import { listRuns, readServed } from './runs.js';
+import { listRuns } from './runs.js';
+import { readServed } from './served-set.js';
 
 /** The run history through gc: the last `keep` runs stay, with every result their served sets name; older entries go. */
 export function planHistoryGc(store: CacheStore, keep: number): { records: Set<string>; keptRuns: number; remove: { path: string; size: number }[] } {

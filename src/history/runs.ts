@@ -5,10 +5,8 @@ import type { CacheStore } from '../cache/store.js';
 import { UserError } from '../diagnostics.js';
 import { processAlive, processStart } from '../util/process.js';
 import { nestedWithin } from '../util/depth.js';
-import { digestBytes } from '../util/hash.js';
-import { HISTORY_FORMAT, runsDir, servedPath, type EndLine, type NodeLine, type ServedSet, type StartLine } from './run-log.js';
+import { HISTORY_FORMAT, runsDir, type EndLine, type NodeLine, type StartLine } from './run-log.js';
 import { isFailureKind } from '../execute/runner.js';
-import { servedEntryOk } from './served-set.js';
 
 /*
  * The run history read back (run-log.ts writes it). Files are anyone's to edit or damage: a line
@@ -136,20 +134,6 @@ export function listRuns(store: CacheStore): { runs: Run[]; unreadable: string[]
   // Ids name the second a run started; runs within one second are told apart by the milliseconds.
   runs.sort((a, b) => (a.start.startedAt < b.start.startedAt ? -1 : a.start.startedAt > b.start.startedAt ? 1 : a.id < b.id ? -1 : 1));
   return { runs, unreadable };
-}
-
-/** A run's served set, if it is still in the cache and whole. */
-export function readServed(store: CacheStore, digest: string | undefined): ServedSet | undefined {
-  if (!digest || !/^[0-9a-f]{32}$/.test(digest)) return undefined;
-  try {
-    const text = readFileSync(servedPath(store, digest), 'utf8');
-    // Named by its digest: a set changed since it was written is not read (its output digests key nodes).
-    if (digestBytes(text) !== digest) return undefined;
-    const s = JSON.parse(text) as ServedSet;
-    return s?.format === HISTORY_FORMAT && Array.isArray(s.nodes) && s.nodes.every(servedEntryOk) ? s : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -109,3 +109,16 @@ export class StoredServedSet {
     }
   }
 }
+
+/** A run's served set whole (runs, diff, gc), if it is still in the cache and is its digest's. */
+export function readServed(store: CacheStore, digest: string | undefined): ServedSet | undefined {
+  const set = StoredServedSet.read(store, digest);
+  if (!set) return undefined;
+  const nodes: ServedEntry[] = [];
+  for (let i = 0; i < set.length; i++) {
+    const e = set.entry(i);
+    if (!e) return undefined;
+    nodes.push(e);
+  }
+  return { format: HISTORY_FORMAT, nodes };
+}
