@@ -109,11 +109,13 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     } finally {
       executor.close();
     }
+    // Its results were all written by now (the snapshot waits a tick past it rather than find them young).
+    const wroteAt = summary.ran + summary.restored > 0 ? Date.now() : undefined;
     const served = recorder?.finish(summary);
     // Everything ran or was cached: the next no-op is told from a snapshot.
     if (summary.failed.length === 0 && summary.skipped === 0 && !summary.interrupted) {
-      if (planned) await updateSnapshot(project, planned, summary.served, served);
-      else await writeSnapshot(project, summary.served, served);
+      if (planned) await updateSnapshot(project, planned, summary.served, served, wroteAt);
+      else await writeSnapshot(project, summary.served, served, wroteAt);
     }
     project.saveState();
     await reporter.end(summary, (performance.now() - t0) / 1000);

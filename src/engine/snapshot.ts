@@ -458,9 +458,10 @@ class NotWitnessable extends Error {}
  * changed within the last clock tick (a run's last output) is waited for, once. A node served
  * without reading its record (as the plan found it in the snapshot) has it read here.
  */
-export async function writeSnapshot(project: Project, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
+export async function writeSnapshot(project: Project, served: ReadonlyMap<string, Served>, servedDigest?: string, wroteAt?: number): Promise<void> {
   // A snapshot vouches for the whole pipeline variant; part of it says nothing of the rest.
   if (project.targets || project.part) return;
+  await tickAfter(wroteAt);
   const records = new Map<string, NodeRecord>();
   for (const [id, s] of served) {
     const record = s.record ?? readRecord(project.store, s.execKey);
@@ -480,10 +481,22 @@ export async function writeSnapshot(project: Project, served: ReadonlyMap<string
  * it must be: the full write runs (none, for a project opened in part: the snapshot stays as it
  * was, and the next command, finding what the run changed, plans in full).
  */
-export async function updateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest?: string): Promise<void> {
+export async function updateSnapshot(project: Project, check: SnapshotCheck, served: ReadonlyMap<string, Served>, servedDigest?: string, wroteAt?: number): Promise<void> {
   if (project.targets) return;
+  await tickAfter(wroteAt);
   const done = await retryOnce(() => tryUpdateSnapshot(project, check, served, servedDigest));
   if (!done) await writeSnapshot(project, served, servedDigest);
+}
+
+/**
+ * A run's last results were written by `wroteAt`: the outputs and the directories that hold them
+ * are young until a tick has passed, and a write that found them so would wait, then witness
+ * everything again (a second pass over every witness after each full run). Waiting first costs
+ * the tick alone.
+ */
+async function tickAfter(wroteAt: number | undefined): Promise<void> {
+  const wait = wroteAt === undefined ? 0 : wroteAt + DIR_RACY_MS + 1 - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
 
 /** `attempt` gives how long to wait before trying again, or undefined when done (or given up). */
