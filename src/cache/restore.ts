@@ -1,7 +1,7 @@
 import { chmodSync, copyFileSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import type { FileDigests } from '../keys/file-digests.js';
 import { dirname, join } from 'node:path';
-import { tmpName } from '../util/fsx.js';
+import { removeIfAny, tmpName } from '../util/fsx.js';
 import { keyOf } from '../util/hash.js';
 import type { Bounds } from '../workspace-bounds.js';
 import type { CacheStore } from './store.js';
@@ -214,7 +214,7 @@ export function prepareOutputPath(bounds: Bounds, abs: string, owned: () => bool
   const forbidden = bounds.forbidden(where!) ?? (vcs ? `holds version-control metadata (${vcs})` : undefined);
   if (forbidden) throw new RestoreError(`${what} ${forbidden}: dfwe deletes an output before its stage runs, so it does not touch it`);
   assertReplaceable(abs, st, owned, what);
-  rmSync(stagingName(abs), { recursive: true, force: true });
+  removeIfAny(stagingName(abs));
 }
 
 /**
@@ -231,7 +231,7 @@ export function materialize(store: CacheStore, digests: FileDigests, absPath: st
     return;
   }
   const tmp = stagingName(absPath);
-  rmSync(tmp, { recursive: true, force: true });
+  removeIfAny(tmp);
   try {
     mkdirSync(tmp, { recursive: true });
     // Files and directories first, links last: the record's shape (record-shape.ts) puts nothing
@@ -252,7 +252,7 @@ export function materialize(store: CacheStore, digests: FileDigests, absPath: st
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  rmSync(absPath, { recursive: true, force: true });
+  removeIfAny(absPath);
   renameSync(tmp, absPath);
 }
 
@@ -280,7 +280,7 @@ function linkOrCopy(src: string, dest: string): void {
 /** Replace `dest` by a link to `src` atomically (link to a temp name, then rename over). */
 export function linkInto(src: string, dest: string, tmp = tmpName(dest)): void {
   mkdirSync(dirname(dest), { recursive: true });
-  rmSync(tmp, { force: true });
+  removeIfAny(tmp);
   linkOrCopy(src, tmp);
   try {
     renameSync(tmp, dest);

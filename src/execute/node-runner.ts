@@ -14,6 +14,7 @@ import type { Digest, ExecKey, PlanKey } from '../util/key-types.js';
 import { computeKeys, lookupResult, outputDigests, type NodeKeys, type UpstreamInfo } from '../node-keys.js';
 import type { Project } from '../project.js';
 import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-safe.js';
+import { removeIfAny } from '../util/fsx.js';
 import type { NodeSpec } from './node-spec.js';
 import { LAUNCH_TAG, runTagOf, type Executor, type ExecutorKind, type Launch } from '../executor.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
@@ -420,7 +421,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
       const abs = join(workspace, p);
       prepareOutputPath(project.bounds, abs, () => owned(p), `output "${name}" (${p})`);
       cleared.add(p);
-      rmSync(abs, { recursive: true, force: true });
+      removeIfAny(abs);
       mkdirSync(dirname(abs), { recursive: true });
     }
     // A node holding gpu tokens sees only its own devices, as Slurm's gres and Ray assign them.

@@ -1,5 +1,5 @@
 import { isAscii } from 'node:buffer';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 let counter = 0;
 
@@ -30,6 +30,20 @@ export function readTextIfAny(path: string): string | undefined {
   } catch {
     return undefined; // not a file, a way that is not a directory, unreadable
   }
+}
+
+/**
+ * Remove what is at `path` (a whole tree), where anything is. Most of the paths a run clears are
+ * not there (a node's outputs before its first run, the temp names it stages through), and rmSync
+ * tells that by an exception: 8-9 us a miss, against 1 us for a stat that does not throw.
+ */
+export function removeIfAny(path: string): void {
+  try {
+    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
+  } catch {
+    // a way that is not a directory, unreadable: rmSync says so as it always did
+  }
+  rmSync(path, { recursive: true, force: true });
 }
 
 /**
