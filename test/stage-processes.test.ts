@@ -129,6 +129,40 @@ test('a starter killed before it says the pid: the stage it started is found and
   assert.equal(read(ws, 'out/s'), 'late\n');
 });
 
+/** When a process started, in clock ticks since boot, as /proc says (field 22 of its stat). */
+function startOf(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+}
+
+// A dead run's stage is stopped through this handle only when its pid still names the process that
+// started then (pids are reused within minutes): a wrong start would leave it running.
+test("a running stage's handle names its leader and when it started, from either starter", async (t) => {
+  for (const spawner of existsSync('/usr/bin/python3') ? ['python', 'node'] : ['node']) {
+    await t.test(spawner, async () => {
+      const ws = workspace({ 'dfwe.yaml': LATE_WRITER });
+      const run = dfweAsync(ws, ['run'], { DFWE_SPAWNER: spawner, SLOW: '60' });
+      const locks = join(ws, 'cache', 'locks');
+      const handle = (): { id: number; start?: string } | undefined => {
+        for (const f of existsSync(locks) ? readdirSync(locks).filter((n) => n.endsWith('.lock')) : []) {
+          const line = readFileSync(join(locks, f), 'utf8').split('\n').find((l) => l.includes('"job"'));
+          if (line) return (JSON.parse(line) as { job: { id: number; start?: string } }).job;
+        }
+        return undefined;
+      };
+      try {
+        await waitFor(() => pidIn(ws) !== undefined && handle() !== undefined, 20_000, 'the stage to start');
+        const stage = pidIn(ws)!;
+        assert.equal(handle()!.id, stage, 'the handle names the stage\'s leader');
+        assert.equal(handle()!.start, startOf(stage), 'and when it started');
+      } finally {
+        run.child.kill('SIGINT');
+        await run.done;
+      }
+    });
+  }
+});
+
 test('an engine killed with -9: every stage it was running stops with it, from either starter', async (t) => {
   for (const spawner of existsSync('/usr/bin/python3') ? ['python', 'node'] : ['node']) {
     await t.test(spawner, async () => {

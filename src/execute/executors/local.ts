@@ -21,12 +21,16 @@ interface Exit {
   signal: NodeJS.Signals | null;
   /** It never started: spawn's error code. */
   error?: string;
+  /** The starter found its group gone once it had reaped the leader: nothing of it is left to stop. */
+  alone?: boolean;
 }
 
 /** A started process: its process group (its pid), once known, and how it ended. */
 interface Started {
   pgid: Promise<number | undefined>;
   exit: Promise<Exit>;
+  /** When the leader started (processStart), where the starter said it by the time pgid is known. */
+  start?: string;
 }
 
 /**
@@ -61,7 +65,7 @@ function localExecutor(): Executor {
       let peakRssBytes: number | undefined;
       try {
         const pgid = await started.pgid;
-        if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid, start: processStart(pgid) });
+        if (pgid !== undefined) l.onHandle({ executor: 'local', id: pgid, start: started.start ?? processStart(pgid) });
         const memory = pgid !== undefined ? trackMemory(pgid) : undefined;
         // The stage's own process has exited (its streams may still be held open by a child it left).
         try {
@@ -70,7 +74,7 @@ function localExecutor(): Executor {
           peakRssBytes = memory?.stop();
         }
         // Also when the spawner was lost with the stage running: nothing of it may outlive the launch.
-        if (pgid !== undefined) left = await endGroup(pgid, l.signal.aborted || exit.error ? 0 : LEFTOVER_GRACE_MS);
+        if (pgid !== undefined && !exit.alone) left = await endGroup(pgid, l.signal.aborted || exit.error ? 0 : LEFTOVER_GRACE_MS);
       } finally {
         finished = true;
         l.signal.removeEventListener('abort', stop);
@@ -143,13 +147,23 @@ function findPython(): string | undefined {
   return undefined;
 }
 
+/** A line from the starter: a stage's pid (with its start, from the Python starter), or how it ended. */
+interface Answer {
+  id: number;
+  pid?: number;
+  start?: string | null;
+  exit?: [number | null, NodeJS.Signals | null];
+  alone?: boolean;
+  error?: string;
+}
+
 /** The engine's end of the spawner process (see spawner.ts). */
 class Spawner {
   private child: ChildProcess | undefined;
   /** The environment the spawner was started with: each launch sends what differs from it. */
   private readonly base = { ...process.env };
   /** Launches not yet ended, with their request until the starter answers it. */
-  private readonly waiting = new Map<number, { pid: (pid: number | undefined) => void; exit: (e: Exit) => void; request?: string; tag: string; told?: true }>();
+  private readonly waiting = new Map<number, { started: Started; pid: (pid: number | undefined) => void; exit: (e: Exit) => void; request?: string; tag: string; told?: true }>();
   private nextId = 1;
   private gone: string | undefined;
   /** A python3 that could not serve as the starter: the Node one from then on. */
@@ -169,7 +183,7 @@ class Spawner {
     for (const [k, v] of Object.entries(l.env)) if (v !== undefined && this.base[k] !== v) env[k] = v;
     for (const k of Object.keys(this.base)) if (l.env[k] === undefined) env[k] = null;
     const request = `${JSON.stringify({ id, file: l.argv[0], args: l.argv.slice(1), cwd: l.cwd, env, log: l.logPath })}\n`;
-    this.waiting.set(id, { pid, exit, request, tag: l.tag });
+    this.waiting.set(id, { started, pid, exit, request, tag: l.tag });
     this.process().stdin!.write(request);
     this.hold();
     return started;
@@ -192,7 +206,7 @@ class Spawner {
       const lines = (partial + chunk.toString('utf8')).split('\n');
       partial = lines.pop()!;
       for (const line of lines) {
-        const m = JSON.parse(line) as { ready?: true; id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string };
+        const m = JSON.parse(line) as Answer & { ready?: true };
         if (m.ready) ready = true;
         else this.answer(m);
       }
@@ -231,18 +245,19 @@ class Spawner {
     return child;
   }
 
-  private answer(m: { id: number; pid?: number; exit?: [number | null, NodeJS.Signals | null]; error?: string }): void {
+  private answer(m: Answer): void {
     const w = this.waiting.get(m.id);
     if (!w) return;
     w.request = undefined;
     if (m.pid !== undefined) {
       w.told = true;
+      if (typeof m.start === 'string') w.started.start = m.start;
       w.pid(m.pid);
       return;
     }
     this.waiting.delete(m.id);
     w.pid(undefined);
-    w.exit(m.error ? { code: null, signal: null, error: m.error } : { code: m.exit![0], signal: m.exit![1] });
+    w.exit(m.error ? { code: null, signal: null, error: m.error } : { code: m.exit![0], signal: m.exit![1], alone: m.alone === true });
     this.hold();
   }
 

@@ -6,6 +6,10 @@
  * run's CPU. The first line it reads is the environment the others are told relative to (the
  * engine's, not Python's own: Python may set LC_CTYPE for itself, which no stage must see).
  *
+ * Beyond spawner.ts's protocol it says when each stage's leader started (its pid line's `start`)
+ * and whether its group was gone once the leader was reaped (its exit line's `alone`): the engine's
+ * thread would read /proc and take an exception for each stage otherwise.
+ *
  * Run as `python3 -I -S -X utf8 -c SOURCE NODE SPAWNER_JS`; an older Python hands over to the Node
  * spawner. Its first line out is { ready }: one that ends before it (no python3 there, a broken
  * one) started nothing, and the engine hands its requests to the Node spawner.
@@ -74,7 +78,27 @@ def start(r):
     finally:
         os.close(log)
     running[pid] = r['id']
-    say({'id': r['id'], 'pid': pid})
+    say({'id': r['id'], 'pid': pid, 'start': started_at(pid)})
+
+def started_at(pid):
+    # Read here, on the starter's core, not on the engine's thread: the field processStart reads.
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            stat = f.read()
+        return stat[stat.rindex(b')') + 2:].split(b' ')[19].decode()
+    except (OSError, ValueError, IndexError):
+        return None
+
+def alone(pgid):
+    # Its group is gone with its leader reaped: no process can join it again, and the engine
+    # need not look for what the stage left running.
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
 
 def reap():
     while running:
@@ -93,9 +117,9 @@ def reap():
                 name = signal.Signals(n).name
             except ValueError:
                 name = 'SIG%d' % n
-            say({'id': rid, 'exit': [None, name]})
+            say({'id': rid, 'exit': [None, name], 'alone': alone(pid)})
         else:
-            say({'id': rid, 'exit': [os.WEXITSTATUS(status), None]})
+            say({'id': rid, 'exit': [os.WEXITSTATUS(status), None], 'alone': alone(pid)})
 
 # Ready before it reads a request: a starter that ends before this line started nothing.
 say({'ready': True})
