@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { JobHandle } from '../executor.js';
 import { UserError } from '../diagnostics.js';
 import { describeFsError, isEnvironmentError } from '../util/fs-safe.js';
-import { readTextIfAny } from '../util/fsx.js';
+import { readTextIfAny, unlinkIfAny } from '../util/fsx.js';
 import { keyOf } from '../util/hash.js';
 import { processAlive, processStart } from '../util/process.js';
 import { Heartbeat } from './heartbeat.js';
@@ -358,13 +358,13 @@ export class LeaseManager {
         if (kind === 'set') this.heartbeat.remove(path);
         if (!writer) {
           // A token's name is ours alone (pid and random): no one else can have made it since.
-          rmSync(path, { force: true });
+          unlinkIfAny(path);
           return;
         }
         this.heartbeat.remove(path);
         // Only remove our own file: if ours was broken as stale, it may now belong to another run.
         const h = this.read(path);
-        if (typeof h !== 'string' && h.pid === this.me.pid && h.host === this.me.host) rmSync(path, { force: true });
+        if (typeof h !== 'string' && h.pid === this.me.pid && h.host === this.me.host) unlinkIfAny(path);
       },
       // Appended, not rewritten: one write to a file only we own.
       setHandle: (job) => {

@@ -1,5 +1,5 @@
 import { isAscii } from 'node:buffer';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 let counter = 0;
 
@@ -44,6 +44,18 @@ export function removeIfAny(path: string): void {
     // a way that is not a directory, unreadable: rmSync says so as it always did
   }
   rmSync(path, { recursive: true, force: true });
+}
+
+/**
+ * Remove a file this process made, where it still is (as it almost always is): one unlink, where
+ * rmSync stats it twice first.
+ */
+export function unlinkIfAny(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 /**
