@@ -10,7 +10,7 @@ import { benchSlurm } from './slurm.js';
 import { benchSweep } from './sweep.js';
 import { benchTorch } from './torch.js';
 import { spawnSync } from 'node:child_process';
-import { writeResult } from './util.js';
+import { ownTmpdir, writeResult } from './util.js';
 
 /** `npm run bench [-- NAME…]`: every benchmark, or the named ones. JSON in bench/results/. */
 const all: Record<string, () => Promise<unknown> | unknown> = {
@@ -28,6 +28,8 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
 };
 // Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).
 const defaults = Object.keys(all).filter((n) => (n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0) && (n !== 'remote' || (process.env.DFWE_BENCH_REMOTE_BUCKET ?? process.env.DFWE_TEST_S3_BUCKET) !== undefined) && (n !== 'torch' || spawnSync(process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch']).status === 0));
+
+ownTmpdir('dfwe-bench-');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in all));

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { ownTmpdir } from '../bench/util.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/dfwe.js', import.meta.url));
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -13,6 +14,9 @@ export interface CliResult {
   stdout: string;
   stderr: string;
 }
+
+// A test file's temporary directories, and those of the dfwe it starts, go when it exits.
+ownTmpdir('dfwe-tests-');
 
 /** A fresh temporary workspace holding `files`. */
 export function workspace(files: Record<string, string> = {}): string {

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseS3Url, RemoteFailure, S3Remote } from '../src/cache/s3-remote.js';
 import { digestBytes } from '../src/util/hash.js';
 import { UserError } from '../src/diagnostics.js';
+import { workspace } from './helpers.js';
 
 /*
  * Against a real S3-compatible server: `.ci/run` starts one (scripts/local-s3.sh: OpenStack Swift
@@ -43,7 +43,7 @@ function patterned(size: number, seed: number): Buffer {
   return b;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'dfwe-s3-test-'));
+const dir = workspace();
 
 test('s3:// URLs: a bucket and a prefix; anything else is said as the user\'s mistake', () => {
   assert.deepEqual(parseS3Url('s3://my-bucket'), { bucket: 'my-bucket', prefix: '' });

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CacheStore } from '../src/cache/store.js';
+import { workspace } from './helpers.js';
 import { servedPath, type ServedSet } from '../src/history/run-log.js';
 import { readServed, servedSetText, storeServedText, StoredServedSet, type ServedEntry } from '../src/history/served-set.js';
 import { digestBytes } from '../src/util/hash.js';
@@ -24,7 +24,7 @@ const ENTRIES: ServedEntry[] = [
 ];
 
 function store(): CacheStore {
-  return new CacheStore(join(mkdtempSync(join(tmpdir(), 'dfwe-served-')), 'cache'));
+  return new CacheStore(join(workspace(), 'cache'));
 }
 
 test('a served set stored one entry a line is read whole as JSON and entry by entry, each entry as it was', () => {
