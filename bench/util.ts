@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,9 @@ export const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta
  */
 export function ownTmpdir(prefix: string): string {
   const root = mkdtempSync(join(tmpdir(), prefix));
+  // Open as /tmp is: a server a test starts as another user (Swift's, as swift) reaches its own
+  // directories in it, and writes its temporary files there.
+  chmodSync(root, 0o1777);
   process.env.TMPDIR = root;
   process.on('exit', () => {
     if (process.env.DFWE_KEEP_TEMP) return void process.stderr.write(`temporary directories kept in ${root}\n`);
