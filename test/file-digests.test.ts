@@ -3,9 +3,30 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileDigests, memoEntries } from '../src/keys/file-digests.js';
-import { digestBytes } from '../src/util/hash.js';
+import { digestBytes, digestFile } from '../src/util/hash.js';
 import { Bounds, NO_OUTSIDE } from '../src/workspace-bounds.js';
 import { dfwe, ran, workspace } from './helpers.js';
+
+// Objects are named by these digests, in every cache and on every shared store: a digest worked
+// out another way (a one-shot call for small inputs, streaming for large ones) must be the same.
+test('content digests are what earlier dfwe computed, for bytes, text and files, below, at and above a read chunk', () => {
+  const ws = workspace();
+  const pattern = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + 7) & 255));
+  const known: [string, string | Buffer, string][] = [
+    ['empty', '', '2d06800538d394c2602b0e2cd6662c8b'],
+    ['x', 'x', 'eaf06c6480b2cd11da45103370491bbf'],
+    ['unicode', 'Grüße, 世界 🌍', '759d7d75fe0206d39367a3a8ffb0d588'],
+    ['1000 bytes', pattern(1000), '989765d0ea7a5ecd75b5719d9f31a6a2'],
+    ['1 MiB', pattern(1 << 20), '269eb834f6c110a99d9c4714fe7a5bca'],
+    ['1 MiB + 1', pattern((1 << 20) + 1), 'a52e79bed55265105463780fc9243daa'],
+    ['3 MiB', pattern(3 << 20), '830ee929df66f0abe16c6ce101fef124'],
+  ];
+  for (const [name, data, digest] of known) {
+    assert.equal(digestBytes(data), digest, name);
+    writeFileSync(join(ws, 'f'), data);
+    assert.equal(digestFile(join(ws, 'f')), digest, `${name}, as a file`);
+  }
+});
 
 test('a same-size rewrite right after hashing is seen (racy-clean rule), and the memo survives a restart', () => {
   const ws = workspace();

@@ -47,20 +47,25 @@ export class Digester {
   }
 }
 
+/**
+ * The same digest as a Digester's. Up to a chunk, one call per seed: two streaming states cost
+ * 12.5 us for a 20-byte input against 1 us (a pipeline of small stages hashes thousands of small
+ * outputs and logs); beyond it, streamed, as the one-shot call copies its input.
+ */
 export function digestBytes(data: Uint8Array | string): Digest {
-  return new Digester().update(data).digest();
+  if (data.length > CHUNK) return new Digester().update(data).digest();
+  const { xxh64 } = xxh3();
+  return (hex64(xxh64(data, SEED_A)) + hex64(xxh64(data, SEED_B))) as Digest;
 }
 
 /** Digest of the bytes behind an open descriptor, read from its start. */
 export function digestFd(fd: number): Digest {
-  chunkBuffer ??= Buffer.allocUnsafe(CHUNK);
-  const d = new Digester();
-  let n: number;
-  let pos = 0;
-  while ((n = readSync(fd, chunkBuffer, 0, CHUNK, pos)) > 0) {
-    d.update(chunkBuffer.subarray(0, n));
-    pos += n;
-  }
+  const buf = (chunkBuffer ??= Buffer.allocUnsafe(CHUNK));
+  let filled = 0;
+  for (let n; filled < CHUNK && (n = readSync(fd, buf, filled, CHUNK - filled, filled)) > 0; ) filled += n;
+  if (filled < CHUNK) return digestBytes(buf.subarray(0, filled));
+  const d = new Digester().update(buf);
+  for (let n, pos = CHUNK; (n = readSync(fd, buf, 0, CHUNK, pos)) > 0; pos += n) d.update(buf.subarray(0, n));
   return d.digest();
 }
 
