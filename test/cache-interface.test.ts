@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LocalCache, type Cache } from '../src/cache/cache.js';
 import { GroupCommit } from '../src/cache/group-commit.js';
@@ -147,7 +146,7 @@ test('a record an earlier dfwe wrote (format 3, 2026-12-07) is read as written: 
 });
 
 test('a record looked up where there is none, where its shard is a file, or where it is a directory, is a miss, never a crash', () => {
-  const root = join(mkdtempSync(join(tmpdir(), 'dfwe-records-')), 'cache');
+  const root = join(workspace(), 'cache');
   const store = new CacheStore(root);
   const key = (c: string): ExecKey => c.repeat(32) as ExecKey;
   assert.equal(readRecord(store, key('a')), undefined);
@@ -156,5 +155,4 @@ test('a record looked up where there is none, where its shard is a file, or wher
   assert.equal(readRecord(store, key('b')), undefined, 'a shard that is a file');
   mkdirSync(store.recordPath(key('c')), { recursive: true });
   assert.equal(readRecord(store, key('c')), undefined, 'a record path that is a directory');
-  rmSync(dirname(root), { recursive: true, force: true });
 });
