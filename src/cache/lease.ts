@@ -1,6 +1,6 @@
-import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { JobHandle } from '../executor.js';
 import { UserError } from '../diagnostics.js';
@@ -25,10 +25,21 @@ import { Heartbeat } from './heartbeat.js';
  * the lock directory is listed for writers of any of its names; a writer lists the sets as it lists
  * a name's tokens.
  *
- * A lease file appears whole or not at all (written under a temp name, then hard-linked into
- * place): a full disk never leaves an empty lock that others would wait on. A holder on this host
- * is alive exactly when its pid is (with the same start time, against pid reuse); one on another
- * host is alive while its heartbeat (the file's mtime) is younger than STALE_MS.
+ * A writer's NAME.lock is a hard link to a file of its process's own, the lease journal: a line
+ * saying who the process is, then a line for each lease it took (what for, and later how to stop
+ * its stage), appended before the link is made. Taking a lease is an append and a link; releasing
+ * it, an unlink that frees no inode. (One file per lease, created and deleted, cost a new inode each:
+ * on ext4 without a journal an inode freed in the last minute is skipped when the next is chosen,
+ * and after 20,000 of them a file's creation took 400 us where it took 9.) A journal is closed for
+ * new leases at JOURNAL_LINES lines, so reading one stays cheap, and removed once its last lease
+ * is released. The lease's own lines are the last ones that name it; a file of an older dfwe (one
+ * holder line, then `job` lines) is read as before.
+ *
+ * A lease file appears whole or not at all: a journal is linked only once its lines are written, and
+ * reader files are written under a temp name, then hard-linked into place. A full disk never leaves
+ * an empty lock that others would wait on. A holder on this host is alive exactly when its pid is
+ * (with the same start time, against pid reuse); one on another host is alive while its heartbeat
+ * (the file's mtime, which every link to it shares) is younger than STALE_MS.
  */
 
 const STALE_MS = 60_000;
@@ -38,6 +49,10 @@ const MALFORMED_GRACE_MS = 2_000;
 export const READ_SET_MIN = 8;
 /** The directory of read sets, beside the names' token directories (no lease name starts with '.'). */
 const SETS = '.sets';
+/** A lease journal takes no new lease past this many lines (a reader of one of its leases reads it whole). */
+const JOURNAL_LINES = 1000;
+/** Lease journals are named so (gc removes those of dead processes, as reader templates). */
+export const JOURNAL_PREFIX = '.leases-';
 /** Who holds a lease file that has no whole holder line yet: it is being taken this moment. */
 const TAKING: LeaseHolder = { pid: -1, host: '?', since: '?', what: 'a run that is taking it' };
 
@@ -75,6 +90,17 @@ export interface Lease {
 
 export type LeaseMode = 'read' | 'write';
 
+/** A lease journal of ours (see the top of this file): open for appends while any of its leases is held. */
+interface Journal {
+  path: string;
+  fd: number;
+  ino: number;
+  /** Lines written; Infinity once it takes no new lease. */
+  lines: number;
+  /** Its leases held now. */
+  live: number;
+}
+
 /** The cache cannot be written here (read-only filesystem, no permission). */
 export class CacheNotWritable extends UserError {
   constructor(dir: string, err: NodeJS.ErrnoException) {
@@ -82,10 +108,46 @@ export class CacheNotWritable extends UserError {
   }
 }
 
-function parseHolder(text: string): LeaseHolder | undefined {
+/** A line of a lease journal about one of its leases. */
+interface JournalLine {
+  lease: string;
+  what?: string;
+  since?: string;
+  job?: JobHandle;
+}
+
+/**
+ * The holder a lease file says, for lease NAME: a holder line merged with the lines after it, or in
+ * a lease journal (its first line says `journal`) with the last lines that name NAME. A journal's
+ * last line may be cut short (being appended this moment): only whole lines count there.
+ */
+function parseHolder(text: string, name?: string): LeaseHolder | undefined {
   try {
-    const parts = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Partial<LeaseHolder>);
-    const h = Object.assign({}, ...parts) as Partial<LeaseHolder> & { group?: number; slurmJob?: string };
+    let lines = text.split('\n');
+    const journal = lines[0]!.includes('"journal":');
+    if (journal) lines.pop(); // after the last newline: empty, or a line being written
+    lines = lines.filter(Boolean);
+    const first = JSON.parse(lines[0] ?? '') as Partial<LeaseHolder>;
+    let parts: Partial<LeaseHolder>[] = [first];
+    if (!journal) parts = parts.concat(lines.slice(1).map((l) => JSON.parse(l) as Partial<LeaseHolder>));
+    else if (name !== undefined) {
+      const tag = `"lease":${JSON.stringify(name)}`;
+      for (const l of lines.slice(1)) {
+        if (!l.includes(tag)) continue;
+        let line: JournalLine;
+        try {
+          line = JSON.parse(l) as JournalLine;
+        } catch {
+          continue; // a line a full disk cut short: the journal was retired after it
+        }
+        if (line.lease !== name) continue;
+        // Taken again: what it was taken for before no longer holds.
+        if (line.what !== undefined) parts = [first, { what: line.what, since: line.since, job: undefined }];
+        if (line.job !== undefined) parts.push({ job: line.job });
+      }
+    }
+    const h = Object.assign({}, ...parts) as Partial<LeaseHolder> & { group?: number; slurmJob?: string; journal?: number };
+    delete h.journal;
     // Written by dfwe before executors had handles: a process group, or a Slurm job.
     if (typeof h.group === 'number') h.job = { executor: 'local', id: h.group };
     if (typeof h.slurmJob === 'string') h.job = { executor: 'slurm', id: h.slurmJob };
@@ -119,6 +181,10 @@ export class LeaseManager {
    */
   private readonly tokenPrefix = randomBytes(4).toString('hex');
   private tokens = 0;
+  /** The lease journal new writer leases link to (see the top of this file). */
+  private journal: Journal | undefined;
+  /** Journals with live leases, the current one included: closed and removed when their last lease goes. */
+  private readonly journals = new Set<Journal>();
   /** Read sets seen by this process's writers, by file name: a set's file never changes once in place. */
   private readonly sets = new Map<string, { holder: LeaseHolder | 'malformed'; names: Set<string> }>();
 
@@ -151,10 +217,30 @@ export class LeaseManager {
   }
 
   /**
-   * Create `path` (O_EXCL) holding our holder line; false when it exists. A write that fails (a
-   * full disk) removes the file again, so no empty lock is left behind by a live run.
+   * Take writer lease NAME at `path`: its line appended to our journal, then the journal linked
+   * there; false when `path` exists. The journal that took it, or false.
    */
-  private create(path: string, what: string): boolean {
+  private create(path: string, name: string, what: string): Journal | false {
+    const journal = this.journalFor();
+    this.append(journal, { lease: name, what, since: new Date().toISOString() });
+    try {
+      linkSync(journal.path, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw this.leaseError(err);
+    }
+    journal.live++;
+    if (journal.live === 1) this.heartbeat.add(journal.path);
+    return journal;
+  }
+
+  /** The journal to take the next lease in: a new one once the current is full (or a write to it failed). */
+  private journalFor(): Journal {
+    if (this.journal && this.journal.lines < JOURNAL_LINES) return this.journal;
+    const old = this.journal;
+    this.journal = undefined;
+    if (old) this.retire(old);
+    const path = join(this.dir, `${JOURNAL_PREFIX}${process.pid}-${this.tokenPrefix}${(this.tokens++).toString(36)}`);
     let fd: number;
     try {
       if (!this.dirMade) {
@@ -163,18 +249,40 @@ export class LeaseManager {
       }
       fd = openSync(path, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw this.leaseError(err);
     }
+    const journal: Journal = { path, fd, lines: 0, live: 0, ino: fstatSync(fd).ino };
     try {
-      writeSync(fd, JSON.stringify({ ...this.me, since: new Date().toISOString(), what }));
+      this.append(journal, { ...this.me, since: new Date().toISOString(), what: this.who, journal: 1 });
     } catch (err) {
-      rmSync(path, { force: true });
-      throw this.leaseError(err);
-    } finally {
       closeSync(fd);
+      rmSync(path, { force: true }); // a full disk: created, but never whole
+      throw err;
     }
-    return true;
+    this.journal = journal;
+    this.journals.add(journal);
+    return journal;
+  }
+
+  /** One whole line at the end of a journal. A write that fails retires it: its last line may be cut short. */
+  private append(journal: Journal, line: object): void {
+    const buf = Buffer.from(`${JSON.stringify(line)}\n`);
+    try {
+      for (let off = 0; off < buf.length; ) off += writeSync(journal.fd, buf, off);
+      journal.lines++;
+    } catch (err) {
+      journal.lines = Infinity;
+      throw this.leaseError(err);
+    }
+  }
+
+  /** A journal takes no new lease; closed and removed now if none of its leases is held. */
+  private retire(journal: Journal): void {
+    journal.lines = Infinity;
+    if (journal.live > 0 || this.journal === journal) return;
+    this.journals.delete(journal);
+    closeSync(journal.fd);
+    unlinkIfAny(journal.path);
   }
 
   /** Our holder line at `path` (a new file of ours). */
@@ -233,7 +341,8 @@ export class LeaseManager {
   /** The holder of a lease file: absent, malformed (never whole: garbage to break) or a holder. */
   private read(path: string): LeaseHolder | 'absent' | 'malformed' {
     const text = readTextIfAny(path);
-    return text === undefined ? 'absent' : (parseHolder(text) ?? 'malformed');
+    const file = basename(path);
+    return text === undefined ? 'absent' : (parseHolder(text, file.endsWith('.lock') ? file.slice(0, -'.lock'.length) : undefined) ?? 'malformed');
   }
 
   /** The holder of NAME's writer lease, if there is one. */
@@ -281,12 +390,13 @@ export class LeaseManager {
     }
   }
 
-  /** Take the writer file once: ours ('taken', or 'took over' from a dead holder), or its live holder. */
-  private tryWriter(name: string, what: string): 'taken' | 'took over' | LeaseHolder {
+  /** Take the writer file once: ours (the journal that took it; `tookOver` from a dead holder), or its live holder. */
+  private tryWriter(name: string, what: string): { journal: Journal; tookOver: boolean } | LeaseHolder {
     const p = this.writerPath(name);
     let broke = false;
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (this.create(p, what)) return broke ? 'took over' : 'taken';
+      const journal = this.create(p, name, what);
+      if (journal) return { journal, tookOver: broke };
       const h = this.read(p);
       if (h === 'absent') continue;
       if (!this.isStale(p, h)) return h === 'malformed' ? TAKING : h;
@@ -345,30 +455,45 @@ export class LeaseManager {
     return live;
   }
 
-  private granted(path: string, kind: 'write' | 'read' | 'set', tookOver = false): Lease {
-    const writer = kind === 'write';
+  /** A reader token or a read set at `path`. */
+  private granted(path: string, kind: 'read' | 'set'): Lease {
     // A reader token shares its template's inode: the template's heartbeat is the token's.
     this.heartbeat.add(kind === 'read' ? this.readerTemplate! : path);
+    let released = false;
+    return {
+      tookOver: false,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (kind === 'set') this.heartbeat.remove(path);
+        // A token's name is ours alone (pid and random): no one else can have made it since.
+        unlinkIfAny(path);
+      },
+      setHandle: () => {},
+    };
+  }
+
+  /** Writer lease NAME, linked at `path` to `journal` (its heartbeat is the journal's). */
+  private grantedWrite(name: string, path: string, journal: Journal, tookOver = false): Lease {
     let released = false;
     return {
       tookOver,
       release: () => {
         if (released) return;
         released = true;
-        if (kind === 'set') this.heartbeat.remove(path);
-        if (!writer) {
-          // A token's name is ours alone (pid and random): no one else can have made it since.
-          unlinkIfAny(path);
-          return;
+        // Only remove our own link: if ours was broken as stale, the name may now be another run's.
+        try {
+          if (lstatSync(path, { throwIfNoEntry: false })?.ino === journal.ino) unlinkIfAny(path);
+        } finally {
+          if (--journal.live === 0) {
+            this.heartbeat.remove(journal.path);
+            if (journal !== this.journal) this.retire(journal);
+          }
         }
-        this.heartbeat.remove(path);
-        // Only remove our own file: if ours was broken as stale, it may now belong to another run.
-        const h = this.read(path);
-        if (typeof h !== 'string' && h.pid === this.me.pid && h.host === this.me.host) unlinkIfAny(path);
       },
-      // Appended, not rewritten: one write to a file only we own.
+      // A line appended to the journal, whose lines only we write.
       setHandle: (job) => {
-        if (writer) appendFileSync(path, `\n${JSON.stringify({ job })}`);
+        if (!released) this.append(journal, { lease: name, job });
       },
     };
   }
@@ -396,16 +521,16 @@ export class LeaseManager {
   async acquire(name: string, what: string, mode: LeaseMode, onWait?: (h: LeaseHolder) => void, signal?: AbortSignal): Promise<Lease> {
     const wait = this.waiter(onWait, signal);
     if (mode === 'write') {
-      let took: 'taken' | 'took over';
+      let took: { journal: Journal; tookOver: boolean };
       for (;;) {
         const r = this.tryWriter(name, what);
-        if (typeof r === 'string') {
+        if ('journal' in r) {
           took = r;
           break;
         }
         await wait(r);
       }
-      const lease = this.granted(this.writerPath(name), 'write', took === 'took over');
+      const lease = this.grantedWrite(name, this.writerPath(name), took.journal, took.tookOver);
       try {
         for (let readers = this.liveReaders(name); readers.length > 0; readers = this.liveReaders(name)) await wait(readers[0]!);
       } catch (err) {
@@ -496,8 +621,8 @@ export class LeaseManager {
   /** The writer lease now, or the live holder (a writer or a reader) that keeps it from us. */
   tryWrite(name: string, what: string): Lease | LeaseHolder {
     const r = this.tryWriter(name, what);
-    if (typeof r !== 'string') return r;
-    const lease = this.granted(this.writerPath(name), 'write');
+    if (!('journal' in r)) return r;
+    const lease = this.grantedWrite(name, this.writerPath(name), r.journal);
     const readers = this.liveReaders(name);
     if (readers.length === 0) return lease;
     lease.release();
@@ -513,5 +638,12 @@ export class LeaseManager {
     this.heartbeat.stop();
     if (this.readerTemplate) rmSync(this.readerTemplate, { force: true });
     this.readerTemplate = undefined;
+    // A lease still held keeps its link (its holder line with it): ours stop being judged alive when we exit.
+    this.journal = undefined;
+    for (const j of this.journals) {
+      closeSync(j.fd);
+      unlinkIfAny(j.path);
+    }
+    this.journals.clear();
   }
 }

@@ -136,7 +136,7 @@ export function planGc(store: CacheStore, liveRecords: Set<string>, extraObjects
 
 export function applyGc(store: CacheStore, plan: GcPlan): void {
   for (const f of [...plan.records, ...plan.objects, ...plan.other]) rmSync(f.path, { force: true });
-  // Lease files of processes that died (reader templates, temps): a live one's heartbeat keeps its
+  // Lease files of processes that died (reader templates, lease journals, temps): a live one's heartbeat keeps its
   // mtime young, and gc holds the cache's writer lease, so no run is taking one meanwhile.
   const stale = (p: string): boolean => Date.now() - (statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 5 * 60_000;
   const list = (dir: string): string[] => {
@@ -146,7 +146,7 @@ export function applyGc(store: CacheStore, plan: GcPlan): void {
       return [];
     }
   };
-  for (const n of list(store.locksDir)) if (/^\.(reader|tmp)-/.test(n) && stale(join(store.locksDir, n))) rmSync(join(store.locksDir, n), { force: true });
+  for (const n of list(store.locksDir)) if (/^\.(reader|leases|tmp)-/.test(n) && stale(join(store.locksDir, n))) rmSync(join(store.locksDir, n), { force: true });
   // Reader tokens, a directory per lease name.
   const readers = join(store.locksDir, 'readers');
   for (const name of list(readers)) {

@@ -17,6 +17,7 @@ import { describeFsError, FsShapeError, isEnvironmentError } from '../util/fs-sa
 import { removeIfAny } from '../util/fsx.js';
 import type { NodeSpec } from './node-spec.js';
 import { LAUNCH_TAG, runTagOf, type Executor, type ExecutorKind, type Launch } from '../executor.js';
+import { SpareLogs } from './spare-logs.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
 import { servedBy, type FailureKind, type NodeRunner, type Outcome, type Placement, type Planned, type SchedulerEvents } from './runner.js';
@@ -34,6 +35,8 @@ export interface RunContext {
   project: Project;
   /** This run's staging directory (cache/tmp/run-PID-…). */
   staging: string;
+  /** Empty logs of finished nodes, for the next ones (spare-logs.ts). */
+  logs: SpareLogs;
   leases: LeaseManager;
   executor: Executor;
   /** What the engine may assume of the executor. */
@@ -383,6 +386,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
   const stem = join(ctx.staging, String(n));
   const tag = `${RUN_TAG}${n}`;
   const logPath = `${stem}.log`;
+  ctx.logs.take(logPath);
   const specPath = `${stem}.spec.json`;
   const metricsPath = `${stem}.metrics.json`;
   const scratch = `${stem}.scratch`;
@@ -511,7 +515,8 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
     clearTimeout(markTimer);
     if (marked) clearRunning(store, workspace, node.id);
     // A shell command has a log only; a built-in stage also its spec, metrics and scratch.
-    for (const p of node.type === 'cmd' ? [logPath] : [logPath, specPath, metricsPath, scratch]) rmSync(p, { recursive: true, force: true });
+    ctx.logs.give(logPath);
+    if (node.type !== 'cmd') for (const p of [specPath, metricsPath, scratch]) rmSync(p, { recursive: true, force: true });
   }
 }
 
@@ -549,7 +554,7 @@ function tail(text: string, lines: number): string {
 }
 
 /** What a real run gives its runner: the run context, less what the runner makes itself. */
-export type LocalRunnerOptions = Omit<RunContext, 'project' | 'staging' | 'cache' | 'baseEnv' | 'onWait' | 'onStart' | 'onProgress'> & {
+export type LocalRunnerOptions = Omit<RunContext, 'project' | 'staging' | 'logs' | 'cache' | 'baseEnv' | 'onWait' | 'onStart' | 'onProgress'> & {
   events: SchedulerEvents;
   /** Where results are put and got; the project's local store unless given. */
   cache?: Cache;
@@ -564,7 +569,7 @@ export function localRunner(project: Project, o: LocalRunnerOptions): NodeRunner
   const staging = project.store.runStaging();
   const { events, cache, ...given } = o;
   const ctx: RunContext = {
-    ...given, project, staging, cache: cache ?? new LocalCache(project.store, new GroupCommit()), baseEnv: { ...process.env },
+    ...given, project, staging, logs: new SpareLogs(staging), cache: cache ?? new LocalCache(project.store, new GroupCommit()), baseEnv: { ...process.env },
     onWait: (id, h) => events.waiting(id, h),
     onStart: (id) => events.started(id),
     onProgress: (id, line) => events.progress(id, line),
