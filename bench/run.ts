@@ -1,6 +1,7 @@
 import { benchDfwe } from './dfwe.js';
 import { benchEngine } from './engine.js';
 import { benchHash } from './hash.js';
+import { benchInodeReuse } from './inode-reuse.js';
 import { benchMerge } from './merge.js';
 import { benchMl } from './ml.js';
 import { benchReliability } from './reliability.js';
@@ -24,10 +25,12 @@ const all: Record<string, () => Promise<unknown> | unknown> = {
   torch: () => benchTorch((process.env.DFWE_BENCH_SEEDS ?? '0,1,2,3,4').split(',').map(Number), process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3'),
   report: () => benchReport(Number(process.env.DFWE_BENCH_REPORT_MEMBERS ?? 2500)),
   remote: () => benchRemote(Number(process.env.DFWE_BENCH_REMOTE_MIB ?? 1024)),
+  inodes: () => benchInodeReuse(Number(process.env.DFWE_BENCH_INODES_REMOVED ?? 20_000)),
   slurm: () => benchSlurm(Number(process.env.DFWE_BENCH_SLURM_CHAIN ?? 20), Number(process.env.DFWE_BENCH_SLURM_FAN ?? 100), 32),
 };
-// Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot).
-const defaults = Object.keys(all).filter((n) => (n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0) && (n !== 'remote' || (process.env.DFWE_BENCH_REMOTE_BUCKET ?? process.env.DFWE_TEST_S3_BUCKET) !== undefined) && (n !== 'torch' || spawnSync(process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch']).status === 0));
+// Without a reachable cluster the Slurm benchmark runs only when named (and then says why it cannot);
+// the inode one only when named, since it leaves the filesystem slow for minutes after it.
+const defaults = Object.keys(all).filter((n) => n !== 'inodes' && (n !== 'slurm' || spawnSync('sinfo', ['-h']).status === 0) && (n !== 'remote' || (process.env.DFWE_BENCH_REMOTE_BUCKET ?? process.env.DFWE_TEST_S3_BUCKET) !== undefined) && (n !== 'torch' || spawnSync(process.env.DFWE_TORCH_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch']).status === 0));
 
 ownTmpdir('dfwe-bench-');
 

@@ -1,0 +1,56 @@
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { round } from './util.js';
+
+/*
+ * What a file's creation costs after many files were removed nearby. ext4 without a journal skips
+ * an inode freed in the last minute (five while its inode table block is unwritten) when it picks
+ * the next one, and scans the rest of the block group to find one that is not: so every file made
+ * after a mass removal, by anyone, costs a scan. This is why a node's lease and log free no inode
+ * (src/cache/lease.ts, src/execute/spare-logs.ts) and why the engine bench moves trees aside rather
+ * than removing them before a timed run. Run only when named (`npm run bench -- inodes`): it leaves
+ * the filesystem slow for minutes.
+ */
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Mean microseconds to create `n` empty files in `dir`. */
+function creates(dir: string, n: number, prefix: string): number {
+  const t = performance.now();
+  for (let i = 0; i < n; i++) closeSync(openSync(join(dir, `${prefix}${i}`), 'wx'));
+  return round(((performance.now() - t) * 1000) / n, 1);
+}
+
+/** The mount holding `path` and, for ext4, whether it has a journal (its journal thread's name, or none). */
+function filesystemOf(path: string): { mount: string; type: string; device: string; ext4_journal?: string } {
+  const mounts = readFileSync('/proc/mounts', 'utf8').trim().split('\n').map((l) => l.split(' '));
+  const best = mounts.filter(([, at]) => path === at || path.startsWith(at === '/' ? '/' : `${at}/`)).sort((a, b) => b[1]!.length - a[1]!.length)[0]!;
+  const [device, mount, type] = best as [string, string, string];
+  const task = `/sys/fs/ext4/${basename(device)}/journal_task`;
+  return { mount, type, device, ...(type === 'ext4' && existsSync(task) ? { ext4_journal: readFileSync(task, 'utf8').trim() } : {}) };
+}
+
+export async function benchInodeReuse(removed = 20_000): Promise<unknown> {
+  const root = mkdtempSync(join(tmpdir(), 'dfwe-bench-inodes-'));
+  const fs = filesystemOf(root);
+  const churn = join(root, 'churn');
+  const probe = join(root, 'probe');
+  mkdirSync(churn);
+  mkdirSync(probe);
+  const before = creates(probe, 2000, 'before-');
+  // Files made and removed at once, as a run's leases and logs were (or `rm -rf` of a tree).
+  for (let i = 0; i < removed; i++) {
+    const p = join(churn, `f${i}`);
+    closeSync(openSync(p, 'wx'));
+    unlinkSync(p);
+  }
+  const t0 = performance.now();
+  const after: { seconds_after: number; create_us: number }[] = [];
+  for (const at of [0, 2, 10, 30, 70]) {
+    await sleep(Math.max(0, at * 1000 - (performance.now() - t0)));
+    after.push({ seconds_after: at, create_us: creates(probe, 500, `after${at}-`) });
+  }
+  // Left for the bench's own temporary directory to remove when it exits: removing it here would be another mass removal.
+  return { filesystem: fs, create_us_before: before, files_made_and_removed: removed, create_us_after_removals: after };
+}
