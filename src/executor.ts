@@ -64,8 +64,11 @@ export interface Finished {
 /** A connected executor: launches jobs for one run. */
 export interface Executor {
   launch(l: Launch): Promise<Finished>;
-  /** Stop polling and the like; jobs in flight were cancelled through their signals. */
-  close(): void;
+  /**
+   * Stop polling and the like; jobs in flight were cancelled through their signals. A promise
+   * where a process of its own ends with it (resolved once that process has exited).
+   */
+  close(): void | Promise<void>;
 }
 
 /** An executor as the engine plans with it, before (and without) loading its implementation. */

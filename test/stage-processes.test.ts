@@ -190,3 +190,35 @@ test('an engine and its starter killed before the pid was told: the next run sto
   assert.equal(running(orphan), false, 'the run that took over its lease stopped it');
   assert.equal(read(ws, 'out/s'), 'late\n');
 });
+
+/** This process's children, zombies included (a child stays one until it is reaped). */
+function children(): number[] {
+  return readdirSync('/proc/self/task').flatMap((t) => readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number));
+}
+
+// A starter that outlives its run takes its stages' CPU with it: `time dfwe run` showed a 20,002-node
+// run using less CPU than make, its stages' 34 s left out.
+test('a run waits for its starter to exit, from either starter: it is reaped, its CPU counted in the run', async (t) => {
+  const { local } = await import('../src/execute/executors/local.js');
+  for (const spawner of existsSync('/usr/bin/python3') ? ['python', 'node'] : ['node']) {
+    await t.test(spawner, async () => {
+      const before = process.env.DFWE_SPAWNER;
+      process.env.DFWE_SPAWNER = spawner;
+      try {
+        const ws = workspace({});
+        const executor = await local.connect();
+        const r = await executor.launch({
+          nodeId: 'a', tag: 'dfwe-test-a', argv: ['/bin/sh', '-c', 'true'], cwd: ws, env: { PATH: process.env.PATH }, logPath: join(ws, 'a.log'),
+          resources: {}, options: {}, signal: new AbortController().signal, onHandle: () => {},
+        });
+        assert.equal(r.exitCode, 0);
+        assert.equal(children().length, 1, 'the starter runs');
+        await executor.close();
+        assert.deepEqual(children(), [], 'closed: the starter is gone and reaped');
+      } finally {
+        if (before === undefined) delete process.env.DFWE_SPAWNER;
+        else process.env.DFWE_SPAWNER = before;
+      }
+    });
+  }
+});

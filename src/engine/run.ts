@@ -94,6 +94,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     await reporter.begin(expected);
     let summary: RunSummary;
     let remoteSaid: string | undefined;
+    let closed: void | Promise<void>;
     try {
       const runner = localRunner(project, { leases, executor, executorKind, force, plan: new Map(decisions.map((d) => [d.id, d])), runtime: project.runtime, signal, events: reporter, streamOutput: opts.verbose ?? false, remote });
       try {
@@ -107,7 +108,7 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
       log?.close();
       throw err;
     } finally {
-      executor.close();
+      closed = executor.close();
     }
     // Its results were all written by now (the snapshot waits a tick past it rather than find them young).
     const wroteAt = summary.ran + summary.restored > 0 ? Date.now() : undefined;
@@ -120,6 +121,8 @@ export async function executeRun(project: Project, opts: RunOptions, userReporte
     project.saveState();
     await reporter.end(summary, (performance.now() - t0) / 1000);
     if (remoteSaid) process.stderr.write(`dfwe: ${remoteSaid}\n`);
+    // The starter has usually exited while the snapshot was written.
+    await closed;
     return summary;
   } finally {
     cacheLease.release();

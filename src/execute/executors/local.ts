@@ -85,7 +85,7 @@ function localExecutor(): Executor {
       return { exitCode: exit.code, reason, host: localHost(), peakRssBytes };
     },
     close() {
-      spawner.close();
+      return spawner.close();
     },
   };
 }
@@ -189,9 +189,25 @@ class Spawner {
     return started;
   }
 
-  close(): void {
-    this.child?.stdin?.end();
+  /**
+   * Ends the starter (its input closed) and resolves once it has exited (2 s at most): reaped by
+   * this process, its CPU and its stages' count in this one's, as `time dfwe run` and a batch
+   * system's accounting read them. Not waited for, it outlived a run whose end was busy.
+   */
+  close(): Promise<void> {
+    const c = this.child;
     this.child = undefined;
+    if (!c) return Promise.resolve();
+    c.stdin?.end();
+    if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+    c.ref();
+    return new Promise((resolve) => {
+      const giveUp = setTimeout(resolve, 2000);
+      c.once('exit', () => {
+        clearTimeout(giveUp);
+        resolve();
+      });
+    });
   }
 
   private process(): ChildProcess {
