@@ -39,12 +39,12 @@ export async function benchInodeReuse(removed = 20_000): Promise<unknown> {
   mkdirSync(churn);
   mkdirSync(probe);
   const before = creates(probe, 2000, 'before-');
-  // Files made and removed at once, as a run's leases and logs were (or `rm -rf` of a tree).
-  for (let i = 0; i < removed; i++) {
-    const p = join(churn, `f${i}`);
-    closeSync(openSync(p, 'wx'));
-    unlinkSync(p);
-  }
+  // Files made, then removed, as a tree is by `rm -rf` (or a run's leases and logs, released as
+  // other nodes' were made): each a distinct inode. (One made and removed at once is reused by the
+  // next within the same second, which is not yet "before now".)
+  for (let i = 0; i < removed; i++) closeSync(openSync(join(churn, `f${i}`), 'wx'));
+  await sleep(1100);
+  for (let i = 0; i < removed; i++) unlinkSync(join(churn, `f${i}`));
   const t0 = performance.now();
   const after: { seconds_after: number; create_us: number }[] = [];
   for (const at of [0, 2, 10, 30, 70]) {
