@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { JOURNAL_PREFIX, LeaseManager, type Lease, type LeaseHolder } from '../src/cache/lease.js';
@@ -87,6 +87,23 @@ test("a dead process's leases are broken, and the stage stopped is the one of th
   assert.deepEqual(cancelled.map((h) => h.job), [{ executor: 'local', id: 222 }], "node b's stage, not node a's");
   taken.release();
   m.close();
+});
+
+test("a lease released after its manager closed touches no descriptor of someone else's", () => {
+  const dir = leaseDir();
+  const m = new LeaseManager(dir, 'a run');
+  const lease = m.tryWrite('out-a', 'node a') as Lease;
+  m.close();
+  // The journal's descriptor number is free again: a file opened now may be given it.
+  const other = openSync(join(dir, 'other'), 'w');
+  try {
+    lease.setHandle({ executor: 'local', id: 1 });
+    lease.release();
+    assert.ok(fstatSync(other).isFile(), 'the file opened since is still open');
+    assert.equal(readFileSync(join(dir, 'other'), 'utf8'), '', 'and nothing was written to it');
+  } finally {
+    closeSync(other);
+  }
 });
 
 test('a journal full of leases takes no more; it is removed once its last lease is released', () => {

@@ -99,6 +99,8 @@ interface Journal {
   lines: number;
   /** Its leases held now. */
   live: number;
+  /** Its descriptor was closed (by `close()`, or once retired): a late release or handle must not touch the number again. */
+  closed?: boolean;
 }
 
 /** The cache cannot be written here (read-only filesystem, no permission). */
@@ -266,6 +268,7 @@ export class LeaseManager {
 
   /** One whole line at the end of a journal. A write that fails retires it: its last line may be cut short. */
   private append(journal: Journal, line: object): void {
+    if (journal.closed) return;
     const buf = Buffer.from(`${JSON.stringify(line)}\n`);
     try {
       for (let off = 0; off < buf.length; ) off += writeSync(journal.fd, buf, off);
@@ -281,6 +284,13 @@ export class LeaseManager {
     journal.lines = Infinity;
     if (journal.live > 0 || this.journal === journal) return;
     this.journals.delete(journal);
+    this.shut(journal);
+  }
+
+  /** Close a journal's descriptor once and remove its name (its leases' links keep its lines). */
+  private shut(journal: Journal): void {
+    if (journal.closed) return;
+    journal.closed = true;
     closeSync(journal.fd);
     unlinkIfAny(journal.path);
   }
@@ -640,10 +650,7 @@ export class LeaseManager {
     this.readerTemplate = undefined;
     // A lease still held keeps its link (its holder line with it): ours stop being judged alive when we exit.
     this.journal = undefined;
-    for (const j of this.journals) {
-      closeSync(j.fd);
-      unlinkIfAny(j.path);
-    }
+    for (const j of this.journals) this.shut(j);
     this.journals.clear();
   }
 }
