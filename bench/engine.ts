@@ -60,10 +60,11 @@ stages:
 /**
  * Trees done with are moved here, not removed, until the bench's temporary directory goes at its
  * exit. This VM's root is ext4 without a journal, whose allocator skips an inode freed in the last
- * minute (five while its inode table block is unwritten): right after 20,000 files were removed, a
- * file's creation took hundreds of microseconds where it took 9 (`npm run bench -- inodes`). A
- * removal right before a timed run would charge that run for it (make's trees were removed just
- * before dfwe's full run, and before make's second).
+ * minute (five while its inode table block is unwritten), and a file's creation scans past them:
+ * 2 s after 20,000 files were removed it took 289-300 us against 122-178 us before (`npm run bench
+ * -- inodes`), and full runs of the 20,002-node DAG took 57.7-71.7 s after a removal against
+ * 37.1-41.7 s without. A removal right before a timed run charged that run for it (make's trees were
+ * removed just before dfwe's full run, and before make's second).
  */
 let trashed = 0;
 function aside(path: string): void {

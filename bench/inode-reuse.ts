@@ -51,6 +51,28 @@ export async function benchInodeReuse(removed = 20_000): Promise<unknown> {
     await sleep(Math.max(0, at * 1000 - (performance.now() - t0)));
     after.push({ seconds_after: at, create_us: creates(probe, 500, `after${at}-`) });
   }
+  // Then as a run made and released lease files: one made and removed at a time, for 10 s, each
+  // second's creations timed (after the removals above: read it as what follows them).
+  const steady = join(root, 'steady');
+  mkdirSync(steady);
+  const made_and_removed_each_second: { second: number; files: number; create_us: number }[] = [];
+  let k = 0;
+  for (let second = 0; second < 10; second++) {
+    const end = performance.now() + 1000;
+    let us = 0;
+    let files = 0;
+    while (performance.now() < end) {
+      for (let i = 0; i < 50; i++, k++, files++) {
+        const p = join(steady, `s${k}`);
+        const t = performance.now();
+        closeSync(openSync(p, 'wx'));
+        us += (performance.now() - t) * 1000;
+        unlinkSync(p);
+      }
+      await sleep(2);
+    }
+    made_and_removed_each_second.push({ second, files, create_us: round(us / files, 1) });
+  }
   // Left for the bench's own temporary directory to remove when it exits: removing it here would be another mass removal.
-  return { filesystem: fs, create_us_before: before, files_made_and_removed: removed, create_us_after_removals: after };
+  return { filesystem: fs, create_us_before: before, files_made_and_removed: removed, create_us_after_removals: after, made_and_removed_each_second };
 }

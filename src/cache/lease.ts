@@ -28,11 +28,10 @@ import { Heartbeat } from './heartbeat.js';
  * A writer's NAME.lock is a hard link to a file of its process's own, the lease journal: a line
  * saying who the process is, then a line for each lease it took (what for, and later how to stop
  * its stage), appended before the link is made. Taking a lease is an append and a link; releasing
- * it, an unlink that frees no inode. (One file per lease, created and deleted, cost a new inode each:
- * on ext4 without a journal an inode freed in the last minute is skipped when the next is chosen,
- * and after 20,000 of them a file's creation took 400 us where it took 9.) A journal is closed for
- * new leases at JOURNAL_LINES lines, so reading one stays cheap, and removed once its last lease
- * is released. The lease's own lines are the last ones that name it; a file of an older dfwe (one
+ * it, an lstat and an unlink, and one heartbeat refreshes every lease of the run (they share the
+ * journal's mtime). A file per lease was created, reopened for its handle, read back at release and
+ * removed: six calls more a node on the engine's thread. A journal is closed for new leases at
+ * JOURNAL_LINES lines, so reading one stays cheap, and removed once its last lease is released. The lease's own lines are the last ones that name it; a file of an older dfwe (one
  * holder line, then `job` lines) is read as before.
  *
  * A lease file appears whole or not at all: a journal is linked only once its lines are written, and

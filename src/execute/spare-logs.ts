@@ -4,11 +4,10 @@ import { unlinkIfAny } from '../util/fsx.js';
 
 /*
  * Stage logs are files in the run's staging directory, one per node. Most stages of a big DAG
- * print nothing, and a log created and removed for each of them cost an inode freed per node: on
- * ext4 without a journal an inode freed in the last minute is skipped when the next one is chosen,
- * so every file created after thousands of them (by dfwe or by a stage) took 400 us instead of 9.
- * An empty log is renamed aside instead, and the next node's log is that file renamed again. A log
- * with output has become an object (an inode kept): its name is only unlinked.
+ * print nothing; a log made and removed for each of them was a file created and freed per node,
+ * and the run's end removed every one left. An empty log is renamed aside instead, and the next
+ * node's log is that file renamed again. A log with output has become an object (an inode kept):
+ * its name is only unlinked.
  */
 export class SpareLogs {
   private readonly spare: string[] = [];
