@@ -202,6 +202,13 @@ export class LeaseManager {
     this.me = { pid: process.pid, host: hostname(), start: processStart(process.pid), ...(executor ? { executor } : {}) };
   }
 
+  /** The lease directory, made once by this process. */
+  private makeDir(): void {
+    if (this.dirMade) return;
+    mkdirSync(this.dir, { recursive: true });
+    this.dirMade = true;
+  }
+
   private writerPath(name: string): string {
     return join(this.dir, `${name}.lock`);
   }
@@ -244,10 +251,7 @@ export class LeaseManager {
     const path = join(this.dir, `${JOURNAL_PREFIX}${process.pid}-${this.tokenPrefix}${(this.tokens++).toString(36)}`);
     let fd: number;
     try {
-      if (!this.dirMade) {
-        mkdirSync(this.dir, { recursive: true });
-        this.dirMade = true;
-      }
+      this.makeDir();
       fd = openSync(path, 'wx');
     } catch (err) {
       throw this.leaseError(err);
@@ -278,10 +282,9 @@ export class LeaseManager {
     }
   }
 
-  /** A journal takes no new lease; closed and removed now if none of its leases is held. */
+  /** A journal that takes no new lease (not the current one): closed and removed once none of its leases is held. */
   private retire(journal: Journal): void {
-    journal.lines = Infinity;
-    if (journal.live > 0 || this.journal === journal) return;
+    if (journal.live > 0) return;
     this.journals.delete(journal);
     this.shut(journal);
   }
@@ -297,10 +300,7 @@ export class LeaseManager {
   /** Our holder line at `path` (a new file of ours). */
   private writeHolder(path: string, what: string): void {
     try {
-      if (!this.dirMade) {
-        mkdirSync(this.dir, { recursive: true });
-        this.dirMade = true;
-      }
+      this.makeDir();
       writeFileSync(path, JSON.stringify({ ...this.me, since: new Date().toISOString(), what }));
     } catch (err) {
       rmSync(path, { force: true }); // a full disk: created, but empty
@@ -581,10 +581,7 @@ export class LeaseManager {
     const text = `${JSON.stringify({ ...this.me, since: new Date().toISOString(), what: this.who })}\n${names.join('\n')}\n`;
     for (let attempt = 0; ; attempt++) {
       try {
-        if (!this.dirMade) {
-          mkdirSync(this.dir, { recursive: true });
-          this.dirMade = true;
-        }
+        this.makeDir();
         writeFileSync(temp, text);
         renameSync(temp, set);
         return set;
