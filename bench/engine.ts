@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, median, medianOf, round } from './util.js';
+import { LAUNCHER, median, medianOf, round } from './util.js';
 
 /*
  * Engine overhead at scale, against make -r on the same DAG in the same run: `prepare` → N
@@ -94,16 +94,16 @@ interface Timed {
 }
 
 /** A command timed through GNU time. */
-function timed(ws: string, argv: string[], okCodes = [0]): Timed {
+function timed(ws: string, argv: string[], okCodes = [0], env: NodeJS.ProcessEnv = process.env): Timed {
   const t = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', ...argv], { cwd: ws, env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', ...argv], { cwd: ws, env: { ...env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 28 });
   const ms = performance.now() - t;
   if (!okCodes.includes(r.status ?? -1)) throw new Error(`${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
   const [user, sys, rssKb] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
   return { ms, cpuMs: (user! + sys!) * 1000, rss: rssKb! * 1024 };
 }
 
-const dfwe = (args: string[]): string[] => [process.execPath, BIN, ...args];
+const dfwe = (args: string[]): string[] => [LAUNCHER, ...args];
 
 /**
  * What this VM charges for the two things a run of trivial stages is made of, so that runs of the
@@ -113,6 +113,24 @@ const dfwe = (args: string[]): string[] => [process.execPath, BIN, ...args];
  * that took 5 ms a process and 2.7x on one that took 0.4 ms: the ratio is the engine's work
  * against the machine's.
  */
+const withoutExtraCa: NodeJS.ProcessEnv = { ...process.env };
+delete withoutExtraCa.NODE_EXTRA_CA_CERTS;
+
+/**
+ * What starting Node costs here: with the environment as it is, and without NODE_EXTRA_CA_CERTS,
+ * as the launcher (bin/dfwe) starts dfwe. (85 ms against 35 ms on a VM whose variable named
+ * Debian's whole certificate bundle.)
+ */
+function nodeStarts(): { node_extra_ca_certs_set: boolean; node_start_ms: number; node_start_with_extra_ca_ms: number | null } {
+  const start = (env: NodeJS.ProcessEnv): number => median(5, () => {
+    const t = performance.now();
+    spawnSync(process.execPath, ['-e', '0'], { env });
+    return performance.now() - t;
+  });
+  const set = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+  return { node_extra_ca_certs_set: set, node_start_ms: round(start(withoutExtraCa)), node_start_with_extra_ca_ms: set ? round(start(process.env)) : null };
+}
+
 function calibrate(): { process_start_ms: number; file_create_rename_unlink_us: number } {
   const starts = 500;
   const t = performance.now();
@@ -225,7 +243,8 @@ export function benchEngine(sizes: number[]): unknown {
       const noop = median(3, () => timed(ws, dfwe(['status'])).ms);
       const noopRss = timed(ws, dfwe(['status'])).rss;
       const noopRun = median(3, () => timed(ws, dfwe(['run'])).ms);
-      const floor = median(3, () => timed(ws, [process.execPath, '-e', floorScript(n)]).ms);
+      // Node started as the launcher starts it (without parsing NODE_EXTRA_CA_CERTS's file).
+      const floor = median(3, () => timed(ws, [process.execPath, '-e', floorScript(n)], [0], withoutExtraCa).ms);
       // Each measure of a few hundred milliseconds is taken in rounds, its median kept with every
       // round: one shot moved by 50 ms from one hour to the next on this VM.
       // One leaf changed: `status`, then the run that brings the snapshot up to date for the next round.
@@ -285,7 +304,7 @@ export function benchEngine(sizes: number[]): unknown {
   const mid = at(20_002);
   const big = at(100_002);
   return {
-    machine: { cores: jobs, node: process.version, calibration: { before, after: calibrate() } },
+    machine: { cores: jobs, node: process.version, ...nodeStarts(), calibration: { before, after: calibrate() } },
     sizes: results.map((r, i) => ({ ...r, ...roundsBySize[i] })),
     // Issue 26's targets.
     targets: mid ? { ...ratioTargets(mid, ''), status_after_edit_within_1s: mid.status_after_edit_ms! <= 1000, noop_rss_within_150mb: mid.noop_status_rss_mb! <= 150, noop_100k_within_2s: big ? big.noop_status_ms! <= 2000 : null } : null,

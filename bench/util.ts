@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/dfwe.js', import.meta.url));
+/** The command as a project installs it (node_modules/.bin/dfwe): what a user's timings are of. */
+export const LAUNCHER = fileURLToPath(new URL('../../bin/dfwe', import.meta.url));
 export const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 /**

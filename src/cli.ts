@@ -1,3 +1,5 @@
+// First: NODE_EXTRA_CA_CERTS is put back before anything copies the environment.
+import './util/handed-env.js';
 import { createRequire } from 'node:module';
 // Required, not imported: importing a CommonJS package from an ES module first scans its source
 // for export names (≈7 ms of every command's start, a no-op `status` included).

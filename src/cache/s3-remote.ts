@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { UserError } from '../diagnostics.js';
+import { extraCa } from '../util/handed-env.js';
 import { Digester } from '../util/hash.js';
 import type { Digest } from '../util/key-types.js';
 
@@ -61,6 +62,15 @@ export interface S3RemoteOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
+/**
+ * The SDK's own agent settings (keep-alive, 50 sockets), with NODE_EXTRA_CA_CERTS's authorities
+ * where the launcher handed them over (this process started without them).
+ */
+export function httpsAgentWithCa(): { httpsAgent?: { keepAlive: boolean; maxSockets: number; ca: string[] } } {
+  const ca = extraCa();
+  return ca ? { httpsAgent: { keepAlive: true, maxSockets: 50, ca } } : {};
+}
+
 export class S3Remote {
   private constructor(
     readonly location: S3Location,
@@ -83,7 +93,7 @@ export class S3Remote {
       responseChecksumValidation: 'WHEN_REQUIRED',
       // A store that is down is said within seconds, not after the SDK's backoff.
       maxAttempts: 2,
-      requestHandler: { connectionTimeout: 5000, requestTimeout: 60_000 },
+      requestHandler: { connectionTimeout: 5000, requestTimeout: 60_000, ...httpsAgentWithCa() },
     });
     if (notice === undefined) delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
     else env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = notice;

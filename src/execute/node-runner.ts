@@ -20,6 +20,7 @@ import { LAUNCH_TAG, runTagOf, type Executor, type ExecutorKind, type Launch } f
 import { SpareLogs } from './spare-logs.js';
 import { MetricsFileError, readMetricsFiles } from './metrics-files.js';
 import { processStart } from '../util/process.js';
+import { ownNodeEnv } from '../util/handed-env.js';
 import { servedBy, type FailureKind, type NodeRunner, type Outcome, type Placement, type Planned, type SchedulerEvents } from './runner.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -430,7 +431,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
     }
     // A node holding gpu tokens sees only its own devices, as Slurm's gres and Ray assign them.
     // (A CUDA_VISIBLE_DEVICES the stage's own env sets is the user's choice and wins.)
-    const env = { ...ctx.baseEnv, ...(gpus ? { CUDA_VISIBLE_DEVICES: gpus.join(',') } : {}), ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace, [LAUNCH_TAG]: tag };
+    let env: NodeJS.ProcessEnv = { ...ctx.baseEnv, ...(gpus ? { CUDA_VISIBLE_DEVICES: gpus.join(',') } : {}), ...node.env, DFWE_NODE: node.id, DFWE_WORKSPACE: workspace, [LAUNCH_TAG]: tag };
     let argv: string[];
     if (node.type === 'cmd') {
       argv = ['/bin/sh', '-c', node.command!];
@@ -443,6 +444,7 @@ async function execute(ctx: RunContext, node: NodeDef, planKey: PlanKey, execKey
       mkdirSync(scratch, { recursive: true });
       writeFileSync(specPath, JSON.stringify(spec));
       argv = [process.execPath, CLI, 'exec', specPath];
+      env = ownNodeEnv(env);
     }
     // Built-in stages print progress (epoch, loss); a shell command's output goes to its log only.
     const onLine = ctx.onProgress && (node.type !== 'cmd' || ctx.streamOutput || ctx.executorKind.commandOutputIsProgress) ? (line: string) => ctx.onProgress!(node.id, line) : undefined;

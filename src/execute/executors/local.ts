@@ -10,6 +10,7 @@ import type { Executor, ExecutorKind, Launch } from '../../executor.js';
 import { trackMemory } from './memory-sampler.js';
 import { PYTHON_SPAWNER } from './spawner-py.js';
 import { stopTagged } from './tagged.js';
+import { ownNodeEnv } from '../../util/handed-env.js';
 
 /** How long a stage has to end after SIGTERM (Ctrl-C) before it is killed: `DFWE_STOP_GRACE` seconds, default 10. */
 const STOP_GRACE_MS = (Number(process.env.DFWE_STOP_GRACE) || 10) * 1000;
@@ -213,7 +214,8 @@ class Spawner {
   private process(): ChildProcess {
     if (this.child) return this.child;
     const [file, args] = this.python ?? [process.execPath, [SPAWNER]];
-    const child = spawn(file, args, { env: this.base, stdio: ['pipe', 'pipe', 'inherit'] });
+    // Its own environment, not what it is told its stages' is (that is the first line's `base`).
+    const child = spawn(file, args, { env: ownNodeEnv(this.base), stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     child.stdin!.write(`${JSON.stringify({ base: this.base })}\n`);
     let partial = '';
