@@ -16,7 +16,7 @@ export async function statusCommand(pipeline: string | undefined, opts: { json?:
     const { snap } = found.check;
     const { decisionsFromSnapshot } = await import('../engine/snapshot-plan.js');
     const settled = new Map<number, Stats>();
-    const decisions = decisionsFromSnapshot(found.check, found.loc, undefined, settled);
+    const decisions = decisionsFromSnapshot(found.check, found.loc, undefined, { settled });
     if (decisions) {
       // Sources touched, not changed: their new stats vouch for them from now on (not hashed again).
       keepWithStats(found.loc, snap, settled);

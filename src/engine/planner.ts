@@ -59,7 +59,7 @@ export function plan(project: Project, opts: PlannerOptions = {}): Plan {
     } else if (!force?.size) {
       const check = checked?.snap === snap ? checked : checkReadSnapshot(project, snap);
       const served = check && servedNodes(project.store, snap);
-      const decisions = check && (served || !forRun) ? decisionsFromSnapshot(check, project, served) : undefined;
+      const decisions = check && (served || !forRun) ? decisionsFromSnapshot(check, project, served, { keysOfWaitingWhenAsked: forRun }) : undefined;
       if (decisions) return { decisions, snapshot: check };
     }
   }
@@ -100,7 +100,7 @@ export function planPart(check: SnapshotCheck, loc: SnapshotPlace): PartPlan | u
   };
   let touched: Map<number, Decision> | undefined;
   try {
-    touched = touchedFromSnapshot(check, loc, servedOf);
+    touched = touchedFromSnapshot(check, loc, servedOf, { keysOfWaitingWhenAsked: true });
   } catch {
     return undefined; // a source that cannot be read as it is, a served set not the snapshot's: the full plan says
   }
