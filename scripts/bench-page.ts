@@ -15,7 +15,7 @@ interface EngineSize {
 interface EngineResults {
   date: string;
   seconds: number;
-  machine: { cores: number; node: string };
+  machine: { cores: number; node: string; node_start_ms?: number; node_start_with_extra_ca_ms?: number | null };
   sizes: EngineSize[];
   targets: Record<string, boolean | null> | null;
 }
@@ -58,10 +58,17 @@ function enginePage(r: EngineResults): string {
   return [
     '## Engine overhead',
     '',
-    `\`bench/results/engine.json\`, from \`npm run bench -- engine\` (\`DFWE_BENCH_SIZES\` picks the sizes) on ${r.date.slice(0, 10)}: ${r.machine.cores} cores, Node ${r.machine.node}, ${Math.round(r.seconds)} s in all. The DAG and the method are in [Measured results](../benchmarks.md#engine-overhead); each ratio is against make's time in the same run${both ? ': make builds the same files at dfwe\'s paths (the baseline since 2026-12-07), and beside it the same DAG in one directory of files (the baseline before)' : ', building the DAG in one directory of files'}.`,
+    `\`bench/results/engine.json\`, from \`npm run bench -- engine\` (\`DFWE_BENCH_SIZES\` picks the sizes) on ${r.date.slice(0, 10)}: ${r.machine.cores} cores, Node ${r.machine.node}${nodeStart(r.machine)}, ${Math.round(r.seconds)} s in all. The DAG and the method are in [Measured results](../benchmarks.md#engine-overhead); each ratio is against make's time in the same run${both ? ': make builds the same files at dfwe\'s paths (the baseline since 2026-12-07), and beside it the same DAG in one directory of files (the baseline before)' : ', building the DAG in one directory of files'}.`,
     '',
     [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n'),
   ].join('\n');
+}
+
+/** Node's start on the bench's machine, where the results say (since 2026-12-08). */
+function nodeStart(m: EngineResults['machine']): string {
+  if (m.node_start_ms === undefined) return '';
+  const withCa = m.node_start_with_extra_ca_ms ? ` (${m.node_start_with_extra_ca_ms} ms with its \`NODE_EXTRA_CA_CERTS\`, which dfwe's launcher hands over rather than have Node parse it)` : '';
+  return ` starting in ${m.node_start_ms} ms${withCa}`;
 }
 
 /** A leaf of a results file and its value, by its path in the file (`sizes[2].full_run_ms`). */
