@@ -69,6 +69,22 @@ stages:
   assert.equal(read(ws2, 'out/env.txt'), '');
 });
 
+test('the launcher finds dfwe by a bare name and through a chain of relative symlinks', () => {
+  const link = installedLink();
+  const bin = join(link, '..');
+  // Run as `sh dfwe` from its directory ($0 has no directory), as a PATH with an empty entry finds it.
+  const bare = spawnSync('sh', ['dfwe', '--version'], { cwd: bin, env: env({}), encoding: 'utf8' });
+  assert.equal(bare.status, 0, bare.stderr);
+  assert.match(bare.stdout, /^\d+\.\d+\.\d+/);
+  // A link to the link, in another directory.
+  const other = join(workspace(), 'tools');
+  mkdirSync(other);
+  symlinkSync(relative(other, link), join(other, 'dfwe'));
+  const chained = spawnSync(join(other, 'dfwe'), ['--version'], { env: env({}), encoding: 'utf8' });
+  assert.equal(chained.status, 0, chained.stderr);
+  assert.match(chained.stdout, /^\d+\.\d+\.\d+/);
+});
+
 test('a remote cache over TLS trusts the authority NODE_EXTRA_CA_CERTS names, handed over by the launcher', async () => {
   const tls = join(REPO, 'test', 'fixtures', 'tls');
   // An S3 endpoint whose certificate only the bundle vouches for; every object is absent.
