@@ -105,14 +105,6 @@ function timed(ws: string, argv: string[], okCodes = [0], env: NodeJS.ProcessEnv
 
 const dfwe = (args: string[]): string[] => [LAUNCHER, ...args];
 
-/**
- * What this VM charges for the two things a run of trivial stages is made of, so that runs of the
- * bench on different VMs can be told apart: starting a process (a shell loop of /bin/true, as make
- * starts its commands) and a file's life in the cache (create, rename, unlink in one directory,
- * as a lease, a record or an attempt lives). The same code gave a full run 1.29x make's on a VM
- * that took 5 ms a process and 2.7x on one that took 0.4 ms: the ratio is the engine's work
- * against the machine's.
- */
 const withoutExtraCa: NodeJS.ProcessEnv = { ...process.env };
 delete withoutExtraCa.NODE_EXTRA_CA_CERTS;
 
@@ -131,6 +123,14 @@ function nodeStarts(): { node_extra_ca_certs_set: boolean; node_start_ms: number
   return { node_extra_ca_certs_set: set, node_start_ms: round(start(withoutExtraCa)), node_start_with_extra_ca_ms: set ? round(start(process.env)) : null };
 }
 
+/**
+ * What this VM charges for the two things a run of trivial stages is made of, so that runs of the
+ * bench on different VMs can be told apart: starting a process (a shell loop of /bin/true, as make
+ * starts its commands) and a file's life in the cache (create, rename, unlink in one directory,
+ * as a lease, a record or an attempt lives). The same code gave a full run 1.29x make's on a VM
+ * that took 5 ms a process and 2.7x on one that took 0.4 ms: the ratio is the engine's work
+ * against the machine's.
+ */
 function calibrate(): { process_start_ms: number; file_create_rename_unlink_us: number } {
   const starts = 500;
   const t = performance.now();

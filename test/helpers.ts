@@ -55,7 +55,8 @@ export const straceProblem = ((): string | false => {
   return problem;
 })();
 
-const baseEnv = (): NodeJS.ProcessEnv => {
+/** The environment a test's dfwe runs in: this one's, plain output, no cache of the caller's. */
+export const baseEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
   delete env.DFWE_CACHE;
   return env;

@@ -5,7 +5,7 @@ import { createServer } from 'node:https';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
-import { BIN, dfwe, oneTensorModel, read, REPO, workspace } from './helpers.js';
+import { baseEnv, BIN, dfwe, oneTensorModel, read, REPO, workspace } from './helpers.js';
 
 /*
  * The installed command (bin/dfwe, a shell launcher) hands NODE_EXTRA_CA_CERTS over under another
@@ -25,9 +25,9 @@ function installedLink(): string {
   return join(bin, 'dfwe');
 }
 
+/** A test's environment with neither the variable nor its handed-over name, then `extra`. */
 function env(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
-  delete e.DFWE_CACHE;
+  const e = baseEnv();
   delete e.NODE_EXTRA_CA_CERTS;
   delete e.DFWE_NODE_EXTRA_CA_CERTS;
   return { ...e, ...extra };

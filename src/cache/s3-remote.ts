@@ -66,7 +66,7 @@ export interface S3RemoteOptions {
  * The SDK's own agent settings (keep-alive, 50 sockets), with NODE_EXTRA_CA_CERTS's authorities
  * where the launcher handed them over (this process started without them).
  */
-export function httpsAgentWithCa(): { httpsAgent?: { keepAlive: boolean; maxSockets: number; ca: string[] } } {
+function httpsAgentWithCa(): { httpsAgent?: { keepAlive: boolean; maxSockets: number; ca: string[] } } {
   const ca = extraCa();
   return ca ? { httpsAgent: { keepAlive: true, maxSockets: 50, ca } } : {};
 }

@@ -104,13 +104,11 @@ export function touchedFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, se
     if (pending.length > 0 && !isDirty[i] && opts.keysOfWaitingWhenAsked) {
       // Its record (the engine bench's aggregate's: 0.9 MB, a fingerprint over 10,000 upstream
       // keys) is read only for its plan key, which a run does not ask: it keys the node itself.
-      planKeys[i] = undefined;
-      later.set(i, () => {
+      waits(i, pending, () => {
         const before = fingerprintOf(i);
         if (!before) throw new Error(`the record of ${id} the snapshot names (${snap.execKeys[i]}) is gone or damaged since`);
         return planKeyFrom(before);
       });
-      decisions.set(i, waitingOn(i, pending));
       continue;
     }
     const before = fingerprintOf(i);
@@ -128,9 +126,7 @@ export function touchedFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, se
     }
     const planKey = (): PlanKey => planKeyFrom(exec);
     if (pending.length > 0) {
-      planKeys[i] = undefined;
-      later.set(i, planKey);
-      decisions.set(i, waitingOn(i, pending));
+      waits(i, pending, planKey);
       continue;
     }
     planKeys[i] = planKey();
@@ -147,9 +143,11 @@ export function touchedFromSnapshot(check: SnapshotCheck, loc: SnapshotPlace, se
   }
   return decisions;
 
-  /** A node that will run after an upstream that will: its plan key worked out when asked. */
-  function waitingOn(i: number, pending: number[]): Decision {
+  /** Node i will run after an upstream that will: its plan key worked out by `planKey` when asked. */
+  function waits(i: number, pending: number[], planKey: () => PlanKey): void {
+    planKeys[i] = undefined;
+    later.set(i, planKey);
     const d = { id: snap.ids[i]!, state: 'run', reason: `upstream ${listSome(pending.map((u) => snap.ids[u]!))} will run (cached again if its outputs come out identical)` } as Decision;
-    return Object.defineProperty(d, 'planKey', { get: () => keyOf(i), enumerable: true, configurable: true });
+    decisions.set(i, Object.defineProperty(d, 'planKey', { get: () => keyOf(i), enumerable: true, configurable: true }));
   }
 }
